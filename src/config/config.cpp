@@ -1,0 +1,449 @@
+#include "keymaster/config/config.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace keymaster::config {
+namespace {
+
+using nlohmann::json;
+
+class Parser {
+public:
+    Parser(std::string file, const EnvLookup& env) : file_(std::move(file)), env_(env) {}
+
+    void error(const std::string& path, const std::string& msg) { errors_.push_back(file_ + ": " + path + ": " + msg); }
+    void warn(const std::string& path, const std::string& msg) { warnings_.push_back(file_ + ": " + path + ": " + msg); }
+
+    std::optional<Wei> amount(const json& v, const std::string& path) {
+        if (v.is_number_unsigned()) return Wei(v.get<std::uint64_t>());
+        if (v.is_number_integer()) {
+            error(path, "negative amounts are not allowed");
+            return std::nullopt;
+        }
+        if (v.is_number_float()) {
+            error(path, "a JSON number amount must be a whole number of wei below 2^64; write others as strings, "
+                        "e.g. \"0.5 ether\"");
+            return std::nullopt;
+        }
+        if (!v.is_string()) {
+            error(path, "expected an amount (wei integer, or a string such as \"0.5 ether\")");
+            return std::nullopt;
+        }
+        auto r = parse_amount(v.get<std::string>());
+        if (!r) {
+            error(path, r.error().message());
+            return std::nullopt;
+        }
+        return *r;
+    }
+
+    std::optional<std::uint64_t> uint(const json& v, const std::string& path, std::uint64_t min, std::uint64_t max) {
+        if (v.is_number_unsigned() && v.get<std::uint64_t>() >= min && v.get<std::uint64_t>() <= max)
+            return v.get<std::uint64_t>();
+        error(path, "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max));
+        return std::nullopt;
+    }
+
+    std::optional<eth::Address> address(const json& v, const std::string& path) {
+        if (!v.is_string()) {
+            error(path, "expected an address string");
+            return std::nullopt;
+        }
+        auto a = eth::Address::parse(v.get<std::string>());
+        if (!a) {
+            error(path, a.error().message());
+            return std::nullopt;
+        }
+        return *a;
+    }
+
+    std::optional<AgentRef> agent(const json& v, const std::string& path) {
+        if (v.is_object()) {
+            if (!v.contains("address")) {
+                error(path, "missing \"address\"");
+                return std::nullopt;
+            }
+            for (const auto& [k, _] : v.items())
+                if (k != "address" && k != "threshold") warn(path + "." + k, "unknown key, ignored");
+            auto a = address(v["address"], path + ".address");
+            std::optional<Wei> t;
+            if (v.contains("threshold")) {
+                t = amount(v["threshold"], path + ".threshold");
+                if (!t) return std::nullopt;
+            }
+            if (!a) return std::nullopt;
+            return AgentRef{*a, t, path};
+        }
+        auto a = address(v, path);
+        if (!a) return std::nullopt;
+        return AgentRef{*a, std::nullopt, path};
+    }
+
+    std::set<Role> roles(const json& v, const std::string& path) {
+        std::set<Role> out;
+        if (!v.is_array()) {
+            error(path, "expected a list of roles");
+            return out;
+        }
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string p = path + "[" + std::to_string(i) + "]";
+            auto r = v[i].is_string() ? parse_role(v[i].get<std::string>()) : std::nullopt;
+            if (!r) error(p, "unknown role; expected updater, watcher, relayer, processor or kathy");
+            else out.insert(*r);
+        }
+        return out;
+    }
+
+    void endpoint(const json& v, const std::string& path, Network& net) {
+        if (!v.is_string()) {
+            error(path, "expected a URL string");
+            return;
+        }
+        const std::string url = v.get<std::string>();
+        if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+            // The URL itself is not repeated: it may carry an API key.
+            error(path, "endpoint must be an http:// or https:// URL");
+            return;
+        }
+        for (const auto& e : net.endpoints)
+            if (e.reveal() == url) return;
+        net.endpoints.emplace_back(url);
+    }
+
+    void bank(const json& v, const std::string& path, BankRef& b) {
+        b.path = path;
+        if (v.is_string()) {
+            b.kind = BankRef::Kind::kInline;
+            b.inline_key = Secret(v.get<std::string>());
+            warn(path, "the bank key is written in the config file; prefer {\"keyEnv\": ...} or {\"keyFile\": ...}");
+            return;
+        }
+        if (!v.is_object()) {
+            error(path, "expected a private key, {\"keyEnv\": \"VAR\"}, {\"keyFile\": \"path\"} or a KMS key");
+            return;
+        }
+        if (v.contains("keyEnv")) {
+            b.kind = BankRef::Kind::kEnv;
+            if (!v["keyEnv"].is_string() || v["keyEnv"].get<std::string>().empty()) error(path + ".keyEnv", "expected a variable name");
+            else b.env_var = v["keyEnv"].get<std::string>();
+        } else if (v.contains("keyFile")) {
+            b.kind = BankRef::Kind::kFile;
+            if (!v["keyFile"].is_string() || v["keyFile"].get<std::string>().empty()) error(path + ".keyFile", "expected a file path");
+            else b.file = v["keyFile"].get<std::string>();
+        } else if (v.contains("keyId")) {
+            b.kind = BankRef::Kind::kKms;
+            b.kms_key_id = v["keyId"].is_string() ? v["keyId"].get<std::string>() : "";
+            b.kms_region = v.value("region", "");
+            error(path, "KMS banks are not supported yet");
+        } else {
+            error(path, "expected a private key, {\"keyEnv\": \"VAR\"}, {\"keyFile\": \"path\"} or a KMS key");
+        }
+    }
+
+    std::optional<Network> network(const json& v, const std::string& name, const std::string& path) {
+        if (!v.is_object()) {
+            error(path, "expected an object");
+            return std::nullopt;
+        }
+        static const std::set<std::string> kKnown = {
+            "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
+            "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
+            "symbol", "bankThreshold", "batchSize", "domain"};
+        for (const auto& [k, _] : v.items())
+            if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
+
+        Network net;
+        net.name = name;
+        const std::size_t before = errors_.size();
+
+        if (auto env_url = env_(rpc_env_var(name)); env_url && !env_url->empty()) {
+            endpoint(json(*env_url), "$" + rpc_env_var(name), net);
+            net.endpoint_from_env = true;
+        } else if (v.contains("endpoint")) {
+            endpoint(v["endpoint"], path + ".endpoint", net);
+        }
+        if (v.contains("endpoints")) {
+            if (!v["endpoints"].is_array()) error(path + ".endpoints", "expected a list of URLs");
+            else
+                for (std::size_t i = 0; i < v["endpoints"].size(); ++i)
+                    endpoint(v["endpoints"][i], path + ".endpoints[" + std::to_string(i) + "]", net);
+        }
+        if (net.endpoints.empty() && errors_.size() == before) error(path, "missing \"endpoint\"");
+
+        if (v.contains("replicas")) {
+            const auto& r = v["replicas"];
+            if (!r.is_array()) error(path + ".replicas", "expected a list of network names");
+            else
+                for (std::size_t i = 0; i < r.size(); ++i) {
+                    if (!r[i].is_string()) error(path + ".replicas[" + std::to_string(i) + "]", "expected a network name");
+                    else net.replicas.push_back(r[i].get<std::string>());
+                }
+        }
+
+        if (v.contains("bank")) bank(v["bank"], path + ".bank", net.bank);
+        else error(path, "missing \"bank\"");
+
+        const char* tkey = v.contains("threshold") ? "threshold" : (v.contains("treshold") ? "treshold" : nullptr);
+        if (tkey == nullptr) {
+            error(path, "missing \"threshold\"");
+        } else {
+            if (std::string(tkey) == "treshold") warn(path + ".treshold", "read as \"threshold\" (Nomad's spelling)");
+            if (auto t = amount(v[tkey], path + "." + tkey)) net.threshold = *t;
+        }
+        if (v.contains("watcherThreshold")) net.watcher_threshold = amount(v["watcherThreshold"], path + ".watcherThreshold");
+        if (v.contains("target")) {
+            net.target = amount(v["target"], path + ".target");
+            if (net.target && *net.target < net.threshold)
+                error(path + ".target", "target " + format_units(*net.target) + " is below threshold " +
+                                            format_units(net.threshold));
+        }
+        if (v.contains("roles")) {
+            const auto& r = v["roles"];
+            if (!r.is_object()) error(path + ".roles", "expected an object keyed by role");
+            else
+                for (const auto& [k, rv] : r.items()) {
+                    const std::string p = path + ".roles." + k;
+                    auto role = parse_role(k);
+                    if (!role) {
+                        error(p, "unknown role; expected updater, watcher, relayer, processor or kathy");
+                        continue;
+                    }
+                    if (!rv.is_object()) {
+                        error(p, "expected {\"threshold\", \"target\"}");
+                        continue;
+                    }
+                    RoleSettings s;
+                    if (rv.contains("threshold")) s.threshold = amount(rv["threshold"], p + ".threshold");
+                    if (rv.contains("target")) s.target = amount(rv["target"], p + ".target");
+                    const Wei th = s.threshold.value_or(net.threshold);
+                    if (s.target && *s.target < th)
+                        error(p + ".target", "target " + format_units(*s.target) + " is below threshold " + format_units(th));
+                    net.roles[*role] = s;
+                }
+        }
+
+        if (!v.contains("agents")) {
+            error(path, "missing \"agents\"");
+        } else if (!v["agents"].is_object()) {
+            error(path + ".agents", "expected an object");
+        } else {
+            const auto& a = v["agents"];
+            const std::string ap = path + ".agents";
+            for (const auto& [k, _] : a.items())
+                if (k != "updater" && k != "relayer" && k != "processor" && k != "kathy" && k != "watchers")
+                    warn(ap + "." + k, "unknown agent, ignored");
+            auto one = [&](const char* key, std::optional<AgentRef>& out, bool required) {
+                if (a.contains(key) && !a[key].is_null()) out = agent(a[key], ap + "." + key);
+                else if (required) error(ap, std::string("missing \"") + key + "\"");
+            };
+            one("updater", net.agents.updater, true);
+            one("relayer", net.agents.relayer, true);
+            one("processor", net.agents.processor, true);
+            one("kathy", net.agents.kathy, false);
+            if (a.contains("watchers")) {
+                if (!a["watchers"].is_array()) error(ap + ".watchers", "expected a list");
+                else
+                    for (std::size_t i = 0; i < a["watchers"].size(); ++i)
+                        if (auto w = agent(a["watchers"][i], ap + ".watchers[" + std::to_string(i) + "]"))
+                            net.agents.watchers.push_back(*w);
+            }
+        }
+
+        if (v.contains("ignore")) {
+            const auto& ig = v["ignore"];
+            if (!ig.is_object()) error(path + ".ignore", "expected {\"all\", \"local\", \"remote\"}");
+            else
+                for (const auto& [k, rv] : ig.items()) {
+                    if (k == "all") net.ignore.all = roles(rv, path + ".ignore.all");
+                    else if (k == "local") net.ignore.local = roles(rv, path + ".ignore.local");
+                    else if (k == "remote") net.ignore.remote = roles(rv, path + ".ignore.remote");
+                    else error(path + ".ignore." + k, "expected all, local or remote");
+                }
+        }
+
+        if (v.contains("chainId")) net.chain_id = uint(v["chainId"], path + ".chainId", 1, (1ull << 53));
+        if (v.contains("gasLimit")) net.gas_limit = uint(v["gasLimit"], path + ".gasLimit", 21000, 30000000);
+        if (v.contains("txType")) {
+            const std::string t = v["txType"].is_string() ? v["txType"].get<std::string>() : "";
+            if (t == "auto") net.tx_type = TxTypeSetting::kAuto;
+            else if (t == "legacy") net.tx_type = TxTypeSetting::kLegacy;
+            else if (t == "eip1559") net.tx_type = TxTypeSetting::kEip1559;
+            else error(path + ".txType", "expected \"auto\", \"legacy\" or \"eip1559\"");
+        }
+        if (v.contains("maxFeePerGas")) {
+            net.max_fee_per_gas = amount(v["maxFeePerGas"], path + ".maxFeePerGas");
+            if (net.max_fee_per_gas && *net.max_fee_per_gas == 0) error(path + ".maxFeePerGas", "must be above zero");
+        }
+        if (v.contains("decimals")) net.decimals = static_cast<unsigned>(uint(v["decimals"], path + ".decimals", 0, 36).value_or(18));
+        if (v.contains("symbol")) {
+            if (!v["symbol"].is_string()) error(path + ".symbol", "expected a string");
+            else net.symbol = v["symbol"].get<std::string>();
+        }
+        if (v.contains("bankThreshold")) net.bank_threshold = amount(v["bankThreshold"], path + ".bankThreshold");
+        if (v.contains("batchSize")) net.batch_size = uint(v["batchSize"], path + ".batchSize", 1, 1000).value_or(100);
+        if (errors_.size() != before) return std::nullopt;
+        return net;
+    }
+
+    std::variant<Config, LoadError> parse(const std::string& text) {
+        json root;
+        // Duplicate keys are silently merged by JSON parsers; an operator who pasted a network
+        // twice must hear about it. Track the keys of every open object.
+        std::vector<std::pair<std::string, std::set<std::string>>> stack;
+        std::string last_key;
+        auto callback = [&](int, json::parse_event_t event, json& parsed) {
+            switch (event) {
+                case json::parse_event_t::object_start: stack.push_back({stack.empty() ? std::string() : (stack.back().first.empty() ? last_key : stack.back().first + "." + last_key), {}}); break;
+                case json::parse_event_t::object_end: if (!stack.empty()) stack.pop_back(); break;
+                case json::parse_event_t::key:
+                    last_key = parsed.get<std::string>();
+                    if (!stack.empty() && !stack.back().second.insert(last_key).second)
+                        error(stack.back().first.empty() ? last_key : stack.back().first + "." + last_key, "duplicate key");
+                    break;
+                default: break;
+            }
+            return true;
+        };
+        try {
+            root = json::parse(text, callback);
+        } catch (const json::parse_error& e) {
+            std::string what = e.what();
+            if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
+            errors_.push_back(file_ + ": not valid JSON: " + what);
+            return LoadError{errors_};
+        }
+        if (!root.is_object()) {
+            errors_.push_back(file_ + ": expected a JSON object with \"networks\"");
+            return LoadError{errors_};
+        }
+
+        Config cfg;
+        cfg.file = file_;
+        std::vector<std::pair<std::string, std::string>> order;  // name, path
+        std::vector<const json*> values;
+        if (!root.contains("networks")) {
+            error("networks", "missing");
+        } else if (root["networks"].is_object()) {
+            for (const auto& [k, v] : root["networks"].items()) {
+                order.emplace_back(k, "networks." + k);
+                values.push_back(&v);
+            }
+        } else if (root["networks"].is_array()) {
+            const auto& arr = root["networks"];
+            for (std::size_t i = 0; i < arr.size(); ++i) {
+                const std::string p = "networks[" + std::to_string(i) + "]";
+                if (!arr[i].is_object() || !arr[i].contains("name") || !arr[i]["name"].is_string() ||
+                    arr[i]["name"].get<std::string>().empty()) {
+                    error(p, "expected an object with a \"name\"");
+                    continue;
+                }
+                order.emplace_back(arr[i]["name"].get<std::string>(), p);
+                values.push_back(&arr[i]);
+            }
+        } else {
+            error("networks", "expected an object keyed by network name, or a list");
+        }
+        if (root.contains("networks") && order.empty() && errors_.empty()) error("networks", "no networks defined");
+
+        std::set<std::string> seen;
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            const auto& [name, path] = order[i];
+            if (!seen.insert(name).second) {
+                error(path + ".name", "duplicate network name '" + name + "'");
+                continue;
+            }
+            if (auto net = network(*values[i], name, path)) cfg.networks.push_back(std::move(*net));
+        }
+        for (std::size_t i = 0; i < order.size(); ++i) {
+            const auto& [name, path] = order[i];
+            const auto& v = *values[i];
+            if (!v.is_object() || !v.contains("replicas") || !v["replicas"].is_array()) continue;
+            for (std::size_t r = 0; r < v["replicas"].size(); ++r) {
+                const auto& rep = v["replicas"][r];
+                if (!rep.is_string()) continue;
+                const std::string rp = path + ".replicas[" + std::to_string(r) + "]";
+                if (!seen.count(rep.get<std::string>())) error(rp, "unknown network '" + rep.get<std::string>() + "'");
+                else if (rep.get<std::string>() == name) error(rp, "a network cannot be its own replica");
+            }
+        }
+        if (!errors_.empty()) return LoadError{errors_};
+        cfg.warnings = warnings_;
+        return cfg;
+    }
+
+private:
+    std::string file_;
+    const EnvLookup& env_;
+    std::vector<std::string> errors_, warnings_;
+};
+
+}  // namespace
+
+std::string_view role_name(Role role) {
+    switch (role) {
+        case Role::kUpdater: return "updater";
+        case Role::kWatcher: return "watcher";
+        case Role::kRelayer: return "relayer";
+        case Role::kProcessor: return "processor";
+        case Role::kKathy: return "kathy";
+    }
+    return "?";
+}
+
+std::optional<Role> parse_role(std::string_view name) {
+    for (Role r : kAllRoles)
+        if (role_name(r) == name) return r;
+    if (name == "watchers") return Role::kWatcher;
+    return std::nullopt;
+}
+
+const Network* Config::find(std::string_view name) const {
+    for (const auto& n : networks)
+        if (n.name == name) return &n;
+    return nullptr;
+}
+
+EnvLookup process_env() {
+    return [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        if (v == nullptr) return std::nullopt;
+        return std::string(v);
+    };
+}
+
+std::string rpc_env_var(std::string_view network) {
+    std::string out;
+    for (char c : network) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out + "_RPC";
+}
+
+std::string redact_url(const std::string& url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return "<url>";
+    const auto host_start = scheme_end + 3;
+    auto host_end = url.find_first_of("/?#", host_start);
+    std::string authority = url.substr(host_start, host_end == std::string::npos ? std::string::npos : host_end - host_start);
+    if (auto at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+    return url.substr(0, host_start) + authority;
+}
+
+std::variant<Config, LoadError> parse(const std::string& text, const std::string& file, const EnvLookup& env) {
+    return Parser(file, env).parse(text);
+}
+
+std::variant<Config, LoadError> load(const std::string& file, const EnvLookup& env) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return LoadError{{file + ": cannot read: " + std::strerror(errno)}};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse(ss.str(), file, env);
+}
+
+}  // namespace keymaster::config

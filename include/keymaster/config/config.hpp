@@ -1,0 +1,115 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "keymaster/common/amount.hpp"
+#include "keymaster/common/secret.hpp"
+#include "keymaster/eth/address.hpp"
+
+namespace keymaster::config {
+
+//! Nomad agent roles.
+enum class Role { kUpdater, kWatcher, kRelayer, kProcessor, kKathy };
+inline constexpr Role kAllRoles[] = {Role::kUpdater, Role::kWatcher, Role::kRelayer, Role::kProcessor, Role::kKathy};
+//! "updater", "watcher", "relayer", "processor", "kathy".
+std::string_view role_name(Role role);
+std::optional<Role> parse_role(std::string_view name);
+
+//! An agent address with an optional per-agent threshold (`"0x.."` or `{"address", "threshold"}`).
+struct AgentRef {
+    eth::Address address;
+    std::optional<Wei> threshold;
+    std::string path;  //!< where it came from, for error messages
+};
+
+//! A network's `agents` block.
+struct Agents {
+    std::optional<AgentRef> updater, relayer, processor, kathy;
+    std::vector<AgentRef> watchers;
+};
+
+//! A network's `ignore` block: roles left out on that network.
+struct Ignore {
+    std::set<Role> all, local, remote;
+};
+
+//! Per-role overrides (`roles.<role>`).
+struct RoleSettings {
+    std::optional<Wei> threshold, target;
+};
+
+//! Where the bank key comes from. The key itself is only read by resolve_bank_key().
+struct BankRef {
+    enum class Kind { kInline, kEnv, kFile, kKms };
+    Kind kind = Kind::kEnv;
+    Secret inline_key;
+    std::string env_var;
+    std::string file;
+    std::string kms_key_id, kms_region;
+    std::string path;
+};
+
+//! Which transaction type to send.
+enum class TxTypeSetting { kAuto, kLegacy, kEip1559 };
+
+//! One network of the config, validated.
+struct Network {
+    std::string name;
+    std::vector<Secret> endpoints;  //!< in failover order; URLs may carry API keys
+    bool endpoint_from_env = false;
+    std::vector<std::string> replicas;
+    BankRef bank;
+    Wei threshold = 0;
+    std::optional<Wei> watcher_threshold;
+    std::optional<Wei> target;
+    std::map<Role, RoleSettings> roles;
+    Agents agents;
+    Ignore ignore;
+    std::optional<std::uint64_t> chain_id;
+    std::optional<std::uint64_t> gas_limit;
+    TxTypeSetting tx_type = TxTypeSetting::kAuto;
+    std::optional<Wei> max_fee_per_gas;
+    unsigned decimals = 18;
+    std::string symbol = "ETH";
+    std::optional<Wei> bank_threshold;
+    std::size_t batch_size = 100;
+};
+
+//! A loaded configuration.
+struct Config {
+    std::string file;  //!< as given, for messages
+    std::vector<Network> networks;
+    std::vector<std::string> warnings;
+
+    const Network* find(std::string_view name) const;
+};
+
+//! Reads environment variables; tests substitute their own.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_env();
+
+//! Every problem found, one line each: "<file>: <json path>: <message>".
+struct LoadError {
+    std::vector<std::string> lines;
+};
+
+//! Parses and validates a config from text. No network call is made; the bank key is not read
+//! (see resolve_bank_key).
+std::variant<Config, LoadError> parse(const std::string& text, const std::string& file, const EnvLookup& env);
+
+//! Reads `file` and parses it.
+std::variant<Config, LoadError> load(const std::string& file, const EnvLookup& env);
+
+//! "NAME_RPC" for a network name: upper-cased, '-' becomes '_'.
+std::string rpc_env_var(std::string_view network);
+
+//! A URL without its path, query and credentials ("https://host:port"), safe to log.
+std::string redact_url(const std::string& url);
+
+}  // namespace keymaster::config

@@ -1,0 +1,269 @@
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "keymaster/config/config.hpp"
+#include "keymaster/config/secrets.hpp"
+#include "vectors.hpp"
+
+using namespace keymaster;
+using nlohmann::json;
+
+namespace {
+
+// anvil's first two dev accounts and a third well-known address.
+const char* kA = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+const char* kKey = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+json base() {
+    return json::parse(R"({
+      "networks": {
+        "alpha": {"endpoint": "http://127.0.0.1:8545", "replicas": ["beta"], "bank": {"keyEnv": "ALPHA_BANK"},
+                  "threshold": "0.5 ether",
+                  "agents": {"updater": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "watchers": [],
+                             "relayer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                             "processor": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}},
+        "beta":  {"endpoint": "https://rpc.example/v1/SECRETKEY", "replicas": ["alpha"], "bank": {"keyEnv": "BETA_BANK"},
+                  "threshold": 100000000000000000,
+                  "agents": {"updater": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "watchers": [],
+                             "relayer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                             "processor": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}}
+      }})");
+}
+
+config::EnvLookup env_of(std::map<std::string, std::string> vars) {
+    return [vars](const std::string& k) -> std::optional<std::string> {
+        auto it = vars.find(k);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+    };
+}
+
+std::vector<std::string> errors_of(const json& j, const config::EnvLookup& env = env_of({})) {
+    auto r = config::parse(j.dump(), "keymaster.json", env);
+    if (auto* e = std::get_if<config::LoadError>(&r)) return e->lines;
+    return {};
+}
+
+std::string only_error(const json& j) {
+    auto e = errors_of(j);
+    REQUIRE(e.size() == 1);
+    return e[0];
+}
+
+}  // namespace
+
+TEST_CASE("config: the Nomad object form loads", "[config]") {
+    auto r = config::parse(base().dump(), "keymaster.json", env_of({}));
+    REQUIRE(std::holds_alternative<config::Config>(r));
+    const auto& cfg = std::get<config::Config>(r);
+    REQUIRE(cfg.networks.size() == 2);
+    const auto* alpha = cfg.find("alpha");
+    REQUIRE(alpha);
+    CHECK(alpha->threshold == Wei("500000000000000000"));
+    CHECK(cfg.find("beta")->threshold == Wei("100000000000000000"));
+    CHECK(alpha->replicas == std::vector<std::string>{"beta"});
+    CHECK(alpha->agents.updater->address.checksummed() == kA);
+    CHECK(alpha->bank.kind == config::BankRef::Kind::kEnv);
+    CHECK(alpha->batch_size == 100);
+    CHECK(alpha->tx_type == config::TxTypeSetting::kAuto);
+    CHECK(cfg.warnings.empty());
+}
+
+TEST_CASE("config: the array form, extensions and agent objects", "[config]") {
+    json j = json::parse(R"({"networks": [
+      {"name": "gamma", "endpoint": "http://127.0.0.1:1", "endpoints": ["http://127.0.0.1:2", "http://127.0.0.1:1"],
+       "bank": {"keyFile": "/nonexistent"}, "threshold": "1 ether", "watcherThreshold": "0.2 ether",
+       "target": "3 ether", "roles": {"relayer": {"threshold": "2 ether", "target": "5 ether"}},
+       "agents": {"updater": {"address": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "threshold": "0.7 ether"},
+                  "watchers": ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"], "relayer": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+                  "processor": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "kathy": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"},
+       "ignore": {"all": ["kathy"], "local": [], "remote": ["processor"]},
+       "chainId": 31337, "gasLimit": 21000, "txType": "legacy", "maxFeePerGas": "100 gwei", "decimals": 18,
+       "symbol": "GLMR", "bankThreshold": "10 ether", "batchSize": 50}]})");
+    auto r = config::parse(j.dump(), "k.json", env_of({}));
+    REQUIRE(std::holds_alternative<config::Config>(r));
+    const auto& n = std::get<config::Config>(r).networks.at(0);
+    CHECK(n.endpoints.size() == 2);
+    CHECK(n.endpoints[0].reveal() == "http://127.0.0.1:1");
+    CHECK(n.endpoints[1].reveal() == "http://127.0.0.1:2");
+    CHECK(*n.agents.updater->threshold == Wei("700000000000000000"));
+    CHECK(*n.watcher_threshold == Wei("200000000000000000"));
+    CHECK(*n.roles.at(config::Role::kRelayer).target == Wei("5000000000000000000"));
+    CHECK(n.ignore.all.count(config::Role::kKathy));
+    CHECK(n.ignore.remote.count(config::Role::kProcessor));
+    CHECK(*n.chain_id == 31337);
+    CHECK(*n.gas_limit == 21000);
+    CHECK(n.tx_type == config::TxTypeSetting::kLegacy);
+    CHECK(*n.max_fee_per_gas == Wei("100000000000"));
+    CHECK(n.symbol == "GLMR");
+    CHECK(n.batch_size == 50);
+    CHECK(n.bank.file == "/nonexistent");
+}
+
+TEST_CASE("config: <NAME>_RPC overrides the endpoint", "[config]") {
+    json j = base();
+    j["networks"]["my-net"] = j["networks"]["beta"];
+    j["networks"]["my-net"]["replicas"] = json::array();
+    auto r = config::parse(j.dump(), "k.json", env_of({{"MY_NET_RPC", "http://127.0.0.1:9999"}}));
+    REQUIRE(std::holds_alternative<config::Config>(r));
+    const auto* n = std::get<config::Config>(r).find("my-net");
+    CHECK(n->endpoints.at(0).reveal() == "http://127.0.0.1:9999");
+    CHECK(n->endpoint_from_env);
+    CHECK(config::rpc_env_var("my-net") == "MY_NET_RPC");
+}
+
+TEST_CASE("config: every validation error names the file and the place", "[config]") {
+    SECTION("unreadable file") {
+        auto r = config::load("/nonexistent/keymaster.json", env_of({}));
+        auto& e = std::get<config::LoadError>(r);
+        CHECK(e.lines.at(0) == "/nonexistent/keymaster.json: cannot read: No such file or directory");
+    }
+    SECTION("malformed JSON") {
+        auto r = config::parse("{\"networks\": {", "keymaster.json", env_of({}));
+        auto& e = std::get<config::LoadError>(r);
+        CHECK_THAT(e.lines.at(0), Catch::StartsWith("keymaster.json: not valid JSON: parse error at line 1"));
+    }
+    SECTION("no networks") {
+        CHECK(only_error(json::parse(R"({"networks": {}})")) == "keymaster.json: networks: no networks defined");
+        CHECK(only_error(json::parse(R"({"foo": 1})")) == "keymaster.json: networks: missing");
+    }
+    SECTION("duplicate names") {
+        auto e = errors_of(json::parse(R"({"networks": [{"name": "a"}, {"name": "a"}]})"));
+        CHECK(std::find(e.begin(), e.end(), "keymaster.json: networks[1].name: duplicate network name 'a'") != e.end());
+        auto r = config::parse(R"({"networks": {"a": {}, "a": {}}})", "keymaster.json", env_of({}));
+        auto& le = std::get<config::LoadError>(r);
+        CHECK(le.lines.at(0) == "keymaster.json: networks.a: duplicate key");
+    }
+    SECTION("unknown replica") {
+        json j = base();
+        j["networks"]["alpha"]["replicas"] = {"beta", "gamma"};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.replicas[1]: unknown network 'gamma'");
+    }
+    SECTION("invalid address") {
+        json j = base();
+        j["networks"]["beta"]["agents"]["relayer"] = "0x70997970c51812dc3A010C7d01b50e0d17dc79C8";
+        CHECK(only_error(j) == "keymaster.json: networks.beta.agents.relayer: bad EIP-55 checksum");
+        j = base();
+        j["networks"]["beta"]["agents"]["watchers"] = {"0x1234"};
+        CHECK(only_error(j) == "keymaster.json: networks.beta.agents.watchers[0]: an address is 0x followed by 40 hex digits");
+    }
+    SECTION("bad amounts") {
+        json j = base();
+        j["networks"]["alpha"]["threshold"] = "-1 ether";
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.threshold: negative amounts are not allowed");
+        j["networks"]["alpha"]["threshold"] = "0.5";
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.threshold: amount has a fraction of a wei");
+        j["networks"]["alpha"]["threshold"] = -5;
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.threshold: negative amounts are not allowed");
+        j["networks"]["alpha"]["threshold"] = 0.5;
+        CHECK_THAT(only_error(j), Catch::StartsWith("keymaster.json: networks.alpha.threshold: a JSON number amount"));
+        j["networks"]["alpha"]["threshold"] = "lots";
+        CHECK_THAT(only_error(j), Catch::StartsWith("keymaster.json: networks.alpha.threshold: not an amount"));
+        j["networks"]["alpha"]["threshold"] = "1e999 wei";
+        CHECK_THAT(only_error(j), Catch::StartsWith("keymaster.json: networks.alpha.threshold: not an amount"));
+        j["networks"]["alpha"]["threshold"] = "200000000000000000000000000000000000000000000000000000000000000000000000000000 wei";
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.threshold: amount does not fit in 256 bits");
+    }
+    SECTION("target below threshold") {
+        json j = base();
+        j["networks"]["alpha"]["target"] = "0.1 ether";
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.target: target 0.1 is below threshold 0.5");
+        j = base();
+        j["networks"]["alpha"]["roles"] = {{"watcher", {{"threshold", "1 ether"}, {"target", "0.5 ether"}}}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.roles.watcher.target: target 0.5 is below threshold 1");
+    }
+    SECTION("missing or bad bank") {
+        json j = base();
+        j["networks"]["alpha"].erase("bank");
+        CHECK(only_error(j) == "keymaster.json: networks.alpha: missing \"bank\"");
+        j["networks"]["alpha"]["bank"] = 42;
+        CHECK_THAT(only_error(j), Catch::StartsWith("keymaster.json: networks.alpha.bank: expected a private key"));
+        j["networks"]["alpha"]["bank"] = {{"keyId", "alias/bank"}, {"region", "us-east-1"}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.bank: KMS banks are not supported yet");
+    }
+    SECTION("endpoint not http(s), and the URL is not repeated") {
+        json j = base();
+        j["networks"]["beta"]["endpoint"] = "ws://rpc.example/SECRETKEY";
+        const auto e = only_error(j);
+        CHECK(e == "keymaster.json: networks.beta.endpoint: endpoint must be an http:// or https:// URL");
+        CHECK(e.find("SECRETKEY") == std::string::npos);
+        j["networks"]["beta"].erase("endpoint");
+        CHECK(only_error(j) == "keymaster.json: networks.beta: missing \"endpoint\"");
+    }
+    SECTION("other fields") {
+        json j = base();
+        j["networks"]["alpha"]["txType"] = "eip4844";
+        j["networks"]["alpha"]["batchSize"] = 0;
+        j["networks"]["alpha"]["ignore"] = {{"local", {"janitor"}}};
+        auto e = errors_of(j);
+        CHECK(e.size() == 3);
+        CHECK(std::find(e.begin(), e.end(), "keymaster.json: networks.alpha.ignore.local[0]: unknown role; expected updater, watcher, relayer, processor or kathy") != e.end());
+    }
+}
+
+TEST_CASE("config: Nomad's 'treshold' spelling and unknown keys are warnings", "[config]") {
+    json j = base();
+    j["networks"]["alpha"]["treshold"] = j["networks"]["alpha"]["threshold"];
+    j["networks"]["alpha"].erase("threshold");
+    j["networks"]["alpha"]["colour"] = "blue";
+    auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
+    REQUIRE(std::holds_alternative<config::Config>(r));
+    const auto& cfg = std::get<config::Config>(r);
+    CHECK(cfg.find("alpha")->threshold == Wei("500000000000000000"));
+    CHECK(cfg.warnings.size() == 2);
+}
+
+TEST_CASE("config: bank keys from env, file and inline; secrets never in messages", "[config][secrets]") {
+    config::BankRef b;
+    b.path = "networks.alpha.bank";
+    b.kind = config::BankRef::Kind::kEnv;
+    b.env_var = "ALPHA_BANK";
+    auto missing = config::resolve_bank_key(b, env_of({}));
+    CHECK(std::get<std::string>(missing) == "networks.alpha.bank: environment variable ALPHA_BANK is not set");
+    auto ok = config::resolve_bank_key(b, env_of({{"ALPHA_BANK", kKey}}));
+    REQUIRE(std::holds_alternative<crypto::PrivateKey>(ok));
+    CHECK(eth::Address::from_public_key(std::get<crypto::PrivateKey>(ok).public_key()).checksummed() == kA);
+    const std::string bad_secret = "0xdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
+    auto bad = config::resolve_bank_key(b, env_of({{"ALPHA_BANK", bad_secret}}));
+    CHECK(std::get<std::string>(bad).find("not a valid secp256k1 private key") != std::string::npos);
+    CHECK(std::get<std::string>(bad).find("deadbeef") == std::string::npos);
+
+    const auto dir = std::filesystem::temp_directory_path() / ("km-key-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto file = (dir / "bank.key").string();
+    { std::ofstream(file) << kKey << "\n"; }
+    ::chmod(file.c_str(), 0644);
+    b.kind = config::BankRef::Kind::kFile;
+    b.file = file;
+    auto open = config::resolve_bank_key(b, env_of({}));
+    CHECK(std::get<std::string>(open) == "networks.alpha.bank: key file " + file + ": readable by group or others (chmod 600 it)");
+    ::chmod(file.c_str(), 0600);
+    auto fine = config::resolve_bank_key(b, env_of({}));
+    CHECK(std::holds_alternative<crypto::PrivateKey>(fine));
+    std::filesystem::remove_all(dir);
+
+    b.kind = config::BankRef::Kind::kInline;
+    b.inline_key = Secret(bad_secret);
+    auto inl = config::resolve_bank_key(b, env_of({}));
+    CHECK(std::get<std::string>(inl).find("deadbeef") == std::string::npos);
+
+    json j = base();
+    j["networks"]["alpha"]["bank"] = kKey;
+    auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
+    const auto& cfg = std::get<config::Config>(r);
+    REQUIRE(cfg.warnings.size() == 1);
+    CHECK(cfg.warnings[0].find("ac0974") == std::string::npos);
+    std::ostringstream os;
+    os << cfg.find("alpha")->bank.inline_key;
+    CHECK(os.str() == "***");
+}
+
+TEST_CASE("config: URLs are redacted to scheme and host", "[config]") {
+    CHECK(config::redact_url("https://user:pw@rpc.example:8443/v3/abcdef?key=1") == "https://rpc.example:8443");
+    CHECK(config::redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545");
+}
