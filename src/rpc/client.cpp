@@ -1,0 +1,230 @@
+#include "keymaster/rpc/client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+#include <map>
+#include <random>
+
+namespace keymaster::rpc {
+namespace {
+
+namespace net = boost::asio;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+// Why one HTTP exchange did not give a final answer for every call in it.
+struct Failure {
+    explicit Failure(std::string r, bool next_now = false, std::optional<milliseconds> ra = std::nullopt)
+        : reason(std::move(r)), next_endpoint_now(next_now), retry_after(ra) {}
+    std::string reason;
+    bool next_endpoint_now;  // not worth retrying here (e.g. HTTP 401)
+    std::optional<milliseconds> retry_after;
+};
+
+}  // namespace
+
+bool is_rate_limit(int code, const std::string& message) {
+    const std::string m = lower(message);
+    return code == -32005 || code == 429 || m.find("rate limit") != std::string::npos ||
+           m.find("too many requests") != std::string::npos || m.find("rate-limit") != std::string::npos;
+}
+
+struct RpcClient::Impl {
+    net::any_io_executor ex;
+    std::string network;
+    std::vector<Secret> endpoints;
+    std::vector<std::string> labels;  // redacted, for logs
+    std::vector<std::unique_ptr<HttpTransport>> transports;
+    RpcOptions opt;
+    RpcObserver obs;
+    std::size_t active = 0;
+    Clock::time_point failed_over_at{};
+    std::uint64_t next_id = 1;
+    std::size_t requests = 0;
+    std::mt19937_64 rng{std::random_device{}()};
+
+    milliseconds backoff(int attempt) {
+        const auto ceiling = std::min<std::int64_t>(opt.backoff_cap.count(),
+                                                    opt.backoff_base.count() << std::min(attempt, 20));
+        std::uniform_int_distribution<std::int64_t> d(ceiling / 2, std::max<std::int64_t>(ceiling, 1));
+        return milliseconds(d(rng));
+    }
+
+    HttpTransport& transport(std::size_t i) {
+        if (!transports[i]) {
+            auto url = parse_url(endpoints[i].reveal());
+            if (!url) throw RpcUnavailable(network + ": endpoint " + std::to_string(i + 1) + " is not an http(s) URL");
+            transports[i] = std::make_unique<HttpTransport>(ex, *url, opt.tls);
+        }
+        return *transports[i];
+    }
+
+    void count(const std::string& method, bool ok) {
+        if (obs.on_call) obs.on_call(method, ok);
+    }
+
+    // Sends the calls at `pending` indices as one request; fills final results. Returns the
+    // failure if any call is left without a final result.
+    net::awaitable<std::optional<Failure>> attempt(std::size_t ep, const std::vector<Call>& calls,
+                                                  std::vector<std::size_t>& pending,
+                                                  std::vector<std::optional<CallResult>>& results) {
+        std::map<std::uint64_t, std::size_t> by_id;
+        json body = json::array();
+        for (auto i : pending) {
+            const auto id = next_id++;
+            by_id[id] = i;
+            body.push_back({{"jsonrpc", "2.0"}, {"id", id}, {"method", calls[i].method}, {"params", calls[i].params}});
+        }
+        // A lone call goes as a plain object: some endpoints refuse batches.
+        const std::string text = pending.size() == 1 ? body[0].dump() : body.dump();
+
+        HttpResponse res;
+        const auto start = Clock::now();
+        ++requests;
+        try {
+            res = co_await transport(ep).post(text, opt.timeout);
+        } catch (const boost::system::system_error& e) {
+            co_return Failure{e.code() == net::error::timed_out ? "timed out" : e.code().message()};
+        }
+        if (obs.on_round_trip) obs.on_round_trip(std::chrono::duration<double>(Clock::now() - start).count());
+
+        if (res.status == 429) {
+            std::optional<milliseconds> ra;
+            if (res.retry_after) ra = std::min<milliseconds>(*res.retry_after, opt.retry_after_cap);
+            co_return Failure{"HTTP 429", false, ra};
+        }
+        if (res.status >= 500) co_return Failure{"HTTP " + std::to_string(res.status)};
+        if (res.status != 200) co_return Failure{"HTTP " + std::to_string(res.status), true};
+
+        json reply;
+        try {
+            reply = json::parse(res.body);
+        } catch (const json::exception&) {
+            co_return Failure{"malformed response (not JSON)"};
+        }
+        if (reply.is_object()) reply = json::array({reply});
+        if (!reply.is_array()) co_return Failure{"malformed response"};
+
+        std::optional<Failure> failure;
+        for (const auto& item : reply) {
+            if (!item.is_object()) continue;
+            const auto idit = item.find("id");
+            const bool has_error = item.contains("error") && item["error"].is_object();
+            int code = 0;
+            std::string message;
+            if (has_error) {
+                code = item["error"].value("code", 0);
+                message = item["error"].value("message", std::string());
+            }
+            if (idit == item.end() || !idit->is_number_unsigned() || !by_id.count(idit->get<std::uint64_t>())) {
+                // An error for the whole request (id null): rate limit or otherwise.
+                if (has_error && is_rate_limit(code, message)) failure = Failure{"rate limited: " + message};
+                continue;
+            }
+            const std::size_t i = by_id[idit->get<std::uint64_t>()];
+            if (has_error) {
+                if (is_rate_limit(code, message)) {
+                    failure = Failure{"rate limited: " + message};
+                    continue;
+                }
+                results[i] = CallResult{std::nullopt, RpcError(code, message, item["error"].value("data", json()))};
+                count(calls[i].method, false);
+            } else if (item.contains("result")) {
+                results[i] = CallResult{item["result"], std::nullopt};
+                count(calls[i].method, true);
+            }
+        }
+        std::vector<std::size_t> left;
+        for (auto i : pending)
+            if (!results[i]) left.push_back(i);
+        pending.swap(left);
+        if (!pending.empty() && !failure) failure = Failure{"malformed response (missing answers)"};
+        co_return failure;
+    }
+
+    net::awaitable<void> run_chunk(const std::vector<Call>& calls, std::vector<std::size_t> pending,
+                                   std::vector<std::optional<CallResult>>& results) {
+        if (active != 0 && Clock::now() - failed_over_at > opt.primary_retry) active = 0;
+        std::string last;
+        for (std::size_t tried = 0; tried < endpoints.size(); ++tried) {
+            const std::size_t ep = (active + tried) % endpoints.size();
+            for (int a = 0; a < opt.attempts_per_endpoint; ++a) {
+                auto failure = co_await attempt(ep, calls, pending, results);
+                if (!failure) {
+                    if (ep != active) {
+                        spdlog::warn("{}: failed over to endpoint {} ({})", network, ep + 1, labels[ep]);
+                        active = ep;
+                        failed_over_at = Clock::now();
+                    }
+                    co_return;
+                }
+                last = failure->reason;
+                if (failure->next_endpoint_now) break;
+                if (a + 1 == opt.attempts_per_endpoint) break;
+                const auto wait = std::max(backoff(a), failure->retry_after.value_or(milliseconds(0)));
+                spdlog::warn("{}: rpc {} to {}: {}; retry in {} ms", network,
+                             pending.size() == 1 ? calls[pending[0]].method : "batch", labels[ep], last, wait.count());
+                net::steady_timer timer(ex);
+                timer.expires_after(wait);
+                co_await timer.async_wait(net::use_awaitable);
+            }
+            transport(ep).close();
+            spdlog::warn("{}: endpoint {} ({}) failed: {}", network, ep + 1, labels[ep], last);
+        }
+        for (auto i : pending) count(calls[i].method, false);
+        throw RpcUnavailable(network + ": no endpoint answered (last error: " + last + ")");
+    }
+};
+
+RpcClient::RpcClient(net::any_io_executor ex, std::string network, std::vector<Secret> endpoints, RpcOptions options,
+                     RpcObserver observer)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->ex = std::move(ex);
+    impl_->network = std::move(network);
+    impl_->endpoints = std::move(endpoints);
+    for (const auto& e : impl_->endpoints) impl_->labels.push_back(redact_url(e.reveal()));
+    impl_->transports.resize(impl_->endpoints.size());
+    impl_->opt = options;
+    if (impl_->opt.batch_size == 0) impl_->opt.batch_size = 1;
+    if (impl_->opt.attempts_per_endpoint < 1) impl_->opt.attempts_per_endpoint = 1;
+    impl_->obs = std::move(observer);
+    if (impl_->endpoints.empty()) throw std::invalid_argument(impl_->network + ": no endpoints");
+}
+
+RpcClient::~RpcClient() = default;
+
+const std::string& RpcClient::network() const { return impl_->network; }
+std::size_t RpcClient::active_endpoint() const { return impl_->active; }
+std::size_t RpcClient::http_requests() const { return impl_->requests; }
+
+net::awaitable<std::vector<CallResult>> RpcClient::batch(std::vector<Call> calls) {
+    std::vector<std::optional<CallResult>> results(calls.size());
+    for (std::size_t start = 0; start < calls.size(); start += impl_->opt.batch_size) {
+        std::vector<std::size_t> pending;
+        for (std::size_t i = start; i < std::min(calls.size(), start + impl_->opt.batch_size); ++i) pending.push_back(i);
+        co_await impl_->run_chunk(calls, std::move(pending), results);
+    }
+    std::vector<CallResult> out;
+    out.reserve(results.size());
+    for (auto& r : results) out.push_back(std::move(*r));
+    co_return out;
+}
+
+net::awaitable<json> RpcClient::call(std::string method, json params) {
+    std::vector<Call> calls{{std::move(method), std::move(params)}};
+    auto results = co_await batch(std::move(calls));
+    if (results[0].error) throw *results[0].error;
+    co_return std::move(*results[0].result);
+}
+
+}  // namespace keymaster::rpc

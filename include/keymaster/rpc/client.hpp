@@ -1,0 +1,108 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "keymaster/common/secret.hpp"
+#include "keymaster/rpc/http_transport.hpp"
+
+namespace keymaster::rpc {
+
+using nlohmann::json;
+
+//! A JSON-RPC error object returned by the node (code, message, data).
+class RpcError : public std::runtime_error {
+public:
+    RpcError(int code, std::string message, json data = nullptr)
+        : std::runtime_error("JSON-RPC error " + std::to_string(code) + ": " + message),
+          code_(code), message_(std::move(message)), data_(std::move(data)) {}
+    int code() const { return code_; }
+    const std::string& message() const { return message_; }
+    const json& data() const { return data_; }
+
+private:
+    int code_;
+    std::string message_;
+    json data_;
+};
+
+//! Every endpoint failed after retries. The message names the network and the redacted endpoints.
+class RpcUnavailable : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+//! One call of a batch.
+struct Call {
+    std::string method;
+    json params = json::array();
+};
+
+//! The outcome of one call: a result, or the node's error for it.
+struct CallResult {
+    std::optional<json> result;
+    std::optional<RpcError> error;
+    bool ok() const { return result.has_value(); }
+};
+
+//! Retry and batching policy.
+struct RpcOptions {
+    std::chrono::milliseconds timeout{10'000};           //!< per HTTP exchange
+    int attempts_per_endpoint = 3;                        //!< before failing over to the next endpoint
+    std::chrono::milliseconds backoff_base{200};          //!< first retry waits up to this (full jitter)
+    std::chrono::milliseconds backoff_cap{10'000};        //!< no single wait is longer
+    std::chrono::milliseconds retry_after_cap{60'000};    //!< longest Retry-After honoured
+    std::chrono::minutes primary_retry{5};                //!< after a failover, try the first endpoint again this often
+    std::size_t batch_size = 100;                         //!< calls per HTTP request
+    TlsOptions tls;
+};
+
+//! Hooks for metrics: each JSON-RPC call's outcome, and each HTTP round trip's duration.
+struct RpcObserver {
+    std::function<void(const std::string& method, bool ok)> on_call;
+    std::function<void(double seconds)> on_round_trip;
+};
+
+//! JSON-RPC 2.0 over HTTP(S) for one network: batches of up to batch_size calls per request;
+//! retries with exponential backoff and full jitter on connection errors, timeouts, HTTP 429
+//! (honouring Retry-After), 5xx, malformed bodies and rate-limit errors; fails over across the
+//! endpoints in order. A call that cannot be answered throws; it never yields a default value.
+class RpcClient {
+public:
+    RpcClient(boost::asio::any_io_executor ex, std::string network, std::vector<Secret> endpoints,
+              RpcOptions options = {}, RpcObserver observer = {});
+    ~RpcClient();
+    RpcClient(const RpcClient&) = delete;
+    RpcClient& operator=(const RpcClient&) = delete;
+
+    //! One call. Throws RpcError for the node's error, RpcUnavailable when no endpoint answered.
+    boost::asio::awaitable<json> call(std::string method, json params = json::array());
+
+    //! Many calls, results in the same order; per-call node errors are in the results.
+    //! Throws RpcUnavailable when no endpoint answered.
+    boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls);
+
+    const std::string& network() const;
+    //! Index of the endpoint in use (0 = the first).
+    std::size_t active_endpoint() const;
+    //! HTTP requests sent so far (attempts included).
+    std::size_t http_requests() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+//! True for the JSON-RPC errors that mean "slow down" (-32005, 429, "rate limit", "too many requests").
+bool is_rate_limit(int code, const std::string& message);
+
+}  // namespace keymaster::rpc

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "keymaster/common/amount.hpp"
+
+//! Typed views of eth_* results. A value that does not parse is nullopt, never zero.
+namespace keymaster::rpc {
+
+//! A QUANTITY result ("0x1a").
+std::optional<Wei> as_quantity(const nlohmann::json& v);
+//! A QUANTITY that must fit in 64 bits (block numbers, nonces, chain ids, gas).
+std::optional<std::uint64_t> as_u64(const nlohmann::json& v);
+
+//! The fields of a block header that keymaster uses.
+struct BlockInfo {
+    std::uint64_t number = 0;
+    std::optional<Wei> base_fee;  //!< absent before London
+};
+std::optional<BlockInfo> as_block(const nlohmann::json& v);
+
+//! The fields of a receipt that keymaster uses.
+struct ReceiptInfo {
+    bool success = false;
+    std::uint64_t block = 0;
+    std::uint64_t gas_used = 0;
+    std::optional<Wei> effective_gas_price;
+};
+std::optional<ReceiptInfo> as_receipt(const nlohmann::json& v);
+
+}  // namespace keymaster::rpc
