@@ -1,1 +1,3 @@
-int main(){}
+#include "keymaster/cli/app.hpp"
+
+int main(int argc, char** argv) { return keymaster::cli::run(argc, argv); }

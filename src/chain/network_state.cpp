@@ -1,0 +1,72 @@
+#include "keymaster/chain/network_state.hpp"
+
+#include "keymaster/rpc/client.hpp"
+#include "keymaster/rpc/eth_api.hpp"
+
+namespace keymaster::chain {
+
+using nlohmann::json;
+
+boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const config::Network& net,
+                                             const eth::Address& bank, const std::vector<funding::Account>& accounts) {
+    NetworkSnapshot snap;
+    snap.network = net.name;
+    snap.bank = bank;
+    std::vector<rpc::Call> calls = {
+        {"eth_chainId", json::array()},
+        {"eth_getBlockByNumber", json::array({"latest", false})},
+        {"eth_getBalance", json::array({bank.lower(), "latest"})},
+        {"eth_getTransactionCount", json::array({bank.lower(), "pending"})},
+        {"eth_gasPrice", json::array()},
+        {"eth_maxPriorityFeePerGas", json::array()},
+    };
+    constexpr std::size_t kFixed = 6;
+    for (const auto& a : accounts) calls.push_back({"eth_getBalance", json::array({a.address.lower(), "latest"})});
+
+    std::vector<rpc::CallResult> r;
+    try {
+        r = co_await client.batch(std::move(calls));
+    } catch (const std::exception& e) {
+        snap.error = e.what();
+        for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "network unreachable"});
+        co_return snap;
+    }
+    auto value = [&](std::size_t i) -> const json* { return r[i].ok() ? &*r[i].result : nullptr; };
+
+    const auto chain = value(0) ? rpc::as_u64(*value(0)) : std::nullopt;
+    const auto block = value(1) ? rpc::as_block(*value(1)) : std::nullopt;
+    if (!chain || !block) {
+        snap.error = !chain ? "eth_chainId failed: " + (r[0].error ? r[0].error->message() : "malformed result")
+                            : "eth_getBlockByNumber failed: " + (r[1].error ? r[1].error->message() : "malformed result");
+        for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "network unreachable"});
+        co_return snap;
+    }
+    snap.chain_id = *chain;
+    if (net.chain_id && *net.chain_id != *chain) {
+        snap.error = "chain id mismatch: expected " + std::to_string(*net.chain_id) + ", endpoint reports " +
+                     std::to_string(*chain) + "; not touching this network";
+        for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "chain id mismatch"});
+        co_return snap;
+    }
+    snap.reachable = true;
+    snap.block = block->number;
+    snap.base_fee = block->base_fee;
+    if (value(2)) snap.bank_balance = rpc::as_quantity(*value(2));
+    if (value(3)) snap.bank_nonce = rpc::as_u64(*value(3));
+    if (value(4)) snap.gas_price = rpc::as_quantity(*value(4));
+    if (value(5)) snap.priority_fee = rpc::as_quantity(*value(5));
+    for (std::size_t i = 0; i < accounts.size(); ++i) {
+        AccountState s{accounts[i], std::nullopt, {}};
+        const auto& res = r[kFixed + i];
+        if (res.ok()) {
+            s.balance = rpc::as_quantity(*res.result);
+            if (!s.balance) s.error = "malformed balance";
+        } else {
+            s.error = res.error ? res.error->message() : "no answer";
+        }
+        snap.accounts.push_back(std::move(s));
+    }
+    co_return snap;
+}
+
+}  // namespace keymaster::chain

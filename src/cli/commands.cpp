@@ -1,0 +1,347 @@
+#include "commands.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <iostream>
+
+#include "keymaster/chain/topup.hpp"
+#include "keymaster/cli/app.hpp"
+#include "keymaster/cli/output.hpp"
+#include "keymaster/config/secrets.hpp"
+#include "keymaster/rpc/client.hpp"
+
+namespace keymaster::cli {
+namespace {
+
+namespace net = boost::asio;
+using nlohmann::json;
+
+// Everything a command needs from the config, validated; nullopt after printing the errors.
+struct Loaded {
+    config::Config cfg;
+    std::vector<const config::Network*> selected;
+    std::map<std::string, std::shared_ptr<signer::Signer>> signers;
+    std::map<std::string, eth::Address> banks;
+    funding::Topology topology;
+};
+
+std::optional<Loaded> load_all(const GlobalOptions& g, const std::vector<std::string>& only) {
+    auto env = config::process_env();
+    auto r = config::load(g.config, env);
+    if (auto* e = std::get_if<config::LoadError>(&r)) {
+        for (const auto& line : e->lines) std::cerr << line << "\n";
+        return std::nullopt;
+    }
+    Loaded l;
+    l.cfg = std::move(std::get<config::Config>(r));
+    for (const auto& w : l.cfg.warnings) spdlog::warn("{}", w);
+    bool ok = true;
+    for (const auto& name : only)
+        if (!l.cfg.find(name)) {
+            std::cerr << "--networks: unknown network '" << name << "' (not in " << g.config << ")\n";
+            ok = false;
+        }
+    if (!ok) return std::nullopt;
+    for (const auto& n : l.cfg.networks)
+        if (only.empty() || std::find(only.begin(), only.end(), n.name) != only.end()) l.selected.push_back(&n);
+    for (const auto* n : l.selected) {
+        auto key = config::resolve_bank_key(n->bank, env);
+        if (auto* msg = std::get_if<std::string>(&key)) {
+            std::cerr << g.config << ": " << *msg << "\n";
+            ok = false;
+            continue;
+        }
+        auto s = std::make_shared<signer::LocalSigner>(std::move(std::get<crypto::PrivateKey>(key)));
+        l.banks.emplace(n->name, s->address());
+        l.signers.emplace(n->name, std::move(s));
+    }
+    if (!ok) return std::nullopt;
+    l.topology = funding::build_topology(l.cfg, l.banks);
+    for (const auto& e : l.topology.errors) std::cerr << e << "\n";
+    if (!l.topology.errors.empty()) return std::nullopt;
+    for (const auto& n : l.topology.notes) spdlog::info("{}", n);
+    return l;
+}
+
+rpc::RpcOptions rpc_options(const config::Network& n) {
+    rpc::RpcOptions o;
+    o.batch_size = n.batch_size;
+    return o;
+}
+
+// Runs one coroutine per selected network on one io_context; results in network order.
+template <typename T>
+std::vector<T> for_each_network(net::io_context& io, const std::vector<const config::Network*>& nets,
+                                const std::function<net::awaitable<T>(std::size_t)>& work) {
+    std::vector<std::optional<T>> slots(nets.size());
+    std::vector<std::exception_ptr> errors(nets.size());
+    for (std::size_t i = 0; i < nets.size(); ++i)
+        net::co_spawn(io, work(i), [&, i](std::exception_ptr e, T value) {
+            if (e) errors[i] = e;
+            else slots[i] = std::move(value);
+        });
+    io.restart();
+    io.run();
+    std::vector<T> out;
+    for (std::size_t i = 0; i < nets.size(); ++i) {
+        if (errors[i]) std::rethrow_exception(errors[i]);
+        out.push_back(std::move(*slots[i]));
+    }
+    return out;
+}
+
+std::string amount_str(const Wei& w, const config::Network& n) { return format_units(w, n.decimals); }
+
+std::string opt_amount(const std::optional<Wei>& w, const config::Network& n) {
+    return w ? amount_str(*w, n) : "unknown";
+}
+
+struct Session {
+    net::io_context io;
+    std::vector<std::unique_ptr<rpc::RpcClient>> clients;
+    Session(const std::vector<const config::Network*>& nets) {
+        for (const auto* n : nets)
+            clients.push_back(std::make_unique<rpc::RpcClient>(io.get_executor(), n->name, n->endpoints, rpc_options(*n)));
+    }
+};
+
+std::vector<chain::NetworkPlan> poll_and_plan(Session& s, const Loaded& l, bool estimate) {
+    return for_each_network<chain::NetworkPlan>(s.io, l.selected, [&](std::size_t i) -> net::awaitable<chain::NetworkPlan> {
+        const auto& n = *l.selected[i];
+        const auto* accs = l.topology.find(n.name);
+        auto snap = co_await chain::poll(*s.clients[i], n, l.banks.at(n.name), accs->accounts);
+        auto plan = chain::make_plan(std::move(snap), n);
+        if (estimate && plan.snapshot.reachable) co_await chain::estimate_gas(*s.clients[i], n, plan);
+        co_return plan;
+    });
+}
+
+void print_network_header(std::ostream& os, const config::Network& n, const chain::NetworkSnapshot& s) {
+    if (!s.reachable) {
+        os << n.name << ": UNREACHABLE: " << s.error << "\n";
+        return;
+    }
+    os << n.name << ": chain " << s.chain_id << ", block " << s.block << ", "
+       << (s.base_fee ? "EIP-1559 (base fee " + format_units(*s.base_fee, 9) + " gwei)" : std::string("legacy gas price"))
+       << "\n  bank " << s.bank.checksummed() << ": " << opt_amount(s.bank_balance, n) << " " << n.symbol << "\n";
+    if (n.bank_threshold && s.bank_balance && *s.bank_balance < *n.bank_threshold)
+        os << "  WARNING: bank balance is below bankThreshold " << amount_str(*n.bank_threshold, n) << " " << n.symbol << "\n";
+}
+
+json account_json(const chain::AccountState& a, const config::Network& n) {
+    const auto d = funding::decide(a.account, a.balance);
+    json j = {{"network", a.account.network},
+              {"home", a.account.home},
+              {"role", std::string(config::role_name(a.account.role))},
+              {"address", a.account.address.checksummed()},
+              {"threshold", amount_str(a.account.threshold, n)},
+              {"target", amount_str(a.account.target, n)},
+              {"thresholdWei", a.account.threshold.str()},
+              {"targetWei", a.account.target.str()}};
+    if (a.balance) {
+        j["balance"] = amount_str(*a.balance, n);
+        j["balanceWei"] = a.balance->str();
+        j["topUp"] = amount_str(d.amount, n);
+        j["topUpWei"] = d.amount.str();
+    } else {
+        j["balance"] = nullptr;
+        j["error"] = a.error;
+    }
+    return j;
+}
+
+}  // namespace
+
+int cmd_validate(const GlobalOptions& g) {
+    auto l = load_all(g, {});
+    if (!l) return kExitUsage;
+    std::cout << g.config << ": OK, " << l->cfg.networks.size() << " network(s)\n";
+    Table t({"NETWORK", "ENDPOINTS", "BANK", "THRESHOLD", "ACCOUNTS", "REPLICAS"}, {false, true, false, true, true, false});
+    std::size_t total = 0;
+    for (const auto& n : l->cfg.networks) {
+        const auto& accs = l->topology.find(n.name)->accounts;
+        total += accs.size();
+        std::string reps;
+        for (const auto& r : n.replicas) reps += (reps.empty() ? "" : ",") + r;
+        t.add({n.name, std::to_string(n.endpoints.size()), l->banks.at(n.name).checksummed(),
+               amount_str(n.threshold, n) + " " + n.symbol, std::to_string(accs.size()), reps.empty() ? "-" : reps});
+    }
+    t.print(std::cout);
+    std::cout << total << " funded account(s) in all\n";
+    return kExitOk;
+}
+
+int cmd_address(const std::string& key_env, const std::string& key_file) {
+    auto key = key_env.empty() ? config::read_key_file(key_file) : config::read_key_env(key_env, config::process_env());
+    if (auto* msg = std::get_if<std::string>(&key)) {
+        std::cerr << "keymaster address: " << *msg << "\n";
+        return kExitUsage;
+    }
+    std::cout << eth::Address::from_public_key(std::get<crypto::PrivateKey>(key).public_key()).checksummed() << "\n";
+    return kExitOk;
+}
+
+int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks, bool as_json) {
+    auto l = load_all(g, networks);
+    if (!l) return kExitUsage;
+    Session s(l->selected);
+    auto plans = poll_and_plan(s, *l, false);
+    bool unreachable = false;
+    json out = {{"networks", json::array()}};
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+        const auto& n = *l->selected[i];
+        const auto& snap = plans[i].snapshot;
+        unreachable |= !snap.reachable;
+        if (as_json) {
+            json jn = {{"name", n.name}, {"reachable", snap.reachable}, {"symbol", n.symbol},
+                       {"bank", {{"address", snap.bank.checksummed()}}}, {"accounts", json::array()}};
+            if (snap.reachable) {
+                jn["chainId"] = snap.chain_id;
+                jn["block"] = snap.block;
+                jn["bank"]["balance"] = snap.bank_balance ? json(amount_str(*snap.bank_balance, n)) : json(nullptr);
+                jn["bank"]["balanceWei"] = snap.bank_balance ? json(snap.bank_balance->str()) : json(nullptr);
+            } else {
+                jn["error"] = snap.error;
+            }
+            for (const auto& a : snap.accounts) jn["accounts"].push_back(account_json(a, n));
+            out["networks"].push_back(jn);
+            continue;
+        }
+        print_network_header(std::cout, n, snap);
+        Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "TOP-UP"},
+                {false, false, false, true, true, true, true});
+        for (const auto& a : snap.accounts) {
+            const auto d = funding::decide(a.account, a.balance);
+            t.add({std::string(config::role_name(a.account.role)), a.account.home, a.account.address.checksummed(),
+                   a.balance ? amount_str(*a.balance, n) : "unknown", amount_str(a.account.threshold, n),
+                   amount_str(a.account.target, n),
+                   d.action == funding::Action::kTopUp ? amount_str(d.amount, n)
+                   : d.action == funding::Action::kUnknown ? "?" : "-"});
+        }
+        if (snap.reachable) t.print(std::cout);
+        std::cout << "\n";
+    }
+    if (as_json) std::cout << out.dump(2) << "\n";
+    return unreachable ? kExitFailure : kExitOk;
+}
+
+int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
+    auto l = load_all(g, o.networks);
+    if (!l) return kExitUsage;
+    if (!o.dry_run && !o.yes && !::isatty(STDIN_FILENO)) {
+        std::cerr << "keymaster top-up: refusing to send without confirmation: no terminal; pass --yes (or --dry-run)\n";
+        return kExitUsage;
+    }
+    Session s(l->selected);
+    auto plans = poll_and_plan(s, *l, true);
+
+    // The plan.
+    bool anything = false, problems = false;
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+        const auto& n = *l->selected[i];
+        const auto& p = plans[i];
+        print_network_header(std::cout, n, p.snapshot);
+        if (!p.snapshot.reachable) {
+            problems = true;
+            std::cout << "\n";
+            continue;
+        }
+        for (const auto& u : p.unknown) {
+            problems = true;
+            std::cout << "  balance unknown for " << config::role_name(u.account.role) << " " << u.account.address.checksummed()
+                      << " (" << u.error << "): no decision this round\n";
+        }
+        if (p.topups.empty()) {
+            std::cout << "  nothing to top up (" << p.snapshot.accounts.size() << " account(s) at or above threshold)\n\n";
+            continue;
+        }
+        anything = true;
+        Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "TOP-UP"},
+                {false, false, false, true, true, true, true});
+        for (const auto& tu : p.topups)
+            t.add({std::string(config::role_name(tu.account.role)), tu.account.home, tu.account.address.checksummed(),
+                   amount_str(tu.balance, n), amount_str(tu.account.threshold, n), amount_str(tu.account.target, n),
+                   amount_str(tu.amount, n)});
+        t.print(std::cout);
+        std::cout << "  total " << amount_str(p.total, n) << " " << n.symbol << " to " << p.topups.size() << " account(s)";
+        if (p.fees)
+            std::cout << ", fees at most " << amount_str(p.max_fee_cost, n) << " " << n.symbol << " ("
+                      << (p.fees->type == eth::TxType::kLegacy ? "legacy EIP-155" : "EIP-1559") << ")";
+        std::cout << "\n";
+        if (!p.fee_error.empty()) std::cout << "  CANNOT SEND: " << p.fee_error << "\n";
+        std::cout << "  bank " << (p.covered ? "covers it" : "DOES NOT cover it: only what fits will be sent, in order")
+                  << "\n\n";
+    }
+    if (o.dry_run) {
+        std::cout << "dry run: nothing sent\n";
+        return kExitOk;
+    }
+    if (anything && !o.yes) {
+        std::cout << "Proceed? [y/N] " << std::flush;
+        std::string answer;
+        std::getline(std::cin, answer);
+        if (answer != "y" && answer != "Y" && answer != "yes") {
+            std::cout << "Aborted: nothing sent\n";
+            return kExitFailure;
+        }
+    }
+
+    // Send, networks concurrently.
+    std::vector<std::vector<chain::Outcome>> outcomes(plans.size());
+    if (anything) {
+        outcomes = for_each_network<std::vector<chain::Outcome>>(
+            s.io, l->selected, [&](std::size_t i) -> net::awaitable<std::vector<chain::Outcome>> {
+                if (plans[i].topups.empty()) co_return std::vector<chain::Outcome>{};
+                chain::ExecuteOptions eo;
+                eo.confirm_timeout = o.confirm_timeout;
+                eo.progress = [](const std::string& line) { std::cout << "  " << line << std::endl; };
+                co_return co_await chain::execute(*s.clients[i], *l->signers.at(l->selected[i]->name), *l->selected[i],
+                                                  plans[i], eo);
+            });
+    }
+
+    // Re-read and summarise.
+    auto after = anything ? poll_and_plan(s, *l, false) : plans;
+    std::cout << "\nSummary\n";
+    bool all_ok = !problems;
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        const auto& n = *l->selected[i];
+        const auto& snap = after[i].snapshot;
+        std::size_t sent = 0, confirmed = 0;
+        for (const auto& oc : outcomes[i]) {
+            sent += oc.state != chain::Outcome::State::kNotSent && !oc.tx_hash.empty();
+            confirmed += oc.ok();
+        }
+        if (!snap.reachable) {
+            all_ok = false;
+            std::cout << "  " << n.name << ": UNREACHABLE: " << snap.error << "\n";
+            continue;
+        }
+        std::size_t low = 0, unknown = 0;
+        for (const auto& a : snap.accounts) {
+            if (!a.balance) ++unknown;
+            else if (*a.balance < a.account.threshold) ++low;
+        }
+        std::cout << "  " << n.name << ": " << confirmed << " of " << outcomes[i].size() << " top-up(s) confirmed; "
+                  << snap.accounts.size() - low - unknown << "/" << snap.accounts.size() << " account(s) at or above threshold";
+        if (unknown) std::cout << ", " << unknown << " unknown";
+        std::cout << "; bank " << opt_amount(snap.bank_balance, n) << " " << n.symbol << "\n";
+        for (const auto& oc : outcomes[i]) {
+            if (oc.ok()) continue;
+            all_ok = false;
+            std::cout << "    FAILED " << config::role_name(oc.topup.account.role) << " " << oc.topup.account.address.checksummed()
+                      << " " << amount_str(oc.topup.amount, n) << " " << n.symbol << ": " << oc.error
+                      << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
+        }
+        (void)sent;
+        if (low || unknown) all_ok = false;
+    }
+    return all_ok ? kExitOk : kExitFailure;
+}
+
+}  // namespace keymaster::cli

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "keymaster/chain/network_state.hpp"
+#include "keymaster/eth/transaction.hpp"
+
+namespace keymaster::signer {
+class Signer;
+}
+
+namespace keymaster::chain {
+
+//! Fee parameters for this round's transactions.
+struct Fees {
+    eth::TxType type = eth::TxType::kDynamicFee;
+    Wei gas_price = 0;     //!< legacy
+    Wei max_fee = 0;       //!< EIP-1559 max fee per gas
+    Wei priority_fee = 0;  //!< EIP-1559 tip
+    //! The most one unit of gas can cost.
+    Wei per_gas_cap() const { return type == eth::TxType::kLegacy ? gas_price : max_fee; }
+};
+
+//! Chooses the transaction type (txType, or EIP-1559 when the latest block has a base fee) and
+//! fees: max fee = 2 x base fee + tip. Never above maxFeePerGas: if the chain's price is above it,
+//! an error says so and nothing is sent.
+std::variant<Fees, std::string> choose_fees(const NetworkSnapshot& snap, const config::Network& net);
+
+//! One planned transfer.
+struct TopUp {
+    funding::Account account;
+    Wei balance = 0;
+    Wei amount = 0;
+    std::uint64_t gas_limit = 21000;
+};
+
+//! What one network needs this round.
+struct NetworkPlan {
+    NetworkSnapshot snapshot;
+    std::vector<TopUp> topups;
+    std::vector<AccountState> unknown;  //!< balance unread: no decision this round
+    Wei total = 0;                      //!< sum of amounts
+    std::optional<Fees> fees;
+    std::string fee_error;
+    Wei max_fee_cost = 0;  //!< sum of gas_limit x per-gas cap
+    bool covered = false;  //!< bank balance >= total + max_fee_cost
+};
+
+//! Applies the decision rule to every account of a snapshot (pure).
+NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net);
+
+//! Fills gas limits (config gasLimit, else eth_estimateGas, batched) and the fee cost. A failed
+//! estimate leaves that top-up with gas_limit 0: it will not be sent.
+boost::asio::awaitable<void> estimate_gas(rpc::RpcClient& client, const config::Network& net, NetworkPlan& plan);
+
+//! What happened to one top-up.
+struct Outcome {
+    TopUp topup;
+    enum class State { kNotSent, kSent, kConfirmed, kFailed } state = State::kNotSent;
+    std::string tx_hash;
+    std::uint64_t nonce = 0;
+    std::uint64_t block = 0;
+    Wei fee_paid = 0;
+    std::string error;
+    bool ok() const { return state == State::kConfirmed; }
+};
+
+struct ExecuteOptions {
+    std::chrono::milliseconds confirm_timeout{std::chrono::minutes(5)};
+    std::chrono::milliseconds first_receipt_poll{100};
+    std::chrono::milliseconds max_receipt_poll{2000};
+    std::function<void(const std::string&)> progress;  //!< human progress lines
+};
+
+//! Signs and sends a plan's top-ups with consecutive nonces from the bank's pending nonce, stops
+//! at the first refused send (no nonce gaps), then waits for receipts.
+boost::asio::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Signer& signer,
+                                                     const config::Network& net, const NetworkPlan& plan,
+                                                     ExecuteOptions options);
+
+}  // namespace keymaster::chain

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "keymaster/config/config.hpp"
+#include "keymaster/funding/plan.hpp"
+#include "keymaster/signer/signer.hpp"
+
+namespace keymaster::cli {
+
+//! Options every command takes.
+struct GlobalOptions {
+    std::string config = "./keymaster.json";
+    std::string data_dir = "./.keymaster";
+    std::string log_level = "info";
+    std::string log_format = "text";
+};
+
+struct TopUpOptions {
+    std::vector<std::string> networks;
+    bool dry_run = false;
+    bool yes = false;
+    std::chrono::seconds confirm_timeout{300};
+};
+
+int cmd_validate(const GlobalOptions& g);
+int cmd_address(const std::string& key_env, const std::string& key_file);
+int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks, bool json);
+int cmd_topup(const GlobalOptions& g, const TopUpOptions& o);
+
+}  // namespace keymaster::cli
