@@ -267,3 +267,18 @@ TEST_CASE("config: URLs are redacted to scheme and host", "[config]") {
     CHECK(config::redact_url("https://user:pw@rpc.example:8443/v3/abcdef?key=1") == "https://rpc.example:8443");
     CHECK(config::redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545");
 }
+
+TEST_CASE("config: etc/keymaster.example.json is valid and uses every key", "[config]") {
+    const std::string file = std::string(KEYMASTER_SOURCE_DIR) + "/etc/keymaster.example.json";
+    auto r = config::load(file, env_of({}));
+    if (auto* e = std::get_if<config::LoadError>(&r)) FAIL(e->lines.at(0));
+    const auto& cfg = std::get<config::Config>(r);
+    CHECK(cfg.networks.size() == 3);
+    CHECK(cfg.warnings.empty());  // no unknown keys
+    const auto text = test::read_text(file);
+    for (const char* key : {"endpoint", "endpoints", "chainId", "replicas", "bank", "keyFile", "keyEnv", "threshold",
+                            "watcherThreshold", "target", "roles", "agents", "updater", "watchers", "relayer",
+                            "processor", "kathy", "ignore", "all", "local", "remote", "gasLimit", "txType",
+                            "maxFeePerGas", "decimals", "symbol", "bankThreshold", "batchSize"})
+        CHECK(text.find(std::string("\"") + key + "\"") != std::string::npos);
+}

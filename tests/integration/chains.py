@@ -1,0 +1,110 @@
+"""Local anvil chains and a few independent JSON-RPC helpers for keymaster's integration tests.
+
+Only the Python standard library and the pinned anvil/cast binaries are used, so the checks do
+not share code with keymaster itself.
+"""
+import json
+import os
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ANVIL = os.environ.get("ANVIL_BIN", "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+CAST = os.environ.get("CAST_BIN", "node_modules/@foundry-rs/cast-linux-amd64/bin/cast")
+KEYMASTER = os.environ.get("KEYMASTER_BIN", "build/keymaster")
+
+# anvil's well-known first dev account.
+DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+DEV_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+ETHER = 10**18
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rpc(url, method, params=None):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        reply = json.load(r)
+    if "error" in reply:
+        raise RuntimeError(f"{method}: {reply['error']}")
+    return reply["result"]
+
+
+def checksum(address):
+    """EIP-55 form computed by cast, an independent implementation."""
+    return subprocess.run([CAST, "to-check-sum-address", address], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def fresh_address():
+    return checksum("0x" + secrets.token_hex(20))
+
+
+class Chain:
+    def __init__(self, chain_id, hardfork=None, block_time=None):
+        self.chain_id = chain_id
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [ANVIL, "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(chain_id), "--silent"]
+        if hardfork:
+            args += ["--hardfork", hardfork]
+        if block_time:
+            args += ["--block-time", str(block_time)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while True:
+            try:
+                rpc(self.url, "eth_chainId")
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"anvil on port {self.port} did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def balance(self, address):
+        return int(rpc(self.url, "eth_getBalance", [address, "latest"]), 16)
+
+    def set_balance(self, address, wei):
+        rpc(self.url, "anvil_setBalance", [address, hex(wei)])
+
+    def nonce(self, address):
+        return int(rpc(self.url, "eth_getTransactionCount", [address, "latest"]), 16)
+
+    def transactions_from(self, sender):
+        """Every mined transaction sent by `sender`, from every block."""
+        out = []
+        latest = int(rpc(self.url, "eth_blockNumber"), 16)
+        for n in range(latest + 1):
+            block = rpc(self.url, "eth_getBlockByNumber", [hex(n), True])
+            out += [tx for tx in block["transactions"] if tx["from"].lower() == sender.lower()]
+        return out
+
+
+def write_config(config, directory=None):
+    directory = directory or tempfile.mkdtemp(prefix="keymaster-test-")
+    path = os.path.join(directory, "keymaster.json")
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+    return path
+
+
+def keymaster(*args, env=None, stdin=subprocess.DEVNULL, timeout=300):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([KEYMASTER, *args], capture_output=True, text=True, env=full_env, stdin=stdin,
+                          timeout=timeout)
