@@ -101,20 +101,27 @@ std::string opt_amount(const std::optional<Wei>& w, const config::Network& n) {
     return w ? amount_str(*w, n) : "unknown";
 }
 
+// One RPC client per selected network, and each network's settings with its chain id pinned:
+// a config without `chainId` takes the one the first successful poll reads, and every later poll
+// of this run must see the same.
 struct Session {
     net::io_context io;
     std::vector<std::unique_ptr<rpc::RpcClient>> clients;
-    Session(const std::vector<const config::Network*>& nets) {
-        for (const auto* n : nets)
+    std::vector<config::Network> networks;
+    explicit Session(const std::vector<const config::Network*>& nets) {
+        for (const auto* n : nets) {
             clients.push_back(std::make_unique<rpc::RpcClient>(io.get_executor(), n->name, n->endpoints, rpc_options(*n)));
+            networks.push_back(*n);
+        }
     }
 };
 
 std::vector<chain::NetworkPlan> poll_and_plan(Session& s, const Loaded& l, bool estimate) {
     return for_each_network<chain::NetworkPlan>(s.io, l.selected, [&](std::size_t i) -> net::awaitable<chain::NetworkPlan> {
-        const auto& n = *l.selected[i];
+        auto& n = s.networks[i];
         const auto* accs = l.topology.find(n.name);
         auto snap = co_await chain::poll(*s.clients[i], n, l.banks.at(n.name), accs->accounts);
+        if (snap.reachable && !n.chain_id) n.chain_id = snap.chain_id;
         auto plan = chain::make_plan(std::move(snap), n);
         if (estimate && plan.snapshot.reachable) co_await chain::estimate_gas(*s.clients[i], n, plan);
         co_return plan;
@@ -300,7 +307,7 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
                 chain::ExecuteOptions eo;
                 eo.confirm_timeout = o.confirm_timeout;
                 eo.progress = [](const std::string& line) { std::cout << "  " << line << std::endl; };
-                co_return co_await chain::execute(*s.clients[i], *l->signers.at(l->selected[i]->name), *l->selected[i],
+                co_return co_await chain::execute(*s.clients[i], *l->signers.at(l->selected[i]->name), s.networks[i],
                                                   plans[i], eo);
             });
     }

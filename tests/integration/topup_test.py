@@ -162,6 +162,23 @@ class TopUpOnAnvil(unittest.TestCase):
         r = keymaster("top-up", "--yes", "--config", path, env=ENV)
         self.assertEqual(r.returncode, 1)
 
+    def test_7b_chain_id_mismatch_is_not_touched(self):
+        wrong = json.loads(json.dumps(self.config))
+        wrong["networks"]["alpha"]["chainId"] = 1
+        path = write_config(wrong)
+        self.alpha.set_balance(self.a["updater"], 0)
+        before = self.alpha.nonce(DEV_ADDRESS)
+        r = keymaster("top-up", "--yes", "--config", path, env=ENV)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("chain id mismatch: expected 1, endpoint reports 31337", r.stdout)
+        self.assertEqual(self.alpha.nonce(DEV_ADDRESS), before)
+        # With the right chain id, the drained account is funded again, to exactly its target.
+        wrong["networks"]["alpha"]["chainId"] = 31337
+        r = keymaster("top-up", "--yes", "--config", write_config(wrong), env=ENV)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.alpha.balance(self.a["updater"]), 2 * ETHER)
+        self.assertEqual(self.alpha.nonce(DEV_ADDRESS), before + 1)
+
     def test_8_config_errors_exit_2_and_send_nothing(self):
         bad = json.loads(json.dumps(self.config))
         bad["networks"]["beta"]["agents"]["relayer"] = self.b["relayer"][:5] + self.b["relayer"][5:].swapcase()
@@ -188,6 +205,24 @@ class TopUpOnAnvil(unittest.TestCase):
         path = write_config(broken)
         r = keymaster("status", "--config", path, env={**ENV, "BETA_RPC": self.beta.url})
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_10_logs(self):
+        # JSON logs: one object per line on stderr, the warning of an unreachable network among them.
+        broken = json.loads(json.dumps(self.config))
+        broken["networks"]["beta"]["endpoint"] = "http://127.0.0.1:1/SECRET-API-KEY"
+        r = keymaster("status", "--log-format", "json", "--config", write_config(broken), env=ENV)
+        lines = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+        self.assertTrue(any(entry["level"] == "warning" and "beta" in entry["msg"] for entry in lines), r.stderr)
+        self.assertNotIn("SECRET-API-KEY", r.stderr)
+        for bad in (["--log-level", "loud"], ["--log-format", "xml"], ["--no-such-flag"]):
+            r = self.km("status", *bad)
+            self.assertEqual(r.returncode, 2, bad)
+        r = self.km("top-up", "--networks", "alpha,nowhere", "--dry-run")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown network 'nowhere'", r.stderr)
+        r = self.km("top-up", "--networks", "gamma", "--dry-run")
+        self.assertEqual(r.returncode, 0)
+        self.assertNotIn("alpha:", r.stdout)
 
 
 if __name__ == "__main__":
