@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "commands.hpp"
@@ -45,6 +46,19 @@ int run(int argc, char** argv) {
     long timeout_s = 300;
     topup->add_option("--confirm-timeout", timeout_s, "seconds to wait for receipts")->check(CLI::PositiveNumber)->capture_default_str();
 
+    auto* run_cmd = app.add_subcommand("run", "the daemon: keep every account funded, export metrics");
+    RunOptions ro;
+    std::string interval = "60s", metrics_port;
+    run_cmd->add_option("--interval", interval, "time between polls of a network: 500ms, 30s, 5m or seconds")
+        ->envname("PERIOD")->capture_default_str();
+    auto* maddr = run_cmd->add_option("--metrics-addr", ro.metrics_addr, "listen address for /metrics, /healthz, /readyz, /status (port 0: any free port)")
+        ->capture_default_str();
+    run_cmd->add_option("--networks", ro.networks, "only these networks (comma-separated)")->delimiter(',')->envname("NETWORK_ENABLED");
+    run_cmd->add_flag("--dry-run", ro.dry_run, "decide and log, send nothing")->envname("DRY_RUN");
+    long shutdown_s = 30;
+    run_cmd->add_option("--shutdown-timeout", shutdown_s, "seconds to wait for in-flight top-ups on SIGTERM")
+        ->check(CLI::PositiveNumber)->capture_default_str();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {
@@ -65,6 +79,19 @@ int run(int argc, char** argv) {
                 return kExitUsage;
             }
             return cmd_address(key_env, key_file);
+        }
+        if (*run_cmd) {
+            auto d = parse_duration(interval);
+            if (!d) {
+                std::cerr << "--interval: expected 500ms, 30s, 5m, 1h or plain seconds, got '" << interval << "'\n";
+                return kExitUsage;
+            }
+            ro.interval = *d;
+            ro.shutdown_timeout = std::chrono::seconds(shutdown_s);
+            // Nomad's METRICS_PORT, when --metrics-addr is not given.
+            if (maddr->count() == 0)
+                if (const char* p = std::getenv("METRICS_PORT"); p && *p) ro.metrics_addr = std::string("0.0.0.0:") + p;
+            return cmd_run(g, ro);
         }
         if (*status) return cmd_status(g, status_networks, status_json);
         if (*topup) {

@@ -14,6 +14,7 @@
 #include "keymaster/cli/output.hpp"
 #include "keymaster/config/secrets.hpp"
 #include "keymaster/rpc/client.hpp"
+#include "loading.hpp"
 
 namespace keymaster::cli {
 namespace {
@@ -21,58 +22,7 @@ namespace {
 namespace net = boost::asio;
 using nlohmann::json;
 
-// Everything a command needs from the config, validated; nullopt after printing the errors.
-struct Loaded {
-    config::Config cfg;
-    std::vector<const config::Network*> selected;
-    std::map<std::string, std::shared_ptr<signer::Signer>> signers;
-    std::map<std::string, eth::Address> banks;
-    funding::Topology topology;
-};
-
-std::optional<Loaded> load_all(const GlobalOptions& g, const std::vector<std::string>& only) {
-    auto env = config::process_env();
-    auto r = config::load(g.config, env);
-    if (auto* e = std::get_if<config::LoadError>(&r)) {
-        for (const auto& line : e->lines) std::cerr << line << "\n";
-        return std::nullopt;
-    }
-    Loaded l;
-    l.cfg = std::move(std::get<config::Config>(r));
-    for (const auto& w : l.cfg.warnings) spdlog::warn("{}", w);
-    bool ok = true;
-    for (const auto& name : only)
-        if (!l.cfg.find(name)) {
-            std::cerr << "--networks: unknown network '" << name << "' (not in " << g.config << ")\n";
-            ok = false;
-        }
-    if (!ok) return std::nullopt;
-    for (const auto& n : l.cfg.networks)
-        if (only.empty() || std::find(only.begin(), only.end(), n.name) != only.end()) l.selected.push_back(&n);
-    for (const auto* n : l.selected) {
-        auto key = config::resolve_bank_key(n->bank, env);
-        if (auto* msg = std::get_if<std::string>(&key)) {
-            std::cerr << g.config << ": " << *msg << "\n";
-            ok = false;
-            continue;
-        }
-        auto s = std::make_shared<signer::LocalSigner>(std::move(std::get<crypto::PrivateKey>(key)));
-        l.banks.emplace(n->name, s->address());
-        l.signers.emplace(n->name, std::move(s));
-    }
-    if (!ok) return std::nullopt;
-    l.topology = funding::build_topology(l.cfg, l.banks);
-    for (const auto& e : l.topology.errors) std::cerr << e << "\n";
-    if (!l.topology.errors.empty()) return std::nullopt;
-    for (const auto& n : l.topology.notes) spdlog::info("{}", n);
-    return l;
-}
-
-rpc::RpcOptions rpc_options(const config::Network& n) {
-    rpc::RpcOptions o;
-    o.batch_size = n.batch_size;
-    return o;
-}
+void print_error(const std::string& line) { std::cerr << line << "\n"; }
 
 // Runs one coroutine per selected network on one io_context; results in network order.
 template <typename T>
@@ -165,7 +115,7 @@ json account_json(const chain::AccountState& a, const config::Network& n) {
 }  // namespace
 
 int cmd_validate(const GlobalOptions& g) {
-    auto l = load_all(g, {});
+    auto l = load_all(g, {}, print_error);
     if (!l) return kExitUsage;
     std::cout << g.config << ": OK, " << l->cfg.networks.size() << " network(s)\n";
     Table t({"NETWORK", "ENDPOINTS", "BANK", "THRESHOLD", "ACCOUNTS", "REPLICAS"}, {false, true, false, true, true, false});
@@ -194,7 +144,7 @@ int cmd_address(const std::string& key_env, const std::string& key_file) {
 }
 
 int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks, bool as_json) {
-    auto l = load_all(g, networks);
+    auto l = load_all(g, networks, print_error);
     if (!l) return kExitUsage;
     Session s(l->selected);
     auto plans = poll_and_plan(s, *l, false);
@@ -238,7 +188,7 @@ int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks,
 }
 
 int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
-    auto l = load_all(g, o.networks);
+    auto l = load_all(g, o.networks, print_error);
     if (!l) return kExitUsage;
     if (!o.dry_run && !o.yes && !::isatty(STDIN_FILENO)) {
         std::cerr << "keymaster top-up: refusing to send without confirmation: no terminal; pass --yes (or --dry-run)\n";

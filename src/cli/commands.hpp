@@ -30,6 +30,18 @@ struct TopUpOptions {
     std::chrono::seconds confirm_timeout{300};
 };
 
+struct RunOptions {
+    std::chrono::milliseconds interval{60'000};
+    std::string metrics_addr = "0.0.0.0:9090";
+    std::vector<std::string> networks;
+    bool dry_run = false;
+    std::chrono::seconds shutdown_timeout{30};
+};
+
+//! "500ms", "30s", "5m", "1h" or plain seconds ("60").
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
+
+int cmd_run(const GlobalOptions& g, const RunOptions& o);
 int cmd_validate(const GlobalOptions& g);
 int cmd_address(const std::string& key_env, const std::string& key_file);
 int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks, bool json);
