@@ -165,6 +165,7 @@ private:
         metrics_.block(n.name, static_cast<double>(snap.block));
         if (snap.bank_balance) metrics_.bank(n.name, w.bank.checksummed(), to_double(*snap.bank_balance, n.decimals));
         else metrics_.error(n.name, "poll");
+        if (n.bank_threshold) metrics_.bank_threshold(n.name, w.bank.checksummed(), to_double(*n.bank_threshold, n.decimals));
         if (n.bank_threshold && snap.bank_balance && *snap.bank_balance < *n.bank_threshold) {
             metrics_.error(n.name, "bank_low");
             spdlog::warn("{}: bank {} holds {} {}, below bankThreshold {}", n.name, w.bank.checksummed(),

@@ -21,6 +21,8 @@ struct Metrics::Impl {
         .Name("keymaster_account_target_ether").Help("Balance a top-up brings the account to").Register(*registry);
     prometheus::Family<prometheus::Gauge>& bank = prometheus::BuildGauge()
         .Name("keymaster_bank_balance_ether").Help("Funding (bank) account balance").Register(*registry);
+    prometheus::Family<prometheus::Gauge>& bank_threshold = prometheus::BuildGauge()
+        .Name("keymaster_bank_threshold_ether").Help("bankThreshold: warn when the bank holds less").Register(*registry);
     prometheus::Family<prometheus::Counter>& topups = prometheus::BuildCounter()
         .Name("keymaster_topups_total").Help("Top-up transactions by outcome").Register(*registry);
     prometheus::Family<prometheus::Counter>& topup_amount = prometheus::BuildCounter()
@@ -80,9 +82,14 @@ void Metrics::bank(const std::string& network, const std::string& address, doubl
     impl_->bank.Add({{"network", network}, {"address", address}}).Set(balance);
 }
 
+void Metrics::bank_threshold(const std::string& network, const std::string& address, double threshold) {
+    impl_->bank_threshold.Add({{"network", network}, {"address", address}}).Set(threshold);
+}
+
 void Metrics::forget_bank(const std::string& network, const std::string& address) {
     const Labels l{{"network", network}, {"address", address}};
-    if (impl_->bank.Has(l)) impl_->bank.Remove(&impl_->bank.Add(l));
+    for (auto* f : {&impl_->bank, &impl_->bank_threshold})
+        if (f->Has(l)) f->Remove(&f->Add(l));
 }
 
 void Metrics::topup(const AccountLabels& a, bool success, double amount, double unix_time) {

@@ -23,6 +23,8 @@ public:
     //! The account is no longer funded (config reload): drop its series.
     void forget_account(const AccountLabels& a);
     void bank(const std::string& network, const std::string& address, double balance);
+    //! The network's bankThreshold, for the low-bank alert.
+    void bank_threshold(const std::string& network, const std::string& address, double threshold);
     void forget_bank(const std::string& network, const std::string& address);
     void topup(const AccountLabels& a, bool success, double amount, double unix_time);
     void gas_spent(const std::string& network, double amount);
