@@ -1,6 +1,7 @@
 #include "keymaster/config/secrets.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -28,7 +29,9 @@ std::variant<crypto::PrivateKey, std::string> read_key_file(const std::string& f
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0) return "key file " + file + ": " + std::strerror(errno);
     if (!S_ISREG(st.st_mode)) return "key file " + file + ": not a regular file";
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+    // Group access is allowed only for keymaster's own group: Kubernetes mounts Secrets root-owned
+    // and readable through the pod's fsGroup.
+    if ((st.st_mode & S_IRWXO) != 0 || ((st.st_mode & S_IRWXG) != 0 && st.st_gid != ::getegid()))
         return "key file " + file + ": readable by group or others (chmod 600 it)";
     std::ifstream in(file, std::ios::binary);
     if (!in) return "key file " + file + ": " + std::strerror(errno);

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -242,6 +243,12 @@ TEST_CASE("config: bank keys from env, file and inline; secrets never in message
     b.file = file;
     auto open = config::resolve_bank_key(b, env_of({}));
     CHECK(std::get<std::string>(open) == "networks.alpha.bank: key file " + file + ": readable by group or others (chmod 600 it)");
+    ::chmod(file.c_str(), 0640);
+    REQUIRE(::chown(file.c_str(), ::geteuid(), ::getegid() + 4242) == 0);  // another group may read it
+    CHECK(std::get<std::string>(config::resolve_bank_key(b, env_of({}))).find("readable by group or others") !=
+          std::string::npos);
+    REQUIRE(::chown(file.c_str(), ::geteuid(), ::getegid()) == 0);  // only our own group (Kubernetes fsGroup)
+    CHECK(std::holds_alternative<crypto::PrivateKey>(config::resolve_bank_key(b, env_of({}))));
     ::chmod(file.c_str(), 0600);
     auto fine = config::resolve_bank_key(b, env_of({}));
     CHECK(std::holds_alternative<crypto::PrivateKey>(fine));
