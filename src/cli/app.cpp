@@ -19,7 +19,8 @@ int run(int argc, char** argv) {
 
     GlobalOptions g;
     app.add_option("--config", g.config, "config file (Nomad keymaster JSON)")->envname("CONFIG_PATH")->capture_default_str();
-    app.add_option("--data-dir", g.data_dir, "state directory")->capture_default_str();
+    auto* data_dir = app.add_option("--data-dir", g.data_dir,
+                                    "state directory (run: $STATE_DIRECTORY, else /var/lib/keymaster)")->capture_default_str();
     app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error, off")->capture_default_str();
     app.add_option("--log-format", g.log_format, "text or json")->capture_default_str();
 
@@ -87,6 +88,10 @@ int run(int argc, char** argv) {
                 return kExitUsage;
             }
             ro.interval = *d;
+            if (data_dir->count() == 0) {
+                const char* sd = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=
+                g.data_dir = sd && *sd ? sd : "/var/lib/keymaster";
+            }
             ro.shutdown_timeout = std::chrono::seconds(shutdown_s);
             // Nomad's METRICS_PORT, when --metrics-addr is not given.
             if (maddr->count() == 0)

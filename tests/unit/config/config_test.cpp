@@ -289,3 +289,17 @@ TEST_CASE("config: etc/keymaster.example.json is valid and uses every key", "[co
                             "maxFeePerGas", "decimals", "symbol", "bankThreshold", "batchSize"})
         CHECK(text.find(std::string("\"") + key + "\"") != std::string::npos);
 }
+
+TEST_CASE("config: the environment examples are valid", "[config]") {
+    for (const char* env : {"development", "staging", "production"}) {
+        const std::string file = std::string(KEYMASTER_SOURCE_DIR) + "/etc/environments/" + env + ".json";
+        auto r = config::load(file, env_of({}));
+        if (auto* e = std::get_if<config::LoadError>(&r)) FAIL(e->lines.at(0));
+        const auto& cfg = std::get<config::Config>(r);
+        CHECK(cfg.warnings.empty());
+        for (const auto& n : cfg.networks) {
+            CHECK(n.chain_id.has_value());
+            CHECK(n.bank.kind == config::BankRef::Kind::kFile);
+        }
+    }
+}
