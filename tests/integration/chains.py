@@ -49,9 +49,9 @@ def fresh_address():
 
 
 class Chain:
-    def __init__(self, chain_id, hardfork=None, block_time=None):
+    def __init__(self, chain_id, hardfork=None, block_time=None, port=None):
         self.chain_id = chain_id
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [ANVIL, "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(chain_id), "--silent"]
         if hardfork:

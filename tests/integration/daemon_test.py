@@ -288,6 +288,38 @@ class DaemonOnAnvil(unittest.TestCase):
         finally:
             self.assertEqual(d.stop(), 0)
 
+    def test_7b_a_dead_network_recovers_by_itself(self):
+        port = free_port()
+        cfg = json.loads(json.dumps(self.config))
+        cfg["networks"]["beta"]["endpoint"] = f"http://127.0.0.1:{port}"
+        newcomer = fresh_address()
+        cfg["networks"]["beta"]["agents"]["watchers"] = [newcomer]
+        d = Daemon(write_config(cfg), {"KM_BANK": DEV_KEY, "DRY_RUN": "false"})
+        late = None
+        try:
+            wait_for("beta failing", lambda: 'keymaster_errors_total{network="beta",scope="poll"}' in d.metrics())
+            self.assertEqual(d.get("/readyz")[0], 503)
+            late = Chain(31338, port=port)  # the node comes (back) up on the same port
+            wait_for("beta recovered and funded", lambda: late.balance(newcomer) == ETHER, timeout=30)
+            wait_for("ready", lambda: d.get("/readyz")[0] == 200)
+        finally:
+            self.assertEqual(d.stop(), 0)
+            if late:
+                late.stop()
+
+    def test_7c_dry_run_from_the_environment_sends_nothing(self):
+        cfg = json.loads(json.dumps(self.config))
+        newcomer = fresh_address()
+        cfg["networks"]["alpha"]["agents"]["watchers"] = [newcomer]
+        before = self.alpha.nonce(DEV_ADDRESS)
+        d = Daemon(write_config(cfg), {"KM_BANK": DEV_KEY, "DRY_RUN": "true", "NETWORK_ENABLED": "alpha"})
+        try:
+            wait_for("a decision logged", lambda: "dry run: not sent" in d.output())
+        finally:
+            self.assertEqual(d.stop(), 0)
+        self.assertEqual(self.alpha.balance(newcomer), 0)
+        self.assertEqual(self.alpha.nonce(DEV_ADDRESS), before)
+
     def test_8_empty_bank_keeps_running_with_errors_counted(self):
         # A fresh, empty bank; Nomad's environment variables instead of flags.
         empty_key = "0x" + secrets.token_hex(32)
