@@ -1,0 +1,148 @@
+"""The helm chart: values, per-environment values files, and the rendered manifests. No helm client
+is packaged for Debian 12 or npm, so the templates are rendered by tests/deploy/helmrender (Go
+text/template with sprig, as helm does), built here from Debian's Go packages."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+try:
+    import yaml
+except ImportError:  # Debian's python3-yaml is for /usr/bin/python3
+    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
+    raise
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHART = os.path.join(ROOT, "helm", "keymaster")
+
+
+def load_yaml(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+class HelmValues(unittest.TestCase):
+    def test_chart_metadata(self):
+        chart = load_yaml(os.path.join(CHART, "Chart.yaml"))
+        self.assertEqual(chart["apiVersion"], "v2")
+        self.assertEqual(chart["name"], "keymaster")
+
+    def test_defaults_are_safe(self):
+        v = load_yaml(os.path.join(CHART, "values.yaml"))
+        self.assertTrue(v["podSecurityContext"]["runAsNonRoot"])
+        self.assertTrue(v["securityContext"]["readOnlyRootFilesystem"])
+        self.assertFalse(v["securityContext"]["allowPrivilegeEscalation"])
+        self.assertEqual(v["securityContext"]["capabilities"]["drop"], ["ALL"])
+        with open(os.path.join(CHART, "templates", "deployment.yaml")) as f:
+            deployment = f.read()
+        self.assertIn("replicas: 1", deployment)
+        self.assertIn("type: Recreate", deployment)
+        for probe in ("path: /healthz", "path: /readyz"):
+            self.assertIn(probe, deployment)
+
+    def test_environment_values_match_the_chart_and_configs(self):
+        defaults = load_yaml(os.path.join(CHART, "values.yaml"))
+        for env in ("development", "staging", "production"):
+            values = load_yaml(os.path.join(ROOT, "etc", "environments", f"{env}.values.yaml"))
+            with open(os.path.join(ROOT, "etc", "environments", f"{env}.json")) as f:
+                networks = set(json.load(f)["networks"])
+            unknown = set(values) - set(defaults)
+            self.assertFalse(unknown, f"{env}: keys the chart does not know: {unknown}")
+            seen = []
+            for shard in values.get("shards", []):
+                seen += shard["networks"]
+            self.assertEqual(len(seen), len(set(seen)), f"{env}: a network in two shards")
+            self.assertTrue(set(seen) <= networks, f"{env}: shard network not in the config")
+            if seen:
+                self.assertEqual(set(seen), networks, f"{env}: a network in no shard is never funded")
+
+
+RENDERER = os.path.join(tempfile.mkdtemp(prefix="helmrender-"), "helmrender")
+
+
+def render(*values_files, expect_failure=False):
+    r = subprocess.run([RENDERER, CHART, "km", *values_files], capture_output=True, text=True)
+    if expect_failure:
+        return r
+    if r.returncode != 0:
+        raise AssertionError(r.stderr)
+    docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def values_file(content):
+    f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    yaml.safe_dump(content, f)
+    f.close()
+    return f.name
+
+
+class HelmRender(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        subprocess.run([os.path.join(ROOT, "tests", "deploy", "build_helmrender.sh"), RENDERER], check=True)
+
+    def check_deployment(self, d, networks_arg):
+        spec = d["spec"]
+        self.assertEqual(spec["replicas"], 1)
+        self.assertEqual(spec["strategy"]["type"], "Recreate")
+        pod = spec["template"]["spec"]
+        c = pod["containers"][0]
+        self.assertEqual(c["args"][0], "run")
+        self.assertIn("--metrics-addr=0.0.0.0:9090", c["args"])
+        nets = [a for a in c["args"] if a.startswith("--networks=")]
+        self.assertEqual(nets, [f"--networks={networks_arg}"] if networks_arg else [])
+        self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
+        self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/readyz")
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        self.assertEqual(mounts["keys"], "/var/run/keymaster/keys")
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertEqual(volumes["keys"]["secret"]["defaultMode"], 0o440)
+        return volumes
+
+    def test_default_one_deployment_with_inline_config(self):
+        config = {"networks": {"alpha": {"endpoint": "http://node:8545", "threshold": "1 ether"}}}
+        objs = render(values_file({"config": config}))
+        self.assertEqual(sorted(k for k, _ in objs), ["ConfigMap", "Deployment", "PersistentVolumeClaim", "Service"])
+        self.assertEqual(json.loads(objs[("ConfigMap", "km-keymaster")]["data"]["keymaster.json"]), config)
+        volumes = self.check_deployment(objs[("Deployment", "km-keymaster")], None)
+        self.assertEqual(volumes["config"]["configMap"]["name"], "km-keymaster")
+        self.assertEqual(volumes["data"]["persistentVolumeClaim"]["claimName"], "km-keymaster")
+        svc = objs[("Service", "km-keymaster")]
+        self.assertEqual(svc["spec"]["selector"]["keymaster/shard"], "all")
+
+    def test_production_shards(self):
+        objs = render(os.path.join(ROOT, "etc", "environments", "production.values.yaml"))
+        deployments = {n: d for (k, n), d in objs.items() if k == "Deployment"}
+        self.assertEqual(sorted(deployments), ["km-keymaster-alt-l1", "km-keymaster-ethereum"])
+        self.check_deployment(deployments["km-keymaster-ethereum"], "ethereum")
+        v = self.check_deployment(deployments["km-keymaster-alt-l1"], "moonbeam,evmos")
+        self.assertEqual(v["config"]["configMap"]["name"], "keymaster-config")
+        self.assertNotIn("ConfigMap", [k for k, _ in objs])
+        self.assertEqual(len([k for k, _ in objs if k == "PersistentVolumeClaim"]), 2)
+        self.assertEqual(len([k for k, _ in objs if k == "Service"]), 2)
+        sm = objs[("ServiceMonitor", "km-keymaster")]
+        self.assertEqual(sm["spec"]["endpoints"][0]["path"], "/metrics")
+        # Each shard's Service selects only its own pod.
+        selectors = {n: s["spec"]["selector"]["keymaster/shard"] for (k, n), s in objs.items() if k == "Service"}
+        self.assertEqual(selectors, {"km-keymaster-ethereum": "ethereum", "km-keymaster-alt-l1": "alt-l1"})
+
+    def test_a_network_in_two_shards_is_refused(self):
+        bad = values_file({"shards": [{"name": "a", "networks": ["x", "y"]}, {"name": "b", "networks": ["y"]}]})
+        r = render(bad, expect_failure=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("network y is in two shards", r.stderr)
+
+    def test_every_environment_renders(self):
+        for env in ("development", "staging", "production"):
+            objs = render(os.path.join(ROOT, "etc", "environments", f"{env}.values.yaml"))
+            self.assertTrue(any(k == "Deployment" for k, _ in objs), env)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
