@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "keymaster/common/hex.hpp"
+#include "keymaster/ledger/ledger.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/signer/signer.hpp"
@@ -66,13 +68,14 @@ std::variant<Fees, std::string> choose_fees(const NetworkSnapshot& snap, const c
     return f;
 }
 
-NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net) {
+NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const std::set<eth::Address>& busy) {
     NetworkPlan plan;
     plan.snapshot = std::move(snap);
     if (!plan.snapshot.reachable) return plan;
     for (const auto& s : plan.snapshot.accounts) {
         const auto d = funding::decide(s.account, s.balance);
         if (d.action == funding::Action::kUnknown) plan.unknown.push_back(s);
+        else if (d.action == funding::Action::kTopUp && busy.count(s.account.address)) plan.waiting.push_back(s);
         else if (d.action == funding::Action::kTopUp) {
             plan.topups.push_back(TopUp{s.account, *s.balance, d.amount, net.gas_limit.value_or(21000)});
             plan.total += d.amount;
@@ -113,8 +116,9 @@ net::awaitable<void> estimate_gas(rpc::RpcClient& client, const config::Network&
     plan.covered = plan.snapshot.bank_balance && *plan.snapshot.bank_balance >= plan.total + plan.max_fee_cost;
 }
 
-net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Signer& signer, const config::Network& net,
-                                             const NetworkPlan& plan, ExecuteOptions opt) {
+net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Signer& signer, ledger::Ledger& ledger,
+                                             const config::Network& net, const NetworkPlan& plan, std::uint64_t first_nonce,
+                                             ExecuteOptions opt) {
     std::vector<Outcome> out;
     for (const auto& t : plan.topups) {
         Outcome o;
@@ -142,7 +146,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
     }
 
     // Send in order, consecutive nonces; a refused send stops the rest, so no nonce gap is left.
-    std::uint64_t nonce = *plan.snapshot.bank_nonce;
+    std::uint64_t nonce = first_nonce;
     Wei available = *plan.snapshot.bank_balance;
     const Fees& fees = *plan.fees;
     for (std::size_t i = 0; i < out.size(); ++i) {
@@ -179,6 +183,33 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         const Bytes raw = eth::encode_signed(tx, *sig);
         o.tx_hash = to_hex(eth::transaction_hash(raw));
         o.nonce = nonce;
+        // Durable before broadcast: a crash from here on finds the entry and reconciles it.
+        try {
+            ledger::Entry e;
+            e.network = net.name;
+            e.chain_id = *tx.chain_id;
+            e.bank = signer.address().checksummed();
+            e.recipient = t.account.address.checksummed();
+            e.home = t.account.home;
+            e.role = std::string(config::role_name(t.account.role));
+            e.amount = t.amount;
+            e.nonce = nonce;
+            e.tx_type = static_cast<int>(tx.type);
+            e.max_fee = tx.max_fee_per_gas;
+            e.priority_fee = tx.max_priority_fee_per_gas;
+            e.gas_price = tx.gas_price;
+            e.gas_limit = tx.gas_limit;
+            e.raw = to_hex(raw);
+            e.tx_hash = o.tx_hash;
+            o.ledger_id = ledger.record_intent(std::move(e));
+        } catch (const std::exception& ex) {
+            o.state = Outcome::State::kFailed;
+            o.error = std::string("ledger cannot be written, not sent: ") + ex.what();
+            o.tx_hash.clear();
+            spdlog::error("{}: {}", net.name, o.error);
+            fail_rest(i + 1, "not sent: the ledger cannot be written");
+            break;
+        }
         bool accepted = false;
         bool nonce_too_low = false;
         std::optional<std::string> unavailable;
@@ -208,8 +239,18 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             } catch (const std::exception&) {
             }
         }
+        auto journal = [&](ledger::State st, const std::string& why2) {
+            try {
+                ledger.mark(o.ledger_id, st, why2);
+                return true;
+            } catch (const std::exception& ex) {
+                spdlog::error("{}: ledger cannot be written ({}); sending nothing more", net.name, ex.what());
+                return false;
+            }
+        };
         if (unavailable) {
             // The request may or may not have reached the node: watch for the hash, send nothing more.
+            journal(ledger::State::kSent, "send result unknown");
             o.state = Outcome::State::kSent;
             o.error = "send result unknown: " + *unavailable;
             spdlog::warn("{}: top-up {} {} to {} {}: send result unknown, tx {}", net.name, format_units(t.amount, net.decimals),
@@ -218,6 +259,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             break;
         }
         if (!accepted) {
+            journal(ledger::State::kFailed, "refused: " + why);
             o.state = Outcome::State::kFailed;
             o.error = "node refused the transaction: " + why;
             spdlog::error("{}: top-up to {} {} refused: {}", net.name, config::role_name(t.account.role),
@@ -228,6 +270,10 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         o.state = Outcome::State::kSent;
         available -= cost;
         ++nonce;
+        if (!journal(ledger::State::kSent, {})) {
+            fail_rest(i + 1, "not sent: the ledger cannot be written");
+            break;
+        }
         spdlog::info("{}: sent {} {} to {} {} (home {}), nonce {}, tx {}", net.name, format_units(t.amount, net.decimals),
                      net.symbol, config::role_name(t.account.role), t.account.address.checksummed(), t.account.home,
                      o.nonce, o.tx_hash);
@@ -265,6 +311,11 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             auto& o = out[w[k]];
             o.block = rec->block;
             o.fee_paid = Wei(rec->gas_used) * rec->effective_gas_price.value_or(0);
+            try {
+                ledger.confirmed(o.ledger_id, rec->success, rec->block, rec->gas_used, o.fee_paid);
+            } catch (const std::exception& ex) {
+                spdlog::error("{}: ledger cannot record receipt of {}: {}", net.name, o.tx_hash, ex.what());
+            }
             if (rec->success) {
                 o.state = Outcome::State::kConfirmed;
                 o.error.clear();
@@ -284,7 +335,78 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
     for (auto i : waiting()) {
         out[i].state = Outcome::State::kFailed;
         out[i].error = "not confirmed within " + std::to_string(opt.confirm_timeout.count() / 1000) +
-                       " s; it may still be mined: check tx " + out[i].tx_hash + " before running again";
+                       " s (tx " + out[i].tx_hash + "); the ledger keeps it and the next run reconciles it, "
+                       "never paying the account twice";
+    }
+    co_return out;
+}
+
+net::awaitable<Reconciled> reconcile(rpc::RpcClient& client, ledger::Ledger& ledger, const config::Network& net,
+                                     const eth::Address& bank) {
+    Reconciled out;
+    auto pending = ledger.pending(net.name, bank.checksummed());
+    if (pending.empty()) co_return out;
+    std::vector<rpc::Call> calls;
+    {
+        json p = json::array();
+        p.push_back(bank.lower());
+        p.push_back("latest");
+        calls.push_back({"eth_getTransactionCount", std::move(p)});
+    }
+    for (const auto& e : pending) {
+        json p = json::array();
+        p.push_back(e.tx_hash);
+        calls.push_back({"eth_getTransactionReceipt", std::move(p)});
+    }
+    auto r = co_await client.batch(std::move(calls));
+    const auto latest = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+    if (!latest) throw std::runtime_error("reconcile: eth_getTransactionCount failed");
+
+    std::map<std::uint64_t, std::string> confirmed_by_nonce;  // nonce -> hash of ours that was mined
+    std::vector<std::optional<rpc::ReceiptInfo>> receipts;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+        const auto& res = r[i + 1];
+        if (!res.ok()) throw std::runtime_error("reconcile: receipt query failed: " + res.error->message());
+        receipts.push_back(res.result->is_null() ? std::nullopt : rpc::as_receipt(*res.result));
+        if (receipts.back()) confirmed_by_nonce[pending[i].nonce] = pending[i].tx_hash;
+    }
+    std::vector<std::size_t> resend;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+        const auto& e = pending[i];
+        if (const auto& rec = receipts[i]) {
+            const Wei fee = Wei(rec->gas_used) * rec->effective_gas_price.value_or(0);
+            ledger.confirmed(e.id, rec->success, rec->block, rec->gas_used, fee);
+            out.log.push_back(e.tx_hash + (rec->success ? " confirmed" : " reverted") + " in block " + std::to_string(rec->block));
+        } else if (auto sib = confirmed_by_nonce.find(e.nonce); sib != confirmed_by_nonce.end()) {
+            ledger.replaced(e.id, sib->second);
+            out.log.push_back(e.tx_hash + " replaced by " + sib->second);
+        } else if (*latest > e.nonce) {
+            ledger.mark(e.id, ledger::State::kDropped, "nonce " + std::to_string(e.nonce) + " used by another transaction");
+            out.log.push_back(e.tx_hash + " dropped: nonce " + std::to_string(e.nonce) +
+                              " used by another transaction; the account is decided afresh");
+        } else {
+            resend.push_back(i);
+        }
+    }
+    // Still unmined with a free nonce: broadcast the very same bytes again (a node that knows them
+    // says "already known"; one that lost them, after a restart or an eviction, takes them back).
+    if (!resend.empty()) {
+        std::vector<rpc::Call> sends;
+        for (auto i : resend) {
+            json p = json::array();
+            p.push_back(pending[i].raw);
+            sends.push_back({"eth_sendRawTransaction", std::move(p)});
+        }
+        auto sr = co_await client.batch(std::move(sends));
+        for (std::size_t k = 0; k < resend.size(); ++k) {
+            const auto& e = pending[resend[k]];
+            if (e.state == ledger::State::kIntent) ledger.mark(e.id, ledger::State::kSent, "broadcast on reconcile");
+            out.busy.insert(eth::Address::parse(e.recipient).value());
+            out.next_nonce = std::max(out.next_nonce.value_or(0), e.nonce + 1);
+            const bool fine = sr[k].ok() || already_known(sr[k].error->message());
+            out.log.push_back(e.tx_hash + " (nonce " + std::to_string(e.nonce) + ") not mined yet: broadcast again" +
+                              (fine ? "" : " (" + sr[k].error->message() + ")"));
+        }
     }
     co_return out;
 }

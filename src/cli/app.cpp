@@ -47,6 +47,13 @@ int run(int argc, char** argv) {
     long timeout_s = 300;
     topup->add_option("--confirm-timeout", timeout_s, "seconds to wait for receipts")->check(CLI::PositiveNumber)->capture_default_str();
 
+    auto* history = app.add_subcommand("history", "every top-up in the ledger, newest first");
+    HistoryOptions ho;
+    history->add_option("--network", ho.network, "only this network");
+    history->add_option("--address", ho.address, "only top-ups to this address");
+    history->add_option("--since", ho.since, "only the last 30m, 24h, 7d, ...");
+    history->add_flag("--json", ho.json, "one JSON object per line");
+
     auto* run_cmd = app.add_subcommand("run", "the daemon: keep every account funded, export metrics");
     RunOptions ro;
     std::string interval = "60s", metrics_port;
@@ -98,6 +105,7 @@ int run(int argc, char** argv) {
                 if (const char* p = std::getenv("METRICS_PORT"); p && *p) ro.metrics_addr = std::string("0.0.0.0:") + p;
             return cmd_run(g, ro);
         }
+        if (*history) return cmd_history(g, ho);
         if (*status) return cmd_status(g, status_networks, status_json);
         if (*topup) {
             t.confirm_timeout = std::chrono::seconds(timeout_s);

@@ -8,11 +8,13 @@
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <iostream>
+#include <set>
 
 #include "keymaster/chain/topup.hpp"
 #include "keymaster/cli/app.hpp"
 #include "keymaster/cli/output.hpp"
 #include "keymaster/config/secrets.hpp"
+#include "keymaster/ledger/ledger.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "loading.hpp"
 
@@ -66,13 +68,38 @@ struct Session {
     }
 };
 
-std::vector<chain::NetworkPlan> poll_and_plan(Session& s, const Loaded& l, bool estimate) {
+// With a ledger: its unresolved top-ups are reconciled first (before the balances are read, so a
+// transaction mined in between is never paid again), and their accounts wait; `sending` allows the
+// reconcile to broadcast again. Without one (status), balances only.
+std::vector<chain::NetworkPlan> poll_and_plan(Session& s, const Loaded& l, bool estimate, ledger::Ledger* ledger = nullptr,
+                                              bool sending = false, std::vector<std::uint64_t>* next_nonce = nullptr) {
+    if (next_nonce) next_nonce->assign(l.selected.size(), 0);
     return for_each_network<chain::NetworkPlan>(s.io, l.selected, [&](std::size_t i) -> net::awaitable<chain::NetworkPlan> {
         auto& n = s.networks[i];
         const auto* accs = l.topology.find(n.name);
-        auto snap = co_await chain::poll(*s.clients[i], n, l.banks.at(n.name), accs->accounts);
+        const auto bank = l.banks.at(n.name);
+        std::set<eth::Address> busy;
+        std::string reconcile_error;
+        if (ledger && sending) {
+            try {
+                auto rec = co_await chain::reconcile(*s.clients[i], *ledger, n, bank);
+                for (const auto& line : rec.log) spdlog::info("{}: ledger: {}", n.name, line);
+                busy = std::move(rec.busy);
+                if (next_nonce) (*next_nonce)[i] = rec.next_nonce.value_or(0);
+            } catch (const std::exception& e) {
+                reconcile_error = std::string("cannot reconcile the ledger: ") + e.what();
+            }
+        } else if (ledger) {
+            for (const auto& e : ledger->pending(n.name, bank.checksummed()))
+                if (auto a = eth::Address::parse(e.recipient)) busy.insert(*a);
+        }
+        auto snap = co_await chain::poll(*s.clients[i], n, bank, accs->accounts);
+        if (!reconcile_error.empty() && snap.reachable) {
+            snap.reachable = false;  // nothing may be decided on a network whose ledger is unresolved
+            snap.error = reconcile_error;
+        }
         if (snap.reachable && !n.chain_id) n.chain_id = snap.chain_id;
-        auto plan = chain::make_plan(std::move(snap), n);
+        auto plan = chain::make_plan(std::move(snap), n, busy);
         if (estimate && plan.snapshot.reachable) co_await chain::estimate_gas(*s.clients[i], n, plan);
         co_return plan;
     });
@@ -194,8 +221,16 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
         std::cerr << "keymaster top-up: refusing to send without confirmation: no terminal; pass --yes (or --dry-run)\n";
         return kExitUsage;
     }
+    std::unique_ptr<ledger::Ledger> ledger;
+    try {
+        ledger = std::make_unique<ledger::Ledger>(g.data_dir, /*lock=*/!o.dry_run);
+    } catch (const std::exception& e) {
+        std::cerr << "keymaster top-up: " << e.what() << "\n";
+        return kExitUsage;
+    }
     Session s(l->selected);
-    auto plans = poll_and_plan(s, *l, true);
+    std::vector<std::uint64_t> next_nonce;
+    auto plans = poll_and_plan(s, *l, true, ledger.get(), !o.dry_run, &next_nonce);
 
     // The plan.
     bool anything = false, problems = false;
@@ -208,6 +243,9 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
             std::cout << "\n";
             continue;
         }
+        for (const auto& w : p.waiting)
+            std::cout << "  waiting for an earlier top-up of " << config::role_name(w.account.role) << " "
+                      << w.account.address.checksummed() << " to confirm: no second one\n";
         for (const auto& u : p.unknown) {
             problems = true;
             std::cout << "  balance unknown for " << config::role_name(u.account.role) << " " << u.account.address.checksummed()
@@ -257,8 +295,9 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
                 chain::ExecuteOptions eo;
                 eo.confirm_timeout = o.confirm_timeout;
                 eo.progress = [](const std::string& line) { std::cout << "  " << line << std::endl; };
-                co_return co_await chain::execute(*s.clients[i], *l->signers.at(l->selected[i]->name), s.networks[i],
-                                                  plans[i], eo);
+                const std::uint64_t first = std::max(plans[i].snapshot.bank_nonce.value_or(0), next_nonce[i]);
+                co_return co_await chain::execute(*s.clients[i], *l->signers.at(l->selected[i]->name), *ledger,
+                                                  s.networks[i], plans[i], first, eo);
             });
     }
 
@@ -280,6 +319,7 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
             continue;
         }
         std::size_t low = 0, unknown = 0;
+        all_ok &= plans[i].waiting.empty();
         for (const auto& a : snap.accounts) {
             if (!a.balance) ++unknown;
             else if (*a.balance < a.account.threshold) ++low;
@@ -299,6 +339,64 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
         if (low || unknown) all_ok = false;
     }
     return all_ok ? kExitOk : kExitFailure;
+}
+
+int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
+    ledger::Filter f;
+    if (!o.network.empty()) f.network = o.network;
+    if (!o.address.empty()) {
+        auto a = eth::Address::parse(o.address);
+        if (!a) {
+            std::cerr << "--address: " << a.error().message() << "\n";
+            return kExitUsage;
+        }
+        f.address = a->checksummed();
+    }
+    if (!o.since.empty()) {
+        auto d = parse_duration(o.since);
+        if (!d) {
+            std::cerr << "--since: expected a duration such as 30m, 24h or 7d, got '" << o.since << "'\n";
+            return kExitUsage;
+        }
+        f.since = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                  std::chrono::duration<double>(*d).count();
+    }
+    std::vector<ledger::Entry> entries;
+    try {
+        ledger::Ledger l(g.data_dir, /*lock=*/false);
+        entries = l.history(f);
+    } catch (const std::exception& e) {
+        std::cerr << "keymaster history: " << e.what() << "\n";
+        return kExitFailure;
+    }
+    auto iso = [](double t) {
+        const std::time_t tt = static_cast<std::time_t>(t);
+        char buf[32];
+        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));
+        return std::string(buf);
+    };
+    if (o.json) {
+        for (const auto& e : entries) {
+            json j = {{"id", e.id}, {"time", iso(e.created)}, {"updated", iso(e.updated)}, {"network", e.network},
+                      {"chainId", e.chain_id}, {"bank", e.bank}, {"recipient", e.recipient}, {"home", e.home},
+                      {"role", e.role}, {"amountWei", e.amount.str()}, {"amount", format_units(e.amount)},
+                      {"nonce", e.nonce}, {"txHash", e.tx_hash}, {"state", std::string(ledger::state_name(e.state))}};
+            if (e.block) j["block"] = e.block;
+            if (e.gas_used) j["gasUsed"] = e.gas_used;
+            if (e.fee_paid > 0) j["feePaidWei"] = e.fee_paid.str();
+            if (!e.replaced_by.empty()) j["replacedBy"] = e.replaced_by;
+            if (!e.error.empty()) j["error"] = e.error;
+            std::cout << j.dump() << "\n";
+        }
+        return kExitOk;
+    }
+    Table t({"TIME", "NETWORK", "ROLE", "HOME", "RECIPIENT", "AMOUNT", "NONCE", "STATE", "TX"},
+            {false, false, false, false, false, true, true, false, false});
+    for (const auto& e : entries)
+        t.add({iso(e.created), e.network, e.role, e.home, e.recipient, format_units(e.amount), std::to_string(e.nonce),
+               std::string(ledger::state_name(e.state)) + (e.error.empty() ? "" : " (" + e.error + ")"), e.tx_hash});
+    t.print(std::cout, "");
+    return kExitOk;
 }
 
 }  // namespace keymaster::cli

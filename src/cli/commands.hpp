@@ -41,6 +41,11 @@ struct RunOptions {
 //! "500ms", "30s", "5m", "1h" or plain seconds ("60").
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 
+struct HistoryOptions {
+    std::string network, address, since;
+    bool json = false;
+};
+int cmd_history(const GlobalOptions& g, const HistoryOptions& o);
 int cmd_run(const GlobalOptions& g, const RunOptions& o);
 int cmd_validate(const GlobalOptions& g);
 int cmd_address(const std::string& key_env, const std::string& key_file);

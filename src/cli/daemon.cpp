@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "keymaster/chain/topup.hpp"
 #include "keymaster/cli/app.hpp"
+#include "keymaster/ledger/ledger.hpp"
 #include "keymaster/metrics/metrics.hpp"
 #include "keymaster/server/http_server.hpp"
 #include "loading.hpp"
@@ -56,6 +57,7 @@ struct NetworkWorker {
     std::string last_error;
     double last_poll = 0;
     std::map<eth::Address, LastTopUp> last_topup;
+    std::map<eth::Address, std::uint64_t> confirmed_last_round;  // address -> block
 
     explicit NetworkWorker(net::io_context& io) : sleep(io) {}
 };
@@ -68,6 +70,13 @@ public:
     int run() {
         auto l = load_all(g_, o_.networks, [](const std::string& line) { std::cerr << line << "\n"; });
         if (!l) return kExitUsage;
+        try {
+            ledger_ = std::make_unique<ledger::Ledger>(g_.data_dir, /*lock=*/true);
+        } catch (const std::exception& e) {
+            std::cerr << "keymaster run: " << e.what() << "\n";
+            return kExitUsage;
+        }
+        spdlog::info("ledger {}", ledger_->path());
         std::string host;
         unsigned short port = 0;
         if (!server::parse_listen_address(o_.metrics_addr, host, port)) {
@@ -146,7 +155,25 @@ private:
     net::awaitable<bool> round(NetworkWorker& w, int gen) {
         auto& n = w.net;
         const auto start = Clock::now();
+        // Unresolved top-ups first, before balances are read: one mined in between is never paid twice.
+        chain::Reconciled rec;
+        std::string rec_error;
+        if (!o_.dry_run) {
+            try {
+                rec = co_await chain::reconcile(*w.client, *ledger_, n, w.bank);
+                for (const auto& line : rec.log) spdlog::info("{}: ledger: {}", n.name, line);
+            } catch (const std::exception& e) {
+                rec_error = e.what();
+            }
+        } else {
+            for (const auto& e : ledger_->pending(n.name, w.bank.checksummed()))
+                if (auto a = eth::Address::parse(e.recipient)) rec.busy.insert(*a);
+        }
         auto snap = co_await chain::poll(*w.client, n, w.bank, w.accounts);
+        if (!rec_error.empty() && snap.reachable) {
+            snap.reachable = false;
+            snap.error = "cannot reconcile the ledger: " + rec_error;
+        }
         const double took = std::chrono::duration<double>(Clock::now() - start).count();
         metrics_.poll(n.name, took, snap.reachable, unix_now());
         if (!snap.reachable) {
@@ -181,8 +208,23 @@ private:
                              config::role_name(a.account.role), a.account.address.checksummed(), a.error);
             }
         }
-        auto plan = chain::make_plan(snap, n);
+        // A top-up confirmed last round that the balance does not show: a lying or lagging endpoint.
+        for (const auto& a : snap.accounts) {
+            auto it = w.confirmed_last_round.find(a.account.address);
+            if (it != w.confirmed_last_round.end() && a.balance && *a.balance < a.account.threshold) {
+                metrics_.error(n.name, "balance_mismatch");
+                spdlog::error("{}: {} {} was topped up in block {} but the endpoint reports {} {} (below {}): "
+                              "a lagging or lying endpoint?", n.name, config::role_name(a.account.role),
+                              a.account.address.checksummed(), it->second, format_units(*a.balance, n.decimals), n.symbol,
+                              format_units(a.account.threshold, n.decimals));
+            }
+        }
+        w.confirmed_last_round.clear();
+        auto plan = chain::make_plan(snap, n, rec.busy);
         w.last = std::move(snap);
+        for (const auto& wt : plan.waiting)
+            spdlog::info("{}: {} {} below threshold, waiting for its earlier top-up to confirm", n.name,
+                         config::role_name(wt.account.role), wt.account.address.checksummed());
         if (plan.topups.empty()) co_return true;
         for (const auto& t : plan.topups)
             spdlog::info("{}: {} {} (home {}) holds {} {}, below {}: top up {}{}", n.name, config::role_name(t.account.role),
@@ -198,11 +240,14 @@ private:
         }
         chain::ExecuteOptions eo;
         eo.confirm_timeout = std::chrono::minutes(5);
-        auto outcomes = co_await chain::execute(*w.client, *w.signer, n, plan, eo);
+        const std::uint64_t first = std::max(plan.snapshot.bank_nonce.value_or(0), rec.next_nonce.value_or(0));
+        auto outcomes = co_await chain::execute(*w.client, *w.signer, *ledger_, n, plan, first, eo);
         for (const auto& oc : outcomes) {
             const auto l = labels_of(oc.topup.account);
             metrics_.topup(l, oc.ok(), to_double(oc.topup.amount, n.decimals), unix_now());
             if (oc.fee_paid > 0) metrics_.gas_spent(n.name, to_double(oc.fee_paid, n.decimals));
+            if (oc.ok()) w.confirmed_last_round[oc.topup.account.address] = oc.block;
+            if (!oc.ok() && oc.error.rfind("ledger cannot be written", 0) == 0) metrics_.error(n.name, "ledger");
             if (!oc.ok()) {
                 metrics_.error(n.name, "topup");
                 spdlog::error("{}: top-up of {} {} to {} {} failed: {}", n.name, format_units(oc.topup.amount, n.decimals),
@@ -344,6 +389,7 @@ private:
     metrics::Metrics metrics_;
     net::signal_set signals_;
     std::unique_ptr<server::HttpServer> server_;
+    std::unique_ptr<ledger::Ledger> ledger_;
     Loaded loaded_;
     std::vector<std::unique_ptr<NetworkWorker>> workers_;
     int generation_ = 0;
@@ -363,6 +409,7 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
     const std::string unit = text.substr(i);
     long ms;
     if (unit.empty() || unit == "s") ms = v * 1000;
+    else if (unit == "d") ms = v * 86'400'000;
     else if (unit == "ms") ms = v;
     else if (unit == "m") ms = v * 60'000;
     else if (unit == "h") ms = v * 3'600'000;

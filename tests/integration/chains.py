@@ -103,8 +103,14 @@ def write_config(config, directory=None):
     return path
 
 
+# One ledger per test process, never the one in the working directory: a ledger belongs to real
+# chains, and a test chain started again with the same chain id is not the same chain.
+DATA_DIR = tempfile.mkdtemp(prefix="keymaster-ledger-")
+
+
 def keymaster(*args, env=None, stdin=subprocess.DEVNULL, timeout=300):
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([KEYMASTER, *args], capture_output=True, text=True, env=full_env, stdin=stdin,
+    extra = [] if "--data-dir" in args else ["--data-dir", DATA_DIR]
+    return subprocess.run([KEYMASTER, *args, *extra], capture_output=True, text=True, env=full_env, stdin=stdin,
                           timeout=timeout)

@@ -51,11 +51,12 @@ def metric_values(text, name):
 
 
 class Daemon:
-    def __init__(self, config_path, env, args=(), port=None):
+    def __init__(self, config_path, env, args=(), port=None, data_dir=None):
         self.port = port or free_port()
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="keymaster-data-")
         self.log = tempfile.NamedTemporaryFile(prefix="keymaster-daemon-", suffix=".log", delete=False)
         full_env = dict(os.environ, **env)
-        cmd = [KEYMASTER, "run", "--config", config_path, *args]
+        cmd = [KEYMASTER, "run", "--config", config_path, "--data-dir", self.data_dir, *args]
         if not any(a.startswith("--metrics-addr") for a in args) and "METRICS_PORT" not in env:
             cmd += ["--metrics-addr", f"127.0.0.1:{self.port}"]
         if "PERIOD" not in env:
@@ -270,6 +271,13 @@ class DaemonOnAnvil(unittest.TestCase):
         start = time.time()
         self.assertEqual(d.stop(), 0)
         self.assertLess(time.time() - start, 10)
+
+    def test_6b_one_daemon_per_data_dir(self):
+        r = subprocess.run([KEYMASTER, "run", "--config", self.path, "--data-dir", self.daemon.data_dir,
+                            "--metrics-addr", "127.0.0.1:0"], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, KM_BANK=DEV_KEY))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"another keymaster (pid {self.daemon.proc.pid}) is using {self.daemon.data_dir}", r.stderr)
 
     def test_7_readyz_names_networks_not_yet_polled(self):
         cfg = json.loads(json.dumps(self.config))

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -13,6 +14,9 @@
 
 namespace keymaster::signer {
 class Signer;
+}
+namespace keymaster::ledger {
+class Ledger;
 }
 
 namespace keymaster::chain {
@@ -45,6 +49,7 @@ struct NetworkPlan {
     NetworkSnapshot snapshot;
     std::vector<TopUp> topups;
     std::vector<AccountState> unknown;  //!< balance unread: no decision this round
+    std::vector<AccountState> waiting;  //!< below threshold, but an earlier top-up is not confirmed yet
     Wei total = 0;                      //!< sum of amounts
     std::optional<Fees> fees;
     std::string fee_error;
@@ -52,8 +57,9 @@ struct NetworkPlan {
     bool covered = false;  //!< bank balance >= total + max_fee_cost
 };
 
-//! Applies the decision rule to every account of a snapshot (pure).
-NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net);
+//! Applies the decision rule to every account of a snapshot (pure). Accounts in `busy` (a top-up
+//! of theirs is not yet confirmed) get no new one.
+NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const std::set<eth::Address>& busy = {});
 
 //! Fills gas limits (config gasLimit, else eth_estimateGas, batched) and the fee cost. A failed
 //! estimate leaves that top-up with gas_limit 0: it will not be sent.
@@ -68,6 +74,7 @@ struct Outcome {
     std::uint64_t block = 0;
     Wei fee_paid = 0;
     std::string error;
+    std::int64_t ledger_id = 0;
     bool ok() const { return state == State::kConfirmed; }
 };
 
@@ -78,10 +85,27 @@ struct ExecuteOptions {
     std::function<void(const std::string&)> progress;  //!< human progress lines
 };
 
-//! Signs and sends a plan's top-ups with consecutive nonces from the bank's pending nonce, stops
-//! at the first refused send (no nonce gaps), then waits for receipts.
+//! Signs and sends a plan's top-ups with consecutive nonces from `first_nonce`, stops at the first
+//! refused send (no nonce gaps), then waits for receipts. Every transaction is written to the
+//! ledger (and synced) before it is broadcast; if the ledger cannot be written nothing more is sent.
+//! A transaction still unconfirmed at the timeout stays `sent` in the ledger for reconcile().
 boost::asio::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Signer& signer,
-                                                     const config::Network& net, const NetworkPlan& plan,
+                                                     ledger::Ledger& ledger, const config::Network& net,
+                                                     const NetworkPlan& plan, std::uint64_t first_nonce,
                                                      ExecuteOptions options);
+
+//! What reconcile() learned.
+struct Reconciled {
+    std::set<eth::Address> busy;              //!< recipients with a top-up still unconfirmed
+    std::optional<std::uint64_t> next_nonce;  //!< one past the highest unresolved nonce
+    std::vector<std::string> log;             //!< one line per change
+};
+
+//! Resolves the ledger's unresolved top-ups of a network before any new decision: a receipt
+//! found: confirmed (or failed, if reverted); the nonce taken by another transaction: replaced
+//! (by a sibling of ours) or dropped; otherwise the same raw transaction is broadcast again.
+//! Throws when the node cannot be asked (then nothing may be decided this round).
+boost::asio::awaitable<Reconciled> reconcile(rpc::RpcClient& client, ledger::Ledger& ledger,
+                                             const config::Network& net, const eth::Address& bank);
 
 }  // namespace keymaster::chain

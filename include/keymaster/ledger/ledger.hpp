@@ -1,0 +1,91 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "keymaster/common/amount.hpp"
+
+namespace keymaster::ledger {
+
+//! The ledger could not be opened or written. Nothing may be sent while this is so.
+class LedgerError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+//! Another keymaster holds the data directory.
+class LockedError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+//! States of a top-up. `intent` and `sent` are unresolved; the others are final.
+enum class State { kIntent, kSent, kConfirmed, kReplaced, kDropped, kFailed };
+std::string_view state_name(State s);
+std::optional<State> parse_state(std::string_view s);
+
+//! One top-up as written before it is broadcast.
+struct Entry {
+    std::int64_t id = 0;
+    double created = 0;  //!< unix seconds
+    double updated = 0;
+    std::string network;
+    std::uint64_t chain_id = 0;
+    std::string bank, recipient, home, role;  //!< addresses EIP-55
+    Wei amount = 0;
+    std::uint64_t nonce = 0;
+    int tx_type = 2;
+    Wei max_fee = 0, priority_fee = 0, gas_price = 0;
+    std::uint64_t gas_limit = 0;
+    std::string raw;      //!< 0x-hex signed transaction
+    std::string tx_hash;  //!< 0x-hex
+    State state = State::kIntent;
+    std::uint64_t block = 0, gas_used = 0;
+    Wei fee_paid = 0;
+    std::string replaced_by, error;
+};
+
+//! A query for `keymaster history`.
+struct Filter {
+    std::optional<std::string> network, address;
+    std::optional<double> since;  //!< unix seconds
+};
+
+//! The SQLite journal of every top-up (WAL, synchronous=FULL): an entry is durable before the
+//! transaction is broadcast; each change of state is recorded with its time. One keymaster per
+//! data directory (an exclusive lock on <dir>/keymaster.lock names the holder's pid).
+class Ledger {
+public:
+    //! Opens (creating) <dir>/ledger.sqlite. `lock`: take the single-instance lock (daemon and
+    //! top-up); read-only commands (history) do not.
+    Ledger(const std::string& dir, bool lock);
+    ~Ledger();
+    Ledger(const Ledger&) = delete;
+    Ledger& operator=(const Ledger&) = delete;
+
+    //! Writes a new entry (state intent) and syncs it; returns its id. Throws LedgerError.
+    std::int64_t record_intent(Entry e);
+    //! Records a change of state. Throws LedgerError.
+    void mark(std::int64_t id, State s, const std::string& error = {});
+    void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid);
+    void replaced(std::int64_t id, const std::string& by_hash);
+
+    //! Unresolved entries (intent, sent) of a network and bank, oldest nonce first.
+    std::vector<Entry> pending(const std::string& network, const std::string& bank) const;
+    //! What the bank of `network` committed since `since` (unix seconds): every entry not dropped
+    //! or failed, each nonce counted once.
+    Wei spent_since(const std::string& network, const std::string& bank, double since) const;
+    //! Entries matching `f`, newest first.
+    std::vector<Entry> history(const Filter& f) const;
+
+    const std::string& path() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keymaster::ledger

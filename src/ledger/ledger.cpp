@@ -1,0 +1,297 @@
+#include "keymaster/ledger/ledger.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+namespace keymaster::ledger {
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS topups (
+  id INTEGER PRIMARY KEY,
+  created REAL NOT NULL, updated REAL NOT NULL,
+  network TEXT NOT NULL, chain_id INTEGER NOT NULL, bank TEXT NOT NULL,
+  recipient TEXT NOT NULL, home TEXT NOT NULL, role TEXT NOT NULL,
+  amount TEXT NOT NULL, nonce INTEGER NOT NULL, tx_type INTEGER NOT NULL,
+  max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit INTEGER NOT NULL,
+  raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
+  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT);
+CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);
+CREATE INDEX IF NOT EXISTS topups_created ON topups(created);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY, topup_id INTEGER NOT NULL REFERENCES topups(id),
+  time REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
+)sql";
+
+class Stmt {
+public:
+    Stmt(sqlite3* db, const char* sql) : db_(db) {
+        if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+            throw LedgerError(std::string("ledger: ") + sqlite3_errmsg(db));
+    }
+    ~Stmt() { sqlite3_finalize(s_); }
+    Stmt& bind(int i, const std::string& v) {
+        sqlite3_bind_text(s_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    Stmt& bind(int i, std::int64_t v) {
+        sqlite3_bind_int64(s_, i, v);
+        return *this;
+    }
+    Stmt& bind(int i, double v) {
+        sqlite3_bind_double(s_, i, v);
+        return *this;
+    }
+    bool step() {
+        const int rc = sqlite3_step(s_);
+        if (rc == SQLITE_ROW) return true;
+        if (rc == SQLITE_DONE) return false;
+        throw LedgerError(std::string("ledger: ") + sqlite3_errmsg(db_));
+    }
+    std::string text(int c) const {
+        auto* p = sqlite3_column_text(s_, c);
+        return p ? reinterpret_cast<const char*>(p) : "";
+    }
+    std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+    double real(int c) const { return sqlite3_column_double(s_, c); }
+
+private:
+    sqlite3* db_;
+    sqlite3_stmt* s_ = nullptr;
+};
+
+Wei wei(const std::string& s) { return s.empty() ? Wei(0) : Wei(s); }
+
+constexpr const char* kColumns =
+    "id, created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, tx_type, max_fee, "
+    "priority_fee, gas_price, gas_limit, raw, tx_hash, state, block, gas_used, fee_paid, replaced_by, error";
+
+Entry read_entry(const Stmt& s) {
+    Entry e;
+    e.id = s.i64(0);
+    e.created = s.real(1);
+    e.updated = s.real(2);
+    e.network = s.text(3);
+    e.chain_id = static_cast<std::uint64_t>(s.i64(4));
+    e.bank = s.text(5);
+    e.recipient = s.text(6);
+    e.home = s.text(7);
+    e.role = s.text(8);
+    e.amount = wei(s.text(9));
+    e.nonce = static_cast<std::uint64_t>(s.i64(10));
+    e.tx_type = static_cast<int>(s.i64(11));
+    e.max_fee = wei(s.text(12));
+    e.priority_fee = wei(s.text(13));
+    e.gas_price = wei(s.text(14));
+    e.gas_limit = static_cast<std::uint64_t>(s.i64(15));
+    e.raw = s.text(16);
+    e.tx_hash = s.text(17);
+    e.state = parse_state(s.text(18)).value_or(State::kFailed);
+    e.block = static_cast<std::uint64_t>(s.i64(19));
+    e.gas_used = static_cast<std::uint64_t>(s.i64(20));
+    e.fee_paid = wei(s.text(21));
+    e.replaced_by = s.text(22);
+    e.error = s.text(23);
+    return e;
+}
+
+}  // namespace
+
+std::string_view state_name(State s) {
+    switch (s) {
+        case State::kIntent: return "intent";
+        case State::kSent: return "sent";
+        case State::kConfirmed: return "confirmed";
+        case State::kReplaced: return "replaced";
+        case State::kDropped: return "dropped";
+        case State::kFailed: return "failed";
+    }
+    return "?";
+}
+
+std::optional<State> parse_state(std::string_view s) {
+    for (State st : {State::kIntent, State::kSent, State::kConfirmed, State::kReplaced, State::kDropped, State::kFailed})
+        if (state_name(st) == s) return st;
+    return std::nullopt;
+}
+
+struct Ledger::Impl {
+    std::string path;
+    sqlite3* db = nullptr;
+    int lock_fd = -1;
+
+    void exec(const char* sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string msg = err ? err : "unknown error";
+            sqlite3_free(err);
+            throw LedgerError("ledger " + path + ": " + msg);
+        }
+    }
+
+    void event(std::int64_t id, State s, const std::string& detail) {
+        Stmt(db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
+            .bind(1, id).bind(2, now()).bind(3, std::string(state_name(s))).bind(4, detail).step();
+    }
+};
+
+Ledger::Ledger(const std::string& dir, bool lock) : impl_(std::make_unique<Impl>()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw LedgerError("data dir " + dir + ": " + ec.message());
+    if (lock) {
+        const std::string lock_path = dir + "/keymaster.lock";
+        impl_->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (impl_->lock_fd < 0) throw LedgerError("lock " + lock_path + ": " + std::strerror(errno));
+        if (::flock(impl_->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            char buf[32] = {};
+            const auto n = ::pread(impl_->lock_fd, buf, sizeof buf - 1, 0);
+            std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+            while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+            ::close(impl_->lock_fd);
+            impl_->lock_fd = -1;
+            throw LockedError("another keymaster (pid " + pid + ") is using " + dir);
+        }
+        const std::string pid = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(impl_->lock_fd, 0) != 0 || ::pwrite(impl_->lock_fd, pid.data(), pid.size(), 0) < 0)
+            throw LedgerError("lock " + lock_path + ": " + std::strerror(errno));
+    }
+    impl_->path = dir + "/ledger.sqlite";
+    if (sqlite3_open_v2(impl_->path.c_str(), &impl_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+        const std::string msg = impl_->db ? sqlite3_errmsg(impl_->db) : "cannot open";
+        sqlite3_close(impl_->db);
+        impl_->db = nullptr;
+        throw LedgerError("ledger " + impl_->path + ": " + msg);
+    }
+    sqlite3_busy_timeout(impl_->db, 5000);
+    impl_->exec("PRAGMA journal_mode=WAL");
+    impl_->exec("PRAGMA synchronous=FULL");
+    impl_->exec(kSchema);
+}
+
+Ledger::~Ledger() {
+    if (impl_->db) sqlite3_close(impl_->db);
+    if (impl_->lock_fd >= 0) ::close(impl_->lock_fd);  // releases the flock
+}
+
+const std::string& Ledger::path() const { return impl_->path; }
+
+std::int64_t Ledger::record_intent(Entry e) {
+    const double t = now();
+    impl_->exec("BEGIN IMMEDIATE");
+    try {
+        Stmt s(impl_->db,
+               "INSERT INTO topups(created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, "
+               "tx_type, max_fee, priority_fee, gas_price, gas_limit, raw, tx_hash, state) "
+               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent')");
+        s.bind(1, t).bind(2, t).bind(3, e.network).bind(4, static_cast<std::int64_t>(e.chain_id)).bind(5, e.bank)
+            .bind(6, e.recipient).bind(7, e.home).bind(8, e.role).bind(9, e.amount.str())
+            .bind(10, static_cast<std::int64_t>(e.nonce)).bind(11, static_cast<std::int64_t>(e.tx_type))
+            .bind(12, e.max_fee.str()).bind(13, e.priority_fee.str()).bind(14, e.gas_price.str())
+            .bind(15, static_cast<std::int64_t>(e.gas_limit)).bind(16, e.raw).bind(17, e.tx_hash);
+        s.step();
+        const auto id = sqlite3_last_insert_rowid(impl_->db);
+        impl_->event(id, State::kIntent, e.tx_hash);
+        impl_->exec("COMMIT");  // synchronous=FULL: on disk when this returns
+        return id;
+    } catch (...) {
+        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+void Ledger::mark(std::int64_t id, State st, const std::string& error) {
+    impl_->exec("BEGIN IMMEDIATE");
+    try {
+        Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, error=? WHERE id=?")
+            .bind(1, std::string(state_name(st))).bind(2, now()).bind(3, error).bind(4, id).step();
+        impl_->event(id, st, error);
+        impl_->exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid) {
+    const State st = success ? State::kConfirmed : State::kFailed;
+    impl_->exec("BEGIN IMMEDIATE");
+    try {
+        Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=? WHERE id=?")
+            .bind(1, std::string(state_name(st))).bind(2, now()).bind(3, static_cast<std::int64_t>(block))
+            .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
+            .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(7, id).step();
+        impl_->event(id, st, "block " + std::to_string(block) + ", gas used " + std::to_string(gas_used) + ", fee " + fee_paid.str());
+        impl_->exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
+    impl_->exec("BEGIN IMMEDIATE");
+    try {
+        Stmt(impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
+            .bind(1, now()).bind(2, by_hash).bind(3, id).step();
+        impl_->event(id, State::kReplaced, by_hash);
+        impl_->exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+}
+
+std::vector<Entry> Ledger::pending(const std::string& network, const std::string& bank) const {
+    const std::string sql = std::string("SELECT ") + kColumns +
+                            " FROM topups WHERE network=? AND bank=? AND state IN ('intent','sent') ORDER BY nonce, id";
+    Stmt s(impl_->db, sql.c_str());
+    s.bind(1, network).bind(2, bank);
+    std::vector<Entry> out;
+    while (s.step()) out.push_back(read_entry(s));
+    return out;
+}
+
+Wei Ledger::spent_since(const std::string& network, const std::string& bank, double since) const {
+    Stmt s(impl_->db,
+           "SELECT nonce, amount FROM topups WHERE network=? AND bank=? AND created>=? "
+           "AND state IN ('intent','sent','confirmed','replaced')");
+    s.bind(1, network).bind(2, bank).bind(3, since);
+    // Replacements share a nonce: one payment, counted once (at its largest amount).
+    std::map<std::int64_t, Wei> by_nonce;
+    while (s.step()) {
+        auto& v = by_nonce[s.i64(0)];
+        v = std::max(v, wei(s.text(1)));
+    }
+    Wei total = 0;
+    for (const auto& [_, amount] : by_nonce) total += amount;
+    return total;
+}
+
+std::vector<Entry> Ledger::history(const Filter& f) const {
+    std::string sql = std::string("SELECT ") + kColumns + " FROM topups WHERE 1=1";
+    if (f.network) sql += " AND network=?1";
+    if (f.address) sql += " AND lower(recipient)=lower(?2)";
+    if (f.since) sql += " AND created>=?3";
+    sql += " ORDER BY created DESC, id DESC";
+    Stmt s(impl_->db, sql.c_str());
+    if (f.network) s.bind(1, *f.network);
+    if (f.address) s.bind(2, *f.address);
+    if (f.since) s.bind(3, *f.since);
+    std::vector<Entry> out;
+    while (s.step()) out.push_back(read_entry(s));
+    return out;
+}
+
+}  // namespace keymaster::ledger

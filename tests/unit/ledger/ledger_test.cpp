@@ -1,0 +1,111 @@
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "keymaster/ledger/ledger.hpp"
+
+using namespace keymaster;
+using ledger::State;
+
+namespace {
+
+std::string temp_dir() {
+    static int n = 0;
+    auto d = std::filesystem::temp_directory_path() / ("km-ledger-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(d);
+    return d.string();
+}
+
+ledger::Entry entry(std::uint64_t nonce, const char* recipient = "0xA", const char* amount = "1000") {
+    ledger::Entry e;
+    e.network = "alpha";
+    e.chain_id = 31337;
+    e.bank = "0xBANK";
+    e.recipient = recipient;
+    e.home = "alpha";
+    e.role = "updater";
+    e.amount = Wei(amount);
+    e.nonce = nonce;
+    e.raw = "0x02";
+    e.tx_hash = "0xhash" + std::to_string(nonce);
+    return e;
+}
+
+}  // namespace
+
+TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[ledger]") {
+    const auto dir = temp_dir();
+    std::int64_t a, b, c;
+    {
+        ledger::Ledger l(dir, true);
+        a = l.record_intent(entry(0, "0xA"));
+        b = l.record_intent(entry(1, "0xB"));
+        c = l.record_intent(entry(2, "0xC"));
+        l.mark(a, State::kSent);
+        l.confirmed(b, true, 7, 21000, Wei(21000));
+        l.mark(c, State::kSent);
+    }
+    ledger::Ledger l(dir, true);
+    auto p = l.pending("alpha", "0xBANK");
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].id == a);
+    CHECK(p[0].state == State::kSent);
+    CHECK(p[1].id == c);
+    CHECK(p[0].amount == Wei(1000));
+    auto h = l.history({});
+    REQUIRE(h.size() == 3);
+    CHECK(h[0].id == c);  // newest first
+    CHECK(h[1].state == State::kConfirmed);
+    CHECK(h[1].block == 7);
+    CHECK(h[1].fee_paid == Wei(21000));
+    CHECK(l.history({std::nullopt, std::string("0xb"), std::nullopt}).size() == 1);
+    CHECK(l.history({std::string("beta"), std::nullopt, std::nullopt}).empty());
+    CHECK(l.pending("beta", "0xBANK").empty());
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "[ledger]") {
+    const auto dir = temp_dir();
+    ledger::Ledger l(dir, true);
+    const auto a = l.record_intent(entry(0, "0xA", "100"));
+    const auto a2 = l.record_intent(entry(0, "0xA", "100"));  // a replacement of nonce 0
+    l.replaced(a, "0xhash0b");
+    l.mark(a2, State::kSent);
+    const auto b = l.record_intent(entry(1, "0xB", "50"));
+    l.mark(b, State::kDropped);
+    const auto c = l.record_intent(entry(1, "0xC", "30"));
+    l.confirmed(c, false, 9, 21000, Wei(5));  // reverted: failed
+    l.record_intent(entry(2, "0xD", "7"));
+    CHECK(l.spent_since("alpha", "0xBANK", 0) == Wei(107));
+    CHECK(l.spent_since("alpha", "0xBANK", 4e9) == Wei(0));  // nothing in the future
+    CHECK(l.spent_since("alpha", "0xOTHER", 0) == Wei(0));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledger: one keymaster per data directory", "[ledger]") {
+    const auto dir = temp_dir();
+    {
+        ledger::Ledger first(dir, true);
+        try {
+            ledger::Ledger second(dir, true);
+            FAIL("a second holder was allowed");
+        } catch (const ledger::LockedError& e) {
+            CHECK(std::string(e.what()) == "another keymaster (pid " + std::to_string(::getpid()) + ") is using " + dir);
+        }
+        ledger::Ledger reader(dir, false);  // history needs no lock
+        CHECK(reader.history({}).empty());
+    }
+    ledger::Ledger again(dir, true);  // released with the first
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledger: an unusable data directory is an error, not a silent success", "[ledger]") {
+    const auto dir = temp_dir();
+    std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
+    { std::ofstream(dir) << "a file, not a directory"; }
+    CHECK_THROWS_AS(ledger::Ledger(dir, true), ledger::LedgerError);
+    std::filesystem::remove(dir);
+}
