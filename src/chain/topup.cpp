@@ -93,6 +93,38 @@ NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const st
     return plan;
 }
 
+std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h) {
+    std::optional<Wei> remaining;
+    if (limits.daily) remaining = spent_24h >= *limits.daily ? Wei(0) : *limits.daily - spent_24h;
+    const Wei per_gas = plan.fees ? plan.fees->per_gas_cap() : Wei(0);
+    const Wei balance = plan.snapshot.bank_balance.value_or(0);
+    std::vector<TopUp> kept;
+    Wei total = 0, fees = 0;
+    auto amount_str = [](const Wei& w) { return format_units(w); };
+    for (auto t : plan.topups) {
+        if (limits.max_top_up && t.amount > *limits.max_top_up) t.amount = *limits.max_top_up;
+        if (remaining && t.amount > *remaining) {
+            plan.blocked.emplace_back(t, "daily limit: " + amount_str(*remaining) + " of " + amount_str(*limits.daily) +
+                                             " left for the next 24 hours");
+            continue;
+        }
+        const Wei fee = Wei(t.gas_limit) * per_gas;
+        if (limits.reserve && (balance < *limits.reserve || balance - *limits.reserve < total + fees + t.amount + fee)) {
+            plan.blocked.emplace_back(t, "reserve: the bank must keep " + amount_str(*limits.reserve));
+            continue;
+        }
+        if (remaining) *remaining -= t.amount;
+        total += t.amount;
+        fees += fee;
+        kept.push_back(t);
+    }
+    plan.topups = std::move(kept);
+    plan.total = total;
+    plan.max_fee_cost = fees;
+    plan.covered = plan.snapshot.bank_balance && *plan.snapshot.bank_balance >= plan.total + plan.max_fee_cost;
+    return remaining;
+}
+
 net::awaitable<void> estimate_gas(rpc::RpcClient& client, const config::Network& net, NetworkPlan& plan) {
     if (plan.topups.empty() || net.gas_limit) co_return;
     std::vector<rpc::Call> calls;

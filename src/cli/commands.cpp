@@ -101,6 +101,10 @@ std::vector<chain::NetworkPlan> poll_and_plan(Session& s, const Loaded& l, bool 
         if (snap.reachable && !n.chain_id) n.chain_id = snap.chain_id;
         auto plan = chain::make_plan(std::move(snap), n, busy);
         if (estimate && plan.snapshot.reachable) co_await chain::estimate_gas(*s.clients[i], n, plan);
+        if (ledger && plan.snapshot.reachable) {
+            const double day_ago = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - 86400;
+            chain::apply_limits(plan, n.limits, ledger->spent_since(n.name, bank.checksummed(), day_ago));
+        }
         co_return plan;
     });
 }
@@ -242,6 +246,11 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
             problems = true;
             std::cout << "\n";
             continue;
+        }
+        for (const auto& [b, why] : p.blocked) {
+            problems = true;
+            std::cout << "  held back: " << amount_str(b.amount, n) << " " << n.symbol << " to " << config::role_name(b.account.role)
+                      << " " << b.account.address.checksummed() << ": " << why << "\n";
         }
         for (const auto& w : p.waiting)
             std::cout << "  waiting for an earlier top-up of " << config::role_name(w.account.role) << " "

@@ -58,6 +58,7 @@ struct NetworkWorker {
     double last_poll = 0;
     std::map<eth::Address, LastTopUp> last_topup;
     std::map<eth::Address, std::uint64_t> confirmed_last_round;  // address -> block
+    std::map<eth::Address, double> limit_logged;                 // address -> unix time of the last log
 
     explicit NetworkWorker(net::io_context& io) : sleep(io) {}
 };
@@ -233,6 +234,23 @@ private:
                          o_.dry_run ? " (dry run: not sent)" : "");
         if (o_.dry_run || !current(gen)) co_return true;
         co_await chain::estimate_gas(*w.client, n, plan);
+        try {
+            const auto left = chain::apply_limits(plan, n.limits, ledger_->spent_since(n.name, w.bank.checksummed(), unix_now() - 86400));
+            if (left) metrics_.spend_remaining(n.name, to_double(*left, n.decimals));
+        } catch (const std::exception& e) {  // the ledger cannot be read: no budget, no sends
+            metrics_.error(n.name, "ledger");
+            spdlog::error("{}: cannot read spending from the ledger ({}); sending nothing this round", n.name, e.what());
+            co_return true;
+        }
+        for (const auto& [b, why] : plan.blocked) {
+            auto& last = w.limit_logged[b.account.address];
+            if (unix_now() - last < 3600) continue;  // once per account per hour
+            last = unix_now();
+            metrics_.error(n.name, "limit");
+            spdlog::warn("{}: top-up of {} {} to {} {} held back: {}", n.name, format_units(b.amount, n.decimals), n.symbol,
+                         config::role_name(b.account.role), b.account.address.checksummed(), why);
+        }
+        if (plan.topups.empty()) co_return true;
         if (!plan.covered) {
             metrics_.error(n.name, "bank");
             spdlog::warn("{}: bank cannot cover all top-ups this round ({} {} needed with fees)", n.name,

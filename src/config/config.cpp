@@ -155,7 +155,7 @@ public:
         static const std::set<std::string> kKnown = {
             "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
             "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
-            "symbol", "bankThreshold", "batchSize", "domain"};
+            "symbol", "bankThreshold", "batchSize", "limits", "domain"};
         for (const auto& [k, _] : v.items())
             if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
 
@@ -288,6 +288,25 @@ public:
         }
         if (v.contains("bankThreshold")) net.bank_threshold = amount(v["bankThreshold"], path + ".bankThreshold");
         if (v.contains("batchSize")) net.batch_size = uint(v["batchSize"], path + ".batchSize", 1, 1000).value_or(100);
+        if (v.contains("limits")) {
+            const auto& l = v["limits"];
+            const std::string lp = path + ".limits";
+            if (!l.is_object()) {
+                error(lp, "expected {\"maxTopUp\", \"daily\", \"reserve\"}");
+            } else {
+                for (const auto& [k, lv] : l.items()) {
+                    std::optional<Wei>* slot = k == "maxTopUp" ? &net.limits.max_top_up
+                                               : k == "daily"  ? &net.limits.daily
+                                               : k == "reserve" ? &net.limits.reserve : nullptr;
+                    if (!slot) {
+                        error(lp + "." + k, "expected maxTopUp, daily or reserve");
+                        continue;
+                    }
+                    *slot = amount(lv, lp + "." + k);
+                    if (*slot && **slot == 0 && k != "reserve") error(lp + "." + k, "must be above zero");
+                }
+            }
+        }
         if (errors_.size() != before) return std::nullopt;
         return net;
     }

@@ -43,6 +43,8 @@ struct Metrics::Impl {
         .Name("keymaster_block_number").Help("Latest block number seen").Register(*registry);
     prometheus::Family<prometheus::Counter>& errors = prometheus::BuildCounter()
         .Name("keymaster_errors_total").Help("Errors by network and scope").Register(*registry);
+    prometheus::Family<prometheus::Gauge>& spend_remaining = prometheus::BuildGauge()
+        .Name("keymaster_spend_remaining_ether").Help("What is left of the daily spend limit").Register(*registry);
     prometheus::Family<prometheus::Gauge>& build = prometheus::BuildGauge()
         .Name("keymaster_build_info").Help("Build information (always 1)").Register(*registry);
 
@@ -121,6 +123,10 @@ void Metrics::block(const std::string& network, double number) { impl_->block.Ad
 
 void Metrics::error(const std::string& network, const std::string& scope) {
     impl_->errors.Add({{"network", network}, {"scope", scope}}).Increment();
+}
+
+void Metrics::spend_remaining(const std::string& network, double amount) {
+    impl_->spend_remaining.Add({{"network", network}}).Set(amount);
 }
 
 std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(impl_->registry->Collect()); }

@@ -50,6 +50,7 @@ struct NetworkPlan {
     std::vector<TopUp> topups;
     std::vector<AccountState> unknown;  //!< balance unread: no decision this round
     std::vector<AccountState> waiting;  //!< below threshold, but an earlier top-up is not confirmed yet
+    std::vector<std::pair<TopUp, std::string>> blocked;  //!< held back by a spend limit, and why
     Wei total = 0;                      //!< sum of amounts
     std::optional<Fees> fees;
     std::string fee_error;
@@ -60,6 +61,12 @@ struct NetworkPlan {
 //! Applies the decision rule to every account of a snapshot (pure). Accounts in `busy` (a top-up
 //! of theirs is not yet confirmed) get no new one.
 NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const std::set<eth::Address>& busy = {});
+
+//! Applies the network's spend limits to a plan (pure): each amount is capped at maxTopUp; top-ups
+//! that would take the last 24 hours' spending (`spent_24h`, from the ledger) above `daily`, or the
+//! bank below `reserve` (with the most the fees can cost), are held back in order. Returns what is
+//! left of the daily budget, if there is one.
+std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h);
 
 //! Fills gas limits (config gasLimit, else eth_estimateGas, batched) and the fee cost. A failed
 //! estimate leaves that top-up with gas_limit 0: it will not be sent.

@@ -55,6 +55,13 @@ struct BankRef {
     std::string path;
 };
 
+//! Spend limits of a network's bank (`limits`).
+struct Limits {
+    std::optional<Wei> max_top_up;  //!< one transfer never exceeds it
+    std::optional<Wei> daily;       //!< sent in any rolling 24 hours (from the ledger)
+    std::optional<Wei> reserve;     //!< the bank keeps at least this much
+};
+
 //! Which transaction type to send.
 enum class TxTypeSetting { kAuto, kLegacy, kEip1559 };
 
@@ -79,6 +86,7 @@ struct Network {
     std::string symbol = "ETH";
     std::optional<Wei> bank_threshold;
     std::size_t batch_size = 100;
+    Limits limits;
 };
 
 //! A loaded configuration.

@@ -207,6 +207,23 @@ TEST_CASE("config: every validation error names the file and the place", "[confi
     }
 }
 
+TEST_CASE("config: spend limits", "[config]") {
+    json j = base();
+    j["networks"]["alpha"]["limits"] = {{"maxTopUp", "1 ether"}, {"daily", "5 ether"}, {"reserve", "10 ether"}};
+    auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
+    REQUIRE(std::holds_alternative<config::Config>(r));
+    const auto& l = std::get<config::Config>(r).find("alpha")->limits;
+    CHECK(*l.max_top_up == Wei("1000000000000000000"));
+    CHECK(*l.daily == Wei("5000000000000000000"));
+    CHECK(*l.reserve == Wei("10000000000000000000"));
+    j["networks"]["alpha"]["limits"] = {{"weekly", "1 ether"}};
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.weekly: expected maxTopUp, daily or reserve");
+    j["networks"]["alpha"]["limits"] = {{"daily", "-1 ether"}};
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.daily: negative amounts are not allowed");
+    j["networks"]["alpha"]["limits"] = {{"maxTopUp", 0}};
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.maxTopUp: must be above zero");
+}
+
 TEST_CASE("config: Nomad's 'treshold' spelling and unknown keys are warnings", "[config]") {
     json j = base();
     j["networks"]["alpha"]["treshold"] = j["networks"]["alpha"]["threshold"];
@@ -286,7 +303,8 @@ TEST_CASE("config: etc/keymaster.example.json is valid and uses every key", "[co
     for (const char* key : {"endpoint", "endpoints", "chainId", "replicas", "bank", "keyFile", "keyEnv", "threshold",
                             "watcherThreshold", "target", "roles", "agents", "updater", "watchers", "relayer",
                             "processor", "kathy", "ignore", "all", "local", "remote", "gasLimit", "txType",
-                            "maxFeePerGas", "decimals", "symbol", "bankThreshold", "batchSize"})
+                            "maxFeePerGas", "decimals", "symbol", "bankThreshold", "batchSize", "limits", "maxTopUp", "daily",
+                            "reserve"})
         CHECK(text.find(std::string("\"") + key + "\"") != std::string::npos);
 }
 
