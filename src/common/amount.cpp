@@ -36,6 +36,13 @@ Big pow10(int n) {
     return r;
 }
 
+// Decimal digits to a number. (Not Big(string): Boost reads a leading 0 as octal, "0123" == 83.)
+Big decimal(std::string_view digits) {
+    Big r = 0;
+    for (char c : digits) r = r * 10 + (c - '0');
+    return r;
+}
+
 const Big& max_u256() {
     static const Big kMax = (Big(1) << 256) - 1;
     return kMax;
@@ -71,9 +78,8 @@ Result<Wei> parse_amount(std::string_view text) {
     if (static_cast<int>(frac_part.size()) > exponent) return make_error_code(Errc::kFractionalWei);
     if (int_part.size() + static_cast<std::size_t>(exponent) > 90) return make_error_code(Errc::kAmountOverflow);
 
-    Big value = int_part.empty() ? Big(0) : Big(int_part);
-    value *= pow10(exponent);
-    if (!frac_part.empty()) value += Big(frac_part) * pow10(exponent - static_cast<int>(frac_part.size()));
+    Big value = decimal(int_part) * pow10(exponent);
+    if (!frac_part.empty()) value += decimal(frac_part) * pow10(exponent - static_cast<int>(frac_part.size()));
     if (value > max_u256()) return make_error_code(Errc::kAmountOverflow);
     return static_cast<Wei>(value);
 }

@@ -332,9 +332,9 @@ public:
         };
         try {
             root = json::parse(text, callback);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 4e55001
             std::string what = e.what();
-            if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
+            if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
             errors_.push_back(file_ + ": not valid JSON: " + what);
             return LoadError{errors_};
         }

@@ -17,10 +17,6 @@ namespace net = boost::asio;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 // Why one HTTP exchange did not give a final answer for every call in it.
 struct Failure {
@@ -33,11 +29,6 @@ struct Failure {
 
 }  // namespace
 
-bool is_rate_limit(int code, const std::string& message) {
-    const std::string m = lower(message);
-    return code == -32005 || code == 429 || m.find("rate limit") != std::string::npos ||
-           m.find("too many requests") != std::string::npos || m.find("rate-limit") != std::string::npos;
-}
 
 struct RpcClient::Impl {
     net::any_io_executor ex;
@@ -106,43 +97,12 @@ struct RpcClient::Impl {
         if (res.status >= 500) co_return Failure{"HTTP " + std::to_string(res.status)};
         if (res.status != 200) co_return Failure{"HTTP " + std::to_string(res.status), true};
 
-        json reply;
-        try {
-            reply = json::parse(res.body);
-        } catch (const json::exception&) {
-            co_return Failure{"malformed response (not JSON)"};
-        }
-        if (reply.is_object()) reply = json::array({reply});
-        if (!reply.is_array()) co_return Failure{"malformed response"};
-
+        auto parsed = parse_reply(res.body, by_id);
         std::optional<Failure> failure;
-        for (const auto& item : reply) {
-            if (!item.is_object()) continue;
-            const auto idit = item.find("id");
-            const bool has_error = item.contains("error") && item["error"].is_object();
-            int code = 0;
-            std::string message;
-            if (has_error) {
-                code = item["error"].value("code", 0);
-                message = item["error"].value("message", std::string());
-            }
-            if (idit == item.end() || !idit->is_number_unsigned() || !by_id.count(idit->get<std::uint64_t>())) {
-                // An error for the whole request (id null): rate limit or otherwise.
-                if (has_error && is_rate_limit(code, message)) failure = Failure{"rate limited: " + message};
-                continue;
-            }
-            const std::size_t i = by_id[idit->get<std::uint64_t>()];
-            if (has_error) {
-                if (is_rate_limit(code, message)) {
-                    failure = Failure{"rate limited: " + message};
-                    continue;
-                }
-                results[i] = CallResult{std::nullopt, RpcError(code, message, item["error"].value("data", json()))};
-                count(calls[i].method, false);
-            } else if (item.contains("result")) {
-                results[i] = CallResult{item["result"], std::nullopt};
-                count(calls[i].method, true);
-            }
+        if (parsed.retry_reason) failure = Failure{*parsed.retry_reason};
+        for (auto& [i, r] : parsed.results) {
+            count(calls[i].method, r.ok());
+            results[i] = std::move(r);
         }
         std::vector<std::size_t> left;
         for (auto i : pending)

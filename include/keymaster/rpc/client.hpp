@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -101,6 +102,15 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+//! A node's reply to one HTTP request, interpreted: final results by call index, and whether the
+//! rest must be retried (rate limited or malformed). Pure; fuzzed.
+struct ParsedReply {
+    std::map<std::size_t, CallResult> results;
+    std::optional<std::string> retry_reason;  //!< set when some call got no final answer
+};
+//! `by_id` maps the JSON-RPC ids sent to call indices.
+ParsedReply parse_reply(const std::string& body, const std::map<std::uint64_t, std::size_t>& by_id);
 
 //! True for the JSON-RPC errors that mean "slow down" (-32005, 429, "rate limit", "too many requests").
 bool is_rate_limit(int code, const std::string& message);

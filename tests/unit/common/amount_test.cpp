@@ -16,6 +16,11 @@ TEST_CASE("amounts: wei integers and units", "[amount]") {
     CHECK(parse_amount("1.50 gwei").value() == Wei("1500000000"));
     CHECK(parse_amount(".25 ether").value() == Wei("250000000000000000"));
     CHECK(parse_amount("0").value() == Wei(0));
+    // Leading zeros are decimal, not octal (found by fuzzing).
+    CHECK(parse_amount("0.0123 ether").value() == Wei("12300000000000000"));
+    CHECK(parse_amount("0.08 ether").value() == Wei("80000000000000000"));
+    CHECK(parse_amount("09 wei").value() == Wei(9));
+    CHECK(parse_amount("007").value() == Wei(7));
     const std::string max = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
     CHECK(parse_amount(max).value() == std::numeric_limits<Wei>::max());
 }

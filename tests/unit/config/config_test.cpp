@@ -129,6 +129,11 @@ TEST_CASE("config: every validation error names the file and the place", "[confi
         auto& e = std::get<config::LoadError>(r);
         CHECK_THAT(e.lines.at(0), Catch::StartsWith("keymaster.json: not valid JSON: parse error at line 1"));
     }
+    SECTION("a JSON number out of range (found by fuzzing)") {
+        auto r = config::parse(R"({"networks": {"a": {"threshold": 4e55001}}})", "keymaster.json", env_of({}));
+        auto& e = std::get<config::LoadError>(r);
+        CHECK_THAT(e.lines.at(0), Catch::StartsWith("keymaster.json: not valid JSON: number overflow"));
+    }
     SECTION("no networks") {
         CHECK(only_error(json::parse(R"({"networks": {}})")) == "keymaster.json: networks: no networks defined");
         CHECK(only_error(json::parse(R"({"foo": 1})")) == "keymaster.json: networks: missing");
