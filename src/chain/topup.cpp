@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -33,7 +34,109 @@ bool already_known(const std::string& msg) {
            m.find("already imported") != std::string::npos || m.find("already exists") != std::string::npos;
 }
 
+double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Wei bump(const Wei& x) { return (x * 9 + 7) / 8; }  // +12.5%, rounded up
+
+Fees fees_of(const ledger::Entry& e) {
+    Fees f;
+    f.type = static_cast<eth::TxType>(e.tx_type);
+    f.gas_price = e.gas_price;
+    f.max_fee = e.max_fee;
+    f.priority_fee = e.priority_fee;
+    return f;
+}
+
+bool is_stuck(const ledger::Entry& e, const config::Network& net, std::uint64_t block) {
+    return unix_now() - e.created >= static_cast<double>(net.replace_after.seconds) ||
+           (e.sent_block > 0 && block >= e.sent_block + net.replace_after.blocks);
+}
+
+// Re-signs a stuck top-up with the same nonce and higher fees; journals it before broadcasting.
+// On success the stuck entry is marked replaced. Returns the new entry, or why not.
+net::awaitable<std::variant<ledger::Entry, std::string>> replace_stuck(rpc::RpcClient& client, signer::Signer& signer,
+                                                                      ledger::Ledger& ledger, const config::Network& net,
+                                                                      const ledger::Entry& stuck, std::uint64_t block) {
+    auto fees = bumped_fees(fees_of(stuck), net.max_fee_per_gas);
+    if (!fees) co_return std::string("cannot raise fees: maxFeePerGas reached");
+    auto to = eth::Address::parse(stuck.recipient);
+    if (!to) co_return std::string("bad recipient in the ledger");
+    eth::Transaction tx;
+    tx.type = fees->type;
+    tx.chain_id = stuck.chain_id;
+    tx.nonce = stuck.nonce;
+    tx.gas_price = fees->gas_price;
+    tx.max_fee_per_gas = fees->max_fee;
+    tx.max_priority_fee_per_gas = fees->priority_fee;
+    tx.gas_limit = stuck.gas_limit;
+    tx.to = *to;
+    tx.value = stuck.amount;
+    auto sig = co_await signer.sign(eth::signing_hash(tx));
+    if (!sig) co_return "signing failed: " + sig.error().message();
+    const Bytes raw = eth::encode_signed(tx, *sig);
+    ledger::Entry e = stuck;
+    e.max_fee = fees->max_fee;
+    e.priority_fee = fees->priority_fee;
+    e.gas_price = fees->gas_price;
+    e.raw = to_hex(raw);
+    e.tx_hash = to_hex(eth::transaction_hash(raw));
+    e.sent_block = block;
+    e.state = ledger::State::kIntent;
+    e.error.clear();
+    e.replaced_by.clear();
+    try {
+        e.id = ledger.record_intent(e);
+        e.created = unix_now();
+    } catch (const std::exception& ex) {
+        co_return std::string("ledger cannot be written: ") + ex.what();
+    }
+    std::string why;
+    bool accepted = false;
+    try {
+        std::string method = "eth_sendRawTransaction";
+        json params = json::array();
+        params.push_back(e.raw);
+        co_await client.call(std::move(method), std::move(params));
+        accepted = true;
+    } catch (const rpc::RpcError& ex) {
+        why = ex.message();
+        accepted = already_known(why);
+    } catch (const std::exception& ex) {
+        why = ex.what();
+    }
+    try {
+        if (!accepted) {
+            ledger.mark(e.id, ledger::State::kFailed, "replacement refused: " + why);
+            co_return "replacement refused: " + why;
+        }
+        ledger.mark(e.id, ledger::State::kSent, "replaces " + stuck.tx_hash);
+        ledger.replaced(stuck.id, e.tx_hash);
+    } catch (const std::exception& ex) {
+        co_return std::string("ledger cannot be written: ") + ex.what();
+    }
+    e.state = ledger::State::kSent;
+    spdlog::warn("{}: tx {} (nonce {}) stuck; replaced by {} with fees raised to {} gwei", net.name, stuck.tx_hash,
+                 stuck.nonce, e.tx_hash, format_units(fees->per_gas_cap(), 9));
+    co_return e;
+}
+
 }  // namespace
+
+std::optional<Fees> bumped_fees(const Fees& old, const std::optional<Wei>& cap) {
+    Fees f = old;
+    if (f.type == eth::TxType::kLegacy) {
+        f.gas_price = bump(old.gas_price);
+        if (cap && f.gas_price > *cap) return std::nullopt;
+        return f;
+    }
+    f.max_fee = bump(old.max_fee);
+    f.priority_fee = bump(old.priority_fee);
+    if (cap && f.max_fee > *cap) return std::nullopt;
+    f.priority_fee = std::min(f.priority_fee, f.max_fee);
+    return f;
+}
 
 std::variant<Fees, std::string> choose_fees(const NetworkSnapshot& snap, const config::Network& net) {
     Fees f;
@@ -157,6 +260,8 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         o.topup = t;
         out.push_back(std::move(o));
     }
+    // Per outcome: every ledger entry sent for its nonce, newest last (replacements join it).
+    std::vector<std::vector<ledger::Entry>> sent(out.size());
     auto fail_rest = [&](std::size_t from, const std::string& why) {
         for (std::size_t i = from; i < out.size(); ++i)
             if (out[i].state == Outcome::State::kNotSent) {
@@ -233,7 +338,10 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             e.gas_limit = tx.gas_limit;
             e.raw = to_hex(raw);
             e.tx_hash = o.tx_hash;
-            o.ledger_id = ledger.record_intent(std::move(e));
+            e.sent_block = plan.snapshot.block;
+            e.id = o.ledger_id = ledger.record_intent(e);
+            e.created = unix_now();
+            sent[i].push_back(std::move(e));
         } catch (const std::exception& ex) {
             o.state = Outcome::State::kFailed;
             o.error = std::string("ledger cannot be written, not sent: ") + ex.what();
@@ -311,11 +419,12 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
                      o.nonce, o.tx_hash);
     }
 
-    // Wait for receipts: one batch per poll, fast at first, then slower.
+    // Wait for receipts: one batch per poll, fast at first, then slower. A transaction unmined for
+    // replaceAfter is replaced with higher fees; any of a nonce's transactions may be the one mined.
     auto waiting = [&] {
         std::vector<std::size_t> w;
         for (std::size_t i = 0; i < out.size(); ++i)
-            if (out[i].state == Outcome::State::kSent) w.push_back(i);
+            if (out[i].state == Outcome::State::kSent && !sent[i].empty()) w.push_back(i);
         return w;
     };
     const auto deadline = std::chrono::steady_clock::now() + opt.confirm_timeout;
@@ -328,7 +437,15 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         interval = std::min(opt.max_receipt_poll, interval * 3 / 2);
         auto w = waiting();
         std::vector<rpc::Call> calls;
-        for (auto i : w) calls.push_back({"eth_getTransactionReceipt", json::array({out[i].tx_hash})});
+        calls.push_back({"eth_blockNumber", json::array()});
+        std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (outcome, entry)
+        for (auto i : w)
+            for (std::size_t k = 0; k < sent[i].size(); ++k) {
+                json p = json::array();
+                p.push_back(sent[i][k].tx_hash);
+                calls.push_back({"eth_getTransactionReceipt", std::move(p)});
+                which.emplace_back(i, k);
+            }
         std::vector<rpc::CallResult> r;
         try {
             r = co_await client.batch(std::move(calls));
@@ -336,17 +453,27 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             spdlog::warn("{}: receipt poll failed: {}", net.name, e.what());
             continue;
         }
-        for (std::size_t k = 0; k < w.size(); ++k) {
-            if (!r[k].ok() || r[k].result->is_null()) continue;
-            auto rec = rpc::as_receipt(*r[k].result);
+        const auto block = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+        std::set<std::size_t> mined;
+        for (std::size_t c = 0; c < which.size(); ++c) {
+            const auto& res = r[c + 1];
+            if (!res.ok() || res.result->is_null()) continue;
+            auto rec = rpc::as_receipt(*res.result);
             if (!rec) continue;
-            auto& o = out[w[k]];
+            const auto [i, k] = which[c];
+            auto& o = out[i];
+            const auto& e = sent[i][k];
+            mined.insert(i);
+            o.tx_hash = e.tx_hash;
+            o.ledger_id = e.id;
             o.block = rec->block;
             o.fee_paid = Wei(rec->gas_used) * rec->effective_gas_price.value_or(0);
             try {
-                ledger.confirmed(o.ledger_id, rec->success, rec->block, rec->gas_used, o.fee_paid);
+                ledger.confirmed(e.id, rec->success, rec->block, rec->gas_used, o.fee_paid);
+                for (const auto& other : sent[i])
+                    if (other.id != e.id) ledger.replaced(other.id, e.tx_hash);
             } catch (const std::exception& ex) {
-                spdlog::error("{}: ledger cannot record receipt of {}: {}", net.name, o.tx_hash, ex.what());
+                spdlog::error("{}: ledger cannot record receipt of {}: {}", net.name, e.tx_hash, ex.what());
             }
             if (rec->success) {
                 o.state = Outcome::State::kConfirmed;
@@ -356,6 +483,20 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
                 o.state = Outcome::State::kFailed;
                 o.error = "transaction reverted in block " + std::to_string(o.block);
                 spdlog::error("{}: tx {} reverted in block {}", net.name, o.tx_hash, o.block);
+            }
+        }
+        for (auto i : w) {
+            if (mined.count(i) || !block || !is_stuck(sent[i].back(), net, *block)) continue;
+            auto rep = co_await replace_stuck(client, signer, ledger, net, sent[i].back(), *block);
+            if (auto* e = std::get_if<ledger::Entry>(&rep)) {
+                out[i].tx_hash = e->tx_hash;
+                out[i].ledger_id = e->id;
+                ++out[i].replacements;
+                sent[i].push_back(std::move(*e));
+            } else {
+                spdlog::error("{}: tx {} is stuck: {}", net.name, sent[i].back().tx_hash, std::get<std::string>(rep));
+                sent[i].back().created = unix_now();  // try again after another replaceAfter
+                if (block) sent[i].back().sent_block = *block;
             }
         }
         const std::size_t done = total_sent - waiting().size();
@@ -373,9 +514,10 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
     co_return out;
 }
 
-net::awaitable<Reconciled> reconcile(rpc::RpcClient& client, ledger::Ledger& ledger, const config::Network& net,
-                                     const eth::Address& bank) {
+net::awaitable<Reconciled> reconcile(rpc::RpcClient& client, signer::Signer& signer, ledger::Ledger& ledger,
+                                     const config::Network& net) {
     Reconciled out;
+    const eth::Address bank = signer.address();
     auto pending = ledger.pending(net.name, bank.checksummed());
     if (pending.empty()) co_return out;
     std::vector<rpc::Call> calls;
@@ -384,6 +526,7 @@ net::awaitable<Reconciled> reconcile(rpc::RpcClient& client, ledger::Ledger& led
         p.push_back(bank.lower());
         p.push_back("latest");
         calls.push_back({"eth_getTransactionCount", std::move(p)});
+        calls.push_back({"eth_blockNumber", json::array()});
     }
     for (const auto& e : pending) {
         json p = json::array();
@@ -392,53 +535,78 @@ net::awaitable<Reconciled> reconcile(rpc::RpcClient& client, ledger::Ledger& led
     }
     auto r = co_await client.batch(std::move(calls));
     const auto latest = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-    if (!latest) throw std::runtime_error("reconcile: eth_getTransactionCount failed");
+    const auto block = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
+    if (!latest || !block) throw std::runtime_error("reconcile: eth_getTransactionCount or eth_blockNumber failed");
 
-    std::map<std::uint64_t, std::string> confirmed_by_nonce;  // nonce -> hash of ours that was mined
+    // Entries sharing a nonce are one payment (replacements): settle them together.
+    std::map<std::uint64_t, std::vector<std::size_t>> groups;
     std::vector<std::optional<rpc::ReceiptInfo>> receipts;
     for (std::size_t i = 0; i < pending.size(); ++i) {
-        const auto& res = r[i + 1];
+        const auto& res = r[i + 2];
         if (!res.ok()) throw std::runtime_error("reconcile: receipt query failed: " + res.error->message());
         receipts.push_back(res.result->is_null() ? std::nullopt : rpc::as_receipt(*res.result));
-        if (receipts.back()) confirmed_by_nonce[pending[i].nonce] = pending[i].tx_hash;
+        groups[pending[i].nonce].push_back(i);
     }
-    std::vector<std::size_t> resend;
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-        const auto& e = pending[i];
-        if (const auto& rec = receipts[i]) {
-            const Wei fee = Wei(rec->gas_used) * rec->effective_gas_price.value_or(0);
-            ledger.confirmed(e.id, rec->success, rec->block, rec->gas_used, fee);
-            out.log.push_back(e.tx_hash + (rec->success ? " confirmed" : " reverted") + " in block " + std::to_string(rec->block));
-        } else if (auto sib = confirmed_by_nonce.find(e.nonce); sib != confirmed_by_nonce.end()) {
-            ledger.replaced(e.id, sib->second);
-            out.log.push_back(e.tx_hash + " replaced by " + sib->second);
-        } else if (*latest > e.nonce) {
-            ledger.mark(e.id, ledger::State::kDropped, "nonce " + std::to_string(e.nonce) + " used by another transaction");
-            out.log.push_back(e.tx_hash + " dropped: nonce " + std::to_string(e.nonce) +
+    for (const auto& [nonce, members] : groups) {
+        std::optional<std::size_t> mined;
+        for (auto i : members)
+            if (receipts[i]) mined = i;
+        if (mined) {
+            const auto& e = pending[*mined];
+            const auto& rec = *receipts[*mined];
+            ledger.confirmed(e.id, rec.success, rec.block, rec.gas_used, Wei(rec.gas_used) * rec.effective_gas_price.value_or(0));
+            for (auto i : members)
+                if (i != *mined) ledger.replaced(pending[i].id, e.tx_hash);
+            auto done = e;
+            done.state = rec.success ? ledger::State::kConfirmed : ledger::State::kFailed;
+            done.block = rec.block;
+            done.fee_paid = Wei(rec.gas_used) * rec.effective_gas_price.value_or(0);
+            out.resolved.push_back(done);
+            out.log.push_back(e.tx_hash + (rec.success ? " confirmed" : " reverted") + " in block " + std::to_string(rec.block));
+            continue;
+        }
+        if (*latest > nonce) {
+            for (auto i : members) {
+                ledger.mark(pending[i].id, ledger::State::kDropped, "nonce " + std::to_string(nonce) + " used by another transaction");
+                auto done = pending[i];
+                done.state = ledger::State::kDropped;
+                out.resolved.push_back(done);
+            }
+            out.log.push_back(pending[members.back()].tx_hash + " dropped: nonce " + std::to_string(nonce) +
                               " used by another transaction; the account is decided afresh");
-        } else {
-            resend.push_back(i);
+            continue;
         }
-    }
-    // Still unmined with a free nonce: broadcast the very same bytes again (a node that knows them
-    // says "already known"; one that lost them, after a restart or an eviction, takes them back).
-    if (!resend.empty()) {
-        std::vector<rpc::Call> sends;
-        for (auto i : resend) {
+        // Unmined, nonce still free: replace it if stuck, else broadcast the very same bytes again (a
+        // node that knows them says "already known"; one that lost them takes them back: gaps fill).
+        const auto& newest = pending[members.back()];
+        out.busy.insert(eth::Address::parse(newest.recipient).value());
+        out.next_nonce = std::max(out.next_nonce.value_or(0), nonce + 1);
+        if (is_stuck(newest, net, *block)) {
+            auto rep = co_await replace_stuck(client, signer, ledger, net, newest, *block);
+            if (std::holds_alternative<ledger::Entry>(rep)) {
+                ++out.replacements;
+                out.log.push_back(newest.tx_hash + " (nonce " + std::to_string(nonce) + ") stuck: replaced by " +
+                                  std::get<ledger::Entry>(rep).tx_hash);
+                continue;
+            }
+            out.log.push_back(newest.tx_hash + " (nonce " + std::to_string(nonce) + ") stuck, not replaced: " +
+                              std::get<std::string>(rep));
+        }
+        std::string why;
+        try {
+            std::string method = "eth_sendRawTransaction";
             json p = json::array();
-            p.push_back(pending[i].raw);
-            sends.push_back({"eth_sendRawTransaction", std::move(p)});
+            p.push_back(newest.raw);
+            co_await client.call(std::move(method), std::move(p));
+        } catch (const rpc::RpcError& e) {
+            if (!already_known(e.message())) why = e.message();
         }
-        auto sr = co_await client.batch(std::move(sends));
-        for (std::size_t k = 0; k < resend.size(); ++k) {
-            const auto& e = pending[resend[k]];
-            if (e.state == ledger::State::kIntent) ledger.mark(e.id, ledger::State::kSent, "broadcast on reconcile");
-            out.busy.insert(eth::Address::parse(e.recipient).value());
-            out.next_nonce = std::max(out.next_nonce.value_or(0), e.nonce + 1);
-            const bool fine = sr[k].ok() || already_known(sr[k].error->message());
-            out.log.push_back(e.tx_hash + " (nonce " + std::to_string(e.nonce) + ") not mined yet: broadcast again" +
-                              (fine ? "" : " (" + sr[k].error->message() + ")"));
-        }
+        if (newest.state == ledger::State::kIntent && why.empty()) ledger.mark(newest.id, ledger::State::kSent, "broadcast on reconcile");
+        for (auto i : members)
+            if (pending[i].id != newest.id && pending[i].state != ledger::State::kReplaced && why.empty())
+                ledger.replaced(pending[i].id, newest.tx_hash);
+        out.log.push_back(newest.tx_hash + " (nonce " + std::to_string(nonce) + ") not mined yet: broadcast again" +
+                          (why.empty() ? "" : " (" + why + ")"));
     }
     co_return out;
 }

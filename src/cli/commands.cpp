@@ -82,7 +82,7 @@ std::vector<chain::NetworkPlan> poll_and_plan(Session& s, const Loaded& l, bool 
         std::string reconcile_error;
         if (ledger && sending) {
             try {
-                auto rec = co_await chain::reconcile(*s.clients[i], *ledger, n, bank);
+                auto rec = co_await chain::reconcile(*s.clients[i], *l.signers.at(n.name), *ledger, n);
                 for (const auto& line : rec.log) spdlog::info("{}: ledger: {}", n.name, line);
                 busy = std::move(rec.busy);
                 if (next_nonce) (*next_nonce)[i] = rec.next_nonce.value_or(0);
@@ -393,6 +393,11 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
             if (e.block) j["block"] = e.block;
             if (e.gas_used) j["gasUsed"] = e.gas_used;
             if (e.fee_paid > 0) j["feePaidWei"] = e.fee_paid.str();
+            if (e.tx_type == 0) j["gasPriceWei"] = e.gas_price.str();
+            else {
+                j["maxFeePerGasWei"] = e.max_fee.str();
+                j["maxPriorityFeePerGasWei"] = e.priority_fee.str();
+            }
             if (!e.replaced_by.empty()) j["replacedBy"] = e.replaced_by;
             if (!e.error.empty()) j["error"] = e.error;
             std::cout << j.dump() << "\n";

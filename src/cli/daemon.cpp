@@ -161,8 +161,17 @@ private:
         std::string rec_error;
         if (!o_.dry_run) {
             try {
-                rec = co_await chain::reconcile(*w.client, *ledger_, n, w.bank);
+                rec = co_await chain::reconcile(*w.client, *w.signer, *ledger_, n);
                 for (const auto& line : rec.log) spdlog::info("{}: ledger: {}", n.name, line);
+                if (rec.replacements) metrics_.replacements(n.name, rec.replacements);
+                // Top-ups of earlier rounds (or runs) that settled now.
+                for (const auto& e : rec.resolved) {
+                    const auto it = std::find_if(w.accounts.begin(), w.accounts.end(),
+                                                 [&](const auto& a) { return a.address.checksummed() == e.recipient; });
+                    if (it == w.accounts.end() || e.state == ledger::State::kDropped) continue;
+                    metrics_.topup(labels_of(*it), e.state == ledger::State::kConfirmed, to_double(e.amount, n.decimals), unix_now());
+                    if (e.fee_paid > 0) metrics_.gas_spent(n.name, to_double(e.fee_paid, n.decimals));
+                }
             } catch (const std::exception& e) {
                 rec_error = e.what();
             }
@@ -262,6 +271,7 @@ private:
         auto outcomes = co_await chain::execute(*w.client, *w.signer, *ledger_, n, plan, first, eo);
         for (const auto& oc : outcomes) {
             const auto l = labels_of(oc.topup.account);
+            if (oc.replacements) metrics_.replacements(n.name, oc.replacements);
             metrics_.topup(l, oc.ok(), to_double(oc.topup.amount, n.decimals), unix_now());
             if (oc.fee_paid > 0) metrics_.gas_spent(n.name, to_double(oc.fee_paid, n.decimals));
             if (oc.ok()) w.confirmed_last_round[oc.topup.account.address] = oc.block;

@@ -155,7 +155,7 @@ public:
         static const std::set<std::string> kKnown = {
             "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
             "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
-            "symbol", "bankThreshold", "batchSize", "limits", "domain"};
+            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "domain"};
         for (const auto& [k, _] : v.items())
             if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
 
@@ -288,6 +288,17 @@ public:
         }
         if (v.contains("bankThreshold")) net.bank_threshold = amount(v["bankThreshold"], path + ".bankThreshold");
         if (v.contains("batchSize")) net.batch_size = uint(v["batchSize"], path + ".batchSize", 1, 1000).value_or(100);
+        if (v.contains("replaceAfter")) {
+            const auto& ra = v["replaceAfter"];
+            const std::string rp = path + ".replaceAfter";
+            if (!ra.is_object()) error(rp, "expected {\"blocks\": N, \"seconds\": S}");
+            else
+                for (const auto& [k, rv] : ra.items()) {
+                    if (k == "blocks") net.replace_after.blocks = uint(rv, rp + ".blocks", 1, 100000).value_or(3);
+                    else if (k == "seconds") net.replace_after.seconds = uint(rv, rp + ".seconds", 1, 86400).value_or(60);
+                    else error(rp + "." + k, "expected blocks or seconds");
+                }
+        }
         if (v.contains("limits")) {
             const auto& l = v["limits"];
             const std::string lp = path + ".limits";

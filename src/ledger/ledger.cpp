@@ -25,8 +25,9 @@ CREATE TABLE IF NOT EXISTS topups (
   amount TEXT NOT NULL, nonce INTEGER NOT NULL, tx_type INTEGER NOT NULL,
   max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit INTEGER NOT NULL,
   raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
-  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT);
+  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block INTEGER);
 CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);
+CREATE INDEX IF NOT EXISTS topups_nonce ON topups(network, bank, nonce);
 CREATE INDEX IF NOT EXISTS topups_created ON topups(created);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY, topup_id INTEGER NOT NULL REFERENCES topups(id),
@@ -74,7 +75,7 @@ Wei wei(const std::string& s) { return s.empty() ? Wei(0) : Wei(s); }
 
 constexpr const char* kColumns =
     "id, created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, tx_type, max_fee, "
-    "priority_fee, gas_price, gas_limit, raw, tx_hash, state, block, gas_used, fee_paid, replaced_by, error";
+    "priority_fee, gas_price, gas_limit, raw, tx_hash, state, block, gas_used, fee_paid, replaced_by, error, sent_block";
 
 Entry read_entry(const Stmt& s) {
     Entry e;
@@ -102,6 +103,7 @@ Entry read_entry(const Stmt& s) {
     e.fee_paid = wei(s.text(21));
     e.replaced_by = s.text(22);
     e.error = s.text(23);
+    e.sent_block = static_cast<std::uint64_t>(s.i64(24));
     return e;
 }
 
@@ -193,13 +195,14 @@ std::int64_t Ledger::record_intent(Entry e) {
     try {
         Stmt s(impl_->db,
                "INSERT INTO topups(created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, "
-               "tx_type, max_fee, priority_fee, gas_price, gas_limit, raw, tx_hash, state) "
-               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent')");
+               "tx_type, max_fee, priority_fee, gas_price, gas_limit, raw, tx_hash, state, sent_block) "
+               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent',?)");
         s.bind(1, t).bind(2, t).bind(3, e.network).bind(4, static_cast<std::int64_t>(e.chain_id)).bind(5, e.bank)
             .bind(6, e.recipient).bind(7, e.home).bind(8, e.role).bind(9, e.amount.str())
             .bind(10, static_cast<std::int64_t>(e.nonce)).bind(11, static_cast<std::int64_t>(e.tx_type))
             .bind(12, e.max_fee.str()).bind(13, e.priority_fee.str()).bind(14, e.gas_price.str())
-            .bind(15, static_cast<std::int64_t>(e.gas_limit)).bind(16, e.raw).bind(17, e.tx_hash);
+            .bind(15, static_cast<std::int64_t>(e.gas_limit)).bind(16, e.raw).bind(17, e.tx_hash)
+            .bind(18, static_cast<std::int64_t>(e.sent_block));
         s.step();
         const auto id = sqlite3_last_insert_rowid(impl_->db);
         impl_->event(id, State::kIntent, e.tx_hash);
@@ -255,7 +258,10 @@ void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
 
 std::vector<Entry> Ledger::pending(const std::string& network, const std::string& bank) const {
     const std::string sql = std::string("SELECT ") + kColumns +
-                            " FROM topups WHERE network=? AND bank=? AND state IN ('intent','sent') ORDER BY nonce, id";
+                            " FROM topups t WHERE network=?1 AND bank=?2 AND (state IN ('intent','sent') OR (state='replaced' "
+                            "AND NOT EXISTS (SELECT 1 FROM topups u WHERE u.network=t.network AND u.bank=t.bank AND "
+                            "u.nonce=t.nonce AND (u.state IN ('confirmed','dropped') OR (u.state='failed' AND u.block > 0))))) "
+                            "ORDER BY nonce, id";
     Stmt s(impl_->db, sql.c_str());
     s.bind(1, network).bind(2, bank);
     std::vector<Entry> out;

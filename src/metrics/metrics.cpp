@@ -45,6 +45,8 @@ struct Metrics::Impl {
         .Name("keymaster_errors_total").Help("Errors by network and scope").Register(*registry);
     prometheus::Family<prometheus::Gauge>& spend_remaining = prometheus::BuildGauge()
         .Name("keymaster_spend_remaining_ether").Help("What is left of the daily spend limit").Register(*registry);
+    prometheus::Family<prometheus::Counter>& replacements = prometheus::BuildCounter()
+        .Name("keymaster_replacements_total").Help("Stuck transactions re-signed with higher fees").Register(*registry);
     prometheus::Family<prometheus::Gauge>& build = prometheus::BuildGauge()
         .Name("keymaster_build_info").Help("Build information (always 1)").Register(*registry);
 
@@ -123,6 +125,10 @@ void Metrics::block(const std::string& network, double number) { impl_->block.Ad
 
 void Metrics::error(const std::string& network, const std::string& scope) {
     impl_->errors.Add({{"network", network}, {"scope", scope}}).Increment();
+}
+
+void Metrics::replacements(const std::string& network, int count) {
+    impl_->replacements.Add({{"network", network}}).Increment(count);
 }
 
 void Metrics::spend_remaining(const std::string& network, double amount) {

@@ -49,7 +49,7 @@ def fresh_address():
 
 
 class Chain:
-    def __init__(self, chain_id, hardfork=None, block_time=None, port=None):
+    def __init__(self, chain_id, hardfork=None, block_time=None, port=None, extra=()):
         self.chain_id = chain_id
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -58,6 +58,7 @@ class Chain:
             args += ["--hardfork", hardfork]
         if block_time:
             args += ["--block-time", str(block_time)]
+        args += list(extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
         while True:

@@ -190,5 +190,51 @@ class LedgerOnAnvil(unittest.TestCase):
         self.assertIn("dropped", states.values())
 
 
+class StuckOnAnvil(unittest.TestCase):
+    def test_stuck_transaction_is_replaced_with_higher_fees_and_paid_once(self):
+        from chains import rpc
+        chain = Chain(31337, extra=["--no-mining"])  # nothing is mined until we say so
+        data = tempfile.mkdtemp(prefix="keymaster-stuck-")
+        agent = fresh_address()
+        cfg = {"networks": {"alpha": {"endpoint": chain.url, "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether",
+                                      "replaceAfter": {"seconds": 2, "blocks": 1000},
+                                      "agents": {"updater": agent, "watchers": [], "relayer": fresh_address(),
+                                                 "processor": fresh_address()}}}}
+        path = write_config(cfg)
+
+        def history():
+            r = keymaster("history", "--json", "--data-dir", data)
+            return [json.loads(line) for line in r.stdout.splitlines()]
+        d = subprocess.Popen([KEYMASTER, "run", "--config", path, "--data-dir", data, "--interval", "300ms",
+                              "--metrics-addr", "127.0.0.1:0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, **ENV))
+        try:
+            wait_for("two replacements", lambda: sum(e["state"] == "replaced" for e in history()) >= 2, timeout=30)
+            entries = sorted(history(), key=lambda e: e["id"])
+            self.assertEqual({e["nonce"] for e in entries}, {0})
+            fees = [int(e["maxFeePerGasWei"]) for e in entries]
+            for before, after in zip(fees, fees[1:]):
+                self.assertGreaterEqual(after * 8, before * 9, "fees raised by at least 12.5%")
+            rpc(chain.url, "evm_mine")  # mining resumes
+            wait_for("confirmed", lambda: any(e["state"] == "confirmed" for e in history()), timeout=30)
+            wait_for("settled", lambda: all(e["state"] in ("confirmed", "replaced") for e in history()), timeout=30)
+            rpc(chain.url, "evm_mine")
+            time.sleep(1.5)
+        finally:
+            d.send_signal(signal.SIGTERM)
+            self.assertEqual(d.wait(30), 0)
+        self.assertEqual(chain.balance(agent), 2 * ETHER)
+        txs = chain.transactions_from(DEV_ADDRESS)
+        self.assertEqual(len(txs), 1)
+        final = history()
+        self.assertEqual(sum(e["state"] == "confirmed" for e in final), 1)
+        confirmed = next(e for e in final if e["state"] == "confirmed")
+        self.assertEqual(confirmed["txHash"], txs[0]["hash"])
+        for e in final:
+            if e["state"] == "replaced":
+                self.assertTrue(e.get("replacedBy"))
+        chain.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -11,6 +11,7 @@
 
 #include "keymaster/chain/network_state.hpp"
 #include "keymaster/eth/transaction.hpp"
+#include "keymaster/ledger/ledger.hpp"
 
 namespace keymaster::signer {
 class Signer;
@@ -82,6 +83,7 @@ struct Outcome {
     Wei fee_paid = 0;
     std::string error;
     std::int64_t ledger_id = 0;
+    int replacements = 0;  //!< times re-signed with higher fees while stuck
     bool ok() const { return state == State::kConfirmed; }
 };
 
@@ -106,13 +108,21 @@ struct Reconciled {
     std::set<eth::Address> busy;              //!< recipients with a top-up still unconfirmed
     std::optional<std::uint64_t> next_nonce;  //!< one past the highest unresolved nonce
     std::vector<std::string> log;             //!< one line per change
+    int replacements = 0;                     //!< stuck transactions re-signed with higher fees
+    std::vector<ledger::Entry> resolved;      //!< entries that reached a final state just now
 };
 
 //! Resolves the ledger's unresolved top-ups of a network before any new decision: a receipt
 //! found: confirmed (or failed, if reverted); the nonce taken by another transaction: replaced
 //! (by a sibling of ours) or dropped; otherwise the same raw transaction is broadcast again.
 //! Throws when the node cannot be asked (then nothing may be decided this round).
-boost::asio::awaitable<Reconciled> reconcile(rpc::RpcClient& client, ledger::Ledger& ledger,
-                                             const config::Network& net, const eth::Address& bank);
+//! A transaction unmined for `replaceAfter` is re-signed with the same nonce and fees raised by at
+//! least 12.5% (never above maxFeePerGas), recorded in the ledger before it is broadcast.
+boost::asio::awaitable<Reconciled> reconcile(rpc::RpcClient& client, signer::Signer& signer, ledger::Ledger& ledger,
+                                             const config::Network& net);
+
+//! Fees of a replacement: at least 12.5% above the stuck transaction's, rounded up (nodes want 10%);
+//! empty when that would exceed maxFeePerGas.
+std::optional<Fees> bumped_fees(const Fees& old, const std::optional<Wei>& cap);
 
 }  // namespace keymaster::chain

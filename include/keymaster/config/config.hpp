@@ -62,6 +62,12 @@ struct Limits {
     std::optional<Wei> reserve;     //!< the bank keeps at least this much
 };
 
+//! When an unmined top-up is re-signed with higher fees (`replaceAfter`): whichever comes first.
+struct ReplaceAfter {
+    std::uint64_t blocks = 3;
+    std::uint64_t seconds = 60;
+};
+
 //! Which transaction type to send.
 enum class TxTypeSetting { kAuto, kLegacy, kEip1559 };
 
@@ -87,6 +93,7 @@ struct Network {
     std::optional<Wei> bank_threshold;
     std::size_t batch_size = 100;
     Limits limits;
+    ReplaceAfter replace_after;
 };
 
 //! A loaded configuration.

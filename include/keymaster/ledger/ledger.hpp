@@ -46,6 +46,7 @@ struct Entry {
     std::uint64_t block = 0, gas_used = 0;
     Wei fee_paid = 0;
     std::string replaced_by, error;
+    std::uint64_t sent_block = 0;  //!< the chain's latest block when it was signed
 };
 
 //! A query for `keymaster history`.
@@ -73,7 +74,8 @@ public:
     void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid);
     void replaced(std::int64_t id, const std::string& by_hash);
 
-    //! Unresolved entries (intent, sent) of a network and bank, oldest nonce first.
+    //! Unresolved entries of a network and bank, oldest nonce first: intent and sent, and replaced
+    //! ones whose nonce is not yet settled (the replaced transaction may still be the one mined).
     std::vector<Entry> pending(const std::string& network, const std::string& bank) const;
     //! What the bank of `network` committed since `since` (unix seconds): every entry not dropped
     //! or failed, each nonce counted once.

@@ -33,6 +33,8 @@ public:
     void poll(const std::string& network, double seconds, bool ok, double unix_time);
     void block(const std::string& network, double number);
     void error(const std::string& network, const std::string& scope);
+    //! Stuck transactions re-signed with higher fees.
+    void replacements(const std::string& network, int count);
     //! What is left of the network's daily spend limit.
     void spend_remaining(const std::string& network, double amount);
 

@@ -67,3 +67,18 @@ TEST_CASE("limits: the bank keeps its reserve, fees included", "[limits]") {
     chain::apply_limits(poor, l, 0);  // the bank is below its reserve already
     CHECK(poor.topups.empty());
 }
+
+TEST_CASE("replacement fees: at least 12.5% more, rounded up, never above maxFeePerGas", "[replace]") {
+    chain::Fees f{eth::TxType::kDynamicFee, 0, Wei(1000), Wei(100)};
+    auto b = chain::bumped_fees(f, std::nullopt);
+    REQUIRE(b);
+    CHECK(b->max_fee == 1125);
+    CHECK(b->priority_fee == 113);  // 112.5 rounded up
+    CHECK(chain::bumped_fees(f, Wei(1125)));
+    CHECK_FALSE(chain::bumped_fees(f, Wei(1124)));
+    chain::Fees legacy{eth::TxType::kLegacy, Wei(7), 0, 0};
+    CHECK(chain::bumped_fees(legacy, std::nullopt)->gas_price == 8);
+    chain::Fees tip_above{eth::TxType::kDynamicFee, 0, Wei(100), Wei(100)};
+    auto t = chain::bumped_fees(tip_above, std::nullopt);
+    CHECK(t->priority_fee <= t->max_fee);
+}
