@@ -431,6 +431,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
     auto interval = opt.first_receipt_poll;
     std::size_t total_sent = waiting().size(), last_reported = SIZE_MAX;
     net::steady_timer timer(co_await net::this_coro::executor);
+    auto last_rebroadcast = std::chrono::steady_clock::now();
     while (!waiting().empty() && std::chrono::steady_clock::now() < deadline) {
         timer.expires_after(interval);
         co_await timer.async_wait(net::use_awaitable);
@@ -483,6 +484,25 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
                 o.state = Outcome::State::kFailed;
                 o.error = "transaction reverted in block " + std::to_string(o.block);
                 spdlog::error("{}: tx {} reverted in block {}", net.name, o.tx_hash, o.block);
+            }
+        }
+        // A node may lose a pending transaction (eviction, restart): send the same bytes again now
+        // and then, so its nonce never stays a gap. "already known" is the usual answer.
+        if (std::chrono::steady_clock::now() - last_rebroadcast >= std::chrono::seconds(3)) {
+            last_rebroadcast = std::chrono::steady_clock::now();
+            std::vector<rpc::Call> again;
+            for (auto i : w) {
+                if (mined.count(i)) continue;
+                json p = json::array();
+                p.push_back(sent[i].back().raw);
+                again.push_back({"eth_sendRawTransaction", std::move(p)});
+            }
+            if (!again.empty()) {
+                try {
+                    co_await client.batch(std::move(again));
+                } catch (const std::exception& e) {
+                    spdlog::warn("{}: re-broadcast failed: {}", net.name, e.what());
+                }
             }
         }
         for (auto i : w) {

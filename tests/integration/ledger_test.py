@@ -190,6 +190,66 @@ class LedgerOnAnvil(unittest.TestCase):
         self.assertIn("dropped", states.values())
 
 
+class MempoolAndChainId(unittest.TestCase):
+    def test_a_transaction_lost_from_the_mempool_is_sent_again(self):
+        from chains import rpc
+        chain = Chain(31337, extra=["--no-mining"])
+        data = tempfile.mkdtemp(prefix="keymaster-gap-")
+        agent = fresh_address()
+        cfg = {"networks": {"alpha": {"endpoint": chain.url, "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether",
+                                      "agents": {"updater": agent, "watchers": [], "relayer": fresh_address(),
+                                                 "processor": fresh_address()}}}}
+        log = tempfile.NamedTemporaryFile(prefix="keymaster-", suffix=".log", delete=False).name
+        with open(log, "w") as out:
+            d = subprocess.Popen([KEYMASTER, "run", "--config", write_config(cfg), "--data-dir", data, "--interval", "300ms",
+                                  "--metrics-addr", "127.0.0.1:0"], stdout=out, stderr=out, env=dict(os.environ, **ENV))
+        try:
+            wait_for("a pending top-up", lambda: rpc(chain.url, "eth_getTransactionCount", [DEV_ADDRESS, "pending"]) == "0x1",
+                     timeout=20)
+            tx_hash = rpc(chain.url, "eth_getBlockByNumber", ["pending", False])["transactions"][0]
+            rpc(chain.url, "anvil_dropTransaction", [tx_hash])  # evicted: the nonce is free again
+            self.assertEqual(rpc(chain.url, "eth_getTransactionCount", [DEV_ADDRESS, "pending"]), "0x0")
+            wait_for("sent again", lambda: rpc(chain.url, "eth_getTransactionCount", [DEV_ADDRESS, "pending"]) == "0x1",
+                     timeout=20)
+            rpc(chain.url, "evm_mine")
+            wait_for("funded", lambda: chain.balance(agent) == 2 * ETHER, timeout=20)
+            time.sleep(1.5)
+            rpc(chain.url, "evm_mine")
+        finally:
+            d.send_signal(signal.SIGTERM)
+            self.assertEqual(d.wait(30), 0)
+        txs = chain.transactions_from(DEV_ADDRESS)
+        self.assertEqual([tx["hash"] for tx in txs], [tx_hash])  # the very same transaction, once
+        self.assertEqual(chain.balance(agent), 2 * ETHER)
+        chain.stop()
+
+    def test_chain_id_mismatch_stops_signing_there_and_others_carry_on(self):
+        good, bad = Chain(31337), Chain(4242)
+        data = tempfile.mkdtemp(prefix="keymaster-chainid-")
+        a, b = fresh_address(), fresh_address()
+        net = lambda url, agent, chain_id: {"endpoint": url, "chainId": chain_id, "bank": {"keyEnv": "KM_BANK"},
+                                            "threshold": "1 ether", "agents": {"updater": agent, "watchers": [],
+                                                                               "relayer": fresh_address(),
+                                                                               "processor": fresh_address()}}
+        cfg = {"networks": {"good": net(good.url, a, 31337), "bad": net(bad.url, b, 1)}}
+        log = tempfile.NamedTemporaryFile(prefix="keymaster-", suffix=".log", delete=False).name
+        with open(log, "w") as out:
+            d = subprocess.Popen([KEYMASTER, "run", "--config", write_config(cfg), "--data-dir", data, "--interval", "300ms",
+                                  "--metrics-addr", "127.0.0.1:0"], stdout=out, stderr=out, env=dict(os.environ, **ENV))
+        try:
+            wait_for("good funded", lambda: good.balance(a) == 2 * ETHER, timeout=20)
+            time.sleep(1)
+        finally:
+            d.send_signal(signal.SIGTERM)
+            self.assertEqual(d.wait(30), 0)
+        with open(log) as f:
+            self.assertIn("bad: poll failed: chain id mismatch: expected 1, endpoint reports 4242", f.read())
+        self.assertEqual(bad.balance(b), 0)
+        self.assertEqual(bad.nonce(DEV_ADDRESS), 0)
+        good.stop()
+        bad.stop()
+
+
 class StuckOnAnvil(unittest.TestCase):
     def test_stuck_transaction_is_replaced_with_higher_fees_and_paid_once(self):
         from chains import rpc
