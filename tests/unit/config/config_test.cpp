@@ -309,7 +309,7 @@ TEST_CASE("config: etc/keymaster.example.json is valid and uses every key", "[co
                             "watcherThreshold", "target", "roles", "agents", "updater", "watchers", "relayer",
                             "processor", "kathy", "ignore", "all", "local", "remote", "gasLimit", "txType",
                             "maxFeePerGas", "decimals", "symbol", "bankThreshold", "batchSize", "limits", "maxTopUp", "daily",
-                            "reserve"})
+                            "reserve", "replaceAfter", "blocks", "seconds"})
         CHECK(text.find(std::string("\"") + key + "\"") != std::string::npos);
 }
 
