@@ -33,6 +33,7 @@ public:
             case Errc::kTxBadSignature: return "transaction: invalid signature values";
             case Errc::kTxBadV: return "transaction: invalid v value";
             case Errc::kBadPrivateKey: return "not a valid secp256k1 private key";
+            case Errc::kBadPublicKey: return "not a secp256k1 public key (SubjectPublicKeyInfo, uncompressed point)";
             case Errc::kSigningFailed: return "signing failed";
             case Errc::kRecoveryFailed: return "public key recovery failed";
         }

@@ -30,6 +30,7 @@ enum class Errc {
     kTxBadSignature,
     kTxBadV,
     kBadPrivateKey,
+    kBadPublicKey,
     kSigningFailed,
     kRecoveryFailed,
 };
