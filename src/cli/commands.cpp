@@ -317,11 +317,8 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
     for (std::size_t i = 0; i < after.size(); ++i) {
         const auto& n = *l->selected[i];
         const auto& snap = after[i].snapshot;
-        std::size_t sent = 0, confirmed = 0;
-        for (const auto& oc : outcomes[i]) {
-            sent += oc.state != chain::Outcome::State::kNotSent && !oc.tx_hash.empty();
-            confirmed += oc.ok();
-        }
+        std::size_t confirmed = 0;
+        for (const auto& oc : outcomes[i]) confirmed += oc.ok();
         if (!snap.reachable) {
             all_ok = false;
             std::cout << "  " << n.name << ": UNREACHABLE: " << snap.error << "\n";
@@ -344,7 +341,6 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
                       << " " << amount_str(oc.topup.amount, n) << " " << n.symbol << ": " << oc.error
                       << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
         }
-        (void)sent;
         if (low || unknown) all_ok = false;
     }
     return all_ok ? kExitOk : kExitFailure;

@@ -454,16 +454,6 @@ std::string rpc_env_var(std::string_view network) {
     return out + "_RPC";
 }
 
-std::string redact_url(const std::string& url) {
-    const auto scheme_end = url.find("://");
-    if (scheme_end == std::string::npos) return "<url>";
-    const auto host_start = scheme_end + 3;
-    auto host_end = url.find_first_of("/?#", host_start);
-    std::string authority = url.substr(host_start, host_end == std::string::npos ? std::string::npos : host_end - host_start);
-    if (auto at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
-    return url.substr(0, host_start) + authority;
-}
-
 std::variant<Config, LoadError> parse(const std::string& text, const std::string& file, const EnvLookup& env) {
     return Parser(file, env).parse(text);
 }

@@ -141,6 +141,20 @@ struct Ledger::Impl {
         }
     }
 
+    // Runs `fn` in one write transaction; on any error rolls back and rethrows.
+    template <typename Fn>
+    auto transaction(Fn&& fn) {
+        exec("BEGIN IMMEDIATE");
+        try {
+            auto result = fn();
+            exec("COMMIT");  // synchronous=FULL: on disk when this returns
+            return result;
+        } catch (...) {
+            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+    }
+
     void event(std::int64_t id, State s, const std::string& detail) {
         Stmt(db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
             .bind(1, id).bind(2, now()).bind(3, std::string(state_name(s))).bind(4, detail).step();
@@ -191,8 +205,7 @@ const std::string& Ledger::path() const { return impl_->path; }
 
 std::int64_t Ledger::record_intent(Entry e) {
     const double t = now();
-    impl_->exec("BEGIN IMMEDIATE");
-    try {
+    return impl_->transaction([&] {
         Stmt s(impl_->db,
                "INSERT INTO topups(created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, "
                "tx_type, max_fee, priority_fee, gas_price, gas_limit, raw, tx_hash, state, sent_block) "
@@ -206,54 +219,38 @@ std::int64_t Ledger::record_intent(Entry e) {
         s.step();
         const auto id = sqlite3_last_insert_rowid(impl_->db);
         impl_->event(id, State::kIntent, e.tx_hash);
-        impl_->exec("COMMIT");  // synchronous=FULL: on disk when this returns
         return id;
-    } catch (...) {
-        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
+    });
 }
 
 void Ledger::mark(std::int64_t id, State st, const std::string& error) {
-    impl_->exec("BEGIN IMMEDIATE");
-    try {
+    impl_->transaction([&] {
         Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, error=? WHERE id=?")
             .bind(1, std::string(state_name(st))).bind(2, now()).bind(3, error).bind(4, id).step();
         impl_->event(id, st, error);
-        impl_->exec("COMMIT");
-    } catch (...) {
-        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
+        return 0;
+    });
 }
 
 void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid) {
     const State st = success ? State::kConfirmed : State::kFailed;
-    impl_->exec("BEGIN IMMEDIATE");
-    try {
+    impl_->transaction([&] {
         Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=? WHERE id=?")
             .bind(1, std::string(state_name(st))).bind(2, now()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
             .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(7, id).step();
         impl_->event(id, st, "block " + std::to_string(block) + ", gas used " + std::to_string(gas_used) + ", fee " + fee_paid.str());
-        impl_->exec("COMMIT");
-    } catch (...) {
-        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
+        return 0;
+    });
 }
 
 void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
-    impl_->exec("BEGIN IMMEDIATE");
-    try {
+    impl_->transaction([&] {
         Stmt(impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
             .bind(1, now()).bind(2, by_hash).bind(3, id).step();
         impl_->event(id, State::kReplaced, by_hash);
-        impl_->exec("COMMIT");
-    } catch (...) {
-        sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-    }
+        return 0;
+    });
 }
 
 std::vector<Entry> Ledger::pending(const std::string& network, const std::string& bank) const {

@@ -124,7 +124,4 @@ std::variant<Config, LoadError> load(const std::string& file, const EnvLookup& e
 //! "NAME_RPC" for a network name: upper-cased, '-' becomes '_'.
 std::string rpc_env_var(std::string_view network);
 
-//! A URL without its path, query and credentials ("https://host:port"), safe to log.
-std::string redact_url(const std::string& url);
-
 }  // namespace keymaster::config

@@ -61,6 +61,8 @@ TEST_CASE("url: parsing and redaction", "[rpc][url]") {
     CHECK_FALSE(rpc::parse_url("http://:80"));
     CHECK_FALSE(rpc::parse_url("http://x:99999"));
     CHECK(rpc::redact_url("https://user:pw@node.example/v3/KEY") == "https://node.example:443");
+    CHECK(rpc::redact_url("https://user:pw@rpc.example:8443/v3/abcdef?key=1") == "https://rpc.example:8443");
+    CHECK(rpc::redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545");
 }
 
 TEST_CASE("rpc: batches of batch_size, answers in order, one kept-alive connection", "[rpc]") {
