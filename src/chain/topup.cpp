@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "keymaster/common/hex.hpp"
+#include "keymaster/common/text.hpp"
 #include "keymaster/ledger/ledger.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
@@ -23,19 +24,10 @@ namespace net = boost::asio;
 
 std::string gwei(const Wei& w) { return format_units(w, 9) + " gwei"; }
 
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
-
 bool already_known(const std::string& msg) {
-    const auto m = lower(msg);
+    const auto m = to_lower(msg);
     return m.find("already known") != std::string::npos || m.find("known transaction") != std::string::npos ||
            m.find("already imported") != std::string::npos || m.find("already exists") != std::string::npos;
-}
-
-double unix_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 Wei bump(const Wei& x) { return (x * 9 + 7) / 8; }  // +12.5%, rounded up
@@ -364,7 +356,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         } catch (const rpc::RpcError& e) {
             why = e.message();
             accepted = already_known(why);
-            nonce_too_low = lower(why).find("nonce too low") != std::string::npos;
+            nonce_too_low = to_lower(why).find("nonce too low") != std::string::npos;
         } catch (const rpc::RpcUnavailable& e) {
             unavailable = e.what();
         }

@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "keymaster/chain/topup.hpp"
+#include "keymaster/common/text.hpp"
 #include "keymaster/cli/app.hpp"
 #include "keymaster/ledger/ledger.hpp"
 #include "keymaster/metrics/metrics.hpp"
@@ -29,10 +30,6 @@ namespace {
 namespace net = boost::asio;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-double unix_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 metrics::AccountLabels labels_of(const funding::Account& a) {
     return {a.network, a.home, std::string(config::role_name(a.role)), a.address.checksummed()};

@@ -1,5 +1,7 @@
 #include "keymaster/common/amount.hpp"
 
+#include "keymaster/common/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -22,9 +24,7 @@ int unit_exponent(std::string_view unit) {
         {"wei", 0},    {"kwei", 3},   {"mwei", 6},   {"gwei", 9},
         {"szabo", 12}, {"finney", 15}, {"ether", 18}, {"eth", 18},
     };
-    std::string lower(unit);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string lower = to_lower(unit);
     for (const auto& [name, exp] : kUnits)
         if (lower == name) return exp;
     return -1;
@@ -104,10 +104,7 @@ Result<Wei> parse_quantity(std::string_view text) {
 
 std::string to_quantity(const Wei& value) {
     if (value == 0) return "0x0";
-    std::string hex = value.str(0, std::ios_base::hex);
-    std::transform(hex.begin(), hex.end(), hex.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return "0x" + hex;
+    return "0x" + to_lower(value.str(0, std::ios_base::hex));
 }
 
 std::string format_units(const Wei& value, unsigned decimals) {

@@ -1,5 +1,7 @@
 #include "keymaster/ledger/ledger.hpp"
 
+#include "keymaster/common/text.hpp"
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
@@ -14,7 +16,7 @@
 namespace keymaster::ledger {
 namespace {
 
-double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+double now() { return unix_now(); }
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS topups (

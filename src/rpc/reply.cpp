@@ -2,20 +2,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include "keymaster/common/text.hpp"
 #include "keymaster/rpc/client.hpp"
 
 namespace keymaster::rpc {
-namespace {
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
-
-}  // namespace
 
 bool is_rate_limit(int code, const std::string& message) {
-    const std::string m = lower(message);
+    const std::string m = to_lower(message);
     return code == -32005 || code == 429 || m.find("rate limit") != std::string::npos ||
            m.find("too many requests") != std::string::npos || m.find("rate-limit") != std::string::npos;
 }

@@ -1,5 +1,7 @@
 #include "keymaster/rpc/url.hpp"
 
+#include "keymaster/common/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -8,8 +10,7 @@ namespace keymaster::rpc {
 std::optional<Url> parse_url(const std::string& text) {
     Url url;
     std::string rest;
-    std::string lower = text.substr(0, 8);
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string lower = to_lower(std::string_view(text).substr(0, 8));
     if (lower.rfind("http://", 0) == 0) {
         rest = text.substr(7);
     } else if (lower.rfind("https://", 0) == 0) {

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "keymaster/common/hex.hpp"
+#include "keymaster/common/text.hpp"
 
 namespace keymaster::signer::sigv4 {
 namespace {
@@ -133,8 +134,7 @@ Signed sign(const Request& req, const Credentials& creds, const Scope& scope) {
     // Canonical headers: lower-case names, trimmed values, duplicates joined with commas in order.
     std::map<std::string, std::string> headers;
     for (const auto& [name, value] : req.headers) {
-        std::string n = name;
-        std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        const std::string n = to_lower(name);
         auto& slot = headers[n];
         slot += (slot.empty() ? "" : ",") + trim_collapse(value);
     }
