@@ -66,7 +66,7 @@ net::awaitable<std::variant<ledger::Entry, std::string>> replace_stuck(rpc::RpcC
     tx.to = *to;
     tx.value = stuck.amount;
     auto sig = co_await signer.sign(eth::signing_hash(tx));
-    if (!sig) co_return "signing failed: " + sig.error().message();
+    if (!sig) co_return "signing failed: " + sig.error();
     const Bytes raw = eth::encode_signed(tx, *sig);
     ledger::Entry e = stuck;
     e.max_fee = fees->max_fee;
@@ -305,7 +305,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         auto sig = co_await signer.sign(eth::signing_hash(tx));
         if (!sig) {
             o.state = Outcome::State::kFailed;
-            o.error = "signing failed: " + sig.error().message();
+            o.error = "signing failed: " + sig.error();
             fail_rest(i + 1, "not sent: signing failed for an earlier top-up");
             break;
         }

@@ -67,6 +67,33 @@ int run(int argc, char** argv) {
     run_cmd->add_option("--shutdown-timeout", shutdown_s, "seconds to wait for in-flight top-ups on SIGTERM")
         ->check(CLI::PositiveNumber)->capture_default_str();
 
+    auto* keys_cmd = app.add_subcommand("keys", "list, provision and write IAM policies for an environment's KMS keys");
+    keys_cmd->require_subcommand(1);
+    KeysOptions ko;
+    if (const char* r = std::getenv("AWS_REGION"); r && *r) ko.region = r;
+    else if (const char* d = std::getenv("AWS_DEFAULT_REGION"); d && *d) ko.region = d;
+    auto common_keys = [&](CLI::App* sub, bool aws_call) {
+        sub->add_option("--environment", ko.environment, "environment: production, staging, or one in --key-sets")->required();
+        sub->add_option("--key-sets", ko.key_sets, "JSON file of key names (and networks) per environment");
+        sub->add_option("--networks", ko.networks, "only these networks (comma-separated)")->delimiter(',');
+        if (aws_call) {
+            sub->add_option("--region", ko.region, "AWS region (default: $AWS_REGION)");
+            sub->add_option("--endpoint", ko.endpoint, "KMS endpoint (default: $AWS_ENDPOINT_URL_KMS, $AWS_ENDPOINT_URL, the region's)");
+        }
+    };
+    auto* keys_list = keys_cmd->add_subcommand("list", "one row per key: alias, key ARN, Ethereum address, region");
+    common_keys(keys_list, true);
+    keys_list->add_flag("--json", ko.json, "machine-readable output");
+    auto* keys_provision = keys_cmd->add_subcommand("provision", "create the keys the environment lacks; never touches existing ones");
+    common_keys(keys_provision, true);
+    keys_provision->add_flag("--yes", ko.yes, "do not ask for confirmation");
+    keys_provision->add_flag("--emit-config", ko.emit_config, "print the agents blocks (JSON) for the keymaster config on stdout");
+    auto* keys_policy = keys_cmd->add_subcommand("policy", "print the least-privilege IAM policy for a role's signer");
+    common_keys(keys_policy, false);
+    keys_policy->add_option("--role", ko.role, "agent role: updater, watcher, relayer, processor, kathy")->required();
+    keys_policy->add_option("--account-id", ko.account_id, "AWS account id of the keys (default: any)");
+    keys_policy->add_option("--region", ko.region, "limit to this region (default: any)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {
@@ -106,6 +133,12 @@ int run(int argc, char** argv) {
             return cmd_run(g, ro);
         }
         if (*history) return cmd_history(g, ho);
+        if (*keys_list) return cmd_keys_list(g, ko);
+        if (*keys_provision) return cmd_keys_provision(g, ko);
+        if (*keys_policy) {
+            if (keys_policy->get_option("--region")->count() == 0) ko.region.clear();
+            return cmd_keys_policy(g, ko);
+        }
         if (*status) return cmd_status(g, status_networks, status_json);
         if (*topup) {
             t.confirm_timeout = std::chrono::seconds(timeout_s);

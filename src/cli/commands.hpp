@@ -45,6 +45,19 @@ struct HistoryOptions {
     std::string network, address, since;
     bool json = false;
 };
+//! `keymaster keys ...`.
+struct KeysOptions {
+    std::string environment, region;
+    std::vector<std::string> networks;
+    std::string key_sets;  //!< file with the key names per environment (default: the seed's)
+    std::string endpoint;  //!< KMS endpoint override
+    bool yes = false, emit_config = false, json = false;
+    std::string role, account_id;
+};
+int cmd_keys_list(const GlobalOptions& g, const KeysOptions& o);
+int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o);
+int cmd_keys_policy(const GlobalOptions& g, const KeysOptions& o);
+
 int cmd_history(const GlobalOptions& g, const HistoryOptions& o);
 int cmd_run(const GlobalOptions& g, const RunOptions& o);
 int cmd_validate(const GlobalOptions& g);

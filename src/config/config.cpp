@@ -117,6 +117,42 @@ public:
         net.endpoints.emplace_back(url);
     }
 
+    // Nomad's KMS object: {"keyId", "region"} plus optional credentials, and our "endpoint".
+    void kms_bank(const json& v, const std::string& path, BankRef& b) {
+        static const std::set<std::string> kKnown = {"keyId", "region", "accessKeyId", "secretAccessKey", "sessionToken",
+                                                     "endpoint"};
+        for (const auto& [k, _] : v.items())
+            if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
+        auto text = [&](const char* key, std::string& out) {
+            if (!v.contains(key)) return;
+            if (!v[key].is_string() || v[key].get<std::string>().empty()) error(path + "." + key, "expected a non-empty string");
+            else out = v[key].get<std::string>();
+        };
+        text("keyId", b.kms_key_id);
+        text("region", b.kms_region);
+        text("accessKeyId", b.kms_access_key_id);
+        std::string secret;
+        text("secretAccessKey", secret);
+        b.kms_secret_access_key = Secret(std::move(secret));
+        text("sessionToken", b.kms_session_token);
+        text("endpoint", b.kms_endpoint);
+        if (b.kms_region.empty())
+            for (const char* var : {"AWS_REGION", "AWS_DEFAULT_REGION"})
+                if (auto r = env_(var); r && !r->empty()) {
+                    b.kms_region = *r;
+                    break;
+                }
+        if (b.kms_region.empty() && !v.contains("region"))
+            error(path + ".region", "missing (or set AWS_REGION)");
+        if (!b.kms_access_key_id.empty() != !b.kms_secret_access_key.empty())
+            error(path, "accessKeyId and secretAccessKey go together");
+        else if (!b.kms_access_key_id.empty())
+            warn(path + ".secretAccessKey",
+                 "an AWS secret key is written in the config file; prefer the AWS credential chain (environment, web identity, instance role)");
+        if (!b.kms_endpoint.empty() && b.kms_endpoint.rfind("http://", 0) != 0 && b.kms_endpoint.rfind("https://", 0) != 0)
+            error(path + ".endpoint", "expected an http:// or https:// URL");
+    }
+
     void bank(const json& v, const std::string& path, BankRef& b) {
         b.path = path;
         if (v.is_string()) {
@@ -139,9 +175,7 @@ public:
             else b.file = v["keyFile"].get<std::string>();
         } else if (v.contains("keyId")) {
             b.kind = BankRef::Kind::kKms;
-            b.kms_key_id = v["keyId"].is_string() ? v["keyId"].get<std::string>() : "";
-            b.kms_region = v.value("region", "");
-            error(path, "KMS banks are not supported yet");
+            kms_bank(v, path, b);
         } else {
             error(path, "expected a private key, {\"keyEnv\": \"VAR\"}, {\"keyFile\": \"path\"} or a KMS key");
         }

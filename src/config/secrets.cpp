@@ -47,7 +47,7 @@ std::variant<crypto::PrivateKey, std::string> resolve_bank_key(const BankRef& ba
         case BankRef::Kind::kInline: r = from_secret(bank.inline_key, "inline key"); break;
         case BankRef::Kind::kEnv: r = read_key_env(bank.env_var, env); break;
         case BankRef::Kind::kFile: r = read_key_file(bank.file); break;
-        case BankRef::Kind::kKms: r = std::string("KMS banks are not supported yet"); break;
+        case BankRef::Kind::kKms: r = std::string("a KMS key signs in KMS: there is no key to read"); break;
     }
     if (auto* msg = std::get_if<std::string>(&r)) return bank.path + ": " + *msg;
     return r;

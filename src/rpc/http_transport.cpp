@@ -132,18 +132,30 @@ void HttpTransport::close() { impl_->close(); }
 std::size_t HttpTransport::connections_opened() const { return impl_->opened; }
 
 net::awaitable<HttpResponse> HttpTransport::post(std::string body, std::chrono::milliseconds timeout) {
+    HttpRequest req;
+    req.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+    if (!impl_->url.userinfo.empty()) req.headers.emplace_back("Authorization", "Basic " + base64(impl_->url.userinfo));
+    req.body = std::move(body);
+    co_return co_await request(std::move(req), timeout);
+}
+
+net::awaitable<HttpResponse> HttpTransport::request(HttpRequest in, std::chrono::milliseconds timeout) {
     auto& s = *impl_;
     const auto deadline = Clock::now() + timeout;
-    http::request<http::string_body> req{http::verb::post, s.url.target, 11};
-    const bool default_port = s.url.port == (s.url.tls ? "443" : "80");
-    req.set(http::field::host, default_port ? s.url.host : s.url.host + ":" + s.url.port);
-    req.set(http::field::user_agent, "keymaster");
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::accept, "application/json");
-    if (!s.url.userinfo.empty()) req.set(http::field::authorization, "Basic " + base64(s.url.userinfo));
+    auto verb = http::string_to_verb(in.method);
+    if (verb == http::verb::unknown) throw std::invalid_argument("unknown HTTP method " + in.method);
+    http::request<http::string_body> req{verb, in.target, 11};
+    bool has_host = false, has_agent = false;
+    for (const auto& [k, v] : in.headers) {
+        has_host = has_host || beast::iequals(k, "host");
+        has_agent = has_agent || beast::iequals(k, "user-agent");
+        req.insert(k, v);
+    }
+    if (!has_host) req.set(http::field::host, host_header(s.url));
+    if (!has_agent) req.set(http::field::user_agent, "keymaster");
     req.keep_alive(true);
-    req.body() = std::move(body);
-    req.prepare_payload();
+    req.body() = std::move(in.body);
+    if (verb != http::verb::get || !req.body().empty()) req.prepare_payload();
 
     http::response<http::string_body> res;
     bool reused = s.open;

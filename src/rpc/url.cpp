@@ -51,6 +51,13 @@ std::optional<Url> parse_url(const std::string& text) {
     return url;
 }
 
+std::string host_header(const Url& url) {
+    const bool v6 = url.host.find(':') != std::string::npos;
+    const std::string host = v6 ? "[" + url.host + "]" : url.host;
+    const bool default_port = url.port == (url.tls ? "443" : "80");
+    return default_port ? host : host + ":" + url.port;
+}
+
 std::string redact_url(const std::string& text) {
     auto url = parse_url(text);
     if (!url) return "<invalid url>";

@@ -85,7 +85,7 @@ class HelmRender(unittest.TestCase):
     def setUpClass(cls):
         subprocess.run([os.path.join(ROOT, "tests", "deploy", "build_helmrender.sh"), RENDERER], check=True)
 
-    def check_deployment(self, d, networks_arg):
+    def check_deployment(self, d, networks_arg, key_files=True):
         spec = d["spec"]
         self.assertEqual(spec["replicas"], 1)
         self.assertEqual(spec["strategy"]["type"], "Recreate")
@@ -100,9 +100,13 @@ class HelmRender(unittest.TestCase):
         self.assertTrue(pod["securityContext"]["runAsNonRoot"])
         self.assertTrue(c["securityContext"]["readOnlyRootFilesystem"])
         mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-        self.assertEqual(mounts["keys"], "/var/run/keymaster/keys")
         volumes = {v["name"]: v for v in pod["volumes"]}
-        self.assertEqual(volumes["keys"]["secret"]["defaultMode"], 0o440)
+        if key_files:
+            self.assertEqual(mounts["keys"], "/var/run/keymaster/keys")
+            self.assertEqual(volumes["keys"]["secret"]["defaultMode"], 0o440)
+        else:  # KMS banks: no key Secret at all
+            self.assertNotIn("keys", mounts)
+            self.assertNotIn("keys", volumes)
         return volumes
 
     def test_default_one_deployment_with_inline_config(self):
@@ -120,8 +124,16 @@ class HelmRender(unittest.TestCase):
         objs = render(os.path.join(ROOT, "etc", "environments", "production.values.yaml"))
         deployments = {n: d for (k, n), d in objs.items() if k == "Deployment"}
         self.assertEqual(sorted(deployments), ["km-keymaster-alt-l1", "km-keymaster-ethereum"])
-        self.check_deployment(deployments["km-keymaster-ethereum"], "ethereum")
-        v = self.check_deployment(deployments["km-keymaster-alt-l1"], "moonbeam,evmos")
+        self.check_deployment(deployments["km-keymaster-ethereum"], "ethereum", key_files=False)
+        v = self.check_deployment(deployments["km-keymaster-alt-l1"], "moonbeam,evmos", key_files=False)
+        # KMS banks through IRSA: an annotated ServiceAccount used by every shard, AWS_REGION set.
+        sa = objs[("ServiceAccount", "km-keymaster")]
+        self.assertEqual(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+                         "arn:aws:iam::111111111111:role/keymaster-production")
+        for d in deployments.values():
+            pod = d["spec"]["template"]["spec"]
+            self.assertEqual(pod["serviceAccountName"], "km-keymaster")
+            self.assertIn({"name": "AWS_REGION", "value": "us-east-1"}, pod["containers"][0]["env"])
         self.assertEqual(v["config"]["configMap"]["name"], "keymaster-config")
         self.assertNotIn("ConfigMap", [k for k, _ in objs])
         self.assertEqual(len([k for k, _ in objs if k == "PersistentVolumeClaim"]), 2)

@@ -52,6 +52,10 @@ struct BankRef {
     std::string env_var;
     std::string file;
     std::string kms_key_id, kms_region;
+    std::string kms_access_key_id;  //!< optional: else the AWS credential chain
+    Secret kms_secret_access_key;
+    std::string kms_session_token;
+    std::string kms_endpoint;  //!< optional: else AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, the region's
     std::string path;
 };
 

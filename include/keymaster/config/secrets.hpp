@@ -9,7 +9,7 @@
 namespace keymaster::config {
 
 //! Reads a bank key: inline hex (unsafe, warned), an environment variable, or a file that only
-//! its owner may read. KMS banks are refused until they are supported. On error, the message
+//! its owner may read (a KMS bank has none: see aws::KmsSigner). On error, the message
 //! names the place and never the secret.
 std::variant<crypto::PrivateKey, std::string> resolve_bank_key(const BankRef& bank, const EnvLookup& env);
 

@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "keymaster/rpc/url.hpp"
 
@@ -16,6 +18,15 @@ struct HttpResponse {
     unsigned status = 0;
     std::string body;
     std::optional<std::chrono::seconds> retry_after;
+};
+
+//! A general HTTP request (for AWS APIs and instance metadata). `headers` are sent as given; Host
+//! and User-Agent are added unless present. The body is sent with a Content-Length.
+struct HttpRequest {
+    std::string method = "POST";
+    std::string target = "/";
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
 };
 
 //! TLS settings for https endpoints.
@@ -36,6 +47,9 @@ public:
     //! POSTs a JSON body. Reuses the open connection; reconnects once at once if a reused
     //! connection turns out to be closed by the server.
     boost::asio::awaitable<HttpResponse> post(std::string body, std::chrono::milliseconds timeout);
+
+    //! Sends any request on the same connection (same reconnect rule as post).
+    boost::asio::awaitable<HttpResponse> request(HttpRequest req, std::chrono::milliseconds timeout);
 
     //! Closes the connection (the next post reconnects).
     void close();

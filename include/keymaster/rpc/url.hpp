@@ -17,6 +17,9 @@ struct Url {
 //! Parses "http://host[:port][/path][?query]" and https; nullopt for anything else.
 std::optional<Url> parse_url(const std::string& text);
 
+//! The Host header for `url`: the port is left out when it is the scheme's default.
+std::string host_header(const Url& url);
+
 //! Scheme, host and port only: no path, query or credentials (they may carry API keys). Safe to log.
 std::string redact_url(const std::string& text);
 

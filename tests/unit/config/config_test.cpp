@@ -189,8 +189,14 @@ TEST_CASE("config: every validation error names the file and the place", "[confi
         CHECK(only_error(j) == "keymaster.json: networks.alpha: missing \"bank\"");
         j["networks"]["alpha"]["bank"] = 42;
         CHECK_THAT(only_error(j), Catch::StartsWith("keymaster.json: networks.alpha.bank: expected a private key"));
-        j["networks"]["alpha"]["bank"] = {{"keyId", "alias/bank"}, {"region", "us-east-1"}};
-        CHECK(only_error(j) == "keymaster.json: networks.alpha.bank: KMS banks are not supported yet");
+        j["networks"]["alpha"]["bank"] = {{"keyId", "alias/bank"}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.bank.region: missing (or set AWS_REGION)");
+        j["networks"]["alpha"]["bank"] = {{"keyId", ""}, {"region", "us-east-1"}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.bank.keyId: expected a non-empty string");
+        j["networks"]["alpha"]["bank"] = {{"keyId", "alias/bank"}, {"region", "us-east-1"}, {"accessKeyId", "AKID"}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.bank: accessKeyId and secretAccessKey go together");
+        j["networks"]["alpha"]["bank"] = {{"keyId", "alias/bank"}, {"region", "us-east-1"}, {"endpoint", "kms.local"}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.bank.endpoint: expected an http:// or https:// URL");
     }
     SECTION("endpoint not http(s), and the URL is not repeated") {
         json j = base();
@@ -210,6 +216,37 @@ TEST_CASE("config: every validation error names the file and the place", "[confi
         CHECK(e.size() == 3);
         CHECK(std::find(e.begin(), e.end(), "keymaster.json: networks.alpha.ignore.local[0]: unknown role; expected updater, watcher, relayer, processor or kathy") != e.end());
     }
+}
+
+TEST_CASE("config: a KMS bank (Nomad's object, plus endpoint)", "[config][kms]") {
+    json j = base();
+    j["networks"]["alpha"]["bank"] = {{"keyId", "alias/production-bank"}, {"region", "eu-west-1"},
+                                      {"accessKeyId", "AKIDEXAMPLE"}, {"secretAccessKey", "TOPSECRET"},
+                                      {"sessionToken", "TOKEN"}, {"endpoint", "http://127.0.0.1:4566"}};
+    j["networks"]["beta"]["bank"] = {{"keyId", "arn:aws:kms:us-east-1:111122223333:key/abc"}};
+    auto r = config::parse(j.dump(), "keymaster.json", env_of({{"AWS_REGION", "us-east-2"}}));
+    REQUIRE(std::holds_alternative<config::Config>(r));
+    const auto& cfg = std::get<config::Config>(r);
+    const auto& a = cfg.find("alpha")->bank;
+    CHECK(a.kind == config::BankRef::Kind::kKms);
+    CHECK(a.kms_key_id == "alias/production-bank");
+    CHECK(a.kms_region == "eu-west-1");
+    CHECK(a.kms_access_key_id == "AKIDEXAMPLE");
+    CHECK(a.kms_secret_access_key.reveal() == "TOPSECRET");
+    CHECK(a.kms_session_token == "TOKEN");
+    CHECK(a.kms_endpoint == "http://127.0.0.1:4566");
+    // The region falls back to AWS_REGION; a secret in the file is warned about, without the secret.
+    CHECK(cfg.find("beta")->bank.kms_region == "us-east-2");
+    bool warned = false;
+    for (const auto& w : cfg.warnings) {
+        CHECK(w.find("TOPSECRET") == std::string::npos);
+        warned = warned || w.find("networks.alpha.bank.secretAccessKey") != std::string::npos;
+    }
+    CHECK(warned);
+    // There is no key to read for a KMS bank.
+    auto key = config::resolve_bank_key(a, env_of({}));
+    REQUIRE(std::holds_alternative<std::string>(key));
+    CHECK(std::get<std::string>(key) == "networks.alpha.bank: a KMS key signs in KMS: there is no key to read");
 }
 
 TEST_CASE("config: spend limits", "[config]") {
@@ -318,7 +355,14 @@ TEST_CASE("config: the environment examples are valid", "[config]") {
         CHECK(cfg.warnings.empty());
         for (const auto& n : cfg.networks) {
             CHECK(n.chain_id.has_value());
-            CHECK(n.bank.kind == config::BankRef::Kind::kFile);
+            // Development keeps key files; staging and production sign with KMS keys named per network.
+            if (std::string(env) == "development") {
+                CHECK(n.bank.kind == config::BankRef::Kind::kFile);
+            } else {
+                CHECK(n.bank.kind == config::BankRef::Kind::kKms);
+                CHECK(n.bank.kms_key_id == "alias/" + std::string(env) + "-" + n.name + "-bank");
+                CHECK(n.bank.kms_region == "us-east-1");
+            }
         }
     }
 }
