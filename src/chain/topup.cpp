@@ -274,10 +274,47 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         co_return out;
     }
 
-    // Send in order, consecutive nonces; a refused send stops the rest, so no nonce gap is left.
+    // 1. Sign every top-up in order with consecutive nonces; stop at the first that cannot be
+    // signed (a later nonce would leave a gap).
     std::uint64_t nonce = first_nonce;
     Wei available = *plan.snapshot.bank_balance;
     const Fees& fees = *plan.fees;
+    std::vector<std::size_t> order;  // outcomes with a signed transaction, by nonce
+    std::vector<ledger::Entry> entries;
+    auto make_tx = [&](const eth::Address& to, const Wei& value, std::uint64_t gas, std::uint64_t n) {
+        eth::Transaction tx;
+        tx.type = fees.type;
+        tx.chain_id = plan.snapshot.chain_id;
+        tx.nonce = n;
+        tx.gas_price = fees.gas_price;
+        tx.max_fee_per_gas = fees.max_fee;
+        tx.max_priority_fee_per_gas = fees.priority_fee;
+        tx.gas_limit = gas;
+        tx.to = to;
+        tx.value = value;
+        return tx;
+    };
+    auto entry_of = [&](const eth::Transaction& tx, const Bytes& raw, const eth::Address& to, const std::string& home,
+                        const std::string& role) {
+        ledger::Entry e;
+        e.network = net.name;
+        e.chain_id = *tx.chain_id;
+        e.bank = signer.address().checksummed();
+        e.recipient = to.checksummed();
+        e.home = home;
+        e.role = role;
+        e.amount = tx.value;
+        e.nonce = tx.nonce;
+        e.tx_type = static_cast<int>(tx.type);
+        e.max_fee = tx.max_fee_per_gas;
+        e.priority_fee = tx.max_priority_fee_per_gas;
+        e.gas_price = tx.gas_price;
+        e.gas_limit = tx.gas_limit;
+        e.raw = to_hex(raw);
+        e.tx_hash = to_hex(eth::transaction_hash(raw));
+        e.sent_block = plan.snapshot.block;
+        return e;
+    };
     for (std::size_t i = 0; i < out.size(); ++i) {
         auto& o = out[i];
         const auto& t = o.topup;
@@ -292,124 +329,186 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             o.error = "bank balance too low (" + format_units(available, net.decimals) + " " + net.symbol + " left)";
             continue;
         }
-        eth::Transaction tx;
-        tx.type = fees.type;
-        tx.chain_id = plan.snapshot.chain_id;
-        tx.nonce = nonce;
-        tx.gas_price = fees.gas_price;
-        tx.max_fee_per_gas = fees.max_fee;
-        tx.max_priority_fee_per_gas = fees.priority_fee;
-        tx.gas_limit = t.gas_limit;
-        tx.to = t.account.address;
-        tx.value = t.amount;
+        const auto tx = make_tx(t.account.address, t.amount, t.gas_limit, nonce);
         auto sig = co_await signer.sign(eth::signing_hash(tx));
         if (!sig) {
             o.state = Outcome::State::kFailed;
             o.error = "signing failed: " + sig.error();
+            spdlog::error("{}: {}", net.name, o.error);
             fail_rest(i + 1, "not sent: signing failed for an earlier top-up");
             break;
         }
         const Bytes raw = eth::encode_signed(tx, *sig);
-        o.tx_hash = to_hex(eth::transaction_hash(raw));
+        entries.push_back(entry_of(tx, raw, t.account.address, t.account.home, std::string(config::role_name(t.account.role))));
+        o.tx_hash = entries.back().tx_hash;
         o.nonce = nonce;
-        // Durable before broadcast: a crash from here on finds the entry and reconciles it.
-        try {
-            ledger::Entry e;
-            e.network = net.name;
-            e.chain_id = *tx.chain_id;
-            e.bank = signer.address().checksummed();
-            e.recipient = t.account.address.checksummed();
-            e.home = t.account.home;
-            e.role = std::string(config::role_name(t.account.role));
-            e.amount = t.amount;
-            e.nonce = nonce;
-            e.tx_type = static_cast<int>(tx.type);
-            e.max_fee = tx.max_fee_per_gas;
-            e.priority_fee = tx.max_priority_fee_per_gas;
-            e.gas_price = tx.gas_price;
-            e.gas_limit = tx.gas_limit;
-            e.raw = to_hex(raw);
-            e.tx_hash = o.tx_hash;
-            e.sent_block = plan.snapshot.block;
-            e.id = o.ledger_id = ledger.record_intent(e);
-            e.created = unix_now();
-            sent[i].push_back(std::move(e));
-        } catch (const std::exception& ex) {
-            o.state = Outcome::State::kFailed;
-            o.error = std::string("ledger cannot be written, not sent: ") + ex.what();
-            o.tx_hash.clear();
-            spdlog::error("{}: {}", net.name, o.error);
-            fail_rest(i + 1, "not sent: the ledger cannot be written");
-            break;
+        order.push_back(i);
+        available -= cost;
+        ++nonce;
+    }
+    if (order.empty()) co_return out;
+
+    // 2. Durable before broadcast: every entry in one ledger transaction (one sync). A crash from
+    // here on finds them and reconciles them.
+    try {
+        ledger.atomically([&] {
+            for (auto& e : entries) {
+                e.id = ledger.record_intent(e);
+                e.created = unix_now();
+            }
+        });
+    } catch (const std::exception& ex) {
+        const std::string why = std::string("ledger cannot be written, not sent: ") + ex.what();
+        spdlog::error("{}: {}", net.name, why);
+        for (auto i : order) {
+            out[i].state = Outcome::State::kFailed;
+            out[i].error = why;
+            out[i].tx_hash.clear();
         }
-        bool accepted = false;
-        bool nonce_too_low = false;
-        std::optional<std::string> unavailable;
-        std::string why;
-        try {
-            // (Arguments are built before co_await: GCC 12 cannot keep an initializer_list across a suspension.)
-            std::string method = "eth_sendRawTransaction";
+        co_return out;
+    }
+    for (std::size_t k = 0; k < order.size(); ++k) out[order[k]].ledger_id = entries[k].id;
+
+    // 3. One batch of eth_sendRawTransaction (split into batchSize requests by the client).
+    auto broadcast = [&](const std::vector<std::string>& raws) -> net::awaitable<std::optional<std::vector<rpc::CallResult>>> {
+        std::vector<rpc::Call> calls;
+        for (const auto& raw : raws) {
             json params = json::array();
-            params.push_back(to_hex(raw));
-            co_await client.call(std::move(method), std::move(params));
-            accepted = true;
-        } catch (const rpc::RpcError& e) {
-            why = e.message();
-            accepted = already_known(why);
-            nonce_too_low = to_lower(why).find("nonce too low") != std::string::npos;
-        } catch (const rpc::RpcUnavailable& e) {
-            unavailable = e.what();
+            params.push_back(raw);
+            calls.push_back({"eth_sendRawTransaction", std::move(params)});
         }
-        if (nonce_too_low) {
-            // Our own earlier attempt (a retried request) may have landed: look for it.
-            try {
-                std::string method = "eth_getTransactionByHash";
+        std::optional<std::vector<rpc::CallResult>> r;
+        try {
+            r = co_await client.batch(std::move(calls));
+        } catch (const std::exception& e) {
+            spdlog::warn("{}: broadcast failed: {}", net.name, e.what());
+        }
+        co_return r;
+    };
+    std::vector<std::string> raws;
+    for (const auto& e : entries) raws.push_back(e.raw);
+    auto results = co_await broadcast(raws);
+
+    // Classify: accepted (or already known), refused, or unknown. "nonce too low" may be our own
+    // earlier attempt (a retried request) that landed: look the hash up.
+    enum class Verdict { kAccepted, kRefused, kUnknown };
+    std::vector<Verdict> verdict(order.size(), Verdict::kUnknown);
+    std::vector<std::string> reason(order.size());
+    std::vector<std::size_t> check_hash;
+    if (results) {
+        for (std::size_t k = 0; k < order.size(); ++k) {
+            const auto& r = (*results)[k];
+            if (r.ok()) {
+                verdict[k] = Verdict::kAccepted;
+                continue;
+            }
+            reason[k] = r.error ? r.error->message() : "no answer";
+            if (already_known(reason[k])) {
+                verdict[k] = Verdict::kAccepted;
+            } else if (to_lower(reason[k]).find("nonce too low") != std::string::npos) {
+                check_hash.push_back(k);
+                verdict[k] = Verdict::kRefused;
+            } else {
+                verdict[k] = Verdict::kRefused;
+            }
+        }
+        if (!check_hash.empty()) {
+            std::vector<rpc::Call> calls;
+            for (auto k : check_hash) {
                 json params = json::array();
-                params.push_back(o.tx_hash);
-                auto found = co_await client.call(std::move(method), std::move(params));
-                accepted = !found.is_null();
+                params.push_back(entries[k].tx_hash);
+                calls.push_back({"eth_getTransactionByHash", std::move(params)});
+            }
+            try {
+                auto found = co_await client.batch(std::move(calls));
+                for (std::size_t c = 0; c < check_hash.size(); ++c)
+                    if (found[c].ok() && !found[c].result->is_null()) verdict[check_hash[c]] = Verdict::kAccepted;
             } catch (const std::exception&) {
             }
         }
-        auto journal = [&](ledger::State st, const std::string& why2) {
-            try {
-                ledger.mark(o.ledger_id, st, why2);
-                return true;
-            } catch (const std::exception& ex) {
-                spdlog::error("{}: ledger cannot be written ({}); sending nothing more", net.name, ex.what());
-                return false;
-            }
-        };
-        if (unavailable) {
-            // The request may or may not have reached the node: watch for the hash, send nothing more.
-            journal(ledger::State::kSent, "send result unknown");
-            o.state = Outcome::State::kSent;
-            o.error = "send result unknown: " + *unavailable;
-            spdlog::warn("{}: top-up {} {} to {} {}: send result unknown, tx {}", net.name, format_units(t.amount, net.decimals),
-                         net.symbol, config::role_name(t.account.role), t.account.address.checksummed(), o.tx_hash);
-            fail_rest(i + 1, "not sent: an earlier send had an unknown result");
-            break;
-        }
-        if (!accepted) {
-            journal(ledger::State::kFailed, "refused: " + why);
-            o.state = Outcome::State::kFailed;
-            o.error = "node refused the transaction: " + why;
-            spdlog::error("{}: top-up to {} {} refused: {}", net.name, config::role_name(t.account.role),
-                          t.account.address.checksummed(), why);
-            fail_rest(i + 1, "not sent: an earlier transaction was refused (" + why + ")");
-            break;
-        }
-        o.state = Outcome::State::kSent;
-        available -= cost;
-        ++nonce;
-        if (!journal(ledger::State::kSent, {})) {
-            fail_rest(i + 1, "not sent: the ledger cannot be written");
-            break;
-        }
-        spdlog::info("{}: sent {} {} to {} {} (home {}), nonce {}, tx {}", net.name, format_units(t.amount, net.decimals),
-                     net.symbol, config::role_name(t.account.role), t.account.address.checksummed(), t.account.home,
-                     o.nonce, o.tx_hash);
     }
+
+    // A refused nonce with accepted ones after it would hold them back forever: fill it with a
+    // zero-value transfer from the bank to itself (journaled like a top-up, role "nonce-filler").
+    std::optional<std::size_t> first_refused;
+    for (std::size_t k = 0; k < order.size() && !first_refused; ++k)
+        if (verdict[k] == Verdict::kRefused) first_refused = k;
+    std::vector<std::uint64_t> filler_nonces;
+    if (first_refused) {
+        for (std::size_t k = *first_refused; k < order.size(); ++k) {
+            if (verdict[k] != Verdict::kRefused) continue;
+            bool later_accepted = false;
+            for (std::size_t j = k + 1; j < order.size(); ++j) later_accepted |= verdict[j] != Verdict::kRefused;
+            if (later_accepted) filler_nonces.push_back(entries[k].nonce);
+        }
+    }
+
+    try {
+        ledger.atomically([&] {
+            for (std::size_t k = 0; k < order.size(); ++k) {
+                auto& o = out[order[k]];
+                const auto& t = o.topup;
+                switch (verdict[k]) {
+                    case Verdict::kAccepted:
+                        ledger.mark(entries[k].id, ledger::State::kSent, {});
+                        o.state = Outcome::State::kSent;
+                        spdlog::info("{}: sent {} {} to {} {} (home {}), nonce {}, tx {}", net.name,
+                                     format_units(t.amount, net.decimals), net.symbol, config::role_name(t.account.role),
+                                     t.account.address.checksummed(), t.account.home, o.nonce, o.tx_hash);
+                        break;
+                    case Verdict::kUnknown:
+                        // It may or may not have reached the node: watched like a sent one, and
+                        // reconcile sends the same bytes again next round.
+                        ledger.mark(entries[k].id, ledger::State::kSent, "send result unknown");
+                        o.state = Outcome::State::kSent;
+                        o.error = "send result unknown";
+                        spdlog::warn("{}: top-up to {} {}: send result unknown, tx {}", net.name,
+                                     config::role_name(t.account.role), t.account.address.checksummed(), o.tx_hash);
+                        break;
+                    case Verdict::kRefused:
+                        ledger.mark(entries[k].id, ledger::State::kFailed, "refused: " + reason[k]);
+                        o.state = Outcome::State::kFailed;
+                        o.error = "node refused the transaction: " + reason[k];
+                        spdlog::error("{}: top-up to {} {} refused: {}", net.name, config::role_name(t.account.role),
+                                      t.account.address.checksummed(), reason[k]);
+                        break;
+                }
+            }
+        });
+    } catch (const std::exception& ex) {
+        // The transactions are out; their entries stay `intent` and reconcile settles them.
+        spdlog::error("{}: ledger cannot be written after the broadcast ({}); reconcile will settle it", net.name, ex.what());
+        for (auto i : order) out[i].unrecorded = true;
+    }
+
+    for (auto n : filler_nonces) {
+        const auto tx = make_tx(signer.address(), Wei(0), 21000, n);
+        auto sig = co_await signer.sign(eth::signing_hash(tx));
+        if (!sig) {
+            spdlog::error("{}: cannot sign the filler for nonce {}: {}; later top-ups wait", net.name, n, sig.error());
+            continue;
+        }
+        const Bytes raw = eth::encode_signed(tx, *sig);
+        auto e = entry_of(tx, raw, signer.address(), net.name, "nonce-filler");
+        try {
+            e.id = ledger.record_intent(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("{}: ledger cannot be written ({}); nonce {} stays a gap", net.name, ex.what(), n);
+            continue;
+        }
+        std::vector<std::string> one{e.raw};
+        auto r = co_await broadcast(one);
+        const bool ok = r && ((*r)[0].ok() || ((*r)[0].error && already_known((*r)[0].error->message())));
+        try {
+            ledger.mark(e.id, ok ? ledger::State::kSent : ledger::State::kFailed,
+                        ok ? "fills nonce " + std::to_string(n) : "filler refused");
+        } catch (const std::exception&) {
+        }
+        if (ok) spdlog::warn("{}: nonce {} was refused; filled with a zero-value transfer to the bank, tx {}", net.name, n, e.tx_hash);
+        else spdlog::error("{}: the filler for nonce {} was refused too; later top-ups wait", net.name, n);
+    }
+    for (std::size_t k = 0; k < order.size(); ++k)
+        if (verdict[k] != Verdict::kRefused) sent[order[k]].push_back(entries[k]);
 
     // Wait for receipts: one batch per poll, fast at first, then slower. A transaction unmined for
     // replaceAfter is replaced with higher fees; any of a nonce's transactions may be the one mined.
@@ -466,7 +565,8 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
                 for (const auto& other : sent[i])
                     if (other.id != e.id) ledger.replaced(other.id, e.tx_hash);
             } catch (const std::exception& ex) {
-                spdlog::error("{}: ledger cannot record receipt of {}: {}", net.name, e.tx_hash, ex.what());
+                spdlog::error("{}: ledger cannot be written: receipt of {} not recorded ({})", net.name, e.tx_hash, ex.what());
+                o.unrecorded = true;
             }
             if (rec->success) {
                 o.state = Outcome::State::kConfirmed;

@@ -338,7 +338,9 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
             if (oc.ok()) continue;
             all_ok = false;
             std::cout << "    FAILED " << config::role_name(oc.topup.account.role) << " " << oc.topup.account.address.checksummed()
-                      << " " << amount_str(oc.topup.amount, n) << " " << n.symbol << ": " << oc.error
+                      << " " << amount_str(oc.topup.amount, n) << " " << n.symbol << ": "
+                      << (oc.unrecorded ? "sent, but the ledger cannot be written (the next run settles it from the chain)"
+                                        : oc.error)
                       << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
         }
         if (low || unknown) all_ok = false;

@@ -144,18 +144,24 @@ struct Ledger::Impl {
     }
 
     // Runs `fn` in one write transaction; on any error rolls back and rethrows.
+    // Inside Ledger::atomically() the outer transaction holds them all.
     template <typename Fn>
     auto transaction(Fn&& fn) {
+        if (depth > 0) return fn();
         exec("BEGIN IMMEDIATE");
+        ++depth;
         try {
             auto result = fn();
+            --depth;
             exec("COMMIT");  // synchronous=FULL: on disk when this returns
             return result;
         } catch (...) {
+            depth = 0;
             sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
             throw;
         }
     }
+    int depth = 0;
 
     void event(std::int64_t id, State s, const std::string& detail) {
         Stmt(db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
@@ -204,6 +210,13 @@ Ledger::~Ledger() {
 }
 
 const std::string& Ledger::path() const { return impl_->path; }
+
+void Ledger::atomically(const std::function<void()>& fn) {
+    impl_->transaction([&] {
+        fn();
+        return 0;
+    });
+}
 
 std::int64_t Ledger::record_intent(Entry e) {
     const double t = now();

@@ -134,7 +134,9 @@ class LedgerOnAnvil(unittest.TestCase):
         # Everything broadcast is in the ledger: the bank's nonce moved by exactly the entries written.
         wait_for("pending mined", lambda: int(self.chain_pending_nonce(), 16) == self.chain.nonce(DEV_ADDRESS), 10)
         self.assertEqual(self.chain.nonce(DEV_ADDRESS), len(self.history()))
-        self.assertLess(len(self.history()), len(self.agents))
+        # (A round's entries are written in one transaction before its one broadcast, so the ledger
+        # fills up at a round's boundary: the entries of what was sent are all there.)
+        self.assertLessEqual(len(self.history()), len(self.agents))
         # With the ledger writable again, the rest is funded, and nobody twice.
         r = keymaster("top-up", "--yes", "--config", self.path, "--data-dir", self.data, env=ENV)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

@@ -13,8 +13,13 @@ from chains import free_port
 
 
 class FaultProxy:
-    def __init__(self, upstream, rates=None, lie_empty=(), seed=1):
+    def __init__(self, upstream, rates=None, lie_empty=(), seed=1, refuse_raw=()):
         self.upstream = upstream
+        # Indices (0-based, over every eth_sendRawTransaction seen) refused without forwarding.
+        self.refuse_raw = set(refuse_raw)
+        self.raw_seen = 0
+        self.raw_requests = 0  # HTTP requests carrying at least one eth_sendRawTransaction
+        self.raw_batch_sizes = []
         self.rates = rates or {}  # kind -> probability per request
         self.lie_empty = {a.lower() for a in lie_empty}
         self.rng = random.Random(seed)
@@ -84,10 +89,31 @@ class FaultProxy:
             return None
 
     def forward(self, body):
+        request = json.loads(body)
+        refused = []
+        reqs = request if isinstance(request, list) else [request]
+        raws = [r for r in reqs if r.get("method") == "eth_sendRawTransaction"]
+        if raws:
+            with self.lock:
+                self.raw_requests += 1
+                self.raw_batch_sizes.append(len(raws))
+                for r in raws:
+                    if self.raw_seen in self.refuse_raw:
+                        refused.append(r)
+                    self.raw_seen += 1
+        if refused:
+            keep = [r for r in reqs if r not in refused]
+            errors = [{"jsonrpc": "2.0", "id": r.get("id"),
+                       "error": {"code": -32000, "message": "intrinsic gas too low (refused by the test proxy)"}}
+                      for r in refused]
+            if not keep:
+                return json.dumps(errors if isinstance(request, list) else errors[0]).encode()
+            body = json.dumps(keep).encode()
         req = urllib.request.Request(self.upstream, body, {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:
             answer = json.load(r)
-        request = json.loads(body)
+        if refused:
+            answer = (answer if isinstance(answer, list) else [answer]) + errors
         if self.lie_empty:
             reqs = request if isinstance(request, list) else [request]
             answers = answer if isinstance(answer, list) else [answer]

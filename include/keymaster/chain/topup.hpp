@@ -84,7 +84,8 @@ struct Outcome {
     std::string error;
     std::int64_t ledger_id = 0;
     int replacements = 0;  //!< times re-signed with higher fees while stuck
-    bool ok() const { return state == State::kConfirmed; }
+    bool unrecorded = false;  //!< sent, but the ledger could not record it all: not ok (reconcile settles it)
+    bool ok() const { return state == State::kConfirmed && !unrecorded; }
 };
 
 struct ExecuteOptions {

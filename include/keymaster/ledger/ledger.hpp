@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -69,6 +70,9 @@ public:
 
     //! Writes a new entry (state intent) and syncs it; returns its id. Throws LedgerError.
     std::int64_t record_intent(Entry e);
+    //! Runs `fn`, whose ledger calls form one transaction: all of them are on disk when it returns
+    //! (one sync instead of one per call), none if it throws.
+    void atomically(const std::function<void()>& fn);
     //! Records a change of state. Throws LedgerError.
     void mark(std::int64_t id, State s, const std::string& error = {});
     void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid);
