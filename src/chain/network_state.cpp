@@ -21,7 +21,18 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
         {"eth_maxPriorityFeePerGas", json::array()},
     };
     constexpr std::size_t kFixed = 6;
-    for (const auto& a : accounts) calls.push_back({"eth_getBalance", json::array({a.address.lower(), "latest"})});
+    calls.reserve(kFixed + accounts.size());
+    snap.accounts.reserve(accounts.size());
+    // One call per account, its params written directly (a poll may carry 10,000 of them).
+    static constexpr char kDigits[] = "0123456789abcdef";
+    for (const auto& a : accounts) {
+        rpc::Call c{"eth_getBalance", json(), "[\"0x" + std::string(40, '0') + "\",\"latest\"]"};
+        for (std::size_t k = 0; k < 20; ++k) {
+            c.params_text[4 + 2 * k] = kDigits[a.address.bytes()[k] >> 4];
+            c.params_text[5 + 2 * k] = kDigits[a.address.bytes()[k] & 0xf];
+        }
+        calls.push_back(std::move(c));
+    }
 
     std::vector<rpc::CallResult> r;
     try {

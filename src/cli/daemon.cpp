@@ -45,7 +45,8 @@ struct NetworkWorker {
     config::Network net;
     eth::Address bank;
     std::shared_ptr<signer::Signer> signer;
-    std::vector<funding::Account> accounts;
+    const std::vector<funding::Account>* accounts = nullptr;  // the loaded topology's (no copy)
+    std::vector<metrics::Metrics::AccountSeries*> series;  // accounts[i]'s gauges
     std::unique_ptr<rpc::RpcClient> client;
     net::steady_timer sleep;
     bool ready = false;
@@ -100,15 +101,22 @@ public:
 private:
     void start_workers() {
         workers_.clear();
+        // The topology holds every funded account: the config's agent lists are not read again
+        // (at 10,000 accounts they are megabytes).
+        for (auto& n : loaded_.cfg.networks) n.agents = {};
         for (const auto* n : loaded_.selected) {
             auto w = std::make_unique<NetworkWorker>(io_);
             w->net = *n;
             w->bank = loaded_.banks.at(n->name);
             w->signer = loaded_.signers.at(n->name);
-            w->accounts = loaded_.topology.find(n->name)->accounts;
+            w->accounts = &loaded_.topology.find(n->name)->accounts;
+            w->series.reserve(w->accounts->size());
+            for (const auto& a : *w->accounts) w->series.push_back(metrics_.account_series(labels_of(a)));
             rpc::RpcObserver obs;
             const std::string name = n->name;
-            obs.on_call = [this, name](const std::string& method, bool ok) { metrics_.rpc_call(name, method, ok); };
+            obs.on_calls = [this, name](const std::string& method, bool ok, std::size_t count) {
+                metrics_.rpc_call(name, method, ok, count);
+            };
             obs.on_round_trip = [this, name](double s) { metrics_.rpc_round_trip(name, s); };
             w->client = std::make_unique<rpc::RpcClient>(io_.get_executor(), n->name, n->endpoints, rpc_options(*n), obs);
             workers_.push_back(std::move(w));
@@ -163,9 +171,9 @@ private:
                 if (rec.replacements) metrics_.replacements(n.name, rec.replacements);
                 // Top-ups of earlier rounds (or runs) that settled now.
                 for (const auto& e : rec.resolved) {
-                    const auto it = std::find_if(w.accounts.begin(), w.accounts.end(),
+                    const auto it = std::find_if(w.accounts->begin(), w.accounts->end(),
                                                  [&](const auto& a) { return a.address.checksummed() == e.recipient; });
-                    if (it == w.accounts.end() || e.state == ledger::State::kDropped) continue;
+                    if (it == w.accounts->end() || e.state == ledger::State::kDropped) continue;
                     metrics_.topup(labels_of(*it), e.state == ledger::State::kConfirmed, to_double(e.amount, n.decimals), unix_now());
                     if (e.fee_paid > 0) metrics_.gas_spent(n.name, to_double(e.fee_paid, n.decimals));
                 }
@@ -176,7 +184,7 @@ private:
             for (const auto& e : ledger_->pending(n.name, w.bank.checksummed()))
                 if (auto a = eth::Address::parse(e.recipient)) rec.busy.insert(*a);
         }
-        auto snap = co_await chain::poll(*w.client, n, w.bank, w.accounts);
+        auto snap = co_await chain::poll(*w.client, n, w.bank, *w.accounts);
         if (!rec_error.empty() && snap.reachable) {
             snap.reachable = false;
             snap.error = "cannot reconcile the ledger: " + rec_error;
@@ -205,10 +213,11 @@ private:
             spdlog::warn("{}: bank {} holds {} {}, below bankThreshold {}", n.name, w.bank.checksummed(),
                          format_units(*snap.bank_balance, n.decimals), n.symbol, format_units(*n.bank_threshold, n.decimals));
         }
-        for (const auto& a : snap.accounts) {
+        for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
+            const auto& a = snap.accounts[i];
             if (a.balance)
-                metrics_.account(labels_of(a.account), to_double(*a.balance, n.decimals),
-                                 to_double(a.account.threshold, n.decimals), to_double(a.account.target, n.decimals));
+                metrics_.set(w.series.at(i), to_double(*a.balance, n.decimals), to_double(a.account.threshold, n.decimals),
+                             to_double(a.account.target, n.decimals));
             else {
                 metrics_.error(n.name, "balance");
                 spdlog::warn("{}: balance of {} {} unknown ({}): no decision this round", n.name,
@@ -345,7 +354,7 @@ private:
         for (const auto& na : l->topology.networks)
             for (const auto& a : na.accounts) keep.insert({a.network, a.address});
         for (auto& w : workers_) {
-            for (const auto& a : w->accounts)
+            for (const auto& a : *w->accounts)
                 if (!keep.count({a.network, a.address})) metrics_.forget_account(labels_of(a));
             if (!l->banks.count(w->net.name) || l->banks.at(w->net.name) != w->bank)
                 metrics_.forget_bank(w->net.name, w->bank.checksummed());
@@ -387,7 +396,7 @@ private:
                 jn["block"] = w->last->block;
                 if (w->last->bank_balance) jn["bank"]["balance"] = format_units(*w->last->bank_balance, n.decimals);
             }
-            for (const auto& a : w->accounts) {
+            for (const auto& a : *w->accounts) {
                 json ja = {{"home", a.home}, {"role", std::string(config::role_name(a.role))},
                            {"address", a.address.checksummed()}, {"threshold", format_units(a.threshold, n.decimals)},
                            {"target", format_units(a.target, n.decimals)}, {"balance", nullptr},

@@ -84,6 +84,7 @@ const NetworkAccounts* Topology::find(std::string_view network) const {
 Topology build_topology(const config::Config& cfg, const std::map<std::string, eth::Address>& banks) {
     Builder b{cfg, banks, {}};
     b.run();
+    for (auto& n : b.out.networks) n.accounts.shrink_to_fit();  // kept for the process's lifetime
     return std::move(b.out);
 }
 

@@ -6,19 +6,28 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <cstdio>
+#include <mutex>
+#include <unordered_map>
+
 namespace keymaster::metrics {
 
 using prometheus::Labels;
 
+// Per-account gauges are kept compactly here, not as prometheus-cpp families (whose label maps
+// cost about a kilobyte per series and a hashed lookup per update): one record per account with
+// its label text rendered once, written straight into the text format on a scrape.
+struct Metrics::AccountSeries {
+    double balance = 0, threshold = 0, target = 0;
+};
+
 struct Metrics::Impl {
+    mutable std::mutex accounts_mu;
+    // Rendered labels (network="..",home="..",role="..",address="..") -> values; nodes are stable.
+    std::unordered_map<std::string, AccountSeries> accounts;
+    std::unordered_map<std::string, prometheus::Counter*> rpc_counters;  // network/method/result
     std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
 
-    prometheus::Family<prometheus::Gauge>& balance = prometheus::BuildGauge()
-        .Name("keymaster_account_balance_ether").Help("Agent account balance, in the network's native unit").Register(*registry);
-    prometheus::Family<prometheus::Gauge>& threshold = prometheus::BuildGauge()
-        .Name("keymaster_account_threshold_ether").Help("Top-up threshold of the account").Register(*registry);
-    prometheus::Family<prometheus::Gauge>& target = prometheus::BuildGauge()
-        .Name("keymaster_account_target_ether").Help("Balance a top-up brings the account to").Register(*registry);
     prometheus::Family<prometheus::Gauge>& bank = prometheus::BuildGauge()
         .Name("keymaster_bank_balance_ether").Help("Funding (bank) account balance").Register(*registry);
     prometheus::Family<prometheus::Gauge>& bank_threshold = prometheus::BuildGauge()
@@ -61,6 +70,29 @@ namespace {
 Labels labels(const AccountLabels& a) {
     return {{"network", a.network}, {"home", a.home}, {"role", a.role}, {"address", a.address}};
 }
+
+// A label value escaped for the text format: backslash, double quote and newline.
+std::string escaped(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+std::string label_text(const AccountLabels& a) {
+    return "network=\"" + escaped(a.network) + "\",home=\"" + escaped(a.home) + "\",role=\"" + escaped(a.role) +
+           "\",address=\"" + escaped(a.address) + "\"";
+}
+
+void append_double(std::string& out, double v) {
+    char buf[32];
+    const int n = std::snprintf(buf, sizeof buf, "%.17g", v);
+    out.append(buf, static_cast<std::size_t>(n));
+}
 }  // namespace
 
 Metrics::Metrics(const std::string& version, const std::string& revision) : impl_(std::make_unique<Impl>()) {
@@ -69,17 +101,30 @@ Metrics::Metrics(const std::string& version, const std::string& revision) : impl
 
 Metrics::~Metrics() = default;
 
+Metrics::AccountSeries* Metrics::account_series(const AccountLabels& a) {
+    auto text = label_text(a);
+    std::lock_guard lock(impl_->accounts_mu);
+    return &impl_->accounts[std::move(text)];
+}
+
+void Metrics::set(AccountSeries* s, double balance, double threshold, double target) {
+    std::lock_guard lock(impl_->accounts_mu);
+    s->balance = balance;
+    s->threshold = threshold;
+    s->target = target;
+}
+
 void Metrics::account(const AccountLabels& a, double balance, double threshold, double target) {
-    const auto l = labels(a);
-    impl_->balance.Add(l).Set(balance);
-    impl_->threshold.Add(l).Set(threshold);
-    impl_->target.Add(l).Set(target);
+    set(account_series(a), balance, threshold, target);
 }
 
 void Metrics::forget_account(const AccountLabels& a) {
+    {
+        std::lock_guard lock(impl_->accounts_mu);
+        impl_->accounts.erase(label_text(a));
+    }
     const auto l = labels(a);
-    for (auto* f : {&impl_->balance, &impl_->threshold, &impl_->target, &impl_->topup_last})
-        if (f->Has(l)) f->Remove(&f->Add(l));
+    if (impl_->topup_last.Has(l)) impl_->topup_last.Remove(&impl_->topup_last.Add(l));
 }
 
 void Metrics::bank(const std::string& network, const std::string& address, double balance) {
@@ -108,8 +153,17 @@ void Metrics::topup(const AccountLabels& a, bool success, double amount, double 
 
 void Metrics::gas_spent(const std::string& network, double amount) { impl_->gas.Add({{"network", network}}).Increment(amount); }
 
-void Metrics::rpc_call(const std::string& network, const std::string& method, bool ok) {
-    impl_->rpc_requests.Add({{"network", network}, {"method", method}, {"result", ok ? "success" : "failure"}}).Increment();
+void Metrics::rpc_call(const std::string& network, const std::string& method, bool ok, std::size_t n) {
+    // Called once per JSON-RPC call (10,000 per poll of a big network): the counter is looked up
+    // by a flat key, not by a label map. Only the daemon's io thread calls it.
+    std::string key = network;
+    key += '\x1f';
+    key += method;
+    key += '\x1f';
+    key += ok ? '1' : '0';
+    auto& c = impl_->rpc_counters[key];
+    if (!c) c = &impl_->rpc_requests.Add({{"network", network}, {"method", method}, {"result", ok ? "success" : "failure"}});
+    c->Increment(static_cast<double>(n));
 }
 
 void Metrics::rpc_round_trip(const std::string& network, double seconds) {
@@ -135,6 +189,38 @@ void Metrics::spend_remaining(const std::string& network, double amount) {
     impl_->spend_remaining.Add({{"network", network}}).Set(amount);
 }
 
-std::string Metrics::serialize() const { return prometheus::TextSerializer().Serialize(impl_->registry->Collect()); }
+std::string Metrics::serialize() const {
+    std::string out = prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+    static const struct {
+        const char* name;
+        const char* help;
+        double AccountSeries::*value;
+    } kFamilies[] = {
+        {"keymaster_account_balance_ether", "Agent account balance, in the network's native unit", &AccountSeries::balance},
+        {"keymaster_account_threshold_ether", "Top-up threshold of the account", &AccountSeries::threshold},
+        {"keymaster_account_target_ether", "Balance a top-up brings the account to", &AccountSeries::target},
+    };
+    std::lock_guard lock(impl_->accounts_mu);
+    if (impl_->accounts.empty()) return out;
+    out.reserve(out.size() + impl_->accounts.size() * 3 * 190);
+    for (const auto& f : kFamilies) {
+        out += "# HELP ";
+        out += f.name;
+        out += ' ';
+        out += f.help;
+        out += "\n# TYPE ";
+        out += f.name;
+        out += " gauge\n";
+        for (const auto& [labels, s] : impl_->accounts) {
+            out += f.name;
+            out += '{';
+            out += labels;
+            out += "} ";
+            append_double(out, s.*f.value);
+            out += '\n';
+        }
+    }
+    return out;
+}
 
 }  // namespace keymaster::metrics

@@ -68,16 +68,27 @@ struct RpcClient::Impl {
     // failure if any call is left without a final result.
     net::awaitable<std::optional<Failure>> attempt(std::size_t ep, const std::vector<Call>& calls,
                                                   std::vector<std::size_t>& pending,
-                                                  std::vector<std::optional<CallResult>>& results) {
+                                                  std::vector<CallResult>& results, std::vector<bool>& done) {
         std::map<std::uint64_t, std::size_t> by_id;
-        json body = json::array();
+        // The body is written directly (no JSON object per call: a poll may carry 10,000 calls).
+        // A lone call goes as a plain object: some endpoints refuse batches.
+        std::string text;
+        text.reserve(pending.size() * 100 + 2);
+        if (pending.size() != 1) text += '[';
         for (auto i : pending) {
             const auto id = next_id++;
-            by_id[id] = i;
-            body.push_back({{"jsonrpc", "2.0"}, {"id", id}, {"method", calls[i].method}, {"params", calls[i].params}});
+            by_id.emplace_hint(by_id.end(), id, i);
+            if (text.size() > 1) text += ',';
+            text += R"({"jsonrpc":"2.0","id":)";
+            text += std::to_string(id);
+            text += R"(,"method":)";
+            text += json(calls[i].method).dump();
+            text += R"(,"params":)";
+            if (!calls[i].params_text.empty()) text += calls[i].params_text;
+            else text += calls[i].params.dump();
+            text += '}';
         }
-        // A lone call goes as a plain object: some endpoints refuse batches.
-        const std::string text = pending.size() == 1 ? body[0].dump() : body.dump();
+        if (pending.size() != 1) text += ']';
 
         HttpResponse res;
         const auto start = Clock::now();
@@ -100,26 +111,40 @@ struct RpcClient::Impl {
         auto parsed = parse_reply(res.body, by_id);
         std::optional<Failure> failure;
         if (parsed.retry_reason) failure = Failure{*parsed.retry_reason};
+        if (obs.on_calls) {
+            // Counted per method and outcome, not per call.
+            std::vector<std::tuple<const std::string*, bool, std::size_t>> counts;
+            for (auto& [i, r] : parsed.results) {
+                const bool ok = r.ok();
+                auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) {
+                    return std::get<1>(c) == ok && *std::get<0>(c) == calls[i].method;
+                });
+                if (it == counts.end()) counts.emplace_back(&calls[i].method, ok, 1);
+                else ++std::get<2>(*it);
+            }
+            for (const auto& [m, ok, n] : counts) obs.on_calls(*m, ok, n);
+        }
         for (auto& [i, r] : parsed.results) {
-            count(calls[i].method, r.ok());
+            if (!obs.on_calls) count(calls[i].method, r.ok());
             results[i] = std::move(r);
+            done[i] = true;
         }
         std::vector<std::size_t> left;
         for (auto i : pending)
-            if (!results[i]) left.push_back(i);
+            if (!done[i]) left.push_back(i);
         pending.swap(left);
         if (!pending.empty() && !failure) failure = Failure{"malformed response (missing answers)"};
         co_return failure;
     }
 
     net::awaitable<void> run_chunk(const std::vector<Call>& calls, std::vector<std::size_t> pending,
-                                   std::vector<std::optional<CallResult>>& results) {
+                                   std::vector<CallResult>& results, std::vector<bool>& done) {
         if (active != 0 && Clock::now() - failed_over_at > opt.primary_retry) active = 0;
         std::string last;
         for (std::size_t tried = 0; tried < endpoints.size(); ++tried) {
             const std::size_t ep = (active + tried) % endpoints.size();
             for (int a = 0; a < opt.attempts_per_endpoint; ++a) {
-                auto failure = co_await attempt(ep, calls, pending, results);
+                auto failure = co_await attempt(ep, calls, pending, results, done);
                 if (!failure) {
                     if (ep != active) {
                         spdlog::warn("{}: failed over to endpoint {} ({})", network, ep + 1, labels[ep]);
@@ -168,16 +193,15 @@ std::size_t RpcClient::active_endpoint() const { return impl_->active; }
 std::size_t RpcClient::http_requests() const { return impl_->requests; }
 
 net::awaitable<std::vector<CallResult>> RpcClient::batch(std::vector<Call> calls) {
-    std::vector<std::optional<CallResult>> results(calls.size());
+    // Filled in place by index (no second copy: a poll may carry 10,000 results).
+    std::vector<CallResult> results(calls.size());
+    std::vector<bool> done(calls.size());
     for (std::size_t start = 0; start < calls.size(); start += impl_->opt.batch_size) {
         std::vector<std::size_t> pending;
         for (std::size_t i = start; i < std::min(calls.size(), start + impl_->opt.batch_size); ++i) pending.push_back(i);
-        co_await impl_->run_chunk(calls, std::move(pending), results);
+        co_await impl_->run_chunk(calls, std::move(pending), results, done);
     }
-    std::vector<CallResult> out;
-    out.reserve(results.size());
-    for (auto& r : results) out.push_back(std::move(*r));
-    co_return out;
+    co_return results;
 }
 
 net::awaitable<json> RpcClient::call(std::string method, json params) {

@@ -27,7 +27,8 @@ ParsedReply parse_reply(const std::string& body, const std::map<std::uint64_t, s
         out.retry_reason = "malformed response";
         return out;
     }
-    for (const auto& item : reply) {
+    out.results.reserve(reply.size());
+    for (auto& item : reply) {
         if (!item.is_object()) continue;
         const auto idit = item.find("id");
         const auto errit = item.find("error");
@@ -52,9 +53,9 @@ ParsedReply parse_reply(const std::string& body, const std::map<std::uint64_t, s
                 continue;
             }
             const auto d = errit->find("data");
-            out.results[i] = CallResult{std::nullopt, RpcError(code, message, d != errit->end() ? *d : json())};
-        } else if (item.contains("result")) {
-            out.results[i] = CallResult{item["result"], std::nullopt};
+            out.results.emplace_back(i, CallResult{std::nullopt, RpcError(code, message, d != errit->end() ? *d : json())});
+        } else if (auto r = item.find("result"); r != item.end()) {
+            out.results.emplace_back(i, CallResult{std::move(*r), std::nullopt});
         }
     }
     return out;

@@ -15,8 +15,10 @@ class RpcClient;
 namespace keymaster::chain {
 
 //! One account as read this round. An unread balance stays empty with the reason.
+//! Refers to its account: the accounts vector given to poll() must outlive the snapshot (the
+//! topology does: it lives as long as the loaded config). No copy per account per poll.
 struct AccountState {
-    funding::Account account;
+    const funding::Account& account;
     std::optional<Wei> balance;
     std::string error;
 };

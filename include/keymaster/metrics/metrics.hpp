@@ -20,6 +20,11 @@ public:
     Metrics& operator=(const Metrics&) = delete;
 
     void account(const AccountLabels& a, double balance, double threshold, double target);
+    //! The series of one account, for repeated updates without label lookups (the pointer stays
+    //! valid until forget_account for the same labels).
+    struct AccountSeries;
+    AccountSeries* account_series(const AccountLabels& a);
+    void set(AccountSeries* s, double balance, double threshold, double target);
     //! The account is no longer funded (config reload): drop its series.
     void forget_account(const AccountLabels& a);
     void bank(const std::string& network, const std::string& address, double balance);
@@ -28,7 +33,7 @@ public:
     void forget_bank(const std::string& network, const std::string& address);
     void topup(const AccountLabels& a, bool success, double amount, double unix_time);
     void gas_spent(const std::string& network, double amount);
-    void rpc_call(const std::string& network, const std::string& method, bool ok);
+    void rpc_call(const std::string& network, const std::string& method, bool ok, std::size_t n = 1);
     void rpc_round_trip(const std::string& network, double seconds);
     void poll(const std::string& network, double seconds, bool ok, double unix_time);
     void block(const std::string& network, double number);

@@ -44,8 +44,11 @@ public:
 
 //! One call of a batch.
 struct Call {
+    Call(std::string m, json p = json::array(), std::string text = {})
+        : method(std::move(m)), params(std::move(p)), params_text(std::move(text)) {}
     std::string method;
-    json params = json::array();
+    json params;
+    std::string params_text;  //!< when set: the params already serialized (hot paths), used instead of `params`
 };
 
 //! The outcome of one call: a result, or the node's error for it.
@@ -70,6 +73,8 @@ struct RpcOptions {
 //! Hooks for metrics: each JSON-RPC call's outcome, and each HTTP round trip's duration.
 struct RpcObserver {
     std::function<void(const std::string& method, bool ok)> on_call;
+    //! Instead of on_call when set: `n` calls of `method` with that outcome (one per HTTP reply).
+    std::function<void(const std::string& method, bool ok, std::size_t n)> on_calls;
     std::function<void(double seconds)> on_round_trip;
 };
 
@@ -106,7 +111,7 @@ private:
 //! A node's reply to one HTTP request, interpreted: final results by call index, and whether the
 //! rest must be retried (rate limited or malformed). Pure; fuzzed.
 struct ParsedReply {
-    std::map<std::size_t, CallResult> results;
+    std::vector<std::pair<std::size_t, CallResult>> results;  //!< (call index, result); a later duplicate wins
     std::optional<std::string> retry_reason;  //!< set when some call got no final answer
 };
 //! `by_id` maps the JSON-RPC ids sent to call indices.
