@@ -16,10 +16,10 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYMASTER_TESTS=OF
  && strip build/keymaster
 
 FROM debian:12-slim
-# runtime-packages: ca-certificates libssl3 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsecp256k1-1 libcrypto++8 libsqlite3-0
+# runtime-packages: ca-certificates libssl3 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsecp256k1-1 libsqlite3-0
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates libssl3 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsecp256k1-1 libcrypto++8 libsqlite3-0 \
+      ca-certificates libssl3 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsecp256k1-1 libsqlite3-0 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/keymaster /usr/local/bin/keymaster
 USER 65532:65532

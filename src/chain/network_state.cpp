@@ -36,7 +36,7 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
 
     std::vector<rpc::CallResult> r;
     try {
-        r = co_await client.batch(std::move(calls));
+        r = co_await client.batch(std::move(calls), kFixed);
     } catch (const std::exception& e) {
         snap.error = e.what();
         for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "network unreachable"});

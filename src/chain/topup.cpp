@@ -523,10 +523,26 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
     std::size_t total_sent = waiting().size(), last_reported = SIZE_MAX;
     net::steady_timer timer(co_await net::this_coro::executor);
     auto last_rebroadcast = std::chrono::steady_clock::now();
+    // Receipts are fetched (one batch) 100 ms after sending, then whenever a new block appears:
+    // between fetches only eth_blockNumber is asked, every tick (first_receipt_poll). Receipts are
+    // fetched at least every max_receipt_poll even without a new block (a node that lags or lies).
+    std::optional<std::uint64_t> receipts_block;  // the block at the last receipt fetch
+    auto last_fetch = std::chrono::steady_clock::now();
+    bool first = true;
     while (!waiting().empty() && std::chrono::steady_clock::now() < deadline) {
         timer.expires_after(interval);
         co_await timer.async_wait(net::use_awaitable);
-        interval = std::min(opt.max_receipt_poll, interval * 3 / 2);
+        if (!first && receipts_block && std::chrono::steady_clock::now() - last_fetch < opt.max_receipt_poll) {
+            std::optional<std::uint64_t> now_block;
+            try {
+                std::string m = "eth_blockNumber";
+                now_block = rpc::as_u64(co_await client.call(std::move(m), json::array()));
+            } catch (const std::exception&) {
+            }
+            if (now_block && *now_block <= *receipts_block) continue;
+        }
+        first = false;
+        last_fetch = std::chrono::steady_clock::now();
         auto w = waiting();
         std::vector<rpc::Call> calls;
         calls.push_back({"eth_blockNumber", json::array()});
@@ -546,6 +562,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             continue;
         }
         const auto block = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+        if (block) receipts_block = block;
         std::set<std::size_t> mined;
         for (std::size_t c = 0; c < which.size(); ++c) {
             const auto& res = r[c + 1];

@@ -95,7 +95,9 @@ public:
 
     //! Many calls, results in the same order; per-call node errors are in the results.
     //! Throws RpcUnavailable when no endpoint answered.
-    boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls);
+    //! `riders`: that many calls at the front go with the first request on top of batch_size (a
+    //! poll's bank and block calls, so that batch_size accounts take one round trip).
+    boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls, std::size_t riders = 0);
 
     const std::string& network() const;
     //! Index of the endpoint in use (0 = the first).
