@@ -54,6 +54,7 @@ def config_for(chains, accounts):
     nets = {}
     for i, ch in enumerate(chains):
         nets[f"chain{i}"] = {"endpoint": ch.url, "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether",
+                             **({"gasLimit": int(os.environ["BENCH_GAS_LIMIT"])} if os.environ.get("BENCH_GAS_LIMIT") else {}),
                              "agents": {"updater": fresh_address(), "relayer": fresh_address(),
                                         "processor": fresh_address(),
                                         "watchers": [fresh_address() for _ in range(accounts - 1)]}}

@@ -564,6 +564,12 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         const auto block = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
         if (block) receipts_block = block;
         std::set<std::size_t> mined;
+        struct Mined {
+            std::size_t outcome;
+            const ledger::Entry* entry;
+            rpc::ReceiptInfo receipt;
+        };
+        std::vector<Mined> receipts;  // recorded below in one ledger transaction (one sync per poll)
         for (std::size_t c = 0; c < which.size(); ++c) {
             const auto& res = r[c + 1];
             if (!res.ok() || res.result->is_null()) continue;
@@ -577,14 +583,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             o.ledger_id = e.id;
             o.block = rec->block;
             o.fee_paid = Wei(rec->gas_used) * rec->effective_gas_price.value_or(0);
-            try {
-                ledger.confirmed(e.id, rec->success, rec->block, rec->gas_used, o.fee_paid);
-                for (const auto& other : sent[i])
-                    if (other.id != e.id) ledger.replaced(other.id, e.tx_hash);
-            } catch (const std::exception& ex) {
-                spdlog::error("{}: ledger cannot be written: receipt of {} not recorded ({})", net.name, e.tx_hash, ex.what());
-                o.unrecorded = true;
-            }
+            receipts.push_back({i, &e, *rec});
             if (rec->success) {
                 o.state = Outcome::State::kConfirmed;
                 o.error.clear();
@@ -593,6 +592,22 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
                 o.state = Outcome::State::kFailed;
                 o.error = "transaction reverted in block " + std::to_string(o.block);
                 spdlog::error("{}: tx {} reverted in block {}", net.name, o.tx_hash, o.block);
+            }
+        }
+        if (!receipts.empty()) {
+            try {
+                ledger.atomically([&] {
+                    for (const auto& m : receipts) {
+                        ledger.confirmed(m.entry->id, m.receipt.success, m.receipt.block, m.receipt.gas_used,
+                                         out[m.outcome].fee_paid);
+                        for (const auto& other : sent[m.outcome])
+                            if (other.id != m.entry->id) ledger.replaced(other.id, m.entry->tx_hash);
+                    }
+                });
+            } catch (const std::exception& ex) {
+                spdlog::error("{}: ledger cannot be written: {} receipt(s) not recorded ({})", net.name, receipts.size(),
+                              ex.what());
+                for (const auto& m : receipts) out[m.outcome].unrecorded = true;
             }
         }
         // A node may lose a pending transaction (eviction, restart): send the same bytes again now
