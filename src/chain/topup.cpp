@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -315,6 +318,10 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         e.sent_block = plan.snapshot.block;
         return e;
     };
+    // Which top-ups get a transaction (and which nonce) is decided first; then they are signed,
+    // up to kSigners at a time (a KMS Sign is a network round trip; a local key signs at once).
+    std::vector<std::size_t> chosen;
+    std::vector<eth::Transaction> txs;
     for (std::size_t i = 0; i < out.size(); ++i) {
         auto& o = out[i];
         const auto& t = o.topup;
@@ -329,22 +336,53 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
             o.error = "bank balance too low (" + format_units(available, net.decimals) + " " + net.symbol + " left)";
             continue;
         }
-        const auto tx = make_tx(t.account.address, t.amount, t.gas_limit, nonce);
-        auto sig = co_await signer.sign(eth::signing_hash(tx));
-        if (!sig) {
+        chosen.push_back(i);
+        txs.push_back(make_tx(t.account.address, t.amount, t.gas_limit, nonce++));
+        available -= cost;
+    }
+    std::vector<std::optional<signer::SignResult>> sigs(txs.size());
+    {
+        constexpr std::size_t kSigners = 4;
+        auto ex = co_await net::this_coro::executor;
+        std::size_t next = 0, running = std::min(kSigners, txs.size());
+        bool stop = false;
+        net::steady_timer all_done(ex, net::steady_timer::time_point::max());
+        for (std::size_t k = 0, n = running; k < n; ++k)
+            net::co_spawn(ex, [&]() -> net::awaitable<void> {
+                while (!stop && next < txs.size()) {
+                    const std::size_t j = next++;
+                    try {
+                        sigs[j] = co_await signer.sign(eth::signing_hash(txs[j]));
+                    } catch (const std::exception& e) {
+                        sigs[j] = signer::SignResult::failure(e.what());
+                    }
+                    if (!*sigs[j]) stop = true;  // nothing after a failure is sent: stop signing
+                }
+                if (--running == 0) all_done.cancel();
+            }, net::detached);
+        if (running > 0) {
+            boost::system::error_code ignored;
+            co_await all_done.async_wait(net::redirect_error(net::use_awaitable, ignored));
+        }
+    }
+    // In nonce order up to the first signature that failed (or was never made): a later nonce
+    // without it would be a gap.
+    for (std::size_t j = 0; j < chosen.size(); ++j) {
+        const std::size_t i = chosen[j];
+        auto& o = out[i];
+        const auto& t = o.topup;
+        if (!sigs[j] || !*sigs[j]) {
             o.state = Outcome::State::kFailed;
-            o.error = "signing failed: " + sig.error();
+            o.error = "signing failed: " + (sigs[j] ? sigs[j]->error() : std::string("not signed after an earlier failure"));
             spdlog::error("{}: {}", net.name, o.error);
             fail_rest(i + 1, "not sent: signing failed for an earlier top-up");
             break;
         }
-        const Bytes raw = eth::encode_signed(tx, *sig);
-        entries.push_back(entry_of(tx, raw, t.account.address, t.account.home, std::string(config::role_name(t.account.role))));
+        const Bytes raw = eth::encode_signed(txs[j], **sigs[j]);
+        entries.push_back(entry_of(txs[j], raw, t.account.address, t.account.home, std::string(config::role_name(t.account.role))));
         o.tx_hash = entries.back().tx_hash;
-        o.nonce = nonce;
+        o.nonce = txs[j].nonce;
         order.push_back(i);
-        available -= cost;
-        ++nonce;
     }
     if (order.empty()) co_return out;
 

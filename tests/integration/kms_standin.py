@@ -24,6 +24,7 @@ import re
 import secrets
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -38,7 +39,7 @@ ACCOUNT = "111122223333"
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 lock = threading.Lock()
-stats = {"kms": {}, "sts": 0, "imds_token": 0, "imds_creds": 0, "high_s": 0, "low_s": 0, "rejected": {}}
+stats = {"kms": {}, "sign_inflight": 0, "sign_inflight_max": 0, "sts": 0, "imds_token": 0, "imds_creds": 0, "high_s": 0, "low_s": 0, "rejected": {}}
 keys = {}      # key id -> {"priv", "spec", "usage", "arn", "state"}
 aliases = {}   # alias name -> key id
 creds = {}     # access key id -> {"secret", "token", "deny", "expires"}
@@ -292,8 +293,19 @@ class Handler(BaseHTTPRequestHandler):
                     raise KmsError("AccessDeniedException",
                                    f"User: arn:aws:iam::{ACCOUNT}:user/denied is not authorized to perform: kms:{action} "
                                    "because no identity-based policy allows the action")
-                out = kms_action(action, json.loads(raw or b"{}"))
-                stats["kms"][action] = stats["kms"].get(action, 0) + 1
+                if action == "Sign":
+                    stats["sign_inflight"] += 1
+                    stats["sign_inflight_max"] = max(stats["sign_inflight_max"], stats["sign_inflight"])
+            try:
+                if action == "Sign" and args.sign_delay:
+                    time.sleep(args.sign_delay)  # like a real KMS round trip; outside the lock
+                with lock:
+                    out = kms_action(action, json.loads(raw or b"{}"))
+                    stats["kms"][action] = stats["kms"].get(action, 0) + 1
+            finally:
+                if action == "Sign":
+                    with lock:
+                        stats["sign_inflight"] -= 1
             self.reply(200, json.dumps(out))
         except KmsError as e:
             with lock:
@@ -334,6 +346,7 @@ def main():
     p.add_argument("--imds-role", default="")
     p.add_argument("--temp-duration", type=int, default=3600)
     p.add_argument("--page-size", type=int, default=50)
+    p.add_argument("--sign-delay", type=float, default=0.0, help="seconds each Sign takes")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
     for c in args.cred:

@@ -75,7 +75,7 @@ def address_of(public_key_hex):
 class KmsBank(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.kms = StandIn()
+        cls.kms = StandIn("--sign-delay", "0.02")  # each Sign takes 20 ms, like a KMS round trip
         cls.alpha, cls.beta = Chain(31337), Chain(1338)
         cls.key_id, cls.bank = cls.kms.create_key("alias/test-bank")
         for c in (cls.alpha, cls.beta):
@@ -132,6 +132,8 @@ class KmsBank(unittest.TestCase):
         self.assertEqual(signed, 26)
         self.assertGreater(after["high_s"] - before["high_s"], 0, "the stand-in never returned a high s")
         self.assertGreater(after["low_s"] - before["low_s"], 0)
+        # Signed several at a time, not one round trip after another.
+        self.assertGreaterEqual(after["sign_inflight_max"], 2)
 
     def test_3_wrong_credentials_clear_error_nothing_sent(self):
         path, agents = self.config(self.bank_ref(), networks=("alpha",))
@@ -150,15 +152,35 @@ class KmsBank(unittest.TestCase):
 
     def test_4_sign_refused_nothing_sent(self):
         path, agents = self.config(self.bank_ref(), networks=("alpha",))
+        accounts = [agents["alpha"]["updater"], *agents["alpha"]["watchers"]]
         nonce = self.alpha.nonce(self.bank)
-        self.kms.control(deny_sign=1)
-        r = keymaster("top-up", "--config", path, "--yes", env=self.env)
+        # Every Sign refused: nothing at all is sent.
+        self.kms.control(deny_sign=1000)
+        try:
+            r = keymaster("top-up", "--config", path, "--yes", env=self.env)
+        finally:
+            self.kms.control(deny_sign=0)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("KMS Sign for key alias/test-bank (us-east-1): AccessDeniedException", r.stdout + r.stderr)
         self.assertEqual(self.alpha.nonce(self.bank), nonce)
         self.assertEqual(int(self.alpha_pending_nonce()), nonce)
-        for addr in [agents["alpha"]["updater"], *agents["alpha"]["watchers"]]:
+        for addr in accounts:
             self.assertEqual(self.alpha.balance(addr), 0)
+        # One Sign refused (whichever arrives first: signing runs several at a time): the top-ups
+        # before it in nonce order are sent, none after it, so no nonce gap is left.
+        self.kms.control(deny_sign=1)
+        r = keymaster("top-up", "--config", path, "--yes", env=self.env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        sent = self.alpha.nonce(self.bank) - nonce
+        self.assertEqual(int(self.alpha_pending_nonce()), nonce + sent)  # nothing queued behind a gap
+        self.assertLess(sent, len(accounts))
+        self.assertEqual(sum(1 for a in accounts if self.alpha.balance(a) == 2 * ETHER), sent)
+        # The next run pays the rest, once each.
+        r = keymaster("top-up", "--config", path, "--yes", env=self.env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for addr in accounts:
+            self.assertEqual(self.alpha.balance(addr), 2 * ETHER)
+        self.assertEqual(self.alpha.nonce(self.bank), nonce + len(accounts))
 
     def alpha_pending_nonce(self):
         from chains import rpc
