@@ -557,7 +557,6 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
         return w;
     };
     const auto deadline = std::chrono::steady_clock::now() + opt.confirm_timeout;
-    auto interval = opt.first_receipt_poll;
     std::size_t total_sent = waiting().size(), last_reported = SIZE_MAX;
     net::steady_timer timer(co_await net::this_coro::executor);
     auto last_rebroadcast = std::chrono::steady_clock::now();
@@ -568,7 +567,7 @@ net::awaitable<std::vector<Outcome>> execute(rpc::RpcClient& client, signer::Sig
     auto last_fetch = std::chrono::steady_clock::now();
     bool first = true;
     while (!waiting().empty() && std::chrono::steady_clock::now() < deadline) {
-        timer.expires_after(interval);
+        timer.expires_after(opt.first_receipt_poll);
         co_await timer.async_wait(net::use_awaitable);
         if (!first && receipts_block && std::chrono::steady_clock::now() - last_fetch < opt.max_receipt_poll) {
             std::optional<std::uint64_t> now_block;

@@ -2,14 +2,13 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "commands.hpp"
+#include "run_sync.hpp"
 #include "keymaster/aws/keys.hpp"
 #include "keymaster/aws/kms_signer.hpp"
 #include "keymaster/cli/app.hpp"
@@ -21,21 +20,6 @@ namespace {
 namespace net = boost::asio;
 using json = nlohmann::json;
 namespace keys = aws::keys;
-
-// Runs one coroutine to completion on a private io_context; rethrows its exception.
-template <typename T>
-T run_sync(net::awaitable<T> task) {
-    net::io_context io;
-    std::optional<T> out;
-    std::exception_ptr error;
-    net::co_spawn(io, std::move(task), [&](std::exception_ptr e, T v) {
-        if (e) error = e;
-        else out = std::move(v);
-    });
-    io.run();
-    if (error) std::rethrow_exception(error);
-    return std::move(*out);
-}
 
 struct Context {
     keys::KeySets sets;

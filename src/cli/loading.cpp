@@ -4,20 +4,16 @@
 
 #include <algorithm>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-
 #include "keymaster/aws/kms_signer.hpp"
 #include "keymaster/config/secrets.hpp"
+#include "run_sync.hpp"
 
 namespace keymaster::cli {
 namespace {
 
-namespace net = boost::asio;
-
 // KMS banks: one client per (region, endpoint, configured credentials), one signer per key, so a
-// key shared by many networks costs one GetPublicKey. Runs its own short io_context: signing
-// later happens on the caller's.
+// key shared by many networks costs one GetPublicKey. Runs its own short io_context (run_sync):
+// signing later happens on the caller's.
 class KmsBanks {
 public:
     explicit KmsBanks(config::EnvLookup env) : env_(std::move(env)) {}
@@ -35,21 +31,13 @@ public:
             auto provider = std::make_shared<aws::CredentialProvider>(std::move(creds), b.kms_region, env_);
             client = std::make_shared<aws::KmsClient>(b.kms_region, endpoint, std::move(provider));
         }
-        net::io_context io;
         std::shared_ptr<aws::KmsSigner> s;
         std::string error;
-        net::co_spawn(io, aws::KmsSigner::open(client, b.kms_key_id), [&](std::exception_ptr e, std::shared_ptr<aws::KmsSigner> opened) {
-            if (!e) {
-                s = std::move(opened);
-                return;
-            }
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                error = ex.what();
-            }
-        });
-        io.run();
+        try {
+            s = run_sync(aws::KmsSigner::open(client, b.kms_key_id));
+        } catch (const std::exception& ex) {
+            error = ex.what();
+        }
         if (!s) return error;
         spdlog::info("KMS key {} ({}) is {}; credentials from {}", b.kms_key_id, b.kms_region, s->address().checksummed(),
                      client->credentials().source());

@@ -114,10 +114,6 @@ void Metrics::set(AccountSeries* s, double balance, double threshold, double tar
     s->target = target;
 }
 
-void Metrics::account(const AccountLabels& a, double balance, double threshold, double target) {
-    set(account_series(a), balance, threshold, target);
-}
-
 void Metrics::forget_account(const AccountLabels& a) {
     {
         std::lock_guard lock(impl_->accounts_mu);

@@ -19,7 +19,6 @@ public:
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
 
-    void account(const AccountLabels& a, double balance, double threshold, double target);
     //! The series of one account, for repeated updates without label lookups (the pointer stays
     //! valid until forget_account for the same labels).
     struct AccountSeries;
