@@ -54,6 +54,7 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
     }
     snap.chain_id = *chain;
     if (net.chain_id && *net.chain_id != *chain) {
+        snap.chain_id_mismatch = true;
         snap.error = "chain id mismatch: expected " + std::to_string(*net.chain_id) + ", endpoint reports " +
                      std::to_string(*chain) + "; not touching this network";
         for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "chain id mismatch"});

@@ -6,17 +6,19 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <functional>
 #include <iostream>
 #include <set>
 
-#include "keymaster/chain/topup.hpp"
+#include "keymaster/chain/round.hpp"
 #include "keymaster/cli/app.hpp"
 #include "keymaster/cli/output.hpp"
 #include "keymaster/config/secrets.hpp"
 #include "keymaster/ledger/ledger.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "loading.hpp"
+#include "run_sync.hpp"
 
 namespace keymaster::cli {
 namespace {
@@ -26,90 +28,52 @@ using nlohmann::json;
 
 void print_error(const std::string& line) { std::cerr << line << "\n"; }
 
-// Runs one coroutine per selected network on one io_context; results in network order.
-template <typename T>
-std::vector<T> for_each_network(net::io_context& io, const std::vector<const config::Network*>& nets,
-                                const std::function<net::awaitable<T>(std::size_t)>& work) {
-    std::vector<std::optional<T>> slots(nets.size());
-    std::vector<std::exception_ptr> errors(nets.size());
-    for (std::size_t i = 0; i < nets.size(); ++i)
-        net::co_spawn(io, work(i), [&, i](std::exception_ptr e, T value) {
-            if (e) errors[i] = e;
-            else slots[i] = std::move(value);
-        });
-    io.restart();
-    io.run();
-    std::vector<T> out;
-    for (std::size_t i = 0; i < nets.size(); ++i) {
-        if (errors[i]) std::rethrow_exception(errors[i]);
-        out.push_back(std::move(*slots[i]));
-    }
-    return out;
-}
-
 std::string amount_str(const Wei& w, const config::Network& n) { return format_units(w, n.decimals); }
 
 std::string opt_amount(const std::optional<Wei>& w, const config::Network& n) {
     return w ? amount_str(*w, n) : "unknown";
 }
 
-// One RPC client per selected network, and each network's settings with its chain id pinned:
-// a config without `chainId` takes the one the first successful poll reads, and every later poll
-// of this run must see the same.
+// A one-off command's engine: one io_context (its only event loop), one Worker per selected network.
 struct Session {
     net::io_context io;
-    std::vector<std::unique_ptr<rpc::RpcClient>> clients;
-    std::vector<config::Network> networks;
-    explicit Session(const std::vector<const config::Network*>& nets) {
-        for (const auto* n : nets) {
-            clients.push_back(std::make_unique<rpc::RpcClient>(io.get_executor(), n->name, n->endpoints, rpc_options(*n)));
-            networks.push_back(*n);
+    std::vector<std::unique_ptr<chain::Worker>> workers;
+
+    void open(const Loaded& l, ledger::Ledger* ledger) {
+        for (const auto* n : l.selected)
+            workers.push_back(std::make_unique<chain::Worker>(io.get_executor(), *n, l.signers.at(n->name),
+                                                              l.accounts.at(n->name), ledger, rpc::RpcObserver{}));
+    }
+
+    // Runs `work` for every network at once; results in network order.
+    template <typename T>
+    std::vector<T> each(const std::function<net::awaitable<T>(chain::Worker&)>& work) {
+        std::vector<std::optional<T>> slots(workers.size());
+        std::vector<std::exception_ptr> errors(workers.size());
+        std::size_t left = workers.size();
+        for (std::size_t i = 0; i < workers.size(); ++i)
+            net::co_spawn(io, work(*workers[i]), [&, i](std::exception_ptr e, T value) {
+                if (e) errors[i] = e;
+                else slots[i] = std::move(value);
+                --left;
+            });
+        io.restart();
+        while (left > 0 && io.run_one() > 0) {
         }
+        std::vector<T> out;
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            if (errors[i]) std::rethrow_exception(errors[i]);
+            out.push_back(std::move(*slots[i]));
+        }
+        return out;
+    }
+
+    std::vector<chain::RoundPlan> prepare(chain::Mode mode) {
+        return each<chain::RoundPlan>([mode](chain::Worker& w) { return w.prepare(mode); });
     }
 };
 
-// With a ledger: its unresolved top-ups are reconciled first (before the balances are read, so a
-// transaction mined in between is never paid again), and their accounts wait; `sending` allows the
-// reconcile to broadcast again. Without one (status), balances only.
-std::vector<chain::NetworkPlan> poll_and_plan(Session& s, const Loaded& l, bool estimate, ledger::Ledger* ledger = nullptr,
-                                              bool sending = false, std::vector<std::uint64_t>* next_nonce = nullptr) {
-    if (next_nonce) next_nonce->assign(l.selected.size(), 0);
-    return for_each_network<chain::NetworkPlan>(s.io, l.selected, [&](std::size_t i) -> net::awaitable<chain::NetworkPlan> {
-        auto& n = s.networks[i];
-        const auto* accs = l.topology.find(n.name);
-        const auto bank = l.banks.at(n.name);
-        std::set<eth::Address> busy;
-        std::string reconcile_error;
-        if (ledger && sending) {
-            try {
-                auto rec = co_await chain::reconcile(*s.clients[i], *l.signers.at(n.name), *ledger, n);
-                for (const auto& line : rec.log) spdlog::info("{}: ledger: {}", n.name, line);
-                busy = std::move(rec.busy);
-                if (next_nonce) (*next_nonce)[i] = rec.next_nonce.value_or(0);
-            } catch (const std::exception& e) {
-                reconcile_error = std::string("cannot reconcile the ledger: ") + e.what();
-            }
-        } else if (ledger) {
-            for (const auto& e : ledger->pending(n.name, bank.checksummed()))
-                if (auto a = eth::Address::parse(e.recipient)) busy.insert(*a);
-        }
-        auto snap = co_await chain::poll(*s.clients[i], n, bank, accs->accounts);
-        if (!reconcile_error.empty() && snap.reachable) {
-            snap.reachable = false;  // nothing may be decided on a network whose ledger is unresolved
-            snap.error = reconcile_error;
-        }
-        if (snap.reachable && !n.chain_id) n.chain_id = snap.chain_id;
-        auto plan = chain::make_plan(std::move(snap), n, busy);
-        if (estimate && plan.snapshot.reachable) co_await chain::estimate_gas(*s.clients[i], n, plan);
-        if (ledger && plan.snapshot.reachable) {
-            const double day_ago = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - 86400;
-            chain::apply_limits(plan, n.limits, ledger->spent_since(n.name, bank.checksummed(), day_ago));
-        }
-        co_return plan;
-    });
-}
-
-void print_network_header(std::ostream& os, const config::Network& n, const chain::NetworkSnapshot& s) {
+void print_network_header(std::ostream& os, const config::Network& n, const funding::NetworkSnapshot& s) {
     if (!s.reachable) {
         os << n.name << ": UNREACHABLE: " << s.error << "\n";
         return;
@@ -121,7 +85,7 @@ void print_network_header(std::ostream& os, const config::Network& n, const chai
         os << "  WARNING: bank balance is below bankThreshold " << amount_str(*n.bank_threshold, n) << " " << n.symbol << "\n";
 }
 
-json account_json(const chain::AccountState& a, const config::Network& n) {
+json account_json(const funding::AccountState& a, const config::Network& n) {
     const auto d = funding::decide(a.account, a.balance);
     json j = {{"network", a.account.network},
               {"home", a.account.home},
@@ -146,13 +110,13 @@ json account_json(const chain::AccountState& a, const config::Network& n) {
 }  // namespace
 
 int cmd_validate(const GlobalOptions& g) {
-    auto l = load_all(g, {}, print_error);
+    auto l = run_sync(load_all(g, {}, print_error));
     if (!l) return kExitUsage;
     std::cout << g.config << ": OK, " << l->cfg.networks.size() << " network(s)\n";
     Table t({"NETWORK", "ENDPOINTS", "BANK", "THRESHOLD", "ACCOUNTS", "REPLICAS"}, {false, true, false, true, true, false});
     std::size_t total = 0;
     for (const auto& n : l->cfg.networks) {
-        const auto& accs = l->topology.find(n.name)->accounts;
+        const auto& accs = *l->accounts.at(n.name);
         total += accs.size();
         std::string reps;
         for (const auto& r : n.replicas) reps += (reps.empty() ? "" : ",") + r;
@@ -175,16 +139,17 @@ int cmd_address(const std::string& key_env, const std::string& key_file) {
 }
 
 int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks, bool as_json) {
-    auto l = load_all(g, networks, print_error);
+    Session s;
+    auto l = run_on(s.io, load_all(g, networks, print_error));
     if (!l) return kExitUsage;
-    Session s(l->selected);
-    auto plans = poll_and_plan(s, *l, false);
-    bool unreachable = false;
+    s.open(*l, nullptr);
+    const auto plans = s.prepare(chain::Mode::kStatus);
+    int exit_code = kExitOk;
     json out = {{"networks", json::array()}};
     for (std::size_t i = 0; i < plans.size(); ++i) {
         const auto& n = *l->selected[i];
-        const auto& snap = plans[i].snapshot;
-        unreachable |= !snap.reachable;
+        const auto& snap = plans[i].plan.snapshot;
+        exit_code = std::max(exit_code, fault_exit_code(plans[i].fault));
         if (as_json) {
             json jn = {{"name", n.name}, {"reachable", snap.reachable}, {"symbol", n.symbol},
                        {"bank", {{"address", snap.bank.checksummed()}}}, {"accounts", json::array()}};
@@ -215,11 +180,130 @@ int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks,
         std::cout << "\n";
     }
     if (as_json) std::cout << out.dump(2) << "\n";
-    return unreachable ? kExitFailure : kExitOk;
+    return exit_code;
 }
 
+namespace {
+
+std::string_view pending_verb(chain::PendingAction::Kind k) {
+    switch (k) {
+        case chain::PendingAction::Kind::kRebroadcast: return "send again";
+        case chain::PendingAction::Kind::kReplace: return "replace with higher fees";
+        case chain::PendingAction::Kind::kWait: return "wait";
+    }
+    return "wait";
+}
+
+// The plan of one network; whether it has a problem worth a non-zero exit.
+bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
+    const auto& p = rp.plan;
+    print_network_header(std::cout, n, p.snapshot);
+    bool problems = rp.fault != Fault::kNone;
+    if (rp.fault != Fault::kNone && p.snapshot.reachable) std::cout << "  CANNOT SEND: " << rp.error << "\n";
+    if (!p.snapshot.reachable || rp.fault != Fault::kNone) {
+        std::cout << "\n";
+        return problems;
+    }
+    for (const auto& line : rp.ledger_log) std::cout << "  ledger: " << line << "\n";
+    for (const auto& a : rp.pending)
+        std::cout << "  unresolved in the ledger: tx " << a.entry.tx_hash << " (nonce " << a.entry.nonce << ", "
+                  << amount_str(a.entry.amount, n) << " " << n.symbol << " to " << a.entry.role << " " << a.entry.recipient
+                  << "): " << a.note << "; on commit: " << pending_verb(a.kind) << "\n";
+    for (const auto& [b, why] : p.blocked) {
+        problems = true;
+        std::cout << "  held back: " << amount_str(b.amount, n) << " " << n.symbol << " to " << config::role_name(b.account.role)
+                  << " " << b.account.address.checksummed() << ": " << why << "\n";
+    }
+    for (const auto& w : p.waiting)
+        std::cout << "  waiting for an earlier top-up of " << config::role_name(w.account.role) << " "
+                  << w.account.address.checksummed() << " to confirm: no second one\n";
+    for (const auto& u : p.unknown) {
+        problems = true;
+        std::cout << "  balance unknown for " << config::role_name(u.account.role) << " " << u.account.address.checksummed()
+                  << " (" << u.error << "): no decision this round\n";
+    }
+    if (p.topups.empty()) {
+        std::cout << "  nothing to top up (" << p.snapshot.accounts.size() << " account(s) at or above threshold)\n\n";
+        return problems;
+    }
+    Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "TOP-UP"}, {false, false, false, true, true, true, true});
+    for (const auto& tu : p.topups)
+        t.add({std::string(config::role_name(tu.account.role)), tu.account.home, tu.account.address.checksummed(),
+               amount_str(tu.balance, n), amount_str(tu.account.threshold, n), amount_str(tu.account.target, n),
+               amount_str(tu.amount, n)});
+    t.print(std::cout);
+    std::cout << "  total " << amount_str(p.total, n) << " " << n.symbol << " to " << p.topups.size() << " account(s)";
+    if (p.fees)
+        std::cout << ", fees at most " << amount_str(p.max_fee_cost, n) << " " << n.symbol << " ("
+                  << (p.fees->type == eth::TxType::kLegacy ? "legacy EIP-155" : "EIP-1559") << ")";
+    std::cout << "\n";
+    if (!p.fee_error.empty()) std::cout << "  CANNOT SEND: " << p.fee_error << "\n";
+    std::cout << "  bank " << (p.covered ? "covers it" : "DOES NOT cover it: only what fits will be sent, in order") << "\n\n";
+    return problems;
+}
+
+// Something commit would broadcast: top-ups, or unresolved entries to send again or replace.
+bool has_work(const chain::RoundPlan& rp) {
+    if (!rp.can_commit()) return false;
+    if (!rp.plan.topups.empty()) return true;
+    return std::any_of(rp.pending.begin(), rp.pending.end(),
+                       [](const auto& a) { return a.kind != chain::PendingAction::Kind::kWait; });
+}
+
+// The summary after commit, from a fresh read; whether everything is fine.
+bool print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans, const std::vector<chain::RoundReport>& reports,
+                   const std::vector<chain::RoundPlan>& after) {
+    std::cout << "\nSummary\n";
+    bool all_ok = true;
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        const auto& n = *l.selected[i];
+        const auto& snap = after[i].plan.snapshot;
+        const auto& outcomes = reports[i].outcomes;
+        std::size_t confirmed = 0;
+        for (const auto& oc : outcomes) confirmed += oc.ok();
+        if (!snap.reachable) {
+            all_ok = false;
+            std::cout << "  " << n.name << ": UNREACHABLE: " << snap.error << "\n";
+            continue;
+        }
+        std::size_t low = 0, unknown = 0;
+        all_ok &= plans[i].plan.waiting.empty();
+        for (const auto& a : snap.accounts) {
+            if (!a.balance) ++unknown;
+            else if (*a.balance < a.account.threshold) ++low;
+        }
+        std::cout << "  " << n.name << ": " << confirmed << " of " << outcomes.size() << " top-up(s) confirmed; "
+                  << snap.accounts.size() - low - unknown << "/" << snap.accounts.size() << " account(s) at or above threshold";
+        if (unknown) std::cout << ", " << unknown << " unknown";
+        std::cout << "; bank " << opt_amount(snap.bank_balance, n) << " " << n.symbol << "\n";
+        for (const auto& [fault, why] : reports[i].faults) std::cout << "    " << why << "\n";
+        for (const auto& oc : outcomes) {
+            if (oc.ok()) continue;
+            all_ok = false;
+            std::cout << "    " << (oc.state == chain::Outcome::State::kSent ? "PENDING " : "FAILED ")
+                      << config::role_name(oc.topup.account.role) << " " << oc.topup.account.address.checksummed() << " "
+                      << amount_str(oc.topup.amount, n) << " " << n.symbol << ": "
+                      << (oc.unrecorded ? "sent, but the ledger cannot be written (the next run settles it from the chain)"
+                                        : oc.error)
+                      << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
+        }
+        if (low || unknown) all_ok = false;
+    }
+    return all_ok;
+}
+
+bool confirmed_by_user() {
+    std::cout << "Proceed? [y/N] " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    return answer == "y" || answer == "Y" || answer == "yes";
+}
+
+}  // namespace
+
 int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
-    auto l = load_all(g, o.networks, print_error);
+    Session s;
+    auto l = run_on(s.io, load_all(g, o.networks, print_error));
     if (!l) return kExitUsage;
     if (!o.dry_run && !o.yes && !::isatty(STDIN_FILENO)) {
         std::cerr << "keymaster top-up: refusing to send without confirmation: no terminal; pass --yes (or --dry-run)\n";
@@ -232,119 +316,39 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
         std::cerr << "keymaster top-up: " << e.what() << "\n";
         return kExitUsage;
     }
-    Session s(l->selected);
-    std::vector<std::uint64_t> next_nonce;
-    auto plans = poll_and_plan(s, *l, true, ledger.get(), !o.dry_run, &next_nonce);
-
-    // The plan.
-    bool anything = false, problems = false;
+    s.open(*l, ledger.get());
+    // Prepare: nothing is broadcast before the confirmation.
+    const auto plans = s.prepare(o.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive);
+    bool problems = false, anything = false;
     for (std::size_t i = 0; i < plans.size(); ++i) {
-        const auto& n = *l->selected[i];
-        const auto& p = plans[i];
-        print_network_header(std::cout, n, p.snapshot);
-        if (!p.snapshot.reachable) {
-            problems = true;
-            std::cout << "\n";
-            continue;
-        }
-        for (const auto& [b, why] : p.blocked) {
-            problems = true;
-            std::cout << "  held back: " << amount_str(b.amount, n) << " " << n.symbol << " to " << config::role_name(b.account.role)
-                      << " " << b.account.address.checksummed() << ": " << why << "\n";
-        }
-        for (const auto& w : p.waiting)
-            std::cout << "  waiting for an earlier top-up of " << config::role_name(w.account.role) << " "
-                      << w.account.address.checksummed() << " to confirm: no second one\n";
-        for (const auto& u : p.unknown) {
-            problems = true;
-            std::cout << "  balance unknown for " << config::role_name(u.account.role) << " " << u.account.address.checksummed()
-                      << " (" << u.error << "): no decision this round\n";
-        }
-        if (p.topups.empty()) {
-            std::cout << "  nothing to top up (" << p.snapshot.accounts.size() << " account(s) at or above threshold)\n\n";
-            continue;
-        }
-        anything = true;
-        Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "TOP-UP"},
-                {false, false, false, true, true, true, true});
-        for (const auto& tu : p.topups)
-            t.add({std::string(config::role_name(tu.account.role)), tu.account.home, tu.account.address.checksummed(),
-                   amount_str(tu.balance, n), amount_str(tu.account.threshold, n), amount_str(tu.account.target, n),
-                   amount_str(tu.amount, n)});
-        t.print(std::cout);
-        std::cout << "  total " << amount_str(p.total, n) << " " << n.symbol << " to " << p.topups.size() << " account(s)";
-        if (p.fees)
-            std::cout << ", fees at most " << amount_str(p.max_fee_cost, n) << " " << n.symbol << " ("
-                      << (p.fees->type == eth::TxType::kLegacy ? "legacy EIP-155" : "EIP-1559") << ")";
-        std::cout << "\n";
-        if (!p.fee_error.empty()) std::cout << "  CANNOT SEND: " << p.fee_error << "\n";
-        std::cout << "  bank " << (p.covered ? "covers it" : "DOES NOT cover it: only what fits will be sent, in order")
-                  << "\n\n";
+        problems |= print_plan(*l->selected[i], plans[i]);
+        anything |= has_work(plans[i]);
     }
     if (o.dry_run) {
         std::cout << "dry run: nothing sent\n";
         return kExitOk;
     }
-    if (anything && !o.yes) {
-        std::cout << "Proceed? [y/N] " << std::flush;
-        std::string answer;
-        std::getline(std::cin, answer);
-        if (answer != "y" && answer != "Y" && answer != "yes") {
-            std::cout << "Aborted: nothing sent\n";
-            return kExitFailure;
-        }
+    if (anything && !o.yes && !confirmed_by_user()) {
+        std::cout << "Aborted: nothing sent\n";
+        return kExitFailure;
     }
-
-    // Send, networks concurrently.
-    std::vector<std::vector<chain::Outcome>> outcomes(plans.size());
+    // Commit, networks concurrently.
+    std::vector<chain::RoundReport> reports(plans.size());
     if (anything) {
-        outcomes = for_each_network<std::vector<chain::Outcome>>(
-            s.io, l->selected, [&](std::size_t i) -> net::awaitable<std::vector<chain::Outcome>> {
-                if (plans[i].topups.empty()) co_return std::vector<chain::Outcome>{};
-                chain::ExecuteOptions eo;
-                eo.confirm_timeout = o.confirm_timeout;
-                eo.progress = [](const std::string& line) { std::cout << "  " << line << std::endl; };
-                const std::uint64_t first = std::max(plans[i].snapshot.bank_nonce.value_or(0), next_nonce[i]);
-                co_return co_await chain::execute(*s.clients[i], *l->signers.at(l->selected[i]->name), *ledger,
-                                                  s.networks[i], plans[i], first, eo);
-            });
+        chain::CommitOptions co;
+        co.confirm_timeout = o.confirm_timeout;
+        co.progress = [](const std::string& line) { std::cout << "  " << line << std::endl; };
+        std::size_t i = 0;
+        std::vector<const chain::RoundPlan*> by_worker;
+        for (const auto& p : plans) by_worker.push_back(&p);
+        reports = s.each<chain::RoundReport>([&](chain::Worker& w) -> net::awaitable<chain::RoundReport> {
+            const auto* plan = by_worker[i++];
+            if (!has_work(*plan)) co_return chain::RoundReport{};
+            co_return co_await w.commit(*plan, co);
+        });
     }
-
-    // Re-read and summarise.
-    auto after = anything ? poll_and_plan(s, *l, false) : plans;
-    std::cout << "\nSummary\n";
-    bool all_ok = !problems;
-    for (std::size_t i = 0; i < after.size(); ++i) {
-        const auto& n = *l->selected[i];
-        const auto& snap = after[i].snapshot;
-        std::size_t confirmed = 0;
-        for (const auto& oc : outcomes[i]) confirmed += oc.ok();
-        if (!snap.reachable) {
-            all_ok = false;
-            std::cout << "  " << n.name << ": UNREACHABLE: " << snap.error << "\n";
-            continue;
-        }
-        std::size_t low = 0, unknown = 0;
-        all_ok &= plans[i].waiting.empty();
-        for (const auto& a : snap.accounts) {
-            if (!a.balance) ++unknown;
-            else if (*a.balance < a.account.threshold) ++low;
-        }
-        std::cout << "  " << n.name << ": " << confirmed << " of " << outcomes[i].size() << " top-up(s) confirmed; "
-                  << snap.accounts.size() - low - unknown << "/" << snap.accounts.size() << " account(s) at or above threshold";
-        if (unknown) std::cout << ", " << unknown << " unknown";
-        std::cout << "; bank " << opt_amount(snap.bank_balance, n) << " " << n.symbol << "\n";
-        for (const auto& oc : outcomes[i]) {
-            if (oc.ok()) continue;
-            all_ok = false;
-            std::cout << "    FAILED " << config::role_name(oc.topup.account.role) << " " << oc.topup.account.address.checksummed()
-                      << " " << amount_str(oc.topup.amount, n) << " " << n.symbol << ": "
-                      << (oc.unrecorded ? "sent, but the ledger cannot be written (the next run settles it from the chain)"
-                                        : oc.error)
-                      << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
-        }
-        if (low || unknown) all_ok = false;
-    }
+    const auto after = anything ? s.prepare(chain::Mode::kStatus) : plans;
+    const bool all_ok = print_summary(*l, plans, reports, after) && !problems;
     return all_ok ? kExitOk : kExitFailure;
 }
 
@@ -376,6 +380,18 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
         std::cerr << "keymaster history: " << e.what() << "\n";
         return kExitFailure;
     }
+    // Amounts in each network's decimals, from the config when it can be read (history works
+    // without one: then 18, Ether's, and a note on stderr).
+    std::map<std::string, unsigned> decimals;
+    if (auto cfg = config::load(g.config, config::process_env()); auto* c = std::get_if<config::Config>(&cfg)) {
+        for (const auto& n : c->networks) decimals[n.name] = n.decimals;
+    } else {
+        std::cerr << "keymaster history: " << g.config << " cannot be read: amounts shown with 18 decimals\n";
+    }
+    auto amount_of = [&](const ledger::Entry& e) {
+        auto it = decimals.find(e.network);
+        return format_units(e.amount, it == decimals.end() ? 18 : it->second);
+    };
     auto iso = [](double t) {
         const std::time_t tt = static_cast<std::time_t>(t);
         char buf[32];
@@ -386,7 +402,7 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
         for (const auto& e : entries) {
             json j = {{"id", e.id}, {"time", iso(e.created)}, {"updated", iso(e.updated)}, {"network", e.network},
                       {"chainId", e.chain_id}, {"bank", e.bank}, {"recipient", e.recipient}, {"home", e.home},
-                      {"role", e.role}, {"amountWei", e.amount.str()}, {"amount", format_units(e.amount)},
+                      {"role", e.role}, {"amountWei", e.amount.str()}, {"amount", amount_of(e)},
                       {"nonce", e.nonce}, {"txHash", e.tx_hash}, {"state", std::string(ledger::state_name(e.state))}};
             if (e.block) j["block"] = e.block;
             if (e.gas_used) j["gasUsed"] = e.gas_used;
@@ -405,7 +421,7 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     Table t({"TIME", "NETWORK", "ROLE", "HOME", "RECIPIENT", "AMOUNT", "NONCE", "STATE", "TX"},
             {false, false, false, false, false, true, true, false, false});
     for (const auto& e : entries)
-        t.add({iso(e.created), e.network, e.role, e.home, e.recipient, format_units(e.amount), std::to_string(e.nonce),
+        t.add({iso(e.created), e.network, e.role, e.home, e.recipient, amount_of(e), std::to_string(e.nonce),
                std::string(ledger::state_name(e.state)) + (e.error.empty() ? "" : " (" + e.error + ")"), e.tx_hash});
     t.print(std::cout, "");
     return kExitOk;

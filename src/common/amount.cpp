@@ -50,6 +50,11 @@ const Big& max_u256() {
 
 }  // namespace
 
+const Wei& max_sane_amount() {
+    static const Wei kMax = (Wei(1) << 128) - 1;
+    return kMax;
+}
+
 Result<Wei> parse_amount(std::string_view text) {
     text = trim(text);
     if (text.empty()) return make_error_code(Errc::kEmptyAmount);

@@ -41,6 +41,10 @@ public:
             error(path, r.error().message());
             return std::nullopt;
         }
+        if (*r > max_sane_amount()) {
+            error(path, "amount above 2^128 wei: far beyond any real supply (a typo?)");
+            return std::nullopt;
+        }
         return *r;
     }
 
@@ -189,7 +193,7 @@ public:
         static const std::set<std::string> kKnown = {
             "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
             "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
-            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "domain"};
+            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain"};
         for (const auto& [k, _] : v.items())
             if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
 
@@ -333,6 +337,8 @@ public:
                     else error(rp + "." + k, "expected blocks or seconds");
                 }
         }
+        if (v.contains("replaceFeeCeiling"))
+            net.replace_fee_ceiling = uint(v["replaceFeeCeiling"], path + ".replaceFeeCeiling", 1, 1000).value_or(10);
         if (v.contains("limits")) {
             const auto& l = v["limits"];
             const std::string lp = path + ".limits";

@@ -42,19 +42,16 @@ public:
         if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
             throw LedgerError(std::string("ledger: ") + sqlite3_errmsg(db));
     }
-    ~Stmt() { sqlite3_finalize(s_); }
+    // sqlite3_finalize repeats the last step's error, which step() has already thrown.
+    ~Stmt() { (void)sqlite3_finalize(s_); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
     Stmt& bind(int i, const std::string& v) {
-        sqlite3_bind_text(s_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
+        return check(sqlite3_bind_text(s_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     }
-    Stmt& bind(int i, std::int64_t v) {
-        sqlite3_bind_int64(s_, i, v);
-        return *this;
-    }
-    Stmt& bind(int i, double v) {
-        sqlite3_bind_double(s_, i, v);
-        return *this;
-    }
+    Stmt& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
+    Stmt& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
+    Stmt& bind_null(int i) { return check(sqlite3_bind_null(s_, i)); }
     bool step() {
         const int rc = sqlite3_step(s_);
         if (rc == SQLITE_ROW) return true;
@@ -69,6 +66,10 @@ public:
     double real(int c) const { return sqlite3_column_double(s_, c); }
 
 private:
+    Stmt& check(int rc) {
+        if (rc != SQLITE_OK) throw LedgerError(std::string("ledger: cannot bind a value: ") + sqlite3_errmsg(db_));
+        return *this;
+    }
     sqlite3* db_;
     sqlite3_stmt* s_ = nullptr;
 };
@@ -77,7 +78,8 @@ Wei wei(const std::string& s) { return s.empty() ? Wei(0) : Wei(s); }
 
 constexpr const char* kColumns =
     "id, created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, tx_type, max_fee, "
-    "priority_fee, gas_price, gas_limit, raw, tx_hash, state, block, gas_used, fee_paid, replaced_by, error, sent_block";
+    "priority_fee, gas_price, gas_limit, raw, tx_hash, state, block, gas_used, fee_paid, replaced_by, error, sent_block, "
+    "taken_block";
 
 Entry read_entry(const Stmt& s) {
     Entry e;
@@ -106,6 +108,7 @@ Entry read_entry(const Stmt& s) {
     e.replaced_by = s.text(22);
     e.error = s.text(23);
     e.sent_block = static_cast<std::uint64_t>(s.i64(24));
+    e.taken_block = static_cast<std::uint64_t>(s.i64(25));
     return e;
 }
 
@@ -157,11 +160,20 @@ struct Ledger::Impl {
             return result;
         } catch (...) {
             depth = 0;
-            sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+            if (sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) != SQLITE_OK)
+                throw LedgerError("ledger " + path + ": rollback failed after an error: " + sqlite3_errmsg(db));
             throw;
         }
     }
     int depth = 0;
+
+    // Columns added after the first release (a ledger written by an earlier version opens and gains them).
+    void migrate() {
+        bool has_taken = false;
+        Stmt info(db, "PRAGMA table_info(topups)");
+        while (info.step()) has_taken |= info.text(1) == "taken_block";
+        if (!has_taken) exec("ALTER TABLE topups ADD COLUMN taken_block INTEGER");
+    }
 
     void event(std::int64_t id, State s, const std::string& detail) {
         Stmt(db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
@@ -198,10 +210,12 @@ Ledger::Ledger(const std::string& dir, bool lock) : impl_(std::make_unique<Impl>
         impl_->db = nullptr;
         throw LedgerError("ledger " + impl_->path + ": " + msg);
     }
-    sqlite3_busy_timeout(impl_->db, 5000);
+    if (sqlite3_busy_timeout(impl_->db, 5000) != SQLITE_OK)
+        throw LedgerError("ledger " + impl_->path + ": " + sqlite3_errmsg(impl_->db));
     impl_->exec("PRAGMA journal_mode=WAL");
     impl_->exec("PRAGMA synchronous=FULL");
     impl_->exec(kSchema);
+    impl_->migrate();
 }
 
 Ledger::~Ledger() {
@@ -264,6 +278,16 @@ void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
         Stmt(impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
             .bind(1, now()).bind(2, by_hash).bind(3, id).step();
         impl_->event(id, State::kReplaced, by_hash);
+        return 0;
+    });
+}
+
+void Ledger::taken(std::int64_t id, std::uint64_t since_block) {
+    impl_->transaction([&] {
+        Stmt st(impl_->db, "UPDATE topups SET taken_block=?, updated=? WHERE id=?");
+        if (since_block) st.bind(1, static_cast<std::int64_t>(since_block));
+        else st.bind_null(1);
+        st.bind(2, now()).bind(3, id).step();
         return 0;
     });
 }

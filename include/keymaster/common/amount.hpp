@@ -9,8 +9,14 @@
 
 namespace keymaster {
 
-//! An amount of wei (or of any 256-bit EVM quantity): unsigned, 256 bits.
-using Wei = boost::multiprecision::uint256_t;
+//! An amount of wei (or of any 256-bit EVM quantity): unsigned, 256 bits, checked: an overflow or
+//! a negative result throws std::overflow_error / std::range_error, it never wraps.
+using Wei = boost::multiprecision::checked_uint256_t;
+
+//! The largest amount or per-gas price keymaster accepts from a config or a node: 2^128 - 1 wei
+//! (3.4e20 ether, beyond any real supply). Below it, every sum and product of amounts, gas limits
+//! and counts keymaster forms stays far from 2^256.
+const Wei& max_sane_amount();
 
 //! Parses an amount: a decimal wei integer ("500000000000000000") or a decimal number and a unit
 //! ("0.5 ether", "150 gwei", "7 wei"). Units are Ethereum's: wei, kwei, mwei, gwei, szabo, finney, ether.

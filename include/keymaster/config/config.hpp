@@ -98,6 +98,9 @@ struct Network {
     std::size_t batch_size = 100;
     Limits limits;
     ReplaceAfter replace_after;
+    //! Replacements never raise a nonce's fees above this many times its first transaction's
+    //! (`replaceFeeCeiling`; maxFeePerGas, when set, caps them too).
+    std::uint64_t replace_fee_ceiling = 10;
 };
 
 //! A loaded configuration.

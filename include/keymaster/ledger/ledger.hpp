@@ -48,6 +48,7 @@ struct Entry {
     Wei fee_paid = 0;
     std::string replaced_by, error;
     std::uint64_t sent_block = 0;  //!< the chain's latest block when it was signed
+    std::uint64_t taken_block = 0;  //!< the block its nonce was first seen used by another transaction (0: not seen)
 };
 
 //! A query for `keymaster history`.
@@ -77,6 +78,9 @@ public:
     void mark(std::int64_t id, State s, const std::string& error = {});
     void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid);
     void replaced(std::int64_t id, const std::string& by_hash);
+    //! Records the block from which the entry's nonce has been seen taken with no receipt of ours
+    //! (0: no longer seen so). Evidence for "dropped", kept across restarts.
+    void taken(std::int64_t id, std::uint64_t since_block);
 
     //! Unresolved entries of a network and bank, oldest nonce first: intent and sent, and replaced
     //! ones whose nonce is not yet settled (the replaced transaction may still be the one mined).

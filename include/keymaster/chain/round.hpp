@@ -1,0 +1,160 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "keymaster/common/fault.hpp"
+#include "keymaster/funding/topup_plan.hpp"
+#include "keymaster/ledger/ledger.hpp"
+
+namespace keymaster::rpc {
+class RpcClient;
+struct RpcObserver;
+}  // namespace keymaster::rpc
+namespace keymaster::signer {
+class Signer;
+}
+
+//! The round engine: one Worker per network, each Round a prepare (read, decide: nothing is
+//! broadcast) and a commit (sign, journal, broadcast, watch). `top-up` runs one Round with its
+//! confirmation between the two phases; `run` runs Rounds on a schedule; `status` only prepares.
+namespace keymaster::chain {
+
+using funding::AccountState;
+using funding::Fees;
+using funding::NetworkPlan;
+using funding::NetworkSnapshot;
+using funding::TopUp;
+
+//! What a Round may do.
+enum class Mode {
+    kStatus,  //!< read balances only: no ledger
+    kDryRun,  //!< read the ledger (unresolved entries make their accounts wait), never write or send
+    kLive,    //!< reconcile the ledger, then commit may send
+};
+
+//! One unresolved ledger payment (a nonce of ours, newest transaction first) and what commit does with it.
+struct PendingAction {
+    enum class Kind {
+        kRebroadcast,  //!< unmined, nonce free: send the same bytes again (a node that lost them takes them back)
+        kReplace,      //!< unmined for replaceAfter: re-sign with higher fees
+        kWait,         //!< nonce taken, no receipt yet: gathering evidence before "dropped"
+    };
+    Kind kind = Kind::kRebroadcast;
+    ledger::Entry entry;  //!< the newest transaction of the nonce
+    Fees first_fees;      //!< the fees of the nonce's first transaction (replacement ceiling)
+    std::string note;     //!< for the plan, e.g. "nonce taken since block 12, no receipt"
+};
+
+//! Prepare's result: the decision of one network's Round, and everything commit needs.
+struct RoundPlan {
+    Mode mode = Mode::kStatus;
+    NetworkPlan plan;                       //!< snapshot, top-ups, waiting, unknown, held back
+    std::vector<PendingAction> pending;     //!< unresolved ledger entries and what commit does with them
+    std::vector<ledger::Entry> settled;     //!< earlier top-ups settled from the chain while preparing
+    std::vector<std::string> ledger_log;    //!< one line per ledger change while preparing
+    std::vector<std::size_t> mismatches;    //!< snapshot accounts whose confirmed top-up the balance does not show
+    std::optional<Wei> spend_remaining;     //!< what is left of limits.daily
+    std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
+    Fault fault = Fault::kNone;             //!< set: this network cannot commit this round
+    std::string error;                      //!< why (with fault)
+    [[nodiscard]] bool can_commit() const { return fault == Fault::kNone && plan.snapshot.reachable; }
+};
+
+//! What happened to one top-up.
+struct Outcome {
+    TopUp topup;
+    //! kSent at the end of a commit: sent, unconfirmed at the deadline; the ledger keeps it and a
+    //! later Round settles it (never paid twice, never recorded as failed).
+    enum class State { kNotSent, kSent, kConfirmed, kFailed } state = State::kNotSent;
+    std::string tx_hash;
+    std::uint64_t nonce = 0;
+    std::uint64_t block = 0;
+    Wei fee_paid = 0;
+    Fault fault = Fault::kNone;  //!< why it failed (kTopUp, kSigning, kFees, kLedger, ...)
+    std::string error;
+    std::int64_t ledger_id = 0;
+    int replacements = 0;     //!< times re-signed with higher fees while stuck
+    bool unrecorded = false;  //!< sent, but the ledger could not record it all: not ok (reconcile settles it)
+    [[nodiscard]] bool ok() const { return state == State::kConfirmed && !unrecorded; }
+};
+
+//! Commit's result: every outcome, typed.
+struct RoundReport {
+    std::vector<Outcome> outcomes;  //!< one per planned top-up, in plan order
+    int replacements = 0;           //!< stuck transactions re-signed with higher fees (pending ones included)
+    std::vector<std::pair<Fault, std::string>> faults;  //!< problems not tied to one top-up (ledger, fillers)
+};
+
+struct CommitOptions {
+    std::chrono::milliseconds confirm_timeout{std::chrono::minutes(5)};
+    std::chrono::milliseconds receipt_tick{100};        //!< eth_blockNumber this often while waiting
+    std::chrono::milliseconds max_receipt_poll{2000};   //!< receipts at least this often, new block or not
+    std::chrono::milliseconds rebroadcast_every{3000};  //!< unmined bytes sent again this often
+    std::function<void(const std::string&)> progress;   //!< human progress lines
+};
+
+//! How `run` schedules Rounds.
+struct Schedule {
+    std::chrono::milliseconds interval{60'000};
+    bool dry_run = false;
+    CommitOptions commit;
+};
+
+//! What `run` tells its caller (cli maps it to logs and metrics).
+struct RoundObserver {
+    std::function<void(const RoundPlan&, double seconds)> prepared;  //!< after every prepare
+    std::function<void(const RoundPlan&, const RoundReport&)> committed;
+    std::function<void(const std::exception&)> failed;  //!< an unexpected exception ended a Round
+};
+
+//! One network's worker: its settings (chain id pinned by the first poll), bank signer, accounts,
+//! RPC client, and what one Round tells the next. Single-threaded: used on one io_context.
+class Worker {
+public:
+    Worker(boost::asio::any_io_executor ex, config::Network net, std::shared_ptr<signer::Signer> signer,
+           std::shared_ptr<const std::vector<funding::Account>> accounts, ledger::Ledger* ledger,
+           const rpc::RpcObserver& observer);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    //! Reconciles the ledger (kLive: chain facts recorded, nothing broadcast), polls in one batch,
+    //! pins or checks the chain id, decides, applies limits, estimates gas, chooses fees. Never
+    //! throws for network or ledger trouble: the plan carries the fault.
+    [[nodiscard]] boost::asio::awaitable<RoundPlan> prepare(Mode mode);
+
+    //! Resolves the plan's pending entries (re-broadcast, replace), then signs the top-ups in nonce
+    //! order, journals them in one sync, broadcasts them in one batch, fills nonce gaps and waits for
+    //! receipts, replacing stuck transactions. Only for a kLive plan that can_commit().
+    [[nodiscard]] boost::asio::awaitable<RoundReport> commit(const RoundPlan& plan, CommitOptions options);
+
+    //! Rounds until stop(): prepare, commit (unless dry run), sleep the interval (with jitter; on
+    //! failure an exponential backoff from 1 s). Returns once stopped; a terminal cancellation of
+    //! the coroutine ends it at its next wait.
+    [[nodiscard]] boost::asio::awaitable<void> run(Schedule schedule, RoundObserver observer);
+    //! No new Round starts; a sleeping run() returns at once, a running one after its Round.
+    void stop();
+
+    [[nodiscard]] const config::Network& network() const;
+    [[nodiscard]] const eth::Address& bank() const;
+    [[nodiscard]] const std::vector<funding::Account>& accounts() const;
+    [[nodiscard]] bool ready() const;  //!< a poll has succeeded
+
+    //! The wall clock, replaceable in tests (unix seconds).
+    void set_clock(std::function<double()> now);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keymaster::chain

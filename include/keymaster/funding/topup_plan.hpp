@@ -1,0 +1,57 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "keymaster/funding/fees.hpp"
+#include "keymaster/funding/snapshot.hpp"
+
+//! The plan of one network's round (pure): who is topped up by how much, who waits, who is held back.
+namespace keymaster::funding {
+
+//! One planned transfer.
+struct TopUp {
+    Account account;
+    Wei balance = 0;
+    Wei amount = 0;
+    std::uint64_t gas_limit = 21000;
+};
+
+//! What one network needs this round.
+struct NetworkPlan {
+    NetworkSnapshot snapshot;
+    std::vector<TopUp> topups;
+    std::vector<AccountState> unknown;  //!< balance unread: no decision this round
+    std::vector<AccountState> waiting;  //!< below threshold, but an earlier top-up is not confirmed yet
+    std::vector<std::pair<TopUp, std::string>> blocked;  //!< held back by a spend limit, and why
+    Wei total = 0;                      //!< sum of amounts
+    std::optional<Fees> fees;
+    std::string fee_error;
+    Wei max_fee_cost = 0;  //!< sum of gas_limit x per-gas cap
+    bool covered = false;  //!< bank balance >= total + max_fee_cost
+};
+
+//! Applies the decision rule to every account of a snapshot. Accounts in `busy` (a top-up of
+//! theirs is not yet confirmed) get no new one. Chooses the fees when anything is to be sent.
+[[nodiscard]] NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net,
+                                    const std::set<eth::Address>& busy = {});
+
+//! Recomputes total, max_fee_cost and covered from the plan's top-ups and fees.
+void update_costs(NetworkPlan& plan);
+
+//! Applies the network's spend limits to a plan: each amount is capped at maxTopUp; top-ups that
+//! would take the last 24 hours' spending (`spent_24h`, from the ledger) above `daily`, or the bank
+//! below `reserve` (with the most the fees can cost), are held back in order. Returns what is left
+//! of the daily budget, if there is one.
+std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h);
+
+//! Accounts whose top-up was confirmed in the previous round (`confirmed`: address -> block) but
+//! whose balance is still below threshold: a lagging or lying endpoint. Indices into snap.accounts.
+[[nodiscard]] std::vector<std::size_t> balance_mismatches(const NetworkSnapshot& snap,
+                                                          const std::map<eth::Address, std::uint64_t>& confirmed);
+
+}  // namespace keymaster::funding

@@ -1,0 +1,203 @@
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <set>
+
+#include "keymaster/funding/pending.hpp"
+#include "keymaster/rpc/client.hpp"
+#include "keymaster/rpc/eth_api.hpp"
+#include "steps.hpp"
+
+namespace keymaster::chain::detail {
+namespace {
+
+namespace net = boost::asio;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Mined {
+    std::size_t outcome;
+    const ledger::Entry* entry;
+    rpc::ReceiptInfo receipt;
+};
+
+// The receipt loop of one commit, as named steps.
+class Watch {
+public:
+    Watch(Context& ctx, std::vector<Outcome>& out, std::vector<std::vector<ledger::Entry>>& sent, const CommitOptions& opt,
+          RoundReport& report)
+        : ctx_(ctx), out_(out), sent_(sent), opt_(opt), report_(report) {}
+
+    net::awaitable<void> run() {
+        const auto deadline = Clock::now() + opt_.confirm_timeout;
+        const std::size_t total = waiting().size();
+        std::size_t last_reported = SIZE_MAX;
+        net::steady_timer timer(co_await net::this_coro::executor);
+        last_rebroadcast_ = Clock::now();
+        bool first = true;
+        while (!waiting().empty() && Clock::now() < deadline) {
+            timer.expires_after(opt_.receipt_tick);
+            co_await timer.async_wait(net::use_awaitable);
+            if (!first && !(co_await receipts_due())) continue;
+            first = false;
+            const auto w = waiting();
+            std::optional<std::uint64_t> block;
+            std::vector<Mined> mined;
+            if (!(co_await fetch(w, block, mined))) continue;
+            record(mined);
+            std::set<std::size_t> done;
+            for (const auto& m : mined) done.insert(m.outcome);
+            co_await rebroadcast_unmined(w, done);
+            if (block) co_await replace_stuck_ones(w, done, *block);
+            const std::size_t confirmed = total - waiting().size();
+            if (confirmed != last_reported && opt_.progress)
+                opt_.progress(ctx_.net.name + ": " + std::to_string(confirmed) + "/" + std::to_string(total) + " confirmed");
+            last_reported = confirmed;
+        }
+        for (auto i : waiting())
+            out_[i].error = "not confirmed within " + std::to_string(opt_.confirm_timeout.count() / 1000) + " s (tx " +
+                            out_[i].tx_hash + "); the ledger keeps it and the next run reconciles it, never paying the account twice";
+    }
+
+private:
+    std::vector<std::size_t> waiting() const {
+        std::vector<std::size_t> w;
+        for (std::size_t i = 0; i < out_.size(); ++i)
+            if (out_[i].state == Outcome::State::kSent && !sent_[i].empty()) w.push_back(i);
+        return w;
+    }
+
+    // Receipts are fetched when a new block appears (only eth_blockNumber is asked every tick), and
+    // at least every max_receipt_poll even without one (a node that lags or lies).
+    net::awaitable<bool> receipts_due() {
+        if (!receipts_block_ || Clock::now() - last_fetch_ >= opt_.max_receipt_poll) co_return true;
+        std::optional<std::uint64_t> now_block;
+        try {
+            std::string method = "eth_blockNumber";  // (GCC 12: no literal inside co_await)
+            now_block = rpc::as_u64(co_await ctx_.client.call(std::move(method), json::array()));
+        } catch (const std::exception& e) {
+            spdlog::debug("{}: eth_blockNumber failed while waiting for receipts: {}", ctx_.net.name, e.what());
+        }
+        co_return !now_block || *now_block > *receipts_block_;
+    }
+
+    net::awaitable<bool> fetch(const std::vector<std::size_t>& w, std::optional<std::uint64_t>& block, std::vector<Mined>& mined) {
+        last_fetch_ = Clock::now();
+        std::vector<rpc::Call> calls{{"eth_blockNumber", json::array()}};
+        std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (outcome, entry)
+        for (auto i : w)
+            for (std::size_t k = 0; k < sent_[i].size(); ++k) {
+                calls.push_back({"eth_getTransactionReceipt", json::array({sent_[i][k].tx_hash})});
+                which.emplace_back(i, k);
+            }
+        std::vector<rpc::CallResult> r;
+        try {
+            r = co_await ctx_.client.batch(std::move(calls));
+        } catch (const std::exception& e) {
+            spdlog::warn("{}: receipt poll failed: {}", ctx_.net.name, e.what());
+            co_return false;
+        }
+        block = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+        if (block) receipts_block_ = block;
+        for (std::size_t c = 0; c < which.size(); ++c) {
+            const auto& res = r[c + 1];
+            if (!res.ok() || res.result->is_null()) continue;
+            auto rec = rpc::as_receipt(*res.result);
+            if (rec) mined.push_back({which[c].first, &sent_[which[c].first][which[c].second], *rec});
+        }
+        co_return true;
+    }
+
+    // Receipts of one poll: one ledger transaction (one sync). A nonce has one receipt at most.
+    void record(const std::vector<Mined>& mined) {
+        for (const auto& m : mined) {
+            auto& o = out_[m.outcome];
+            o.tx_hash = m.entry->tx_hash;
+            o.ledger_id = m.entry->id;
+            o.block = m.receipt.block;
+            o.fee_paid = funding::fee_paid(m.receipt.gas_used, m.receipt.effective_gas_price, fees_of(*m.entry));
+            if (m.receipt.success) {
+                o.state = Outcome::State::kConfirmed;
+                o.error.clear();
+                spdlog::info("{}: confirmed tx {} in block {}", ctx_.net.name, o.tx_hash, o.block);
+            } else {
+                o.state = Outcome::State::kFailed;
+                o.fault = Fault::kTopUp;
+                o.error = "transaction reverted in block " + std::to_string(o.block);
+                spdlog::error("{}: tx {} reverted in block {}", ctx_.net.name, o.tx_hash, o.block);
+            }
+        }
+        if (mined.empty()) return;
+        try {
+            ctx_.ledger->atomically([&] {
+                for (const auto& m : mined) {
+                    ctx_.ledger->confirmed(m.entry->id, m.receipt.success, m.receipt.block, m.receipt.gas_used,
+                                           out_[m.outcome].fee_paid);
+                    for (const auto& other : sent_[m.outcome])
+                        if (other.id != m.entry->id) ctx_.ledger->replaced(other.id, m.entry->tx_hash);
+                }
+            });
+        } catch (const std::exception& ex) {
+            spdlog::error("{}: ledger cannot be written: {} receipt(s) not recorded ({})", ctx_.net.name, mined.size(), ex.what());
+            report_.faults.emplace_back(Fault::kLedger, std::string("receipts not recorded: ") + ex.what());
+            for (const auto& m : mined) out_[m.outcome].unrecorded = true;
+        }
+    }
+
+    // A node may lose a pending transaction (eviction, restart): the same bytes again now and then.
+    net::awaitable<void> rebroadcast_unmined(const std::vector<std::size_t>& w, const std::set<std::size_t>& done) {
+        if (Clock::now() - last_rebroadcast_ < opt_.rebroadcast_every) co_return;
+        last_rebroadcast_ = Clock::now();
+        std::vector<rpc::Call> again;
+        for (auto i : w)
+            if (!done.count(i)) again.push_back({"eth_sendRawTransaction", json::array({sent_[i].back().raw})});
+        if (again.empty()) co_return;
+        try {
+            (void)co_await ctx_.client.batch(std::move(again));  // answers do not matter: receipts decide
+        } catch (const std::exception& e) {
+            spdlog::warn("{}: re-broadcast failed: {}", ctx_.net.name, e.what());
+        }
+    }
+
+    net::awaitable<void> replace_stuck_ones(const std::vector<std::size_t>& w, const std::set<std::size_t>& done,
+                                            std::uint64_t block) {
+        for (auto i : w) {
+            auto& newest = sent_[i].back();
+            if (done.count(i) || !funding::is_stuck(newest.created, newest.sent_block, ctx_.net.replace_after, ctx_.now(), block))
+                continue;
+            auto rep = co_await replace_stuck(ctx_, newest, fees_of(sent_[i].front()), block);
+            if (rep.entry) {
+                out_[i].tx_hash = rep.entry->tx_hash;
+                out_[i].ledger_id = rep.entry->id;
+                ++out_[i].replacements;
+                ++report_.replacements;
+                sent_[i].push_back(std::move(*rep.entry));
+                continue;
+            }
+            spdlog::error("{}: tx {} is stuck: {}", ctx_.net.name, newest.tx_hash, rep.why);
+            newest.created = ctx_.now();  // try again after another replaceAfter
+            newest.sent_block = block;
+        }
+    }
+
+    Context& ctx_;
+    std::vector<Outcome>& out_;
+    std::vector<std::vector<ledger::Entry>>& sent_;
+    const CommitOptions& opt_;
+    RoundReport& report_;
+    std::optional<std::uint64_t> receipts_block_;
+    Clock::time_point last_fetch_ = Clock::now();
+    Clock::time_point last_rebroadcast_ = Clock::now();
+};
+
+}  // namespace
+
+net::awaitable<void> watch_receipts(Context& ctx, std::vector<Outcome>& out, std::vector<std::vector<ledger::Entry>>& sent,
+                                    const CommitOptions& opt, RoundReport& report) {
+    Watch w(ctx, out, sent, opt, report);
+    co_await w.run();
+}
+
+}  // namespace keymaster::chain::detail

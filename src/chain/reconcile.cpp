@@ -1,0 +1,208 @@
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "keymaster/funding/pending.hpp"
+#include "keymaster/rpc/client.hpp"
+#include "keymaster/rpc/eth_api.hpp"
+#include "keymaster/signer/signer.hpp"
+#include "steps.hpp"
+
+namespace keymaster::chain::detail {
+namespace {
+
+namespace net = boost::asio;
+using nlohmann::json;
+
+// Entries sharing a nonce are one payment (replacements): judged together, oldest first.
+using Groups = std::map<std::uint64_t, std::vector<std::size_t>>;
+
+Groups group_by_nonce(const std::vector<ledger::Entry>& pending) {
+    Groups g;
+    for (std::size_t i = 0; i < pending.size(); ++i) g[pending[i].nonce].push_back(i);
+    return g;
+}
+
+std::vector<ledger::Entry> read_pending(const Context& ctx) {
+    try {
+        return ctx.ledger->pending(ctx.net.name, ctx.signer->address().checksummed());
+    } catch (const std::exception& e) {
+        throw RoundError(Fault::kLedger, std::string("cannot read the ledger: ") + e.what());
+    }
+}
+
+PendingAction action_for(const Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
+                         std::uint64_t block) {
+    PendingAction a;
+    a.entry = pending[members.back()];
+    a.first_fees = fees_of(pending[members.front()]);
+    const bool stuck = funding::is_stuck(a.entry.created, a.entry.sent_block, ctx.net.replace_after, ctx.now(), block);
+    a.kind = stuck ? PendingAction::Kind::kReplace : PendingAction::Kind::kRebroadcast;
+    a.note = stuck ? "unmined for replaceAfter: commit replaces it with higher fees" : "unmined: commit sends it again";
+    return a;
+}
+
+// What the chain says about the unresolved entries: latest nonce, block, and each receipt.
+struct ChainFacts {
+    std::uint64_t latest_nonce = 0, block = 0;
+    std::vector<std::optional<rpc::ReceiptInfo>> receipts;
+};
+
+net::awaitable<ChainFacts> ask_chain(Context& ctx, const std::vector<ledger::Entry>& pending) {
+    std::vector<rpc::Call> calls;
+    calls.push_back({"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})});
+    calls.push_back({"eth_blockNumber", json::array()});
+    for (const auto& e : pending) calls.push_back({"eth_getTransactionReceipt", json::array({e.tx_hash})});
+    std::vector<rpc::CallResult> r;
+    try {
+        r = co_await ctx.client.batch(std::move(calls));
+    } catch (const std::exception& e) {
+        throw RoundError(Fault::kPoll, std::string("cannot reconcile the ledger: ") + e.what());
+    }
+    const auto latest = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+    const auto block = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
+    if (!latest || !block)
+        throw RoundError(Fault::kPoll, "cannot reconcile the ledger: eth_getTransactionCount or eth_blockNumber failed");
+    ChainFacts f{*latest, *block, {}};
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+        const auto& res = r[i + 2];
+        if (!res.ok()) throw RoundError(Fault::kPoll, "cannot reconcile the ledger: receipt query failed: " + res.error->message());
+        f.receipts.push_back(res.result->is_null() ? std::nullopt : rpc::as_receipt(*res.result));
+    }
+    co_return f;
+}
+
+// Records one nonce's fate in the ledger (inside the caller's transaction); adds to `view`.
+void settle_nonce(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
+                  const ChainFacts& facts, LedgerView& view) {
+    const std::uint64_t nonce = pending[members.front()].nonce;
+    std::optional<std::size_t> mined;
+    std::optional<std::uint64_t> since;
+    for (auto i : members) {
+        if (facts.receipts[i]) mined = i;
+        if (pending[i].taken_block) since = std::min(since.value_or(pending[i].taken_block), pending[i].taken_block);
+    }
+    const auto j = funding::judge_nonce(mined.has_value(), facts.latest_nonce > nonce, since, facts.block);
+    auto& ledger = *ctx.ledger;
+    switch (j.state) {
+        case funding::NonceState::kMined: {
+            auto done = pending[*mined];
+            const auto& rec = *facts.receipts[*mined];
+            done.fee_paid = funding::fee_paid(rec.gas_used, rec.effective_gas_price, fees_of(done));
+            ledger.confirmed(done.id, rec.success, rec.block, rec.gas_used, done.fee_paid);
+            for (auto i : members)
+                if (i != *mined) ledger.replaced(pending[i].id, done.tx_hash);
+            done.state = rec.success ? ledger::State::kConfirmed : ledger::State::kFailed;
+            done.block = rec.block;
+            view.log.push_back(done.tx_hash + (rec.success ? " confirmed" : " reverted") + " in block " + std::to_string(rec.block));
+            view.settled.push_back(std::move(done));
+            return;
+        }
+        case funding::NonceState::kDropped:
+            for (auto i : members) {
+                ledger.mark(pending[i].id, ledger::State::kDropped,
+                            "nonce " + std::to_string(nonce) + " used by another transaction since block " +
+                                std::to_string(*j.taken_since) + ", no receipt of ours");
+                auto done = pending[i];
+                done.state = ledger::State::kDropped;
+                view.settled.push_back(std::move(done));
+            }
+            view.log.push_back(pending[members.back()].tx_hash + " dropped: nonce " + std::to_string(nonce) +
+                               " used by another transaction since block " + std::to_string(*j.taken_since) +
+                               "; the account is decided afresh");
+            return;
+        case funding::NonceState::kTaken:
+        case funding::NonceState::kUnmined: break;
+    }
+    const std::uint64_t want = j.state == funding::NonceState::kTaken ? *j.taken_since : 0;
+    for (auto i : members)
+        if (pending[i].taken_block != want) ledger.taken(pending[i].id, want);
+    auto a = action_for(ctx, pending, members, facts.block);
+    if (j.state == funding::NonceState::kTaken) {
+        a.kind = PendingAction::Kind::kWait;
+        a.note = "nonce taken since block " + std::to_string(want) + ", no receipt of ours yet: dropped after " +
+                 std::to_string(funding::kDropEvidenceBlocks) + " blocks";
+        view.log.push_back(a.entry.tx_hash + " (nonce " + std::to_string(nonce) + "): " + a.note);
+    }
+    if (auto to = eth::Address::parse(a.entry.recipient)) view.busy.insert(*to);
+    view.next_nonce = std::max(view.next_nonce.value_or(0), nonce + 1);
+    view.pending.push_back(std::move(a));
+}
+
+}  // namespace
+
+net::awaitable<LedgerView> reconcile(Context& ctx) {
+    LedgerView view;
+    const auto pending = read_pending(ctx);
+    if (pending.empty()) co_return view;
+    const auto facts = co_await ask_chain(ctx, pending);
+    const auto groups = group_by_nonce(pending);
+    try {
+        ctx.ledger->atomically([&] {
+            for (const auto& [nonce, members] : groups) settle_nonce(ctx, pending, members, facts, view);
+        });
+    } catch (const std::exception& e) {
+        throw RoundError(Fault::kLedger, std::string("ledger cannot be written: ") + e.what());
+    }
+    co_return view;
+}
+
+LedgerView pending_view(const Context& ctx) {
+    LedgerView view;
+    const auto pending = read_pending(ctx);
+    for (const auto& [nonce, members] : group_by_nonce(pending)) {
+        auto a = action_for(ctx, pending, members, 0);
+        if (auto to = eth::Address::parse(a.entry.recipient)) view.busy.insert(*to);
+        view.next_nonce = std::max(view.next_nonce.value_or(0), nonce + 1);
+        view.pending.push_back(std::move(a));
+    }
+    return view;
+}
+
+namespace {
+
+// The very same bytes again: a node that knows them says "already known"; one that lost them takes
+// them back, so a nonce never stays a gap.
+net::awaitable<void> rebroadcast(Context& ctx, const std::vector<ledger::Entry>& entries) {
+    if (entries.empty()) co_return;
+    std::vector<std::string> reasons;
+    const auto verdicts = co_await broadcast(ctx, entries, reasons);
+    try {
+        ctx.ledger->atomically([&] {
+            for (std::size_t k = 0; k < entries.size(); ++k)
+                if (entries[k].state == ledger::State::kIntent && held_by_node(verdicts[k]))
+                    ctx.ledger->mark(entries[k].id, ledger::State::kSent, "broadcast on reconcile");
+        });
+    } catch (const std::exception& e) {
+        spdlog::error("{}: ledger cannot record a re-broadcast ({}); the next round settles it", ctx.net.name, e.what());
+    }
+    for (std::size_t k = 0; k < entries.size(); ++k)
+        spdlog::info("{}: ledger: {} (nonce {}) not mined yet: broadcast again{}", ctx.net.name, entries[k].tx_hash,
+                     entries[k].nonce, held_by_node(verdicts[k]) ? "" : " (" + reasons[k] + ")");
+}
+
+}  // namespace
+
+net::awaitable<void> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending, std::uint64_t block,
+                                     RoundReport& report) {
+    std::vector<ledger::Entry> again;
+    for (const auto& a : pending) {
+        if (a.kind == PendingAction::Kind::kWait) continue;
+        if (a.kind == PendingAction::Kind::kReplace) {
+            auto rep = co_await replace_stuck(ctx, a.entry, a.first_fees, block);
+            if (rep.entry) {
+                ++report.replacements;
+                spdlog::info("{}: ledger: {} (nonce {}) stuck: replaced by {}", ctx.net.name, a.entry.tx_hash, a.entry.nonce,
+                             rep.entry->tx_hash);
+                continue;
+            }
+            spdlog::warn("{}: ledger: {} (nonce {}) stuck, not replaced: {}", ctx.net.name, a.entry.tx_hash, a.entry.nonce,
+                         rep.why);
+            if (!rep.ceiling) report.faults.emplace_back(Fault::kTopUp, "replacement of " + a.entry.tx_hash + ": " + rep.why);
+        }
+        again.push_back(a.entry);
+    }
+    co_await rebroadcast(ctx, again);
+}
+
+}  // namespace keymaster::chain::detail

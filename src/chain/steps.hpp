@@ -1,0 +1,99 @@
+// The steps of a Round, shared by the files of the chain module (not a public header).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "keymaster/chain/round.hpp"
+#include "keymaster/chain/send_result.hpp"
+#include "keymaster/eth/transaction.hpp"
+#include "keymaster/signer/signer.hpp"
+
+namespace keymaster::chain::detail {
+
+//! What every step works with.
+struct Context {
+    rpc::RpcClient& client;
+    std::shared_ptr<signer::Signer> signer;
+    ledger::Ledger* ledger;  //!< null in kStatus
+    const config::Network& net;
+    std::function<double()> now;
+};
+
+// --- transactions.cpp: the one place a transaction and its ledger entry are built ---
+[[nodiscard]] eth::Transaction build_tx(const Fees& fees, std::uint64_t chain_id, std::uint64_t nonce,
+                                        const eth::Address& to, const Wei& value, std::uint64_t gas_limit);
+[[nodiscard]] ledger::Entry entry_of(const Context& ctx, const eth::Transaction& tx, const Bytes& raw,
+                                     const std::string& home, const std::string& role, std::uint64_t block);
+[[nodiscard]] Fees fees_of(const ledger::Entry& e);
+//! Signs `txs` in order, up to four at a time (a KMS Sign is a network round trip). Returns the
+//! signed prefix: every result up to and including the first failure; nothing after it is signed.
+[[nodiscard]] boost::asio::awaitable<std::vector<signer::SignResult>> sign_in_order(
+    std::shared_ptr<signer::Signer> signer, std::vector<eth::Transaction> txs);
+//! Signs one transaction; the entry (not yet journaled), or why not.
+[[nodiscard]] boost::asio::awaitable<std::optional<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx,
+                                                                            const std::string& home, const std::string& role,
+                                                                            std::uint64_t block, std::string& why);
+
+// --- broadcast.cpp ---
+//! Sends the entries' raw bytes in one batch and classifies each answer; "nonce too low" is
+//! looked up by hash: ours (accepted), not found (refused), lookup failed (unknown).
+[[nodiscard]] boost::asio::awaitable<std::vector<SendVerdict>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries,
+                                                                       std::vector<std::string>& reasons);
+//! Fills each refused nonce that has accepted ones after it with a zero-value transfer from the
+//! bank to itself (role "nonce-filler"); a filler refused as underpriced is re-signed with bumped fees.
+[[nodiscard]] boost::asio::awaitable<void> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
+                                                     const std::vector<std::uint64_t>& nonces, RoundReport& report);
+//! Nonces to fill: refused ones with a transaction held by the node after them.
+[[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<SendVerdict>& verdicts,
+                                                    const std::vector<ledger::Entry>& entries);
+
+// --- replace.cpp ---
+struct Replacement {
+    std::optional<ledger::Entry> entry;  //!< the new transaction (sent or of unknown fate)
+    std::string why;                     //!< when none
+    bool ceiling = false;                //!< the fee ceiling is reached
+};
+//! Re-signs a stuck transaction with the same nonce and fees raised 12.5% (never above the
+//! ceiling), journals it before the broadcast; the stuck one becomes `replaced` unless the new
+//! one is refused. An unknown send result leaves the new one `sent` for reconcile.
+[[nodiscard]] boost::asio::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stuck, const Fees& first_fees,
+                                                               std::uint64_t block);
+
+// --- reconcile.cpp ---
+//! What the ledger's unresolved entries are (prepare's first step).
+struct LedgerView {
+    std::vector<PendingAction> pending;
+    std::vector<ledger::Entry> settled;
+    std::set<eth::Address> busy;
+    std::optional<std::uint64_t> next_nonce;
+    std::vector<std::string> log;
+};
+//! kLive: asks the chain about every unresolved entry (one batch) and records what it proves:
+//! mined (confirmed or reverted), dropped (with evidence over several blocks). Throws RoundError.
+[[nodiscard]] boost::asio::awaitable<LedgerView> reconcile(Context& ctx);
+//! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
+[[nodiscard]] LedgerView pending_view(const Context& ctx);
+//! Commit's first step: re-broadcast or replace the plan's pending entries.
+[[nodiscard]] boost::asio::awaitable<void> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending,
+                                                           std::uint64_t block, RoundReport& report);
+
+// --- receipts.cpp ---
+//! Waits for receipts of every sent outcome (`sent[i]`: every transaction of outcome i's nonce,
+//! newest last), records them in one ledger transaction per poll, re-broadcasts and replaces.
+[[nodiscard]] boost::asio::awaitable<void> watch_receipts(Context& ctx, std::vector<Outcome>& out,
+                                                          std::vector<std::vector<ledger::Entry>>& sent,
+                                                          const CommitOptions& opt, RoundReport& report);
+
+}  // namespace keymaster::chain::detail
+
+namespace keymaster::chain::detail {
+// --- commit.cpp ---
+//! The commit phase of a Round (Worker::commit).
+[[nodiscard]] boost::asio::awaitable<RoundReport> commit_round(Context& ctx, const RoundPlan& plan, const CommitOptions& opt);
+}  // namespace keymaster::chain::detail

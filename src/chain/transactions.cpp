@@ -1,0 +1,130 @@
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "keymaster/common/hex.hpp"
+#include "keymaster/signer/signer.hpp"
+#include "steps.hpp"
+
+namespace keymaster::chain::detail {
+
+namespace net = boost::asio;
+
+eth::Transaction build_tx(const Fees& fees, std::uint64_t chain_id, std::uint64_t nonce, const eth::Address& to,
+                          const Wei& value, std::uint64_t gas_limit) {
+    eth::Transaction tx;
+    tx.type = fees.type;
+    tx.chain_id = chain_id;
+    tx.nonce = nonce;
+    tx.gas_price = fees.gas_price;
+    tx.max_fee_per_gas = fees.max_fee;
+    tx.max_priority_fee_per_gas = fees.priority_fee;
+    tx.gas_limit = gas_limit;
+    tx.to = to;
+    tx.value = value;
+    return tx;
+}
+
+ledger::Entry entry_of(const Context& ctx, const eth::Transaction& tx, const Bytes& raw, const std::string& home,
+                       const std::string& role, std::uint64_t block) {
+    ledger::Entry e;
+    e.network = ctx.net.name;
+    e.chain_id = tx.chain_id.value_or(0);
+    e.bank = ctx.signer->address().checksummed();
+    e.recipient = tx.to ? tx.to->checksummed() : std::string();
+    e.home = home;
+    e.role = role;
+    e.amount = tx.value;
+    e.nonce = tx.nonce;
+    e.tx_type = static_cast<int>(tx.type);
+    e.max_fee = tx.max_fee_per_gas;
+    e.priority_fee = tx.max_priority_fee_per_gas;
+    e.gas_price = tx.gas_price;
+    e.gas_limit = tx.gas_limit;
+    e.raw = to_hex(raw);
+    e.tx_hash = to_hex(eth::transaction_hash(raw));
+    e.sent_block = block;
+    return e;
+}
+
+Fees fees_of(const ledger::Entry& e) {
+    Fees f;
+    f.type = static_cast<eth::TxType>(e.tx_type);
+    f.gas_price = e.gas_price;
+    f.max_fee = e.max_fee;
+    f.priority_fee = e.priority_fee;
+    return f;
+}
+
+namespace {
+
+// Shared by the signing coroutines, which may outlive a cancelled caller: they own what they use.
+struct SignState {
+    std::shared_ptr<signer::Signer> signer;
+    std::vector<eth::Transaction> txs;
+    std::vector<std::optional<signer::SignResult>> sigs;
+    std::size_t next = 0, running = 0;
+    bool stop = false;
+    std::optional<net::steady_timer> all_done;
+};
+
+net::awaitable<void> sign_some(std::shared_ptr<SignState> st) {
+    while (!st->stop && st->next < st->txs.size()) {
+        const std::size_t j = st->next++;
+        try {
+            st->sigs[j] = co_await st->signer->sign(eth::signing_hash(st->txs[j]));
+        } catch (const std::exception& e) {
+            st->sigs[j] = signer::SignResult::failure(e.what());
+        }
+        if (!*st->sigs[j]) st->stop = true;  // nothing after a failure is sent: stop signing
+    }
+    if (--st->running == 0) st->all_done->cancel();
+}
+
+}  // namespace
+
+net::awaitable<std::vector<signer::SignResult>> sign_in_order(std::shared_ptr<signer::Signer> signer,
+                                                              std::vector<eth::Transaction> txs) {
+    constexpr std::size_t kSigners = 4;
+    auto ex = co_await net::this_coro::executor;
+    auto st = std::make_shared<SignState>();
+    st->signer = std::move(signer);
+    st->txs = std::move(txs);
+    st->sigs.resize(st->txs.size());
+    st->all_done.emplace(ex, net::steady_timer::time_point::max());
+    st->running = std::min(kSigners, st->txs.size());
+    for (std::size_t k = 0, n = st->running; k < n; ++k) net::co_spawn(ex, sign_some(st), net::detached);
+    struct StopOnExit {
+        SignState& st;
+        ~StopOnExit() { st.stop = true; }  // a cancelled caller: the signers finish the Sign in hand, then stop
+    } guard{*st};
+    while (st->running > 0) {
+        boost::system::error_code ec;
+        co_await st->all_done->async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+    std::vector<signer::SignResult> out;
+    for (auto& s : st->sigs) {
+        if (!s) break;  // not signed after an earlier failure
+        out.push_back(std::move(*s));
+        if (!out.back()) break;
+    }
+    co_return out;
+}
+
+net::awaitable<std::optional<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx, const std::string& home,
+                                                        const std::string& role, std::uint64_t block, std::string& why) {
+    std::vector<eth::Transaction> one(1, tx);  // (GCC 12: no braced list inside co_await)
+    auto sigs = co_await sign_in_order(ctx.signer, std::move(one));
+    if (sigs.empty() || !sigs[0]) {
+        why = "signing failed: " + (sigs.empty() ? std::string("no signature") : sigs[0].error());
+        co_return std::nullopt;
+    }
+    co_return entry_of(ctx, tx, eth::encode_signed(tx, *sigs[0]), home, role, block);
+}
+
+}  // namespace keymaster::chain::detail

@@ -1,0 +1,216 @@
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <random>
+
+#include "keymaster/chain/network_state.hpp"
+#include "keymaster/common/text.hpp"
+#include "keymaster/rpc/client.hpp"
+#include "keymaster/rpc/eth_api.hpp"
+#include "keymaster/signer/signer.hpp"
+#include "steps.hpp"
+
+namespace keymaster::chain {
+
+namespace net = boost::asio;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+rpc::RpcOptions rpc_options(const config::Network& n) {
+    rpc::RpcOptions o;
+    o.batch_size = n.batch_size;
+    return o;
+}
+
+// Gas limits: the config's gasLimit, else eth_estimateGas (one batch). A failed estimate leaves
+// that top-up with gas_limit 0: it will not be sent.
+net::awaitable<void> estimate_gas(rpc::RpcClient& client, const config::Network& net, NetworkPlan& plan) {
+    if (plan.topups.empty() || net.gas_limit) co_return;
+    std::vector<rpc::Call> calls;
+    for (const auto& t : plan.topups)
+        calls.push_back({"eth_estimateGas", json::array({json{{"from", plan.snapshot.bank.lower()},
+                                                                {"to", t.account.address.lower()},
+                                                                {"value", to_quantity(t.amount)}}})});
+    std::vector<rpc::CallResult> r;
+    try {
+        r = co_await client.batch(std::move(calls));
+    } catch (const std::exception& e) {
+        plan.fee_error = std::string("gas estimation failed: ") + e.what();
+        plan.fees.reset();
+        co_return;
+    }
+    for (std::size_t i = 0; i < plan.topups.size(); ++i) {
+        auto g = r[i].ok() ? rpc::as_u64(*r[i].result) : std::nullopt;
+        plan.topups[i].gas_limit = g.value_or(0);
+    }
+    funding::update_costs(plan);
+}
+
+}  // namespace
+
+struct Worker::Impl {
+    Impl(net::any_io_executor ex, config::Network n, std::shared_ptr<signer::Signer> s,
+         std::shared_ptr<const std::vector<funding::Account>> a, ledger::Ledger* l, const rpc::RpcObserver& obs)
+        : net_(std::move(n)), signer(std::move(s)), accounts(std::move(a)), ledger(l), bank(signer->address()),
+          client(ex, net_.name, net_.endpoints, rpc_options(net_), obs), sleep(ex) {}
+
+    config::Network net_;
+    std::shared_ptr<signer::Signer> signer;
+    std::shared_ptr<const std::vector<funding::Account>> accounts;
+    ledger::Ledger* ledger;
+    eth::Address bank;
+    rpc::RpcClient client;
+    net::steady_timer sleep;
+    std::function<double()> now = [] { return unix_now(); };
+    bool ready = false;
+    bool stopping = false;
+    int failures = 0;
+    std::map<eth::Address, std::uint64_t> confirmed_last_round;  // address -> block
+    std::mt19937 rng{std::random_device{}()};
+
+    detail::Context context() { return detail::Context{client, signer, ledger, net_, now}; }
+
+    // Step 1: the ledger's unresolved entries (the accounts they pay wait).
+    net::awaitable<detail::LedgerView> read_ledger(Mode mode, RoundPlan& rp) {
+        auto ctx = context();
+        try {
+            if (mode == Mode::kLive) co_return co_await detail::reconcile(ctx);
+            if (mode == Mode::kDryRun) co_return detail::pending_view(ctx);
+        } catch (const RoundError& e) {
+            rp.fault = e.fault();
+            rp.error = e.what();
+        }
+        co_return detail::LedgerView{};
+    }
+
+    // Step 3: the chain id is pinned by the first poll; every later one must see the same.
+    void check_chain(RoundPlan& rp, const NetworkSnapshot& snap) {
+        if (!snap.reachable) {
+            rp.fault = snap.chain_id_mismatch ? Fault::kChainId : Fault::kPoll;
+            rp.error = snap.error;
+            return;
+        }
+        if (!net_.chain_id) {
+            net_.chain_id = snap.chain_id;
+            spdlog::info("{}: chain id {}", net_.name, snap.chain_id);
+        }
+        ready = true;
+    }
+
+    // Step 6: limits, from what the ledger saw sent in 24 hours.
+    void apply_limits(RoundPlan& rp) {
+        if (!ledger) return;
+        try {
+            const Wei spent = ledger->spent_since(net_.name, bank.checksummed(), now() - 86400);
+            rp.spend_remaining = funding::apply_limits(rp.plan, net_.limits, spent);
+        } catch (const std::exception& e) {
+            rp.fault = Fault::kLedger;
+            rp.error = std::string("cannot read spending from the ledger (") + e.what() + "); sending nothing this round";
+        }
+    }
+
+    net::awaitable<RoundPlan> prepare(Mode mode) {
+        RoundPlan rp;
+        rp.mode = mode;
+        auto view = co_await read_ledger(mode, rp);
+        rp.ledger_log = std::move(view.log);
+        rp.settled = std::move(view.settled);
+        auto snap = co_await chain::poll(client, net_, bank, *accounts);
+        const bool ledger_ok = rp.fault == Fault::kNone;
+        check_chain(rp, snap);
+        rp.mismatches = funding::balance_mismatches(snap, confirmed_last_round);
+        confirmed_last_round.clear();
+        if (!snap.reachable || !ledger_ok) {  // nothing may be decided without a readable ledger
+            rp.plan.snapshot = std::move(snap);
+            co_return rp;
+        }
+        rp.plan = funding::make_plan(std::move(snap), net_, view.busy);
+        rp.pending = std::move(view.pending);
+        rp.first_nonce = std::max(rp.plan.snapshot.bank_nonce.value_or(0), view.next_nonce.value_or(0));
+        if (mode == Mode::kStatus || rp.plan.topups.empty()) co_return rp;
+        co_await estimate_gas(client, net_, rp.plan);
+        apply_limits(rp);
+        co_return rp;
+    }
+
+    std::chrono::milliseconds next_delay(const Schedule& s, bool ok) {
+        std::uniform_real_distribution<double> jitter(0.9, 1.1);
+        if (ok) return std::chrono::milliseconds(static_cast<long>(static_cast<double>(s.interval.count()) * jitter(rng)));
+        // Exponential backoff from 1 s, capped at the interval (and at 5 minutes).
+        const long cap = std::min<long>(std::max<long>(s.interval.count(), 1000), 300'000);
+        const long base = std::min<long>(cap, 1000L << std::min(failures, 16));
+        return std::chrono::milliseconds(static_cast<long>(static_cast<double>(base) * jitter(rng)));
+    }
+};
+
+Worker::Worker(net::any_io_executor ex, config::Network net, std::shared_ptr<signer::Signer> signer,
+               std::shared_ptr<const std::vector<funding::Account>> accounts, ledger::Ledger* ledger,
+               const rpc::RpcObserver& observer)
+    : impl_(std::make_unique<Impl>(std::move(ex), std::move(net), std::move(signer), std::move(accounts), ledger, observer)) {}
+
+Worker::~Worker() = default;
+
+net::awaitable<RoundPlan> Worker::prepare(Mode mode) { return impl_->prepare(mode); }
+
+net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions options) {
+    if (plan.mode != Mode::kLive || !plan.can_commit() || !impl_->ledger) co_return RoundReport{};
+    auto ctx = impl_->context();
+    auto report = co_await detail::commit_round(ctx, plan, options);
+    for (const auto& o : report.outcomes)
+        if (o.ok()) impl_->confirmed_last_round[o.topup.account.address] = o.block;
+    co_return report;
+}
+
+namespace {
+net::awaitable<bool> cancelled() {
+    co_return (co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none;
+}
+}  // namespace
+
+net::awaitable<void> Worker::run(Schedule schedule, RoundObserver observer) {
+    auto& w = *impl_;
+    while (!w.stopping && !(co_await cancelled())) {
+        bool ok = false;
+        std::optional<std::string> error;
+        try {
+            const auto start = Clock::now();
+            auto plan = co_await prepare(schedule.dry_run ? Mode::kDryRun : Mode::kLive);
+            if (observer.prepared) observer.prepared(plan, std::chrono::duration<double>(Clock::now() - start).count());
+            ok = plan.fault != Fault::kPoll && plan.fault != Fault::kChainId;
+            const bool work = !plan.plan.topups.empty() || !plan.pending.empty();
+            if (!schedule.dry_run && !w.stopping && plan.can_commit() && work) {
+                auto report = co_await commit(plan, schedule.commit);
+                if (observer.committed) observer.committed(plan, report);
+            }
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        if (error) {
+            if (co_await cancelled()) break;
+            if (observer.failed) observer.failed(std::runtime_error(*error));
+        }
+        w.failures = ok ? 0 : w.failures + 1;
+        if (w.stopping) break;
+        w.sleep.expires_after(w.next_delay(schedule, ok));
+        boost::system::error_code ec;
+        co_await w.sleep.async_wait(net::redirect_error(net::use_awaitable, ec));
+    }
+}
+
+void Worker::stop() {
+    impl_->stopping = true;
+    impl_->sleep.cancel();
+}
+
+const config::Network& Worker::network() const { return impl_->net_; }
+const eth::Address& Worker::bank() const { return impl_->bank; }
+const std::vector<funding::Account>& Worker::accounts() const { return *impl_->accounts; }
+bool Worker::ready() const { return impl_->ready; }
+void Worker::set_clock(std::function<double()> now) { impl_->now = std::move(now); }
+
+}  // namespace keymaster::chain

@@ -1,0 +1,194 @@
+#include "report.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "keymaster/common/text.hpp"
+
+namespace keymaster::cli {
+
+using nlohmann::json;
+
+metrics::AccountLabels labels_of(const funding::Account& a) {
+    return {a.network, a.home, std::string(config::role_name(a.role)), a.address.checksummed()};
+}
+
+RoundView::RoundView(metrics::Metrics& metrics, const chain::Worker& worker, bool dry_run)
+    : metrics_(metrics), worker_(worker), dry_run_(dry_run) {
+    series_.reserve(worker.accounts().size());
+    for (const auto& a : worker.accounts()) series_.push_back(metrics_.account_series(labels_of(a)));
+}
+
+void RoundView::count(Fault f) { metrics_.error(worker_.network().name, std::string(fault_scope(f))); }
+
+// Top-ups of earlier rounds (or runs) that settled now.
+void RoundView::settled(const std::vector<ledger::Entry>& entries) {
+    const auto& n = worker_.network();
+    const auto& accounts = worker_.accounts();
+    for (const auto& e : entries) {
+        if (e.fee_paid > 0) metrics_.gas_spent(n.name, to_double(e.fee_paid, n.decimals));
+        if (e.state == ledger::State::kDropped) continue;
+        const auto it = std::find_if(accounts.begin(), accounts.end(),
+                                     [&](const auto& a) { return a.address.checksummed() == e.recipient; });
+        if (it == accounts.end()) continue;
+        metrics_.topup(labels_of(*it), e.state == ledger::State::kConfirmed, to_double(e.amount, n.decimals), unix_now());
+    }
+}
+
+void RoundView::account_gauges(const funding::NetworkSnapshot& snap) {
+    const auto& n = worker_.network();
+    for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
+        const auto& a = snap.accounts[i];
+        if (a.balance) {
+            metrics_.set(series_.at(i), to_double(*a.balance, n.decimals), to_double(a.account.threshold, n.decimals),
+                         to_double(a.account.target, n.decimals));
+            continue;
+        }
+        count(Fault::kBalance);
+        spdlog::warn("{}: balance of {} {} unknown ({}): no decision this round", n.name, config::role_name(a.account.role),
+                     a.account.address.checksummed(), a.error);
+    }
+}
+
+void RoundView::held_back(const funding::NetworkPlan& plan) {
+    const auto& n = worker_.network();
+    for (const auto& [b, why] : plan.blocked) {
+        auto& last = limit_logged_[b.account.address];
+        if (unix_now() - last < 3600) continue;  // once per account per hour
+        last = unix_now();
+        count(Fault::kLimit);
+        spdlog::warn("{}: top-up of {} {} to {} {} held back: {}", n.name, format_units(b.amount, n.decimals), n.symbol,
+                     config::role_name(b.account.role), b.account.address.checksummed(), why);
+    }
+}
+
+void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
+    const auto& n = worker_.network();
+    const auto& p = rp.plan;
+    const auto& snap = p.snapshot;
+    for (const auto& line : rp.ledger_log) spdlog::info("{}: ledger: {}", n.name, line);
+    settled(rp.settled);
+    metrics_.poll(n.name, seconds, snap.reachable, unix_now());
+    if (rp.fault != Fault::kNone) {
+        last_error_ = rp.error;
+        count(rp.fault);
+        if (rp.fault == Fault::kPoll || rp.fault == Fault::kChainId) spdlog::error("{}: poll failed: {}", n.name, rp.error);
+        else spdlog::error("{}: {}", n.name, rp.error);
+    }
+    if (!snap.reachable) return;
+    if (rp.fault == Fault::kNone) last_error_.clear();
+    last_poll_ = unix_now();
+    metrics_.block(n.name, static_cast<double>(snap.block));
+    const auto bank = worker_.bank().checksummed();
+    if (snap.bank_balance) metrics_.bank(n.name, bank, to_double(*snap.bank_balance, n.decimals));
+    else count(Fault::kPoll);
+    if (n.bank_threshold) metrics_.bank_threshold(n.name, bank, to_double(*n.bank_threshold, n.decimals));
+    if (n.bank_threshold && snap.bank_balance && *snap.bank_balance < *n.bank_threshold) {
+        count(Fault::kBankLow);
+        spdlog::warn("{}: bank {} holds {} {}, below bankThreshold {}", n.name, bank, format_units(*snap.bank_balance, n.decimals),
+                     n.symbol, format_units(*n.bank_threshold, n.decimals));
+    }
+    account_gauges(snap);
+    for (auto i : rp.mismatches) {
+        const auto& a = snap.accounts[i];
+        count(Fault::kBalanceMismatch);
+        spdlog::error("{}: {} {} was topped up last round but the endpoint reports {} {} (below {}): a lagging or lying endpoint?",
+                      n.name, config::role_name(a.account.role), a.account.address.checksummed(),
+                      format_units(*a.balance, n.decimals), n.symbol, format_units(a.account.threshold, n.decimals));
+    }
+    last_.reset();
+    last_.emplace(snap);
+    for (const auto& w : p.waiting)
+        spdlog::info("{}: {} {} below threshold, waiting for its earlier top-up to confirm", n.name,
+                     config::role_name(w.account.role), w.account.address.checksummed());
+    for (const auto& t : p.topups)
+        spdlog::info("{}: {} {} (home {}) holds {} {}, below {}: top up {}{}", n.name, config::role_name(t.account.role),
+                     t.account.address.checksummed(), t.account.home, format_units(t.balance, n.decimals), n.symbol,
+                     format_units(t.account.threshold, n.decimals), format_units(t.amount, n.decimals),
+                     dry_run_ ? " (dry run: not sent)" : "");
+    if (rp.spend_remaining) metrics_.spend_remaining(n.name, to_double(*rp.spend_remaining, n.decimals));
+    held_back(p);
+    if (!p.topups.empty() && !p.covered && !dry_run_) {
+        count(Fault::kBank);
+        spdlog::warn("{}: bank cannot cover all top-ups this round ({} {} needed with fees)", n.name,
+                     format_units(p.total + p.max_fee_cost, n.decimals), n.symbol);
+    }
+}
+
+void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& report) {
+    const auto& n = worker_.network();
+    if (report.replacements) metrics_.replacements(n.name, report.replacements);
+    for (const auto& [fault, why] : report.faults) {
+        count(fault);
+        spdlog::error("{}: {}", n.name, why);
+    }
+    for (const auto& oc : report.outcomes) {
+        const auto l = labels_of(oc.topup.account);
+        const std::string amount = format_units(oc.topup.amount, n.decimals);
+        if (oc.fee_paid > 0) metrics_.gas_spent(n.name, to_double(oc.fee_paid, n.decimals));
+        if (oc.state == chain::Outcome::State::kSent) {  // unconfirmed at the deadline: a later Round settles it
+            spdlog::warn("{}: top-up of {} {} to {} {}: {}", n.name, amount, n.symbol, l.role, l.address, oc.error);
+            last_topup_[oc.topup.account.address] = LastTopUp{unix_now(), amount, oc.tx_hash, "pending"};
+            continue;
+        }
+        metrics_.topup(l, oc.ok(), to_double(oc.topup.amount, n.decimals), unix_now());
+        if (oc.unrecorded) count(Fault::kLedger);
+        if (!oc.ok()) {
+            const Fault f = oc.fault == Fault::kNone ? Fault::kTopUp : oc.fault;
+            count(f);
+            if (fault_scope(f) != fault_scope(Fault::kTopUp)) count(Fault::kTopUp);  // a failed top-up, whatever the cause
+            spdlog::error("{}: top-up of {} {} to {} {} failed: {}", n.name, amount, n.symbol, l.role, l.address,
+                          oc.unrecorded ? "sent, but the ledger cannot record it (the next round settles it)" : oc.error);
+        }
+        last_topup_[oc.topup.account.address] = LastTopUp{unix_now(), amount, oc.tx_hash, oc.ok() ? "success" : oc.error};
+    }
+}
+
+void RoundView::failed(const std::exception& e) {
+    last_error_ = e.what();
+    count(Fault::kInternal);
+    spdlog::error("{}: round failed: {}", worker_.network().name, e.what());
+}
+
+json RoundView::status() const {
+    const auto& n = worker_.network();
+    json jn = {{"name", n.name}, {"ready", worker_.ready()}, {"symbol", n.symbol},
+               {"lastError", last_error_.empty() ? json(nullptr) : json(last_error_)},
+               {"lastPoll", last_poll_ > 0 ? json(last_poll_) : json(nullptr)},
+               {"bank", {{"address", worker_.bank().checksummed()}, {"balance", nullptr}}},
+               {"accounts", json::array()}};
+    if (n.chain_id) jn["chainId"] = *n.chain_id;
+    if (last_) {
+        jn["block"] = last_->block;
+        if (last_->bank_balance) jn["bank"]["balance"] = format_units(*last_->bank_balance, n.decimals);
+    }
+    const auto& accounts = worker_.accounts();
+    for (std::size_t i = 0; i < accounts.size(); ++i) {
+        const auto& a = accounts[i];
+        json ja = {{"home", a.home}, {"role", std::string(config::role_name(a.role))}, {"address", a.address.checksummed()},
+                   {"threshold", format_units(a.threshold, n.decimals)}, {"target", format_units(a.target, n.decimals)},
+                   {"balance", nullptr}, {"lastError", nullptr}, {"lastTopUp", nullptr}};
+        // The snapshot lists the worker's accounts in the same order: no search per account.
+        if (last_ && i < last_->accounts.size()) {
+            const auto& s = last_->accounts[i];
+            if (s.balance) ja["balance"] = format_units(*s.balance, n.decimals);
+            else ja["lastError"] = s.error;
+        }
+        if (auto it = last_topup_.find(a.address); it != last_topup_.end())
+            ja["lastTopUp"] = {{"time", it->second.time}, {"amount", it->second.amount}, {"tx", it->second.tx},
+                               {"result", it->second.result}};
+        jn["accounts"].push_back(std::move(ja));
+    }
+    return jn;
+}
+
+void RoundView::forget_unless(const std::set<std::pair<std::string, eth::Address>>& keep,
+                              const std::optional<eth::Address>& new_bank) {
+    const auto& n = worker_.network();
+    for (const auto& a : worker_.accounts())
+        if (!keep.count({a.network, a.address})) metrics_.forget_account(labels_of(a));
+    if (!new_bank || *new_bank != worker_.bank()) metrics_.forget_bank(n.name, worker_.bank().checksummed());
+}
+
+}  // namespace keymaster::cli

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <set>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "keymaster/chain/round.hpp"
+#include "keymaster/metrics/metrics.hpp"
+
+namespace keymaster::cli {
+
+//! The labels of one funded account's series.
+[[nodiscard]] metrics::AccountLabels labels_of(const funding::Account& a);
+
+//! The last top-up of an account, for /status.
+struct LastTopUp {
+    double time = 0;
+    std::string amount, tx, result;
+};
+
+//! What the daemon shows of one network between Rounds, and maps each Round to: logs and
+//! metrics, in one place. Single-threaded (the daemon's io_context).
+class RoundView {
+public:
+    RoundView(metrics::Metrics& metrics, const chain::Worker& worker, bool dry_run);
+
+    //! After prepare: poll metrics, balances, bank, mismatches, waiting, held back, the plan.
+    void prepared(const chain::RoundPlan& plan, double seconds);
+    //! After commit: every outcome, replacements, fees, faults.
+    void committed(const chain::RoundPlan& plan, const chain::RoundReport& report);
+    //! A Round ended by an unexpected exception.
+    void failed(const std::exception& e);
+
+    //! This network in /status; linear in the number of accounts.
+    [[nodiscard]] nlohmann::json status() const;
+    //! Drops the series of accounts and bank not in `keep` (network, address), after a reload.
+    void forget_unless(const std::set<std::pair<std::string, eth::Address>>& keep, const std::optional<eth::Address>& new_bank);
+
+private:
+    void count(Fault f);
+    void settled(const std::vector<ledger::Entry>& entries);
+    void account_gauges(const funding::NetworkSnapshot& snap);
+    void held_back(const funding::NetworkPlan& plan);
+
+    metrics::Metrics& metrics_;
+    const chain::Worker& worker_;
+    bool dry_run_;
+    std::vector<metrics::Metrics::AccountSeries*> series_;  // accounts()[i]'s gauges
+    std::optional<funding::NetworkSnapshot> last_;
+    std::string last_error_;
+    double last_poll_ = 0;
+    std::map<eth::Address, LastTopUp> last_topup_;
+    std::map<eth::Address, double> limit_logged_;  // address -> unix time of the last log
+};
+
+}  // namespace keymaster::cli

@@ -1,0 +1,77 @@
+#include "keymaster/funding/fees.hpp"
+
+#include <algorithm>
+
+namespace keymaster::funding {
+namespace {
+
+std::string gwei(const Wei& w) { return format_units(w, 9) + " gwei"; }
+
+Wei bump(const Wei& x) { return (x * 9 + 7) / 8; }  // +12.5%, rounded up
+
+}  // namespace
+
+std::variant<Fees, std::string> choose_fees(const NetworkSnapshot& snap, const config::Network& net) {
+    Fees f;
+    const bool london = snap.base_fee.has_value();
+    switch (net.tx_type) {
+        case config::TxTypeSetting::kAuto: f.type = london ? eth::TxType::kDynamicFee : eth::TxType::kLegacy; break;
+        case config::TxTypeSetting::kLegacy: f.type = eth::TxType::kLegacy; break;
+        case config::TxTypeSetting::kEip1559:
+            if (!london) return std::string("txType is eip1559 but the latest block has no base fee");
+            f.type = eth::TxType::kDynamicFee;
+            break;
+    }
+    const Wei& sane = max_sane_amount();
+    for (const auto* v : {&snap.base_fee, &snap.gas_price, &snap.priority_fee})
+        if (*v && **v > sane)
+            return "the node reports an absurd fee (" + v->value().str() + " wei per gas); not sending this round";
+    const auto& cap = net.max_fee_per_gas;
+    if (f.type == eth::TxType::kLegacy) {
+        if (!snap.gas_price) return std::string("eth_gasPrice gave no answer");
+        f.gas_price = *snap.gas_price;
+        if (cap && f.gas_price > *cap)
+            return "gas price " + gwei(f.gas_price) + " is above maxFeePerGas " + gwei(*cap) + "; not sending";
+        return f;
+    }
+    const Wei base = *snap.base_fee;
+    Wei tip;
+    if (snap.priority_fee) tip = *snap.priority_fee;
+    else if (snap.gas_price && *snap.gas_price > base) tip = *snap.gas_price - base;
+    else tip = Wei(1'000'000'000);
+    f.max_fee = base * 2 + tip;
+    if (cap) {
+        if (base >= *cap) return "base fee " + gwei(base) + " is at or above maxFeePerGas " + gwei(*cap) + "; not sending";
+        f.max_fee = std::min(f.max_fee, *cap);
+    }
+    f.priority_fee = std::min(tip, f.max_fee - base);
+    return f;
+}
+
+Wei replacement_ceiling(const Fees& first, const config::Network& net) {
+    Wei ceiling = first.per_gas_cap() * net.replace_fee_ceiling;
+    if (net.max_fee_per_gas) ceiling = std::min(ceiling, *net.max_fee_per_gas);
+    return ceiling;
+}
+
+std::optional<Fees> bumped_fees(const Fees& old, const Wei& ceiling) {
+    Fees f = old;
+    if (f.type == eth::TxType::kLegacy) {
+        f.gas_price = bump(old.gas_price);
+        if (f.gas_price > ceiling) return std::nullopt;
+        return f;
+    }
+    f.max_fee = bump(old.max_fee);
+    f.priority_fee = bump(old.priority_fee);
+    if (f.max_fee > ceiling) return std::nullopt;
+    f.priority_fee = std::min(f.priority_fee, f.max_fee);
+    return f;
+}
+
+Wei fee_paid(std::uint64_t gas_used, const std::optional<Wei>& effective_gas_price, const Fees& tx) {
+    const Wei price = effective_gas_price && *effective_gas_price <= max_sane_amount() ? *effective_gas_price
+                                                                                        : tx.per_gas_cap();
+    return Wei(gas_used) * price;
+}
+
+}  // namespace keymaster::funding

@@ -1,0 +1,75 @@
+#include "keymaster/funding/topup_plan.hpp"
+
+namespace keymaster::funding {
+
+void update_costs(NetworkPlan& plan) {
+    plan.total = 0;
+    plan.max_fee_cost = 0;
+    for (const auto& t : plan.topups) {
+        plan.total += t.amount;
+        if (plan.fees) plan.max_fee_cost += Wei(t.gas_limit) * plan.fees->per_gas_cap();
+    }
+    plan.covered = plan.snapshot.bank_balance && *plan.snapshot.bank_balance >= plan.total + plan.max_fee_cost;
+}
+
+NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const std::set<eth::Address>& busy) {
+    NetworkPlan plan;
+    plan.snapshot = std::move(snap);
+    if (!plan.snapshot.reachable) return plan;
+    for (const auto& s : plan.snapshot.accounts) {
+        const auto d = decide(s.account, s.balance);
+        if (d.action == Action::kUnknown) plan.unknown.push_back(s);
+        else if (d.action == Action::kTopUp && busy.count(s.account.address)) plan.waiting.push_back(s);
+        else if (d.action == Action::kTopUp)
+            plan.topups.push_back(TopUp{s.account, *s.balance, d.amount, net.gas_limit.value_or(21000)});
+    }
+    if (!plan.topups.empty()) {
+        auto fees = choose_fees(plan.snapshot, net);
+        if (auto* e = std::get_if<std::string>(&fees)) plan.fee_error = *e;
+        else plan.fees = std::get<Fees>(fees);
+    }
+    update_costs(plan);
+    return plan;
+}
+
+std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h) {
+    std::optional<Wei> remaining;
+    if (limits.daily) remaining = spent_24h >= *limits.daily ? Wei(0) : *limits.daily - spent_24h;
+    const Wei per_gas = plan.fees ? plan.fees->per_gas_cap() : Wei(0);
+    const Wei balance = plan.snapshot.bank_balance.value_or(0);
+    std::vector<TopUp> kept;
+    Wei total = 0, fees = 0;
+    auto amount_str = [](const Wei& w) { return format_units(w); };
+    for (auto t : plan.topups) {
+        if (limits.max_top_up && t.amount > *limits.max_top_up) t.amount = *limits.max_top_up;
+        if (remaining && t.amount > *remaining) {
+            plan.blocked.emplace_back(t, "daily limit: " + amount_str(*remaining) + " of " + amount_str(*limits.daily) +
+                                             " left for the next 24 hours");
+            continue;
+        }
+        const Wei fee = Wei(t.gas_limit) * per_gas;
+        if (limits.reserve && (balance < *limits.reserve || balance - *limits.reserve < total + fees + t.amount + fee)) {
+            plan.blocked.emplace_back(t, "reserve: the bank must keep " + amount_str(*limits.reserve));
+            continue;
+        }
+        if (remaining) *remaining -= t.amount;
+        total += t.amount;
+        fees += fee;
+        kept.push_back(t);
+    }
+    plan.topups = std::move(kept);
+    update_costs(plan);
+    return remaining;
+}
+
+std::vector<std::size_t> balance_mismatches(const NetworkSnapshot& snap, const std::map<eth::Address, std::uint64_t>& confirmed) {
+    std::vector<std::size_t> out;
+    if (confirmed.empty()) return out;
+    for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
+        const auto& a = snap.accounts[i];
+        if (a.balance && *a.balance < a.account.threshold && confirmed.count(a.account.address)) out.push_back(i);
+    }
+    return out;
+}
+
+}  // namespace keymaster::funding
