@@ -33,6 +33,8 @@ struct FakeRpcServer::Impl : std::enable_shared_from_this<Impl> {
         json out = {{"jsonrpc", "2.0"}, {"id", req.value("id", json())}};
         try {
             out["result"] = handler(req.value("method", ""), req.value("params", json::array()));
+        } catch (const DropConnection&) {
+            throw;  // the session closes the connection unanswered
         } catch (const std::exception& e) {
             out["error"] = {{"code", -32000}, {"message", e.what()}};
         }

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,12 @@ struct Action {
     std::string body;  //!< for kStatus / kGarbage
     std::string retry_after;
     std::chrono::milliseconds delay{0};  //!< for kDelay: wait, then answer normally
+};
+
+//! Thrown by a handler: the whole HTTP request goes unanswered and its connection is closed (a
+//! transport error for the client, as when a node dies mid-request).
+struct DropConnection : std::exception {
+    const char* what() const noexcept override { return "connection dropped by the test"; }
 };
 
 //! A scripted HTTP/1.1 JSON-RPC server on 127.0.0.1 (free port), run on the caller's io_context.

@@ -1,1 +1,444 @@
+// Every step of a Round against a scripted node: a small in-memory chain behind FakeRpcServer
+// whose behaviour a test bends (refuse a send, drop a request, hold mining, lag a receipt).
 #include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "fake_http_server.hpp"
+#include "keymaster/chain/round.hpp"
+#include "keymaster/common/hex.hpp"
+#include "keymaster/common/text.hpp"
+#include "keymaster/rpc/client.hpp"
+#include "keymaster/signer/signer.hpp"
+#include "task_runner.hpp"
+
+using namespace keymaster;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::uint64_t kChainId = 1337;
+const Wei kEther = Wei("1000000000000000000");
+
+struct Tx {
+    eth::SignedTransaction stx;
+    std::string hash;
+    std::optional<std::uint64_t> block;  // mined in
+};
+
+// A chain with one sender (the bank) and a mempool. Blocks are mined when asked for the block
+// number (each eth_blockNumber is a new block), unless `mining` is off.
+struct FakeChain {
+    std::uint64_t block = 100;
+    bool london = true;
+    Wei base_fee = Wei(1'000'000'000);
+    std::map<std::string, Wei> balances;  // lower-case address -> balance
+    std::uint64_t mined_nonce = 0;        // the bank's latest nonce
+    std::map<std::string, Tx> txs;        // by hash
+    bool mining = true;
+    bool effective_gas_price = true;
+    bool revert = false;
+    bool drop_lookups = false;
+    std::uint64_t receipt_lag = 0;  // receipts appear this many blocks after the transaction is mined
+    // Called for every eth_sendRawTransaction before it is taken: throw to refuse (RpcError) or
+    // DropConnection (no answer). `index` counts every send seen.
+    std::function<void(const eth::SignedTransaction&, int index)> on_send;
+    int sends = 0;
+
+    json handle(const std::string& method, const json& params) {
+        if (method == "eth_chainId") return to_quantity(kChainId);
+        if (method == "eth_blockNumber") {
+            if (mining) mine();
+            return to_quantity(block);
+        }
+        if (method == "eth_getBlockByNumber") {
+            json b = {{"number", to_quantity(block)}};
+            if (london) b["baseFeePerGas"] = to_quantity(base_fee);
+            return b;
+        }
+        if (method == "eth_getBalance") return to_quantity(balance(params[0].get<std::string>()));
+        if (method == "eth_getTransactionCount")
+            return to_quantity(params[1] == "pending" ? mined_nonce + pool().size() : mined_nonce);
+        if (method == "eth_gasPrice") return to_quantity(base_fee + 1'000'000'000);
+        if (method == "eth_maxPriorityFeePerGas") {
+            if (!london) throw std::runtime_error("method not found");
+            return to_quantity(1'000'000'000);
+        }
+        if (method == "eth_estimateGas") return "0x5208";
+        if (method == "eth_sendRawTransaction") return send(params[0].get<std::string>());
+        if (method == "eth_getTransactionReceipt") return receipt(params[0].get<std::string>());
+        if (method == "eth_getTransactionByHash") {
+            if (drop_lookups) throw test::DropConnection();
+            auto it = txs.find(params[0].get<std::string>());
+            return it == txs.end() ? json(nullptr) : json{{"hash", it->first}};
+        }
+        throw std::runtime_error("unexpected " + method);
+    }
+
+    Wei balance(const std::string& a) {
+        auto it = balances.find(to_lower(a));
+        return it == balances.end() ? Wei(0) : it->second;
+    }
+
+    std::vector<Tx*> pool() {
+        std::vector<Tx*> out;
+        for (auto& [h, t] : txs)
+            if (!t.block && t.stx.tx.nonce >= mined_nonce) out.push_back(&t);
+        return out;
+    }
+
+    json send(const std::string& raw_hex) {
+        const auto raw = from_hex(raw_hex).value();
+        auto stx = eth::decode_signed(raw).value();
+        const std::string hash = to_hex(eth::transaction_hash(raw));
+        if (on_send) on_send(stx, sends++);
+        if (txs.count(hash)) throw std::runtime_error("already known");
+        if (stx.tx.nonce < mined_nonce) throw std::runtime_error("nonce too low");
+        for (auto* t : pool())
+            if (t->stx.tx.nonce == stx.tx.nonce) {
+                if (stx.tx.max_fee_per_gas * 10 < t->stx.tx.max_fee_per_gas * 11 &&
+                    stx.tx.gas_price * 10 < t->stx.tx.gas_price * 11)
+                    throw std::runtime_error("replacement transaction underpriced");
+                txs.erase(t->hash);
+                break;
+            }
+        txs[hash] = Tx{stx, hash, std::nullopt};
+        return hash;
+    }
+
+    void mine() {
+        ++block;
+        for (bool again = true; again;) {
+            again = false;
+            for (auto& [h, t] : txs)
+                if (!t.block && t.stx.tx.nonce == mined_nonce) {
+                    t.block = block;
+                    ++mined_nonce;
+                    if (!revert) balances[t.stx.tx.to->lower()] += t.stx.tx.value;
+                    again = true;
+                }
+        }
+    }
+
+    json receipt(const std::string& hash) {
+        auto it = txs.find(hash);
+        if (it == txs.end() || !it->second.block || block < *it->second.block + receipt_lag) return nullptr;
+        const auto& t = it->second;
+        json r = {{"status", revert ? "0x0" : "0x1"}, {"blockNumber", to_quantity(*t.block)}, {"gasUsed", "0x5208"}};
+        const Wei price = t.stx.tx.type == eth::TxType::kLegacy ? t.stx.tx.gas_price
+                                                                : std::min(t.stx.tx.max_fee_per_gas,
+                                                                           base_fee + t.stx.tx.max_priority_fee_per_gas);
+        if (effective_gas_price) r["effectiveGasPrice"] = to_quantity(price);
+        return r;
+    }
+};
+
+std::string temp_dir() {
+    std::random_device rd;
+    auto p = std::filesystem::temp_directory_path() / ("keymaster-commit-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(p);
+    return p.string();
+}
+
+eth::Address address_of(int n) {
+    ByteArray<20> b{};
+    b[0] = 0xa0;
+    b[19] = static_cast<std::uint8_t>(n);
+    return eth::Address(b);
+}
+
+// One network, `n` accounts at zero balance (threshold 1, target 2 ether), a local bank key.
+struct Rig {
+    boost::asio::io_context io;
+    FakeChain chain;
+    test::FakeRpcServer server{io, [this](const std::string& m, const json& p) { return chain.handle(m, p); }};
+    std::string dir = temp_dir();
+    ledger::Ledger ledger{dir, true};
+    std::shared_ptr<signer::Signer> bank =
+        std::make_shared<signer::LocalSigner>(crypto::PrivateKey::from_hex(Secret(std::string(64, '1'))).value());
+    config::Network net;
+    std::shared_ptr<std::vector<funding::Account>> accounts = std::make_shared<std::vector<funding::Account>>();
+    std::unique_ptr<chain::Worker> worker;
+    double clock = unix_now();  // the ledger stamps entries with the real time
+    double clock_step = 0;      // seconds each reading of the clock advances it
+
+    explicit Rig(int n, std::function<void(config::Network&)> tweak = {}) {
+        net.name = "alpha";
+        net.endpoints = {Secret(server.url())};
+        net.replace_after = {1000, 3600};
+        if (tweak) tweak(net);
+        for (int i = 1; i <= n; ++i)
+            accounts->push_back({"alpha", "alpha", config::Role::kWatcher, address_of(i), kEther, kEther * 2});
+        chain.balances[bank->address().lower()] = kEther * 1000;
+        worker = std::make_unique<chain::Worker>(io.get_executor(), net, bank, accounts, &ledger, rpc::RpcObserver{});
+        worker->set_clock([this] { return clock += clock_step; });
+    }
+    ~Rig() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+
+    chain::RoundPlan prepare(chain::Mode mode = chain::Mode::kLive) { return test::run(io, worker->prepare(mode)); }
+    chain::RoundReport commit(const chain::RoundPlan& plan, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+        chain::CommitOptions o;
+        o.confirm_timeout = timeout;
+        o.receipt_tick = std::chrono::milliseconds(10);
+        o.max_receipt_poll = std::chrono::milliseconds(50);
+        o.rebroadcast_every = std::chrono::milliseconds(100);
+        return test::run(io, worker->commit(plan, o));
+    }
+    std::vector<ledger::Entry> history() { return ledger.history({}); }
+    std::size_t sends_seen() const {
+        std::size_t n = 0;
+        for (const auto& b : server.bodies())
+            for (const auto& r : b.is_array() ? b : json::array({b})) n += r.value("method", "") == "eth_sendRawTransaction";
+        return n;
+    }
+};
+
+std::size_t count_state(const std::vector<ledger::Entry>& h, ledger::State s, const std::string& role = {}) {
+    std::size_t n = 0;
+    for (const auto& e : h) n += e.state == s && (role.empty() || e.role == role);
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("commit: a plain round signs, journals, broadcasts in one batch and confirms", "[chain][commit]") {
+    Rig rig(3);
+    auto plan = rig.prepare();
+    REQUIRE(plan.can_commit());
+    REQUIRE(plan.plan.topups.size() == 3);
+    CHECK(rig.sends_seen() == 0);  // nothing is broadcast before commit
+    auto report = rig.commit(plan);
+    REQUIRE(report.outcomes.size() == 3);
+    for (const auto& o : report.outcomes) {
+        CHECK(o.ok());
+        CHECK(o.fee_paid == Wei(21000) * (rig.chain.base_fee + 1'000'000'000));
+    }
+    CHECK(count_state(rig.history(), ledger::State::kConfirmed) == 3);
+    for (int i = 1; i <= 3; ++i) CHECK(rig.chain.balance(address_of(i).lower()) == kEther * 2);
+}
+
+TEST_CASE("commit: a refused send in the middle of a batch is filled; the others confirm", "[chain][commit]") {
+    Rig rig(3);
+    rig.chain.on_send = [](const eth::SignedTransaction&, int index) {
+        if (index == 1) throw std::runtime_error("intrinsic gas too low (refused by the test)");
+    };
+    auto report = rig.commit(rig.prepare());
+    CHECK(report.outcomes[0].ok());
+    CHECK(report.outcomes[1].state == chain::Outcome::State::kFailed);
+    CHECK(report.outcomes[1].fault == Fault::kTopUp);
+    CHECK(report.outcomes[2].ok());
+    const auto h = rig.history();
+    CHECK(count_state(h, ledger::State::kFailed) == 1);
+    CHECK(count_state(h, ledger::State::kSent, "nonce-filler") == 1);  // settled by the next reconcile
+    CHECK(rig.chain.mined_nonce == 3);
+}
+
+TEST_CASE("commit: a lost batch answer is unknown, never failed; the bytes go out again and confirm", "[chain][commit]") {
+    Rig rig(2);
+    int drops = 0;
+    rig.chain.on_send = [&](const eth::SignedTransaction&, int) {
+        if (drops++ < 6) throw test::DropConnection();  // every attempt of the first batch (3 per endpoint)
+    };
+    auto plan = rig.prepare();
+    auto report = rig.commit(plan);
+    CHECK(count_state(rig.history(), ledger::State::kFailed) == 0);
+    for (const auto& o : report.outcomes) CHECK(o.ok());  // re-broadcast while waiting for receipts
+}
+
+TEST_CASE("commit: unknown send results count against the daily limit and stay pending for reconcile", "[chain][commit]") {
+    Rig rig(2);
+    rig.chain.on_send = [](const eth::SignedTransaction&, int) { throw test::DropConnection(); };
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(400));
+    for (const auto& o : report.outcomes) {
+        CHECK(o.state == chain::Outcome::State::kSent);
+        CHECK_FALSE(o.ok());
+    }
+    const auto h = rig.history();
+    CHECK(count_state(h, ledger::State::kSent) == 2);
+    CHECK(rig.ledger.spent_since("alpha", rig.bank->address().checksummed(), 0) == kEther * 4);
+    // The next Round: the accounts wait for them, nothing is paid twice.
+    rig.chain.on_send = {};
+    auto next = rig.prepare();
+    CHECK(next.plan.topups.empty());
+    CHECK(next.plan.waiting.size() == 2);
+    CHECK(next.pending.size() == 2);
+}
+
+TEST_CASE("commit: \"nonce too low\" for our own transaction already mined counts as sent", "[chain][commit]") {
+    Rig rig(1);
+    rig.chain.on_send = [&](const eth::SignedTransaction& stx, int index) {
+        if (index == 0) {  // a retried request whose first attempt landed and was mined
+            auto raw = eth::encode_signed(stx.tx, crypto::RecoverableSignature{stx.r, stx.s, stx.y_parity});
+            const std::string hash = to_hex(eth::transaction_hash(raw));
+            rig.chain.txs[hash] = Tx{stx, hash, std::nullopt};
+            rig.chain.mine();
+            throw std::runtime_error("nonce too low");
+        }
+    };
+    auto report = rig.commit(rig.prepare());
+    CHECK(report.outcomes[0].ok());
+    CHECK(count_state(rig.history(), ledger::State::kConfirmed) == 1);
+}
+
+TEST_CASE("commit: \"nonce too low\" whose hash lookup fails stays unknown (pending), not failed", "[chain][commit]") {
+    Rig rig(1);
+    rig.chain.on_send = [](const eth::SignedTransaction&, int) { throw std::runtime_error("nonce too low"); };
+    rig.chain.drop_lookups = true;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(300));
+    CHECK(report.outcomes[0].state == chain::Outcome::State::kSent);
+    const auto h = rig.history();
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].state == ledger::State::kSent);
+    CHECK(h[0].error == "send result unknown");
+}
+
+TEST_CASE("commit: a filler refused as underpriced is re-signed with higher fees", "[chain][commit]") {
+    Rig rig(3);
+    rig.chain.on_send = [](const eth::SignedTransaction& stx, int index) {
+        if (index == 1) throw std::runtime_error("insufficient funds for gas * price + value (refused by the test)");
+        if (index == 3) throw std::runtime_error("replacement transaction underpriced");  // the first filler
+        (void)stx;
+    };
+    auto report = rig.commit(rig.prepare());
+    CHECK(report.outcomes[0].ok());
+    CHECK(report.outcomes[2].ok());
+    const auto h = rig.history();
+    std::vector<ledger::Entry> fillers;
+    for (const auto& e : h)
+        if (e.role == "nonce-filler") fillers.push_back(e);
+    REQUIRE(fillers.size() == 2);  // newest first
+    CHECK(fillers[1].state == ledger::State::kFailed);
+    CHECK(fillers[0].state == ledger::State::kSent);
+    CHECK(fillers[0].max_fee > fillers[1].max_fee);
+    CHECK(fillers[0].nonce == fillers[1].nonce);
+    CHECK(rig.chain.mined_nonce == 3);
+}
+
+TEST_CASE("commit: a replacement whose broadcast hits a transport error stays pending, not failed", "[chain][commit]") {
+    Rig rig(1, [](config::Network& n) { n.replace_after = {1000, 1}; });
+    rig.chain.mining = false;
+    const Wei first_fee = Wei(2) * rig.chain.base_fee + 1'000'000'000;
+    rig.chain.on_send = [&](const eth::SignedTransaction& stx, int) {
+        if (stx.tx.max_fee_per_gas > first_fee) throw test::DropConnection();  // the replacement
+    };
+    auto plan = rig.prepare();
+    rig.clock_step = 0.5;  // time passes fast: stuck after replaceAfter 1 s
+    auto report = rig.commit(plan, std::chrono::milliseconds(600));
+    rig.clock_step = 0;
+    CHECK(report.outcomes[0].state == chain::Outcome::State::kSent);
+    CHECK(report.outcomes[0].replacements >= 1);
+    const auto h = rig.history();
+    CHECK(count_state(h, ledger::State::kFailed) == 0);
+    CHECK(count_state(h, ledger::State::kReplaced) >= 1);
+    // Reconcile settles whichever is mined, once.
+    rig.chain.mining = true;
+    rig.chain.on_send = {};
+    auto next = rig.prepare();
+    auto later = rig.commit(next);
+    (void)later;
+    auto settle = rig.prepare();
+    CHECK(count_state(rig.history(), ledger::State::kConfirmed) == 1);
+    CHECK(rig.chain.balance(address_of(1).lower()) == kEther * 2);
+}
+
+TEST_CASE("reconcile: a receipt that lags the nonce is not \"dropped\"; dropped needs several blocks", "[chain][reconcile]") {
+    Rig rig(1);
+    rig.chain.receipt_lag = 4;  // a load-balanced provider: the nonce is taken, the receipt served 4 blocks later
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));  // mined in block 101; no receipt yet
+    REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);
+    REQUIRE(rig.chain.mined_nonce == 1);
+    rig.chain.mining = false;
+    auto first = rig.prepare();
+    CHECK(first.settled.empty());
+    REQUIRE(first.pending.size() == 1);
+    CHECK(first.pending[0].kind == chain::PendingAction::Kind::kWait);
+    CHECK(first.plan.topups.empty());  // the account waits
+    rig.chain.block += 2;
+    auto still = rig.prepare();
+    CHECK(still.settled.empty());  // two blocks: not yet evidence
+    REQUIRE(still.pending.size() == 1);
+    CHECK(still.pending[0].kind == chain::PendingAction::Kind::kWait);
+    rig.chain.block += 2;
+    auto second = rig.prepare();
+    REQUIRE(second.settled.size() == 1);
+    CHECK(second.settled[0].state == ledger::State::kConfirmed);
+    CHECK(count_state(rig.history(), ledger::State::kDropped) == 0);
+}
+
+TEST_CASE("reconcile: our nonce taken by another transaction, no receipt of ours for 3 blocks: dropped", "[chain][reconcile]") {
+    Rig rig(1);
+    rig.chain.mining = false;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));
+    REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);
+    rig.chain.txs.clear();  // someone else's transaction took the nonce
+    rig.chain.mined_nonce = 1;
+    auto taken = rig.prepare();
+    REQUIRE(taken.pending.size() == 1);
+    CHECK(taken.pending[0].kind == chain::PendingAction::Kind::kWait);
+    CHECK(rig.history()[0].taken_block == rig.chain.block);
+    rig.chain.block += 1;
+    CHECK(rig.prepare().settled.empty());  // one block is not evidence enough
+    rig.chain.block += 2;
+    auto dropped = rig.prepare();
+    REQUIRE(dropped.settled.size() == 1);
+    CHECK(dropped.settled[0].state == ledger::State::kDropped);
+    CHECK(dropped.plan.topups.size() == 1);  // decided afresh
+}
+
+TEST_CASE("commit: a reverted transaction is a failed top-up with its block", "[chain][commit]") {
+    Rig rig(1);
+    rig.chain.revert = true;
+    auto report = rig.commit(rig.prepare());
+    CHECK(report.outcomes[0].state == chain::Outcome::State::kFailed);
+    CHECK(report.outcomes[0].fault == Fault::kTopUp);
+    CHECK_THAT(report.outcomes[0].error, Catch::Contains("reverted"));
+    const auto h = rig.history();
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].state == ledger::State::kFailed);
+    CHECK(h[0].block > 0);
+}
+
+TEST_CASE("commit: without effectiveGasPrice (pre-London) the fee is gas used x the transaction's gas price", "[chain][commit]") {
+    Rig rig(1);
+    rig.chain.london = false;
+    rig.chain.effective_gas_price = false;
+    auto plan = rig.prepare();
+    REQUIRE(plan.plan.fees);
+    CHECK(plan.plan.fees->type == eth::TxType::kLegacy);
+    auto report = rig.commit(plan);
+    REQUIRE(report.outcomes[0].ok());
+    CHECK(report.outcomes[0].fee_paid == Wei(21000) * (rig.chain.base_fee + 1'000'000'000));
+    CHECK(rig.history()[0].fee_paid == report.outcomes[0].fee_paid);
+}
+
+TEST_CASE("prepare: a stuck pending entry is in the plan and only commit replaces it", "[chain][prepare]") {
+    Rig rig(1, [](config::Network& n) { n.replace_after = {1000, 10}; });
+    rig.chain.mining = false;
+    (void)rig.commit(rig.prepare(), std::chrono::milliseconds(1));
+    const auto before = rig.sends_seen();
+    rig.clock += 60;
+    auto plan = rig.prepare();
+    REQUIRE(plan.pending.size() == 1);
+    CHECK(plan.pending[0].kind == chain::PendingAction::Kind::kReplace);
+    CHECK(rig.sends_seen() == before);  // prepare broadcast nothing
+    auto report = rig.commit(plan, std::chrono::milliseconds(1));
+    CHECK(report.replacements == 1);
+    CHECK(rig.sends_seen() > before);
+}
+
+TEST_CASE("prepare: an absurd base fee from the node is an error for the round, never a wrapped number", "[chain][prepare]") {
+    Rig rig(1);
+    rig.chain.base_fee = (Wei(1) << 255);
+    auto plan = rig.prepare();
+    REQUIRE(plan.can_commit());
+    CHECK_FALSE(plan.plan.fees);
+    CHECK_THAT(plan.plan.fee_error, Catch::Contains("absurd"));
+    auto report = rig.commit(plan);
+    CHECK(report.outcomes[0].fault == Fault::kFees);
+    CHECK(rig.sends_seen() == 0);
+}

@@ -366,3 +366,30 @@ TEST_CASE("config: the environment examples are valid", "[config]") {
         }
     }
 }
+
+TEST_CASE("config: an amount near 2^256 is refused where it is written (checked arithmetic)", "[config]") {
+    const std::string near_max = "115792089237316195423570985008687907853269984665640564039457584007913129639935";  // 2^256-1
+    for (const auto* key : {"threshold", "target", "bankThreshold", "maxFeePerGas"}) {
+        json j = base();
+        j["networks"]["alpha"][key] = near_max;
+        INFO(key);
+        CHECK(only_error(j) == std::string("keymaster.json: networks.alpha.") + key +
+                                   ": amount above 2^128 wei: far beyond any real supply (a typo?)");
+    }
+    json j = base();
+    j["networks"]["alpha"]["limits"] = {{"daily", "340282366920938463463374607431768211456"}};  // 2^128
+    CHECK_THAT(only_error(j), Catch::Contains("networks.alpha.limits.daily: amount above 2^128 wei"));
+    j["networks"]["alpha"]["limits"] = {{"daily", "340282366920938463463374607431768211455"}};  // 2^128 - 1
+    CHECK(errors_of(j).empty());
+}
+
+TEST_CASE("config: replaceFeeCeiling, a multiple of a nonce's first fees", "[config]") {
+    json j = base();
+    auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
+    CHECK(std::get<config::Config>(r).networks[0].replace_fee_ceiling == 10);
+    j["networks"]["alpha"]["replaceFeeCeiling"] = 3;
+    r = config::parse(j.dump(), "keymaster.json", env_of({}));
+    CHECK(std::get<config::Config>(r).find("alpha")->replace_fee_ceiling == 3);
+    j["networks"]["alpha"]["replaceFeeCeiling"] = 0;
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.replaceFeeCeiling: expected a whole number from 1 to 1000");
+}

@@ -1,1 +1,169 @@
+// The pure rules of a Round, tested with tables: fees, fee bumps and their ceiling, what a receipt
+// paid, "is it stuck", "is it dropped", balance mismatches.
 #include <catch2/catch.hpp>
+
+#include "keymaster/funding/fees.hpp"
+#include "keymaster/funding/pending.hpp"
+#include "keymaster/funding/topup_plan.hpp"
+
+using namespace keymaster;
+using funding::Fees;
+
+namespace {
+
+const Wei kGwei = Wei(1'000'000'000);
+
+funding::NetworkSnapshot snap(std::optional<Wei> base, std::optional<Wei> gas_price, std::optional<Wei> tip) {
+    funding::NetworkSnapshot s;
+    s.reachable = true;
+    s.base_fee = base;
+    s.gas_price = gas_price;
+    s.priority_fee = tip;
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("fees: the choice of type and fees", "[fees]") {
+    using T = config::TxTypeSetting;
+    struct Row {
+        const char* what;
+        std::optional<Wei> base, gas_price, tip;
+        T setting;
+        std::optional<Wei> cap;
+        std::optional<Fees> want;  // empty: an error
+    };
+    const std::vector<Row> rows = {
+        {"London: 2 x base + tip", 10 * kGwei, {}, 2 * kGwei, T::kAuto, {}, Fees{eth::TxType::kDynamicFee, 0, 22 * kGwei, 2 * kGwei}},
+        {"no eth_maxPriorityFeePerGas: gas price - base", 10 * kGwei, 13 * kGwei, {}, T::kAuto, {},
+         Fees{eth::TxType::kDynamicFee, 0, 23 * kGwei, 3 * kGwei}},
+        {"neither: 1 gwei tip", 10 * kGwei, {}, {}, T::kAuto, {}, Fees{eth::TxType::kDynamicFee, 0, 21 * kGwei, kGwei}},
+        {"capped by maxFeePerGas, tip squeezed", 10 * kGwei, {}, 2 * kGwei, T::kAuto, 11 * kGwei,
+         Fees{eth::TxType::kDynamicFee, 0, 11 * kGwei, kGwei}},
+        {"base at the cap: refused", 10 * kGwei, {}, 2 * kGwei, T::kAuto, 10 * kGwei, {}},
+        {"pre-London: legacy", {}, 5 * kGwei, {}, T::kAuto, {}, Fees{eth::TxType::kLegacy, 5 * kGwei, 0, 0}},
+        {"legacy forced on London", 10 * kGwei, 12 * kGwei, kGwei, T::kLegacy, {}, Fees{eth::TxType::kLegacy, 12 * kGwei, 0, 0}},
+        {"legacy above the cap: refused", {}, 5 * kGwei, {}, T::kAuto, 4 * kGwei, {}},
+        {"eip1559 without a base fee: refused", {}, 5 * kGwei, {}, T::kEip1559, {}, {}},
+        {"no gas price for legacy: refused", {}, {}, {}, T::kAuto, {}, {}},
+        {"absurd base fee: refused, not wrapped", Wei(1) << 255, {}, kGwei, T::kAuto, {}, {}},
+        {"absurd tip: refused", 10 * kGwei, {}, (Wei(1) << 255) + 7, T::kAuto, {}, {}},
+        {"absurd gas price: refused", {}, max_sane_amount() + 1, {}, T::kAuto, {}, {}},
+    };
+    for (const auto& r : rows) {
+        INFO(r.what);
+        config::Network net;
+        net.tx_type = r.setting;
+        net.max_fee_per_gas = r.cap;
+        auto got = funding::choose_fees(snap(r.base, r.gas_price, r.tip), net);
+        if (!r.want) {
+            CHECK(std::holds_alternative<std::string>(got));
+            continue;
+        }
+        REQUIRE(std::holds_alternative<Fees>(got));
+        CHECK(std::get<Fees>(got) == *r.want);
+    }
+}
+
+TEST_CASE("fees: the replacement ceiling is replaceFeeCeiling x the first fees, and maxFeePerGas", "[fees]") {
+    const Fees first{eth::TxType::kDynamicFee, 0, 20 * kGwei, kGwei};
+    struct Row {
+        std::uint64_t multiple;
+        std::optional<Wei> cap;
+        Wei want;
+    };
+    for (const auto& r : std::vector<Row>{{10, {}, 200 * kGwei}, {3, {}, 60 * kGwei}, {10, 50 * kGwei, 50 * kGwei},
+                                          {2, 50 * kGwei, 40 * kGwei}}) {
+        config::Network net;
+        net.replace_fee_ceiling = r.multiple;
+        net.max_fee_per_gas = r.cap;
+        CHECK(funding::replacement_ceiling(first, net) == r.want);
+    }
+    // Bumping 12.5% at a time from 20 gwei under a 10x ceiling stops after 19 replacements.
+    config::Network net;
+    Fees f = first;
+    int bumps = 0;
+    while (auto next = funding::bumped_fees(f, funding::replacement_ceiling(first, net))) {
+        f = *next;
+        ++bumps;
+        REQUIRE(bumps < 100);
+    }
+    CHECK(bumps == 19);
+    CHECK(f.max_fee <= 200 * kGwei);
+    CHECK(funding::bumped_fees(f, 200 * kGwei) == std::nullopt);
+}
+
+TEST_CASE("fees: what a mined transaction paid", "[fees]") {
+    const Fees legacy{eth::TxType::kLegacy, 7 * kGwei, 0, 0};
+    const Fees dynamic{eth::TxType::kDynamicFee, 0, 30 * kGwei, 2 * kGwei};
+    struct Row {
+        std::optional<Wei> effective;
+        Fees fees;
+        Wei want;
+    };
+    for (const auto& r : std::vector<Row>{{12 * kGwei, dynamic, Wei(21000) * 12 * kGwei},
+                                          {std::nullopt, legacy, Wei(21000) * 7 * kGwei},  // pre-London receipt
+                                          {std::nullopt, dynamic, Wei(21000) * 30 * kGwei},
+                                          {Wei(1) << 250, legacy, Wei(21000) * 7 * kGwei}})  // absurd: the tx's own
+        CHECK(funding::fee_paid(21000, r.effective, r.fees) == r.want);
+}
+
+TEST_CASE("pending: is it stuck (replaceAfter seconds or blocks, whichever first)", "[pending]") {
+    const config::ReplaceAfter after{3, 60};
+    struct Row {
+        double created, now;
+        std::uint64_t sent_block, block;
+        bool want;
+    };
+    for (const auto& r : std::vector<Row>{{1000, 1059, 10, 12, false},
+                                          {1000, 1060, 10, 12, true},
+                                          {1000, 1001, 10, 13, true},
+                                          {1000, 1001, 0, 500, false},  // the block it was sent in is unknown
+                                          {1000, 900, 10, 10, false}})
+        CHECK(funding::is_stuck(r.created, r.sent_block, after, r.now, r.block) == r.want);
+}
+
+TEST_CASE("pending: dropped needs the nonce taken with no receipt for several blocks in a row", "[pending]") {
+    using S = funding::NonceState;
+    struct Row {
+        bool mined, taken;
+        std::optional<std::uint64_t> since;
+        std::uint64_t block;
+        S want;
+        std::optional<std::uint64_t> want_since;
+    };
+    for (const auto& r : std::vector<Row>{{true, true, 5, 100, S::kMined, {}},
+                                          {false, false, {}, 100, S::kUnmined, {}},
+                                          {false, false, 90, 100, S::kUnmined, {}},  // no longer taken: evidence reset
+                                          {false, true, {}, 100, S::kTaken, 100},     // first seen
+                                          {false, true, 100, 102, S::kTaken, 100},
+                                          {false, true, 100, 103, S::kDropped, 100},
+                                          {false, true, 200, 100, S::kTaken, 100}}) {  // a reorg: since after now
+        const auto j = funding::judge_nonce(r.mined, r.taken, r.since, r.block);
+        CHECK(j.state == r.want);
+        CHECK(j.taken_since == r.want_since);
+    }
+}
+
+TEST_CASE("plan: balance mismatches are accounts confirmed last round still below threshold", "[plan]") {
+    std::vector<funding::Account> accounts;
+    for (int i = 1; i <= 3; ++i) {
+        ByteArray<20> b{};
+        b[19] = static_cast<std::uint8_t>(i);
+        accounts.push_back({"alpha", "alpha", config::Role::kWatcher, eth::Address(b), Wei(10), Wei(20)});
+    }
+    funding::NetworkSnapshot s;
+    s.accounts.push_back({accounts[0], Wei(5), {}});  // confirmed, still low: mismatch
+    s.accounts.push_back({accounts[1], Wei(20), {}});  // confirmed, funded
+    s.accounts.push_back({accounts[2], Wei(5), {}});  // low, not topped up last round
+    const std::map<eth::Address, std::uint64_t> confirmed = {{accounts[0].address, 7}, {accounts[1].address, 7}};
+    CHECK(funding::balance_mismatches(s, confirmed) == std::vector<std::size_t>{0});
+    CHECK(funding::balance_mismatches(s, {}).empty());
+}
+
+TEST_CASE("amounts: checked arithmetic throws instead of wrapping", "[amount]") {
+    const Wei max = ~Wei(0);
+    CHECK_THROWS(max + 1);
+    CHECK_THROWS(Wei(1) - Wei(2));
+    CHECK_THROWS(max * 2);
+}
