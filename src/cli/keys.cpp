@@ -153,12 +153,13 @@ int require_region(const KeysOptions& o, const char* cmd) {
 }  // namespace
 
 int cmd_keys_list(const GlobalOptions& g, const KeysOptions& o) {
+    boost::asio::io_context io;  // the command's one event loop
     if (int rc = require_region(o, "list")) return rc;
     auto c = context(g, o);
     if (!c) return kExitUsage;
     auto kms = kms_client(o);
     try {
-        auto aliases = run_sync(list_aliases(*kms));
+        auto aliases = run_on(io, list_aliases(*kms));
         // Every alias of the environment (also ones no key set names), limited to the networks
         // when --networks is given; per-environment keys always show.
         std::vector<keys::WantedKey> found;
@@ -170,7 +171,7 @@ int cmd_keys_list(const GlobalOptions& g, const KeysOptions& o) {
                 continue;
             found.push_back(*w);
         }
-        auto rows = run_sync(describe(*kms, found, aliases));
+        auto rows = run_on(io, describe(*kms, found, aliases));
         if (o.json) {
             json out = json::array();
             for (const auto& r : rows)
@@ -188,6 +189,7 @@ int cmd_keys_list(const GlobalOptions& g, const KeysOptions& o) {
 }
 
 int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o) {
+    boost::asio::io_context io;  // the command's one event loop
     if (int rc = require_region(o, "provision")) return rc;
     auto c = context(g, o);
     if (!c) return kExitUsage;
@@ -199,7 +201,7 @@ int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o) {
     auto kms = kms_client(o);
     std::ostream& table_out = o.emit_config ? std::cerr : std::cout;
     try {
-        auto aliases = run_sync(list_aliases(*kms));
+        auto aliases = run_on(io, list_aliases(*kms));
         std::vector<keys::WantedKey> missing;
         for (const auto& w : wanted)
             if (!aliases.count(w.alias)) missing.push_back(w);
@@ -227,7 +229,7 @@ int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o) {
                          {"KeyUsage", "SIGN_VERIFY"},
                          {"Description", "Nomad agent key " + w.alias.substr(6) + " (keymaster)"},
                          {"Tags", tags}};
-            json created = run_sync(kms->call("CreateKey", std::move(body), w.alias));
+            json created = run_on(io, kms->call("CreateKey", std::move(body), w.alias));
             const std::string key_id = created.value("KeyMetadata", json::object()).value("KeyId", "");
             if (key_id.empty()) {
                 std::cerr << "keymaster keys provision: CreateKey for " << w.alias << " returned no key id\n";
@@ -235,7 +237,7 @@ int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o) {
             }
             try {
                 json alias = {{"AliasName", w.alias}, {"TargetKeyId", key_id}};
-                run_sync(kms->call("CreateAlias", std::move(alias), w.alias));
+                run_on(io, kms->call("CreateAlias", std::move(alias), w.alias));
             } catch (const aws::AwsError& e) {
                 std::cerr << "keymaster keys provision: key " << key_id << " was created but has no alias: " << e.what()
                           << "\n  alias it by hand (aws kms create-alias --alias-name " << w.alias << " --target-key-id "
@@ -245,7 +247,7 @@ int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o) {
             aliases[w.alias] = key_id;
             spdlog::info("created {} ({})", w.alias, key_id);
         }
-        auto rows = run_sync(describe(*kms, wanted, aliases));
+        auto rows = run_on(io, describe(*kms, wanted, aliases));
         print_rows(table_out, rows);
         if (o.emit_config) std::cout << keys::agents_config(rows).dump(2) << "\n";
         return kExitOk;

@@ -27,7 +27,8 @@ T run_on(boost::asio::io_context& io, boost::asio::awaitable<T> task) {
     return std::move(*out);
 }
 
-//! The same on a fresh io_context, for a command whose only asynchronous work is this call (keys).
+//! The same on a fresh io_context, for a command whose only asynchronous work is this one call
+//! (validate's loading).
 template <typename T>
 T run_sync(boost::asio::awaitable<T> task) {
     boost::asio::io_context io;

@@ -206,7 +206,7 @@ Ledger::Ledger(const std::string& dir, bool lock) : impl_(std::make_unique<Impl>
     if (sqlite3_open_v2(impl_->path.c_str(), &impl_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
         const std::string msg = impl_->db ? sqlite3_errmsg(impl_->db) : "cannot open";
-        sqlite3_close(impl_->db);
+        (void)sqlite3_close_v2(impl_->db);  // always SQLITE_OK (a null handle is a no-op)
         impl_->db = nullptr;
         throw LedgerError("ledger " + impl_->path + ": " + msg);
     }
@@ -219,7 +219,8 @@ Ledger::Ledger(const std::string& dir, bool lock) : impl_(std::make_unique<Impl>
 }
 
 Ledger::~Ledger() {
-    if (impl_->db) sqlite3_close(impl_->db);
+    // close_v2 always returns SQLITE_OK for a valid handle (it defers until statements are finalized).
+    if (impl_->db) (void)sqlite3_close_v2(impl_->db);
     if (impl_->lock_fd >= 0) ::close(impl_->lock_fd);  // releases the flock
 }
 

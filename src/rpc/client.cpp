@@ -96,6 +96,7 @@ struct RpcClient::Impl {
         try {
             res = co_await transport(ep).post(text, opt.timeout);
         } catch (const boost::system::system_error& e) {
+            if (e.code() == net::error::operation_aborted) throw;  // cancelled (shutdown): no retry
             co_return Failure{e.code() == net::error::timed_out ? "timed out" : e.code().message()};
         }
         if (obs.on_round_trip) obs.on_round_trip(std::chrono::duration<double>(Clock::now() - start).count());

@@ -115,3 +115,13 @@ def keymaster(*args, env=None, stdin=subprocess.DEVNULL, timeout=300):
     extra = [] if "--data-dir" in args else ["--data-dir", DATA_DIR]
     return subprocess.run([KEYMASTER, *args, *extra], capture_output=True, text=True, env=full_env, stdin=stdin,
                           timeout=timeout)
+
+
+def wait_for(what, predicate, timeout=30.0, step=0.1):
+    """Polls `predicate` until it holds; fails the test naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}")
