@@ -225,5 +225,27 @@ class TopUpOnAnvil(unittest.TestCase):
         self.assertNotIn("alpha:", r.stdout)
 
 
+class HistoryInDecimals(unittest.TestCase):
+    def test_history_prints_amounts_in_the_network_decimals(self):
+        import tempfile
+        chain = Chain(31337)
+        try:
+            agent = fresh_address()
+            cfg = write_config({"networks": {"six": {
+                "endpoint": chain.url, "bank": {"keyEnv": "KM_BANK"}, "threshold": "1000000 wei", "target": "2500000 wei",
+                "decimals": 6, "symbol": "USDX",
+                "agents": {"updater": agent, "watchers": [], "relayer": fresh_address(), "processor": fresh_address()}}}})
+            data = tempfile.mkdtemp(prefix="keymaster-decimals-")
+            r = keymaster("top-up", "--yes", "--config", cfg, "--data-dir", data, env=ENV)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            r = keymaster("history", "--json", "--config", cfg, "--data-dir", data)
+            amounts = {json.loads(line)["recipient"].lower(): json.loads(line)["amount"] for line in r.stdout.splitlines()}
+            self.assertEqual(amounts[agent.lower()], "2.5")  # 2,500,000 base units at 6 decimals, not 2.5e-12
+            r = keymaster("history", "--config", cfg, "--data-dir", data)
+            self.assertIn(" 2.5 ", r.stdout)
+        finally:
+            chain.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
