@@ -56,6 +56,7 @@ public:
         }
         spdlog::info("ledger {}", ledger_->path());
         if (!listen()) return kExitUsage;
+        metrics_.init_network("", {std::string(fault_scope(Fault::kConfig)), std::string(fault_scope(Fault::kInternal))});
         start(std::move(*l));
         wait_signal();
         io_.restart();
@@ -109,7 +110,12 @@ private:
     void start(Loaded l) {
         loaded_ = std::move(l);
         slots_.clear();
-        for (const auto* n : loaded_.selected) slots_.push_back(make_slot(loaded_, *n));
+        std::vector<std::string> scopes(network_scopes().begin(), network_scopes().end());
+        scopes.emplace_back(fault_scope(Fault::kInternal));
+        for (const auto* n : loaded_.selected) {
+            metrics_.init_network(n->name, scopes);  // every series exists from the first scrape
+            slots_.push_back(make_slot(loaded_, *n));
+        }
         for (auto& s : slots_) spawn(*s);
         spdlog::info("funding {} network(s) every {} ms{}", slots_.size(), o_.interval.count(), o_.dry_run ? " (dry run)" : "");
     }
@@ -195,7 +201,7 @@ private:
         spdlog::info("SIGHUP: reloading {}", g_.config);
         auto l = co_await load_all(g_, o_.networks, [](const std::string& line) { spdlog::error("{}", line); });
         if (!l) {
-            metrics_.error("", "config");
+            metrics_.error("", std::string(fault_scope(Fault::kConfig)));
             spdlog::error("config reload failed; keeping the running config");
             reloading_ = false;
             co_return;
@@ -210,6 +216,8 @@ private:
             const auto& name = s->worker->network().name;
             auto bank = l->banks.count(name) ? std::optional<eth::Address>(l->banks.at(name)) : std::nullopt;
             s->view->forget_unless(keep, bank);
+            const bool still = std::any_of(l->selected.begin(), l->selected.end(), [&](const auto* n) { return n->name == name; });
+            if (!still) metrics_.forget_network(name);
         }
         start(std::move(*l));
         spdlog::info("config reloaded");

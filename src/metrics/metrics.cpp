@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <unordered_map>
@@ -19,6 +20,9 @@ using prometheus::Labels;
 // its label text rendered once, written straight into the text format on a scrape.
 struct Metrics::AccountSeries {
     double balance = 0, threshold = 0, target = 0;
+    double successes = 0, failures = 0, amount = 0;  // counters, present from the start at 0
+    double last_topup = 0;                           // gauge, present once a top-up confirmed
+    bool has_balance = false, has_last_topup = false;
 };
 
 struct Metrics::Impl {
@@ -32,12 +36,6 @@ struct Metrics::Impl {
         .Name("keymaster_bank_balance_ether").Help("Funding (bank) account balance").Register(*registry);
     prometheus::Family<prometheus::Gauge>& bank_threshold = prometheus::BuildGauge()
         .Name("keymaster_bank_threshold_ether").Help("bankThreshold: warn when the bank holds less").Register(*registry);
-    prometheus::Family<prometheus::Counter>& topups = prometheus::BuildCounter()
-        .Name("keymaster_topups_total").Help("Top-up transactions by outcome").Register(*registry);
-    prometheus::Family<prometheus::Counter>& topup_amount = prometheus::BuildCounter()
-        .Name("keymaster_topup_amount_ether_total").Help("Amount sent by confirmed top-ups").Register(*registry);
-    prometheus::Family<prometheus::Gauge>& topup_last = prometheus::BuildGauge()
-        .Name("keymaster_topup_last_timestamp_seconds").Help("Unix time of the last confirmed top-up").Register(*registry);
     prometheus::Family<prometheus::Counter>& gas = prometheus::BuildCounter()
         .Name("keymaster_gas_spent_ether_total").Help("Transaction fees paid by the bank").Register(*registry);
     prometheus::Family<prometheus::Counter>& rpc_requests = prometheus::BuildCounter()
@@ -58,6 +56,8 @@ struct Metrics::Impl {
         .Name("keymaster_replacements_total").Help("Stuck transactions re-signed with higher fees").Register(*registry);
     prometheus::Family<prometheus::Gauge>& build = prometheus::BuildGauge()
         .Name("keymaster_build_info").Help("Build information (always 1)").Register(*registry);
+    prometheus::Family<prometheus::Gauge>& start_time = prometheus::BuildGauge()
+        .Name("process_start_time_seconds").Help("Start time of the process since unix epoch in seconds").Register(*registry);
 
     static const prometheus::Histogram::BucketBoundaries& buckets() {
         static const prometheus::Histogram::BucketBoundaries kBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -67,10 +67,6 @@ struct Metrics::Impl {
 };
 
 namespace {
-Labels labels(const AccountLabels& a) {
-    return {{"network", a.network}, {"home", a.home}, {"role", a.role}, {"address", a.address}};
-}
-
 // A label value escaped for the text format: backslash, double quote and newline.
 std::string escaped(const std::string& v) {
     std::string out;
@@ -97,6 +93,8 @@ void append_double(std::string& out, double v) {
 
 Metrics::Metrics(const std::string& version, const std::string& revision) : impl_(std::make_unique<Impl>()) {
     impl_->build.Add({{"version", version}, {"revision", revision}}).Set(1);
+    impl_->start_time.Add({}).Set(
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 Metrics::~Metrics() = default;
@@ -109,18 +107,15 @@ Metrics::AccountSeries* Metrics::account_series(const AccountLabels& a) {
 
 void Metrics::set(AccountSeries* s, double balance, double threshold, double target) {
     std::lock_guard lock(impl_->accounts_mu);
+    s->has_balance = true;
     s->balance = balance;
     s->threshold = threshold;
     s->target = target;
 }
 
 void Metrics::forget_account(const AccountLabels& a) {
-    {
-        std::lock_guard lock(impl_->accounts_mu);
-        impl_->accounts.erase(label_text(a));
-    }
-    const auto l = labels(a);
-    if (impl_->topup_last.Has(l)) impl_->topup_last.Remove(&impl_->topup_last.Add(l));
+    std::lock_guard lock(impl_->accounts_mu);
+    impl_->accounts.erase(label_text(a));
 }
 
 void Metrics::bank(const std::string& network, const std::string& address, double balance) {
@@ -138,13 +133,52 @@ void Metrics::forget_bank(const std::string& network, const std::string& address
 }
 
 void Metrics::topup(const AccountLabels& a, bool success, double amount, double unix_time) {
-    auto l = labels(a);
-    if (success) {
-        impl_->topup_amount.Add(l).Increment(amount);
-        impl_->topup_last.Add(l).Set(unix_time);
+    auto text = label_text(a);
+    std::lock_guard lock(impl_->accounts_mu);
+    auto& s = impl_->accounts[std::move(text)];
+    if (!success) {
+        s.failures += 1;
+        return;
     }
-    l["result"] = success ? "success" : "failure";
-    impl_->topups.Add(l).Increment();
+    s.successes += 1;
+    s.amount += amount;
+    s.last_topup = unix_time;
+    s.has_last_topup = true;
+}
+
+void Metrics::init_network(const std::string& network, const std::vector<std::string>& scopes) {
+    const Labels n{{"network", network}};
+    impl_->replacements.Add(n);
+    impl_->gas.Add(n);
+    for (const auto& scope : scopes) impl_->errors.Add({{"network", network}, {"scope", scope}});
+}
+
+void Metrics::forget_network(const std::string& network) {
+    const Labels n{{"network", network}};
+    for (auto* f : {&impl_->replacements, &impl_->gas})
+        if (f->Has(n)) f->Remove(&f->Add(n));
+    for (auto* f : {&impl_->poll_last, &impl_->block, &impl_->spend_remaining})
+        if (f->Has(n)) f->Remove(&f->Add(n));
+    if (impl_->poll_duration.Has(n)) impl_->poll_duration.Remove(&impl_->poll_duration.Add(n, Impl::buckets()));
+    if (impl_->rpc_duration.Has(n)) impl_->rpc_duration.Remove(&impl_->rpc_duration.Add(n, Impl::buckets()));
+    std::vector<prometheus::Counter*> gone;
+    for (const auto& m : impl_->errors.Collect())
+        for (const auto& series : m.metric)
+            for (const auto& l : series.label)
+                if (l.name == "network" && l.value == network) {
+                    Labels all;
+                    for (const auto& x : series.label) all[x.name] = x.value;
+                    gone.push_back(&impl_->errors.Add(all));
+                }
+    for (auto* c : gone) impl_->errors.Remove(c);
+    for (auto it = impl_->rpc_counters.begin(); it != impl_->rpc_counters.end();) {
+        if (it->first.compare(0, network.size() + 1, network + '\x1f') == 0) {
+            impl_->rpc_requests.Remove(it->second);
+            it = impl_->rpc_counters.erase(it);
+        } else {
+            ++it;
+        }
+    }
 }
 
 void Metrics::gas_spent(const std::string& network, double amount) { impl_->gas.Add({{"network", network}}).Increment(amount); }
@@ -185,37 +219,62 @@ void Metrics::spend_remaining(const std::string& network, double amount) {
     impl_->spend_remaining.Add({{"network", network}}).Set(amount);
 }
 
+namespace {
+
+// One family of per-account series in the text format. `suffix` follows the account's labels
+// (",result=\"success\""); `present` filters accounts that have no value yet.
+template <typename Get, typename Has>
+void append_family(std::string& out, const char* name, const char* help, const char* type, const char* suffix,
+                   const std::unordered_map<std::string, Metrics::AccountSeries>& accounts, Get get, Has present,
+                   bool header = true) {
+    if (header) {
+        out += "# HELP ";
+        out += name;
+        out += ' ';
+        out += help;
+        out += "\n# TYPE ";
+        out += name;
+        out += ' ';
+        out += type;
+        out += '\n';
+    }
+    for (const auto& [labels, s] : accounts) {
+        if (!present(s)) continue;
+        out += name;
+        out += '{';
+        out += labels;
+        out += suffix;
+        out += "} ";
+        append_double(out, get(s));
+        out += '\n';
+    }
+}
+
+}  // namespace
+
 std::string Metrics::serialize() const {
     std::string out = prometheus::TextSerializer().Serialize(impl_->registry->Collect());
-    static const struct {
-        const char* name;
-        const char* help;
-        double AccountSeries::*value;
-    } kFamilies[] = {
-        {"keymaster_account_balance_ether", "Agent account balance, in the network's native unit", &AccountSeries::balance},
-        {"keymaster_account_threshold_ether", "Top-up threshold of the account", &AccountSeries::threshold},
-        {"keymaster_account_target_ether", "Balance a top-up brings the account to", &AccountSeries::target},
-    };
+    using S = AccountSeries;
+    auto always = [](const S&) { return true; };
+    auto polled = [](const S& s) { return s.has_balance; };
     std::lock_guard lock(impl_->accounts_mu);
     if (impl_->accounts.empty()) return out;
-    out.reserve(out.size() + impl_->accounts.size() * 3 * 190);
-    for (const auto& f : kFamilies) {
-        out += "# HELP ";
-        out += f.name;
-        out += ' ';
-        out += f.help;
-        out += "\n# TYPE ";
-        out += f.name;
-        out += " gauge\n";
-        for (const auto& [labels, s] : impl_->accounts) {
-            out += f.name;
-            out += '{';
-            out += labels;
-            out += "} ";
-            append_double(out, s.*f.value);
-            out += '\n';
-        }
-    }
+    out.reserve(out.size() + impl_->accounts.size() * 7 * 190);
+    const auto& a = impl_->accounts;
+    append_family(out, "keymaster_account_balance_ether", "Agent account balance, in the network's native unit", "gauge", "",
+                  a, [](const S& s) { return s.balance; }, polled);
+    append_family(out, "keymaster_account_threshold_ether", "Top-up threshold of the account", "gauge", "", a,
+                  [](const S& s) { return s.threshold; }, polled);
+    append_family(out, "keymaster_account_target_ether", "Balance a top-up brings the account to", "gauge", "", a,
+                  [](const S& s) { return s.target; }, polled);
+    append_family(out, "keymaster_topups_total", "Top-up transactions by outcome", "counter", ",result=\"success\"", a,
+                  [](const S& s) { return s.successes; }, always);
+    append_family(out, "keymaster_topups_total", "", "counter", ",result=\"failure\"", a,
+                  [](const S& s) { return s.failures; }, always, /*header=*/false);
+    append_family(out, "keymaster_topup_amount_ether_total", "Amount sent by confirmed top-ups", "counter", "", a,
+                  [](const S& s) { return s.amount; }, always);
+    append_family(out, "keymaster_topup_last_timestamp_seconds", "Unix time of the last confirmed top-up", "gauge", "", a,
+                  [](const S& s) { return s.last_topup; }, [](const S& s) { return s.has_last_topup; });
     return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace keymaster::metrics {
 
@@ -30,7 +31,14 @@ public:
     //! The network's bankThreshold, for the low-bank alert.
     void bank_threshold(const std::string& network, const std::string& address, double threshold);
     void forget_bank(const std::string& network, const std::string& address);
+    //! A settled top-up. keymaster_topups_total{result="success"|"failure"} and
+    //! keymaster_topup_amount_ether_total exist at 0 for every account from account_series() on.
     void topup(const AccountLabels& a, bool success, double amount, double unix_time);
+    //! Zero-initialised series of a network: keymaster_errors_total for each scope,
+    //! keymaster_replacements_total and keymaster_gas_spent_ether_total ("" network: the daemon's own).
+    void init_network(const std::string& network, const std::vector<std::string>& scopes);
+    //! The network is no longer funded (config reload): drop every series of it.
+    void forget_network(const std::string& network);
     void gas_spent(const std::string& network, double amount);
     void rpc_call(const std::string& network, const std::string& method, bool ok, std::size_t n = 1);
     void rpc_round_trip(const std::string& network, double seconds);
