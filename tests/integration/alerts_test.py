@@ -17,8 +17,9 @@ import unittest
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
-from chains import DEV_ADDRESS, DEV_KEY, ETHER, Chain, checksum, fresh_address, wait_for, write_config  # noqa: E402
-from daemon_test import Daemon, metric_values  # noqa: E402
+from chains import (DEV_ADDRESS, DEV_KEY, ETHER, Chain, checksum, fresh_address, metric_values, wait_for,  # noqa: E402
+                    write_config)
+from daemon_test import Daemon  # noqa: E402
 from prom import Prometheus  # noqa: E402
 from proxy import FaultProxy  # noqa: E402
 

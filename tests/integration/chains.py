@@ -5,6 +5,7 @@ not share code with keymaster itself.
 """
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -125,3 +126,19 @@ def wait_for(what, predicate, timeout=30.0, step=0.1):
             return True
         time.sleep(step)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric_values(text, name):
+    """{frozenset(labels): value} for one metric name in Prometheus text format."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(rf'^{name}{{(.*)}} (\S+)$', line)
+        if m:
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            out[labels] = float(m.group(2))
+    return out
+
+
+def error_count(text, network, scope):
+    """keymaster_errors_total{network, scope} (every series exists at 0 from the start)."""
+    return metric_values(text, "keymaster_errors_total").get(frozenset({("network", network), ("scope", scope)}), 0)

@@ -20,8 +20,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $seen := dict -}}
 {{- range .Values.shards -}}
 {{- range .networks -}}
-{{- if hasKey $seen . -}}{{- fail (printf "network %s is in two shards: a bank must have one funder" .) -}}{{- end -}}
-{{- $_ := set $seen . true -}}
+{{- $network := toString . -}}
+{{- if hasKey $seen $network -}}{{- fail (printf "network %s is in two shards: a bank must have one funder" $network) -}}{{- end -}}
+{{- $_ := set $seen $network true -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml .Values.shards -}}
