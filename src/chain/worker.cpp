@@ -106,8 +106,13 @@ struct Worker::Impl {
     void apply_limits(RoundPlan& rp) {
         if (!ledger) return;
         try {
-            const Wei spent = ledger->spent_since(net_.name, bank.checksummed(), now() - 86400);
-            rp.spend_remaining = funding::apply_limits(rp.plan, net_.limits, spent);
+            const double day_ago = now() - 86400;
+            const Wei spent = ledger->spent_since(net_.name, bank.checksummed(), day_ago);
+            std::map<eth::Address, funding::Received> received;
+            if (net_.limits.per_account.any())
+                for (const auto& [recipient, r] : ledger->received_since(net_.name, bank.checksummed(), day_ago))
+                    if (auto a = eth::Address::parse(recipient)) received[*a] = {r.amount, r.count};
+            rp.spend_remaining = funding::apply_limits(rp.plan, net_.limits, spent, received);
         } catch (const std::exception& e) {
             rp.fault = Fault::kLedger;
             rp.error = std::string("cannot read spending from the ledger (") + e.what() + "); sending nothing this round";

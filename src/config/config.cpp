@@ -48,6 +48,24 @@ public:
         return *r;
     }
 
+    // limits.perAccount: {"daily": amount, "topUps": count}.
+    void per_account(const json& v, const std::string& path, PerAccountLimits& out) {
+        if (!v.is_object()) {
+            error(path, "expected {\"daily\": amount, \"topUps\": count}");
+            return;
+        }
+        for (const auto& [k, pv] : v.items()) {
+            if (k == "daily") {
+                out.daily = amount(pv, path + ".daily");
+                if (out.daily && *out.daily == 0) error(path + ".daily", "must be above zero");
+            } else if (k == "topUps") {
+                out.top_ups = uint(pv, path + ".topUps", 1, 1'000'000);
+            } else {
+                error(path + "." + k, "expected daily or topUps");
+            }
+        }
+    }
+
     std::optional<std::uint64_t> uint(const json& v, const std::string& path, std::uint64_t min, std::uint64_t max) {
         if (v.is_number_unsigned() && v.get<std::uint64_t>() >= min && v.get<std::uint64_t>() <= max)
             return v.get<std::uint64_t>();
@@ -343,14 +361,18 @@ public:
             const auto& l = v["limits"];
             const std::string lp = path + ".limits";
             if (!l.is_object()) {
-                error(lp, "expected {\"maxTopUp\", \"daily\", \"reserve\"}");
+                error(lp, "expected {\"maxTopUp\", \"daily\", \"reserve\", \"perAccount\"}");
             } else {
                 for (const auto& [k, lv] : l.items()) {
+                    if (k == "perAccount") {
+                        per_account(lv, lp + ".perAccount", net.limits.per_account);
+                        continue;
+                    }
                     std::optional<Wei>* slot = k == "maxTopUp" ? &net.limits.max_top_up
                                                : k == "daily"  ? &net.limits.daily
                                                : k == "reserve" ? &net.limits.reserve : nullptr;
                     if (!slot) {
-                        error(lp + "." + k, "expected maxTopUp, daily or reserve");
+                        error(lp + "." + k, "expected maxTopUp, daily, reserve or perAccount");
                         continue;
                     }
                     *slot = amount(lv, lp + "." + k);

@@ -32,7 +32,40 @@ NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const st
     return plan;
 }
 
-std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h) {
+namespace {
+
+// limits.perAccount for one top-up: false when it is held back whole; may lower its amount (the
+// part held back is recorded).
+bool per_account(TopUp& t, const config::PerAccountLimits& pa, const std::map<eth::Address, Received>& received,
+                 std::vector<std::pair<TopUp, std::string>>& blocked) {
+    if (!pa.any()) return true;
+    const auto it = received.find(t.account.address);
+    const Received r = it == received.end() ? Received{} : it->second;
+    if (pa.top_ups && r.count >= *pa.top_ups) {
+        blocked.emplace_back(t, "perAccount.topUps: " + std::to_string(r.count) + " top-up(s) in the last 24 hours");
+        return false;
+    }
+    if (!pa.daily) return true;
+    const Wei left = r.amount >= *pa.daily ? Wei(0) : *pa.daily - r.amount;
+    const std::string why = "perAccount.daily: " + format_units(r.amount) + " of " + format_units(*pa.daily) +
+                            " received in the last 24 hours";
+    if (left == 0) {
+        blocked.emplace_back(t, why);
+        return false;
+    }
+    if (t.amount > left) {
+        TopUp rest = t;
+        rest.amount = t.amount - left;
+        blocked.emplace_back(rest, why + "; " + format_units(left) + " sent");
+        t.amount = left;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h,
+                                const std::map<eth::Address, Received>& received) {
     std::optional<Wei> remaining;
     if (limits.daily) remaining = spent_24h >= *limits.daily ? Wei(0) : *limits.daily - spent_24h;
     const Wei per_gas = plan.fees ? plan.fees->per_gas_cap() : Wei(0);
@@ -42,6 +75,7 @@ std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits,
     auto amount_str = [](const Wei& w) { return format_units(w); };
     for (auto t : plan.topups) {
         if (limits.max_top_up && t.amount > *limits.max_top_up) t.amount = *limits.max_top_up;
+        if (!per_account(t, limits.per_account, received, plan.blocked)) continue;
         if (remaining && t.amount > *remaining) {
             plan.blocked.emplace_back(t, "daily limit: " + amount_str(*remaining) + " of " + amount_str(*limits.daily) +
                                              " left for the next 24 hours");

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS topups (
   amount TEXT NOT NULL, nonce INTEGER NOT NULL, tx_type INTEGER NOT NULL,
   max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit INTEGER NOT NULL,
   raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
-  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block INTEGER);
+  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block INTEGER,
+  taken_block INTEGER);
 CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);
 CREATE INDEX IF NOT EXISTS topups_nonce ON topups(network, bank, nonce);
 CREATE INDEX IF NOT EXISTS topups_created ON topups(created);
@@ -167,12 +168,22 @@ struct Ledger::Impl {
     }
     int depth = 0;
 
-    // Columns added after the first release (a ledger written by an earlier version opens and gains them).
-    void migrate() {
-        bool has_taken = false;
+    // Columns added after the first release: a ledger written by an earlier version opens and
+    // gains them. Read first (a current ledger is not written to); the change itself in one write
+    // transaction that checks again, so two processes opening an old ledger at once (the daemon
+    // starting while `history` runs) add the column once.
+    bool has_column(const char* name) {
         Stmt info(db, "PRAGMA table_info(topups)");
-        while (info.step()) has_taken |= info.text(1) == "taken_block";
-        if (!has_taken) exec("ALTER TABLE topups ADD COLUMN taken_block INTEGER");
+        bool found = false;
+        while (info.step()) found |= info.text(1) == name;
+        return found;
+    }
+    void migrate() {
+        if (has_column("taken_block")) return;
+        transaction([&] {
+            if (!has_column("taken_block")) exec("ALTER TABLE topups ADD COLUMN taken_block INTEGER");
+            return 0;
+        });
     }
 
     void event(std::int64_t id, State s, const std::string& detail) {
@@ -320,6 +331,27 @@ Wei Ledger::spent_since(const std::string& network, const std::string& bank, dou
     Wei total = 0;
     for (const auto& [_, amount] : by_nonce) total += amount;
     return total;
+}
+
+std::map<std::string, Ledger::Received> Ledger::received_since(const std::string& network, const std::string& bank,
+                                                               double since) const {
+    Stmt s(impl_->db,
+           "SELECT nonce, recipient, amount FROM topups WHERE network=? AND bank=? AND created>=? AND role<>'nonce-filler' "
+           "AND state IN ('intent','sent','confirmed','replaced')");
+    s.bind(1, network).bind(2, bank).bind(3, since);
+    std::map<std::int64_t, std::pair<std::string, Wei>> by_nonce;  // one payment per nonce, at its largest amount
+    while (s.step()) {
+        auto& [recipient, amount] = by_nonce[s.i64(0)];
+        recipient = s.text(1);
+        amount = std::max(amount, wei(s.text(2)));
+    }
+    std::map<std::string, Received> out;
+    for (const auto& [nonce, payment] : by_nonce) {
+        auto& r = out[payment.first];
+        r.amount += payment.second;
+        ++r.count;
+    }
+    return out;
 }
 
 std::vector<Entry> Ledger::history(const Filter& f) const {

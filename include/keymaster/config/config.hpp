@@ -59,11 +59,19 @@ struct BankRef {
     std::string path;
 };
 
+//! What one account may receive in any rolling 24 hours (`limits.perAccount`), from the ledger.
+struct PerAccountLimits {
+    std::optional<Wei> daily;               //!< amount
+    std::optional<std::uint64_t> top_ups;   //!< number of transfers
+    [[nodiscard]] bool any() const { return daily || top_ups; }
+};
+
 //! Spend limits of a network's bank (`limits`).
 struct Limits {
     std::optional<Wei> max_top_up;  //!< one transfer never exceeds it
     std::optional<Wei> daily;       //!< sent in any rolling 24 hours (from the ledger)
     std::optional<Wei> reserve;     //!< the bank keeps at least this much
+    PerAccountLimits per_account;   //!< what one account may receive in 24 hours
 };
 
 //! When an unmined top-up is re-signed with higher fees (`replaceAfter`): whichever comes first.

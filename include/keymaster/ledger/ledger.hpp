@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -88,6 +89,14 @@ public:
     //! What the bank of `network` committed since `since` (unix seconds): every entry not dropped
     //! or failed, each nonce counted once.
     Wei spent_since(const std::string& network, const std::string& bank, double since) const;
+    //! What each recipient of the bank of `network` was sent since `since` (unix seconds), by
+    //! EIP-55 address: amount and number of transfers, counted as spent_since() counts (every
+    //! entry not dropped or failed, each nonce once). Nonce fillers are not counted.
+    struct Received {
+        Wei amount = 0;
+        std::uint64_t count = 0;
+    };
+    std::map<std::string, Received> received_since(const std::string& network, const std::string& bank, double since) const;
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;
 

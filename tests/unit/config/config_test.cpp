@@ -259,7 +259,7 @@ TEST_CASE("config: spend limits", "[config]") {
     CHECK(*l.daily == Wei("5000000000000000000"));
     CHECK(*l.reserve == Wei("10000000000000000000"));
     j["networks"]["alpha"]["limits"] = {{"weekly", "1 ether"}};
-    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.weekly: expected maxTopUp, daily or reserve");
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.weekly: expected maxTopUp, daily, reserve or perAccount");
     j["networks"]["alpha"]["limits"] = {{"daily", "-1 ether"}};
     CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.daily: negative amounts are not allowed");
     j["networks"]["alpha"]["limits"] = {{"maxTopUp", 0}};
@@ -392,4 +392,21 @@ TEST_CASE("config: replaceFeeCeiling, a multiple of a nonce's first fees", "[con
     CHECK(std::get<config::Config>(r).find("alpha")->replace_fee_ceiling == 3);
     j["networks"]["alpha"]["replaceFeeCeiling"] = 0;
     CHECK(only_error(j) == "keymaster.json: networks.alpha.replaceFeeCeiling: expected a whole number from 1 to 1000");
+}
+
+TEST_CASE("config: limits.perAccount", "[config]") {
+    json j = base();
+    j["networks"]["alpha"]["limits"] = {{"perAccount", {{"daily", "2 ether"}, {"topUps", 6}}}};
+    auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
+    const auto& pa = std::get<config::Config>(r).find("alpha")->limits.per_account;
+    CHECK(pa.daily == Wei("2000000000000000000"));
+    CHECK(pa.top_ups == 6u);
+    j["networks"]["alpha"]["limits"] = {{"perAccount", {{"weekly", "1 ether"}}}};
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.perAccount.weekly: expected daily or topUps");
+    j["networks"]["alpha"]["limits"] = {{"perAccount", {{"topUps", 0}}}};
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.perAccount.topUps: expected a whole number from 1 to 1000000");
+    j["networks"]["alpha"]["limits"] = {{"perAccount", {{"daily", "0"}}}};
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.limits.perAccount.daily: must be above zero");
+    j["networks"]["alpha"]["limits"] = {{"perAccount", "2 ether"}};
+    CHECK_THAT(only_error(j), Catch::Contains("networks.alpha.limits.perAccount: expected {"));
 }

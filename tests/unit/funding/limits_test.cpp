@@ -83,3 +83,36 @@ TEST_CASE("replacement fees: at least 12.5% more, rounded up, never above the ce
     auto t = funding::bumped_fees(tip_above, none);
     CHECK(t->priority_fee <= t->max_fee);
 }
+
+TEST_CASE("limits: perAccount caps what one account receives in 24 hours, by amount and by count", "[limits]") {
+    config::Limits l;
+    l.per_account.daily = Wei(100);
+    l.per_account.top_ups = 3;
+    auto p = plan_of({Wei(80), Wei(80), Wei(80), Wei(80)}, Wei(1'000'000'000));
+    const auto& t = p.topups;
+    std::map<eth::Address, funding::Received> received = {
+        {t[0].account.address, {Wei(0), 0}},     // nothing yet: the whole 80
+        {t[1].account.address, {Wei(50), 1}},    // 50 left of 100: 50 sent, 30 held back
+        {t[2].account.address, {Wei(100), 2}},   // the daily amount reached: nothing
+        {t[3].account.address, {Wei(10), 3}},    // three transfers already: nothing
+    };
+    const auto a1 = t[1].account.address, a2 = t[2].account.address, a3 = t[3].account.address;
+    CHECK_FALSE(funding::apply_limits(p, l, 0, received));
+    REQUIRE(p.topups.size() == 2);
+    CHECK(p.topups[0].amount == 80);
+    CHECK(p.topups[1].account.address == a1);
+    CHECK(p.topups[1].amount == 50);
+    CHECK(p.total == 130);
+    REQUIRE(p.blocked.size() == 3);
+    CHECK(p.blocked[0].first.account.address == a1);
+    CHECK(p.blocked[0].first.amount == 30);
+    CHECK_THAT(p.blocked[0].second, Catch::StartsWith("perAccount.daily"));
+    CHECK(p.blocked[1].first.account.address == a2);
+    CHECK_THAT(p.blocked[1].second, Catch::StartsWith("perAccount.daily"));
+    CHECK(p.blocked[2].first.account.address == a3);
+    CHECK_THAT(p.blocked[2].second, Catch::StartsWith("perAccount.topUps"));
+    // Without perAccount, received amounts change nothing.
+    auto q = plan_of({Wei(80)}, Wei(1'000'000'000));
+    CHECK_FALSE(funding::apply_limits(q, config::Limits{}, 0, {{q.topups[0].account.address, {Wei(1000), 99}}}));
+    CHECK(q.topups.size() == 1);
+}

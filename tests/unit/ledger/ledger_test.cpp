@@ -109,3 +109,56 @@ TEST_CASE("ledger: an unusable data directory is an error, not a silent success"
     CHECK_THROWS_AS(ledger::Ledger(dir, true), ledger::LedgerError);
     std::filesystem::remove(dir);
 }
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <thread>
+
+TEST_CASE("ledger: one written by the previous release opens, gains its new column once, even opened at once by many", "[ledger]") {
+    const auto dir = temp_dir();
+    std::filesystem::create_directories(dir);
+    // The previous release's schema (no taken_block), with one unresolved top-up in it.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((dir + "/ledger.sqlite").c_str(), &db) == SQLITE_OK);
+    const char* old = R"sql(
+CREATE TABLE topups (
+  id INTEGER PRIMARY KEY,
+  created REAL NOT NULL, updated REAL NOT NULL,
+  network TEXT NOT NULL, chain_id INTEGER NOT NULL, bank TEXT NOT NULL,
+  recipient TEXT NOT NULL, home TEXT NOT NULL, role TEXT NOT NULL,
+  amount TEXT NOT NULL, nonce INTEGER NOT NULL, tx_type INTEGER NOT NULL,
+  max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit INTEGER NOT NULL,
+  raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
+  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block INTEGER);
+CREATE TABLE events (id INTEGER PRIMARY KEY, topup_id INTEGER NOT NULL REFERENCES topups(id),
+  time REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
+INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha', 'updater', '1000', 7, 2,
+  '10', '1', '0', 21000, '0x02', '0xold', 'sent', NULL, NULL, NULL, NULL, NULL, 5);
+)sql";
+    REQUIRE(sqlite3_exec(db, old, nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_close(db) == SQLITE_OK);
+    // The daemon starting while `history` runs: several processes migrate at once (here, threads).
+    std::vector<std::thread> openers;
+    std::atomic<int> failures{0};
+    for (int i = 0; i < 8; ++i)
+        openers.emplace_back([&] {
+            try {
+                ledger::Ledger l(dir, /*lock=*/false);
+                if (l.pending("alpha", "0xBANK").size() != 1) ++failures;
+            } catch (const std::exception& e) {
+                UNSCOPED_INFO(e.what());
+                ++failures;
+            }
+        });
+    for (auto& t : openers) t.join();
+    CHECK(failures == 0);
+    ledger::Ledger l(dir, /*lock=*/true);
+    auto p = l.pending("alpha", "0xBANK");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].tx_hash == "0xold");
+    CHECK(p[0].nonce == 7);
+    CHECK(p[0].taken_block == 0);
+    l.taken(p[0].id, 12);
+    CHECK(l.pending("alpha", "0xBANK")[0].taken_block == 12);
+}

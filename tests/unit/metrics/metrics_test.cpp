@@ -1,0 +1,60 @@
+#include <catch2/catch.hpp>
+
+#include "keymaster/metrics/metrics.hpp"
+
+using namespace keymaster;
+
+namespace {
+
+bool has(const std::string& text, const std::string& line) { return text.find(line + "\n") != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("metrics: every alerted series exists at 0 before anything happened", "[metrics]") {
+    metrics::Metrics m("1.2.3", "abc");
+    const metrics::AccountLabels a{"alpha", "beta", "relayer", "0xA"};
+    (void)m.account_series(a);
+    m.init_network("alpha", {"poll", "topup", "internal"});
+    m.init_network("", {"config", "internal"});
+    const auto text = m.serialize();
+    const std::string l = R"(network="alpha",home="beta",role="relayer",address="0xA")";
+    CHECK(has(text, "keymaster_topups_total{" + l + R"(,result="success"} 0)"));
+    CHECK(has(text, "keymaster_topups_total{" + l + R"(,result="failure"} 0)"));
+    CHECK(has(text, "keymaster_topup_amount_ether_total{" + l + "} 0"));
+    CHECK(text.find("keymaster_topup_last_timestamp_seconds{") == std::string::npos);  // no top-up yet
+    CHECK(text.find("keymaster_account_balance_ether{") == std::string::npos);          // not polled yet
+    CHECK(has(text, R"(keymaster_errors_total{network="alpha",scope="poll"} 0)"));
+    CHECK(has(text, R"(keymaster_errors_total{network="alpha",scope="internal"} 0)"));
+    CHECK(has(text, R"(keymaster_errors_total{network="",scope="config"} 0)"));
+    CHECK(has(text, R"(keymaster_replacements_total{network="alpha"} 0)"));
+    CHECK(has(text, R"(keymaster_gas_spent_ether_total{network="alpha"} 0)"));
+    CHECK(text.find("process_start_time_seconds ") != std::string::npos);
+    // One HELP/TYPE per family, the failure series in the same block as the success ones.
+    CHECK(text.find("# TYPE keymaster_topups_total counter") == text.rfind("# TYPE keymaster_topups_total counter"));
+}
+
+TEST_CASE("metrics: top-ups count, and a reload drops what it no longer funds", "[metrics]") {
+    metrics::Metrics m("1.2.3", "abc");
+    const metrics::AccountLabels a{"alpha", "alpha", "updater", "0xB"};
+    auto* s = m.account_series(a);
+    m.set(s, 1.5, 1, 2);
+    m.topup(a, false, 0.5, 100);
+    m.topup(a, true, 0.5, 200);
+    m.init_network("alpha", {"poll"});
+    m.error("alpha", "poll");
+    m.rpc_call("alpha", "eth_getBalance", true, 3);
+    m.poll("alpha", 0.01, true, 300);
+    auto text = m.serialize();
+    const std::string l = R"(network="alpha",home="alpha",role="updater",address="0xB")";
+    CHECK(has(text, "keymaster_topups_total{" + l + R"(,result="success"} 1)"));
+    CHECK(has(text, "keymaster_topups_total{" + l + R"(,result="failure"} 1)"));
+    CHECK(has(text, "keymaster_topup_amount_ether_total{" + l + "} 0.5"));
+    CHECK(has(text, "keymaster_topup_last_timestamp_seconds{" + l + "} 200"));
+    CHECK(has(text, "keymaster_account_balance_ether{" + l + "} 1.5"));
+    CHECK(has(text, R"(keymaster_errors_total{network="alpha",scope="poll"} 1)"));
+    m.forget_account(a);
+    m.forget_network("alpha");
+    text = m.serialize();
+    CHECK(text.find("0xB") == std::string::npos);
+    CHECK(text.find(R"(network="alpha")") == std::string::npos);
+}
