@@ -118,7 +118,7 @@ def keymaster(*args, env=None, stdin=subprocess.DEVNULL, timeout=300):
                           timeout=timeout)
 
 
-def wait_for(what, predicate, timeout=30.0, step=0.1):
+def wait_for(what, predicate, timeout=60.0, step=0.1):
     """Polls `predicate` until it holds; fails the test naming `what` after `timeout` seconds."""
     deadline = time.time() + timeout
     while time.time() < deadline:

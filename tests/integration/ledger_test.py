@@ -15,18 +15,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from chains import (KEYMASTER, CAST, Chain, DEV_ADDRESS, DEV_KEY, ETHER, fresh_address, free_port, keymaster,  # noqa: E402
-                    write_config)
+                    wait_for, write_config)
 
 ENV = {"KM_BANK": DEV_KEY}
-
-
-def wait_for(what, predicate, timeout=60.0, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def limited(size):
