@@ -227,7 +227,7 @@ private:
     server::Response handle(const std::string& method, const std::string& target) {
         const std::string path = target.substr(0, target.find('?'));
         if (method != "GET" && method != "HEAD") return {405, "text/plain; charset=utf-8", "method not allowed\n"};
-        if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.serialize()};
+        if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", {}, metrics_.stream()};
         if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
         if (path == "/readyz") {
             json missing = json::array();

@@ -29,6 +29,7 @@ struct Metrics::Impl {
     mutable std::mutex accounts_mu;
     // Rendered labels (network="..",home="..",role="..",address="..") -> values; nodes are stable.
     std::unordered_map<std::string, AccountSeries> accounts;
+    std::uint64_t erasures = 0;  // accounts erased so far (a stream in progress stops at one)
     std::unordered_map<std::string, prometheus::Counter*> rpc_counters;  // network/method/result
     std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
 
@@ -115,7 +116,7 @@ void Metrics::set(AccountSeries* s, double balance, double threshold, double tar
 
 void Metrics::forget_account(const AccountLabels& a) {
     std::lock_guard lock(impl_->accounts_mu);
-    impl_->accounts.erase(label_text(a));
+    if (impl_->accounts.erase(label_text(a))) ++impl_->erasures;
 }
 
 void Metrics::bank(const std::string& network, const std::string& address, double balance) {
@@ -221,60 +222,114 @@ void Metrics::spend_remaining(const std::string& network, double amount) {
 
 namespace {
 
-// One family of per-account series in the text format. `suffix` follows the account's labels
-// (",result=\"success\""); `present` filters accounts that have no value yet.
-template <typename Get, typename Has>
-void append_family(std::string& out, const char* name, const char* help, const char* type, const char* suffix,
-                   const std::unordered_map<std::string, Metrics::AccountSeries>& accounts, Get get, Has present,
-                   bool header = true) {
-    if (header) {
-        out += "# HELP ";
-        out += name;
-        out += ' ';
-        out += help;
-        out += "\n# TYPE ";
-        out += name;
-        out += ' ';
-        out += type;
-        out += '\n';
-    }
-    for (const auto& [labels, s] : accounts) {
-        if (!present(s)) continue;
-        out += name;
-        out += '{';
-        out += labels;
-        out += suffix;
-        out += "} ";
-        append_double(out, get(s));
-        out += '\n';
-    }
+using Series = std::pair<const std::string, Metrics::AccountSeries>;
+
+// The per-account families, in order: name, help, type, label suffix, value, present.
+struct Family {
+    const char* name;
+    const char* help;  // nullptr: continues the previous family (same name)
+    const char* type;
+    const char* suffix;
+    double (*value)(const Metrics::AccountSeries&);
+    bool (*present)(const Metrics::AccountSeries&);
+};
+
+using S = Metrics::AccountSeries;
+const Family kFamilies[] = {
+    {"keymaster_account_balance_ether", "Agent account balance, in the network's native unit", "gauge", "",
+     [](const S& s) { return s.balance; }, [](const S& s) { return s.has_balance; }},
+    {"keymaster_account_threshold_ether", "Top-up threshold of the account", "gauge", "",
+     [](const S& s) { return s.threshold; }, [](const S& s) { return s.has_balance; }},
+    {"keymaster_account_target_ether", "Balance a top-up brings the account to", "gauge", "",
+     [](const S& s) { return s.target; }, [](const S& s) { return s.has_balance; }},
+    {"keymaster_topups_total", "Top-up transactions by outcome", "counter", ",result=\"success\"",
+     [](const S& s) { return s.successes; }, [](const S&) { return true; }},
+    {"keymaster_topups_total", nullptr, "counter", ",result=\"failure\"", [](const S& s) { return s.failures; },
+     [](const S&) { return true; }},
+    {"keymaster_topup_amount_ether_total", "Amount sent by confirmed top-ups", "counter", "",
+     [](const S& s) { return s.amount; }, [](const S&) { return true; }},
+    {"keymaster_topup_last_timestamp_seconds", "Unix time of the last confirmed top-up", "gauge", "",
+     [](const S& s) { return s.last_topup; }, [](const S& s) { return s.has_last_topup; }},
+};
+constexpr std::size_t kPiece = 64 * 1024;
+
+void append_header(std::string& out, const Family& f) {
+    out += "# HELP ";
+    out += f.name;
+    out += ' ';
+    out += f.help;
+    out += "\n# TYPE ";
+    out += f.name;
+    out += ' ';
+    out += f.type;
+    out += '\n';
+}
+
+void append_line(std::string& out, const Family& f, const Series& s) {
+    out += f.name;
+    out += '{';
+    out += s.first;
+    out += f.suffix;
+    out += "} ";
+    append_double(out, f.value(s.second));
+    out += '\n';
 }
 
 }  // namespace
 
+std::function<bool(std::string&)> Metrics::stream() const {
+    // The registry's families first (a few series per network), then the accounts' from pointers
+    // to their records (nodes of the map stay put when it grows; an erase is detected). A piece
+    // ends once `out` holds kPiece bytes: the caller empties it between calls.
+    struct State {
+        const Impl* impl;
+        std::string head;
+        std::vector<const Series*> accounts;
+        std::uint64_t erasures = 0;
+        std::size_t family = 0, next = 0;
+        bool head_sent = false;
+    };
+    auto st = std::make_shared<State>();
+    st->impl = impl_.get();
+    st->head = prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+    {
+        std::lock_guard lock(impl_->accounts_mu);
+        st->erasures = impl_->erasures;
+        st->accounts.reserve(impl_->accounts.size());
+        for (const auto& a : impl_->accounts) st->accounts.push_back(&a);
+    }
+    return [st](std::string& out) {
+        if (!st->head_sent) {
+            out += st->head;
+            st->head.clear();
+            st->head.shrink_to_fit();
+            st->head_sent = true;
+            return !st->accounts.empty();
+        }
+        std::lock_guard lock(st->impl->accounts_mu);
+        if (st->impl->erasures != st->erasures) return false;  // a reload forgot accounts: end here
+        while (st->family < std::size(kFamilies) && out.size() < kPiece) {
+            const Family& f = kFamilies[st->family];
+            if (st->next == 0 && f.help) append_header(out, f);
+            for (; st->next < st->accounts.size() && out.size() < kPiece; ++st->next)
+                if (f.present(st->accounts[st->next]->second)) append_line(out, f, *st->accounts[st->next]);
+            if (st->next == st->accounts.size()) {
+                ++st->family;
+                st->next = 0;
+            }
+        }
+        return st->family < std::size(kFamilies);
+    };
+}
+
 std::string Metrics::serialize() const {
-    std::string out = prometheus::TextSerializer().Serialize(impl_->registry->Collect());
-    using S = AccountSeries;
-    auto always = [](const S&) { return true; };
-    auto polled = [](const S& s) { return s.has_balance; };
-    std::lock_guard lock(impl_->accounts_mu);
-    if (impl_->accounts.empty()) return out;
-    out.reserve(out.size() + impl_->accounts.size() * 7 * 190);
-    const auto& a = impl_->accounts;
-    append_family(out, "keymaster_account_balance_ether", "Agent account balance, in the network's native unit", "gauge", "",
-                  a, [](const S& s) { return s.balance; }, polled);
-    append_family(out, "keymaster_account_threshold_ether", "Top-up threshold of the account", "gauge", "", a,
-                  [](const S& s) { return s.threshold; }, polled);
-    append_family(out, "keymaster_account_target_ether", "Balance a top-up brings the account to", "gauge", "", a,
-                  [](const S& s) { return s.target; }, polled);
-    append_family(out, "keymaster_topups_total", "Top-up transactions by outcome", "counter", ",result=\"success\"", a,
-                  [](const S& s) { return s.successes; }, always);
-    append_family(out, "keymaster_topups_total", "", "counter", ",result=\"failure\"", a,
-                  [](const S& s) { return s.failures; }, always, /*header=*/false);
-    append_family(out, "keymaster_topup_amount_ether_total", "Amount sent by confirmed top-ups", "counter", "", a,
-                  [](const S& s) { return s.amount; }, always);
-    append_family(out, "keymaster_topup_last_timestamp_seconds", "Unix time of the last confirmed top-up", "gauge", "", a,
-                  [](const S& s) { return s.last_topup; }, [](const S& s) { return s.has_last_topup; });
+    std::string out, piece;
+    auto next = stream();
+    for (bool more = true; more;) {
+        piece.clear();  // each piece is measured from empty
+        more = next(piece);
+        out += piece;
+    }
     return out;
 }
 

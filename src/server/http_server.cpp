@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
@@ -31,6 +32,45 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
 
     Impl(net::any_io_executor e, Handler h) : ex(e), acceptor(e), handler(std::move(h)) {}
 
+    static net::awaitable<void> write_whole(beast::tcp_stream& stream, Response& r, unsigned version, bool keep_alive,
+                                            boost::system::error_code& ec) {
+        if (r.chunks) {  // HTTP/1.0 or HEAD: the pieces, joined
+            std::string piece;
+            for (bool more = true; more;) {
+                piece.clear();
+                more = r.chunks(piece);
+                r.body += piece;
+            }
+        }
+        http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+        res.set(http::field::server, "keymaster");
+        res.set(http::field::content_type, r.content_type);
+        res.keep_alive(keep_alive);
+        res.body() = std::move(r.body);
+        res.prepare_payload();
+        co_await http::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+    }
+
+    static net::awaitable<void> write_chunked(beast::tcp_stream& stream, Response& r, unsigned version, bool keep_alive,
+                                              boost::system::error_code& ec) {
+        http::response<http::empty_body> res{static_cast<http::status>(r.status), version};
+        res.set(http::field::server, "keymaster");
+        res.set(http::field::content_type, r.content_type);
+        res.keep_alive(keep_alive);
+        res.chunked(true);
+        http::response_serializer<http::empty_body> sr{res};
+        co_await http::async_write_header(stream, sr, net::redirect_error(net::use_awaitable, ec));
+        std::string piece;
+        for (bool more = true; more && !ec;) {
+            piece.clear();
+            more = r.chunks(piece);
+            if (!piece.empty())
+                co_await net::async_write(stream, http::make_chunk(net::buffer(piece)),
+                                          net::redirect_error(net::use_awaitable, ec));
+        }
+        if (!ec) co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(net::use_awaitable, ec));
+    }
+
     net::awaitable<void> session(std::shared_ptr<beast::tcp_stream> stream) {
         beast::flat_buffer buffer;
         for (;;) {
@@ -49,14 +89,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
                 spdlog::error("http: handler for {} failed: {}", std::string(req.target()), e.what());
                 r = Response{500, "text/plain; charset=utf-8", "internal error\n"};
             }
-            http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
-            res.set(http::field::server, "keymaster");
-            res.set(http::field::content_type, r.content_type);
-            res.keep_alive(req.keep_alive());
-            res.body() = std::move(r.body);
-            res.prepare_payload();
-            co_await http::async_write(*stream, res, net::redirect_error(net::use_awaitable, ec));
-            if (ec || !res.keep_alive()) break;
+            const bool keep_alive = req.keep_alive();
+            if (r.chunks && req.version() >= 11 && req.method() != http::verb::head)
+                co_await write_chunked(*stream, r, req.version(), keep_alive, ec);
+            else
+                co_await write_whole(*stream, r, req.version(), keep_alive, ec);
+            if (ec || !keep_alive) break;
         }
         boost::system::error_code ignored;
         stream->socket().shutdown(tcp::socket::shutdown_both, ignored);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,8 +51,13 @@ public:
     //! What is left of the network's daily spend limit.
     void spend_remaining(const std::string& network, double amount);
 
-    //! Prometheus text format 0.0.4.
+    //! Prometheus text format 0.0.4, whole (tests, small fleets).
     std::string serialize() const;
+    //! The same text in pieces of about 64 KiB: each call appends the next piece to `out` and
+    //! returns whether more follow. Per-account series are rendered as the pieces are asked for,
+    //! so 10,000 accounts never make one large string. Single-threaded with the updates (the
+    //! daemon's loop); an account forgotten meanwhile (a reload) ends the text early.
+    std::function<bool(std::string& out)> stream() const;
 
 private:
     struct Impl;

@@ -58,3 +58,32 @@ TEST_CASE("metrics: top-ups count, and a reload drops what it no longer funds", 
     CHECK(text.find("0xB") == std::string::npos);
     CHECK(text.find(R"(network="alpha")") == std::string::npos);
 }
+
+TEST_CASE("metrics: /metrics is streamed in pieces of about 64 KiB, the same text as a whole", "[metrics]") {
+    metrics::Metrics m("1.2.3", "abc");
+    std::vector<metrics::AccountLabels> accounts;
+    for (int i = 0; i < 2000; ++i) {
+        accounts.push_back({"alpha", "alpha", "watcher", "0x" + std::to_string(100000 + i)});
+        m.set(m.account_series(accounts.back()), 1, 1, 2);
+    }
+    auto next = m.stream();
+    std::string joined, piece;
+    std::size_t pieces = 0;
+    for (bool more = true; more;) {
+        piece.clear();
+        more = next(piece);
+        CHECK(piece.size() < 64 * 1024 + 512);
+        joined += piece;
+        ++pieces;
+    }
+    CHECK(pieces > 10);
+    CHECK(joined == m.serialize());
+    // A reload that forgets an account while a scrape is under way ends that scrape early.
+    auto interrupted = m.stream();
+    piece.clear();
+    REQUIRE(interrupted(piece));  // the registry's families
+    m.forget_account(accounts[0]);
+    piece.clear();
+    CHECK_FALSE(interrupted(piece));
+    CHECK(piece.empty());
+}
