@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "keymaster/common/duration.hpp"
 #include "keymaster/config/config.hpp"
 #include "keymaster/funding/plan.hpp"
 #include "keymaster/signer/signer.hpp"
@@ -37,9 +38,6 @@ struct RunOptions {
     bool dry_run = false;
     std::chrono::seconds shutdown_timeout{30};
 };
-
-//! "500ms", "30s", "5m", "1h" or plain seconds ("60").
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 
 struct HistoryOptions {
     std::string network, address, since;

@@ -262,23 +262,6 @@ private:
 
 }  // namespace
 
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
-    std::size_t i = 0;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-    if (i == 0 || i > 9) return std::nullopt;
-    long v = std::stol(text.substr(0, i));
-    const std::string unit = text.substr(i);
-    long ms;
-    if (unit.empty() || unit == "s") ms = v * 1000;
-    else if (unit == "d") ms = v * 86'400'000;
-    else if (unit == "ms") ms = v;
-    else if (unit == "m") ms = v * 60'000;
-    else if (unit == "h") ms = v * 3'600'000;
-    else return std::nullopt;
-    if (ms <= 0) return std::nullopt;
-    return std::chrono::milliseconds(ms);
-}
-
 int cmd_run(const GlobalOptions& g, const RunOptions& o) { return Daemon(g, o).run(); }
 
 }  // namespace keymaster::cli

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "keymaster/common/duration.hpp"
+
 namespace keymaster::config {
 namespace {
 
@@ -46,6 +48,38 @@ public:
             return std::nullopt;
         }
         return *r;
+    }
+
+    // runway: {"threshold", "target", "window": durations; "max": amount}.
+    Runway runway(const json& v, const std::string& path) {
+        Runway r;
+        if (!v.is_object()) {
+            error(path, "expected {\"threshold\", \"target\", \"window\", \"max\"}");
+            return r;
+        }
+        for (const auto& [k, rv] : v.items()) {
+            std::optional<double>* slot = k == "threshold" ? &r.threshold : k == "target" ? &r.target
+                                          : k == "window" ? &r.window : nullptr;
+            if (k == "max") {
+                r.max = amount(rv, path + ".max");
+                r.max_path = path + ".max";
+                if (r.max && *r.max == 0) error(path + ".max", "must be above zero");
+            } else if (!slot) {
+                error(path + "." + k, "expected threshold, target, window or max");
+            } else if (auto d = rv.is_string() ? parse_duration(rv.get<std::string>()) : std::nullopt) {
+                *slot = std::chrono::duration<double>(*d).count();
+            } else {
+                error(path + "." + k, "expected a duration such as \"30s\", \"5m\", \"6h\" or \"7d\"");
+            }
+        }
+        return r;
+    }
+
+    // A runway target shorter than its threshold would top up to below the threshold.
+    void check_runway(const Runway& r, const std::string& path) {
+        if (r.threshold && r.target && *r.target < *r.threshold)
+            error(path + ".target", "runway target " + format_duration(*r.target) + " is shorter than the runway threshold " +
+                                        format_duration(*r.threshold));
     }
 
     // limits.perAccount: {"daily": amount, "topUps": count}.
@@ -211,7 +245,7 @@ public:
         static const std::set<std::string> kKnown = {
             "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
             "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
-            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain"};
+            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain", "runway"};
         for (const auto& [k, _] : v.items())
             if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
 
@@ -260,6 +294,10 @@ public:
                 error(path + ".target", "target " + format_units(*net.target) + " is below threshold " +
                                             format_units(net.threshold));
         }
+        if (v.contains("runway")) {
+            net.runway = runway(v["runway"], path + ".runway");
+            check_runway(net.runway, path + ".runway");
+        }
         if (v.contains("roles")) {
             const auto& r = v["roles"];
             if (!r.is_object()) error(path + ".roles", "expected an object keyed by role");
@@ -272,12 +310,18 @@ public:
                         continue;
                     }
                     if (!rv.is_object()) {
-                        error(p, "expected {\"threshold\", \"target\"}");
+                        error(p, "expected {\"threshold\", \"target\", \"runway\"}");
                         continue;
                     }
                     RoleSettings s;
                     if (rv.contains("threshold")) s.threshold = amount(rv["threshold"], p + ".threshold");
                     if (rv.contains("target")) s.target = amount(rv["target"], p + ".target");
+                    if (rv.contains("runway")) {
+                        s.runway = runway(rv["runway"], p + ".runway");
+                        check_runway(merged(s.runway, net.runway), p + ".runway");
+                    }
+                    for (const auto& [rk, _] : rv.items())
+                        if (rk != "threshold" && rk != "target" && rk != "runway") warn(p + "." + rk, "unknown key, ignored");
                     const Wei th = s.threshold.value_or(net.threshold);
                     if (s.target && *s.target < th)
                         error(p + ".target", "target " + format_units(*s.target) + " is below threshold " + format_units(th));
@@ -477,6 +521,18 @@ private:
 };
 
 }  // namespace
+
+Runway merged(const Runway& over, const Runway& base) {
+    Runway r = base;
+    if (over.threshold) r.threshold = over.threshold;
+    if (over.target) r.target = over.target;
+    if (over.window) r.window = over.window;
+    if (over.max) {
+        r.max = over.max;
+        r.max_path = over.max_path;
+    }
+    return r;
+}
 
 std::string_view role_name(Role role) {
     switch (role) {

@@ -1,5 +1,7 @@
 #include "keymaster/funding/plan.hpp"
 
+#include "keymaster/funding/burn.hpp"
+
 #include <algorithm>
 
 namespace keymaster::funding {
@@ -7,6 +9,21 @@ namespace {
 
 using config::Network;
 using config::Role;
+
+// One account listed twice: the longer of each horizon, the larger max.
+config::Runway longer(config::Runway a, const config::Runway& b) {
+    auto longest = [](std::optional<double>& x, const std::optional<double>& y) {
+        if (y && (!x || *y > *x)) x = y;
+    };
+    longest(a.threshold, b.threshold);
+    longest(a.target, b.target);
+    longest(a.window, b.window);
+    if (b.max && (!a.max || *b.max > *a.max)) {
+        a.max = b.max;
+        a.max_path = b.max_path;
+    }
+    return a;
+}
 
 struct Builder {
     const config::Config& cfg;
@@ -33,6 +50,16 @@ struct Builder {
             return;
         }
         const Wei tgt = target.value_or(threshold * 2);
+        const config::Runway runway =
+            rs != n.roles.end() ? config::merged(rs->second.runway, n.runway) : n.runway;
+        if (runway.max && (*runway.max < threshold || *runway.max < tgt)) {
+            out.errors.push_back(cfg.file + ": " + runway.max_path + ": runway.max " + format_units(*runway.max) +
+                                 " is below the " + (*runway.max < threshold ? "threshold " : "target ") +
+                                 format_units(*runway.max < threshold ? threshold : tgt) + " of " +
+                                 std::string(config::role_name(role)) + " " + agent.address.checksummed() + " (" +
+                                 agent.path + ")");
+            return;
+        }
 
         if (auto b = banks.find(n.name); b != banks.end() && b->second == agent.address) {
             out.notes.push_back(n.name + ": " + agent.address.checksummed() + " (" + std::string(config::role_name(role)) +
@@ -43,12 +70,13 @@ struct Builder {
             if (existing.address != agent.address) continue;
             existing.threshold = std::max(existing.threshold, threshold);
             existing.target = std::max(existing.target, tgt);
+            existing.runway = longer(existing.runway, runway);
             out.notes.push_back(n.name + ": " + agent.address.checksummed() + " is listed more than once (" +
                                 std::string(config::role_name(existing.role)) + " of " + existing.home + ", " +
                                 std::string(config::role_name(role)) + " of " + home + "); funded once");
             return;
         }
-        list.accounts.push_back(Account{n.name, home, role, agent.address, threshold, tgt});
+        list.accounts.push_back(Account{n.name, home, role, agent.address, threshold, tgt, runway});
     }
 
     void run() {
@@ -89,9 +117,13 @@ Topology build_topology(const config::Config& cfg, const std::map<std::string, e
 }
 
 Decision decide(const Account& account, const std::optional<Wei>& balance) {
+    return decide(Levels{account.threshold, account.target}, balance);
+}
+
+Decision decide(const Levels& levels, const std::optional<Wei>& balance) {
     if (!balance) return {Action::kUnknown, 0};
-    if (*balance >= account.threshold) return {Action::kNone, 0};
-    return {Action::kTopUp, account.target - *balance};
+    if (*balance >= levels.threshold) return {Action::kNone, 0};
+    return {Action::kTopUp, levels.target - *balance};
 }
 
 }  // namespace keymaster::funding

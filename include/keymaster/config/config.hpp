@@ -39,9 +39,25 @@ struct Ignore {
     std::set<Role> all, local, remote;
 };
 
+//! `runway`: a threshold and a target in time, sized from the measured burn rate (durations in
+//! seconds; each unset field falls back to the network's block, for a role's).
+struct Runway {
+    std::optional<double> threshold;  //!< top up when the balance lasts less than this
+    std::optional<double> target;     //!< top up to what lasts this long
+    std::optional<double> window;     //!< the burn rate is measured over this (default 24h)
+    std::optional<Wei> max;           //!< a target from burn never exceeds it
+    std::string max_path;             //!< where max came from, for error messages
+    [[nodiscard]] bool sized() const { return threshold || target; }
+    //! `window`, or 24 hours.
+    [[nodiscard]] double window_seconds() const { return window.value_or(86400.0); }
+};
+//! `over`'s fields where set, else `base`'s.
+Runway merged(const Runway& over, const Runway& base);
+
 //! Per-role overrides (`roles.<role>`).
 struct RoleSettings {
     std::optional<Wei> threshold, target;
+    Runway runway;
 };
 
 //! Where the bank key comes from. The key itself is only read by resolve_bank_key().
@@ -109,6 +125,7 @@ struct Network {
     //! Replacements never raise a nonce's fees above this many times its first transaction's
     //! (`replaceFeeCeiling`; maxFeePerGas, when set, caps them too).
     std::uint64_t replace_fee_ceiling = 10;
+    Runway runway;  //!< `runway`; roles.<role>.runway overrides it field by field
 };
 
 //! A loaded configuration.

@@ -18,6 +18,7 @@ struct Account {
     eth::Address address;
     Wei threshold = 0;
     Wei target = 0;
+    config::Runway runway;  //!< the network's runway with the role's over it
 };
 
 //! Accounts funded on one network, in a stable order: local agents, then remote agents by home.

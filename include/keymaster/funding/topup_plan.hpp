@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "keymaster/funding/burn.hpp"
 #include "keymaster/funding/fees.hpp"
 #include "keymaster/funding/snapshot.hpp"
 
@@ -19,11 +20,15 @@ struct TopUp {
     Wei balance = 0;
     Wei amount = 0;
     std::uint64_t gas_limit = 21000;
+    Levels levels;  //!< the threshold it fell below and the target it is brought to
 };
 
 //! What one network needs this round.
 struct NetworkPlan {
     NetworkSnapshot snapshot;
+    std::vector<BurnRate> rates;   //!< per snapshot account: measured burn (empty: not known)
+    std::vector<Levels> levels;    //!< per snapshot account: effective threshold and target
+    std::optional<BurnRate> bank_rate;  //!< what the bank sent (top-ups and fees) per day
     std::vector<TopUp> topups;
     std::vector<AccountState> unknown;  //!< balance unread: no decision this round
     std::vector<AccountState> waiting;  //!< below threshold, but an earlier top-up is not confirmed yet
@@ -35,10 +40,11 @@ struct NetworkPlan {
     bool covered = false;  //!< bank balance >= total + max_fee_cost
 };
 
-//! Applies the decision rule to every account of a snapshot. Accounts in `busy` (a top-up of
+//! Applies the decision rule to every account of a snapshot, at its effective levels (from
+//! `rates`, one per snapshot account, when given: see levels()). Accounts in `busy` (a top-up of
 //! theirs is not yet confirmed) get no new one. Chooses the fees when anything is to be sent.
 [[nodiscard]] NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net,
-                                    const std::set<eth::Address>& busy = {});
+                                    const std::set<eth::Address>& busy = {}, std::vector<BurnRate> rates = {});
 
 //! Recomputes total, max_fee_cost and covered from the plan's top-ups and fees.
 void update_costs(NetworkPlan& plan);

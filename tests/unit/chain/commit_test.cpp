@@ -170,7 +170,7 @@ struct Rig {
         net.replace_after = {1000, 3600};
         if (tweak) tweak(net);
         for (int i = 1; i <= n; ++i)
-            accounts->push_back({"alpha", "alpha", config::Role::kWatcher, address_of(i), kEther, kEther * 2});
+            accounts->push_back({"alpha", "alpha", config::Role::kWatcher, address_of(i), kEther, kEther * 2, {}});
         chain.balances[bank->address().lower()] = kEther * 1000;
         worker = std::make_unique<chain::Worker>(io.get_executor(), net, bank, accounts, &ledger, rpc::RpcObserver{});
         worker->set_clock([this] { return clock += clock_step; });

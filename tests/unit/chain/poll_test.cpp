@@ -27,7 +27,7 @@ std::vector<funding::Account> accounts(std::size_t n) {
         ByteArray<20> b{};
         b[18] = static_cast<std::uint8_t>(i >> 8);
         b[19] = static_cast<std::uint8_t>(i & 0xff);
-        out.push_back({"alpha", "alpha", config::Role::kWatcher, eth::Address(b), Wei(1), Wei(2)});
+        out.push_back({"alpha", "alpha", config::Role::kWatcher, eth::Address(b), Wei(1), Wei(2), {}});
     }
     return out;
 }

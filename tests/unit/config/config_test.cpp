@@ -183,6 +183,38 @@ TEST_CASE("config: every validation error names the file and the place", "[confi
         j["networks"]["alpha"]["roles"] = {{"watcher", {{"threshold", "1 ether"}, {"target", "0.5 ether"}}}};
         CHECK(only_error(j) == "keymaster.json: networks.alpha.roles.watcher.target: target 0.5 is below threshold 1");
     }
+    SECTION("runway") {
+        json j = base();
+        j["networks"]["alpha"]["runway"] = {{"threshold", "6 hours"}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.runway.threshold: expected a duration such as \"30s\", \"5m\", \"6h\" or \"7d\"");
+        j["networks"]["alpha"]["runway"] = {{"window", 3600}};
+        CHECK_THAT(only_error(j), Catch::StartsWith("keymaster.json: networks.alpha.runway.window: expected a duration"));
+        j["networks"]["alpha"]["runway"] = {{"threshold", "6h"}, {"target", "2h"}};
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.runway.target: runway target 2h is shorter than the runway threshold 6h");
+        j["networks"]["alpha"]["runway"] = {{"threshold", "6h"}};
+        j["networks"]["alpha"]["roles"] = {{"relayer", {{"runway", {{"target", "1h"}}}}}};  // merged with the network's 6h
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.roles.relayer.runway.target: runway target 1h is shorter than the runway threshold 6h");
+        j = base();
+        j["networks"]["alpha"]["runway"] = {{"max", "0 ether"}, {"horizon", "1d"}};
+        auto e = errors_of(j);
+        CHECK(std::find(e.begin(), e.end(), "keymaster.json: networks.alpha.runway.max: must be above zero") != e.end());
+        CHECK(std::find(e.begin(), e.end(), "keymaster.json: networks.alpha.runway.horizon: expected threshold, target, window or max") != e.end());
+        j = base();
+        j["networks"]["alpha"]["runway"] = {{"threshold", "6h"}, {"target", "1d"}, {"window", "7d"}, {"max", "5 ether"}};
+        j["networks"]["alpha"]["roles"] = {{"relayer", {{"runway", {{"target", "2d"}, {"window", "1h"}}}}}};
+        auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
+        REQUIRE(std::holds_alternative<config::Config>(r));
+        const auto& n = std::get<config::Config>(r).networks.at(0);
+        CHECK(*n.runway.threshold == 6 * 3600);
+        CHECK(*n.runway.target == 86400);
+        CHECK(n.runway.window_seconds() == 7 * 86400);
+        const auto m = config::merged(n.roles.at(config::Role::kRelayer).runway, n.runway);
+        CHECK(*m.threshold == 6 * 3600);
+        CHECK(*m.target == 2 * 86400);
+        CHECK(m.window_seconds() == 3600);
+        CHECK(m.max_path == "networks.alpha.runway.max");
+        CHECK(config::Runway{}.window_seconds() == 86400);
+    }
     SECTION("missing or bad bank") {
         json j = base();
         j["networks"]["alpha"].erase("bank");

@@ -131,7 +131,7 @@ TEST_CASE("funding: one address twice is one account; the bank is never paid", "
 }
 
 TEST_CASE("funding: the decision rule", "[funding]") {
-    funding::Account acc{"a", "a", Role::kUpdater, {}, Wei(100), Wei(250)};
+    funding::Account acc{"a", "a", Role::kUpdater, {}, Wei(100), Wei(250), {}};
     struct Row {
         std::optional<Wei> balance;
         funding::Action action;
@@ -147,4 +147,30 @@ TEST_CASE("funding: the decision rule", "[funding]") {
         CHECK(d.action == r.action);
         CHECK(d.amount == r.amount);
     }
+}
+
+TEST_CASE("funding: runway.max below an account's amount threshold or target is an error at its path", "[funding]") {
+    json j = {{"networks", {{"a", net(10, {})}}}};
+    j["networks"]["a"]["target"] = "2 ether";
+    j["networks"]["a"]["runway"] = {{"target", "1d"}, {"max", "1.5 ether"}};
+    auto t = funding::build_topology(load(j));
+    REQUIRE_FALSE(t.errors.empty());
+    CHECK_THAT(t.errors[0], Catch::StartsWith("k.json: networks.a.runway.max: runway.max 1.5 is below the target 2 of updater "));
+    j["networks"]["a"]["runway"]["max"] = "0.5 ether";
+    t = funding::build_topology(load(j));
+    REQUIRE_FALSE(t.errors.empty());
+    CHECK_THAT(t.errors[0], Catch::StartsWith("k.json: networks.a.runway.max: runway.max 0.5 is below the threshold 1 of updater "));
+    j["networks"]["a"]["runway"]["max"] = "5 ether";
+    j["networks"]["a"]["roles"] = {{"watcher", {{"runway", {{"threshold", "2h"}, {"max", "1 ether"}}}}}};
+    t = funding::build_topology(load(j));
+    REQUIRE(t.errors.size() == 1);
+    CHECK_THAT(t.errors[0], Catch::StartsWith("k.json: networks.a.roles.watcher.runway.max: runway.max 1 is below the target 2 of watcher "));
+    j["networks"]["a"]["roles"]["watcher"]["runway"]["max"] = "3 ether";
+    t = funding::build_topology(load(j));
+    REQUIRE(t.errors.empty());
+    const auto& w = t.find("a")->accounts.at(1);
+    CHECK(w.role == Role::kWatcher);
+    CHECK(*w.runway.threshold == 7200);
+    CHECK(*w.runway.target == 86400);
+    CHECK(*w.runway.max == Wei(3) * Wei(1'000'000'000'000'000'000ULL));
 }

@@ -150,7 +150,7 @@ TEST_CASE("plan: balance mismatches are accounts confirmed last round still belo
     for (int i = 1; i <= 3; ++i) {
         ByteArray<20> b{};
         b[19] = static_cast<std::uint8_t>(i);
-        accounts.push_back({"alpha", "alpha", config::Role::kWatcher, eth::Address(b), Wei(10), Wei(20)});
+        accounts.push_back({"alpha", "alpha", config::Role::kWatcher, eth::Address(b), Wei(10), Wei(20), {}});
     }
     funding::NetworkSnapshot s;
     s.accounts.push_back({accounts[0], Wei(5), {}});  // confirmed, still low: mismatch
