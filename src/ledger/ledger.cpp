@@ -35,6 +35,13 @@ CREATE INDEX IF NOT EXISTS topups_created ON topups(created);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY, topup_id INTEGER NOT NULL REFERENCES topups(id),
   time REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
+CREATE INDEX IF NOT EXISTS topups_settled ON topups(network, bank, state, updated);
+CREATE TABLE IF NOT EXISTS burn_state (
+  network TEXT NOT NULL, address TEXT NOT NULL, since REAL NOT NULL, time REAL NOT NULL, balance TEXT NOT NULL,
+  PRIMARY KEY (network, address)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS burn (
+  network TEXT NOT NULL, address TEXT NOT NULL, start REAL NOT NULL, stop REAL NOT NULL, spent TEXT NOT NULL,
+  PRIMARY KEY (network, address, start)) WITHOUT ROWID;
 )sql";
 
 class Stmt {
@@ -53,6 +60,9 @@ public:
     Stmt& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
     Stmt& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
     Stmt& bind_null(int i) { return check(sqlite3_bind_null(s_, i)); }
+    //! Ready to step again with new bindings (sqlite3_reset repeats the last step's error, which
+    //! step() has already thrown).
+    void reset() { (void)sqlite3_reset(s_); }
     bool step() {
         const int rc = sqlite3_step(s_);
         if (rc == SQLITE_ROW) return true;
@@ -352,6 +362,67 @@ std::map<std::string, Ledger::Received> Ledger::received_since(const std::string
         ++r.count;
     }
     return out;
+}
+
+std::vector<Ledger::Arrival> Ledger::confirmed_since(const std::string& network, const std::string& bank,
+                                                     double since) const {
+    Stmt s(impl_->db,
+           "SELECT recipient, amount, updated FROM topups WHERE network=? AND bank=? AND state='confirmed' AND updated>? "
+           "AND role<>'nonce-filler'");
+    s.bind(1, network).bind(2, bank).bind(3, since);
+    std::vector<Arrival> out;
+    while (s.step()) out.push_back({s.text(0), wei(s.text(1)), s.real(2)});
+    return out;
+}
+
+Wei Ledger::paid_since(const std::string& network, const std::string& bank, double since) const {
+    Stmt s(impl_->db,
+           "SELECT state, amount, fee_paid FROM topups WHERE network=?1 AND bank=?2 AND updated>=?3 AND "
+           "(state='confirmed' OR (state='failed' AND block>0))");
+    s.bind(1, network).bind(2, bank).bind(3, since);
+    Wei total = 0;
+    while (s.step()) total += (s.text(0) == "confirmed" ? wei(s.text(1)) : Wei(0)) + wei(s.text(2));
+    return total;
+}
+
+std::vector<Ledger::BurnState> Ledger::burn_states(const std::string& network) const {
+    Stmt s(impl_->db, "SELECT address, since, time, balance FROM burn_state WHERE network=?");
+    s.bind(1, network);
+    std::vector<BurnState> out;
+    while (s.step()) out.push_back({s.text(0), s.real(1), s.real(2), wei(s.text(3))});
+    return out;
+}
+
+std::vector<Ledger::BurnRow> Ledger::burn_rows(const std::string& network, double since) const {
+    Stmt s(impl_->db, "SELECT address, start, stop, spent FROM burn WHERE network=? AND stop>=? ORDER BY address, start");
+    s.bind(1, network).bind(2, since);
+    std::vector<BurnRow> out;
+    while (s.step()) out.push_back({s.text(0), s.real(1), s.real(2), wei(s.text(3))});
+    return out;
+}
+
+void Ledger::save_burn(const std::string& network, const std::vector<BurnState>& states, const std::vector<BurnRow>& rows) {
+    if (states.empty() && rows.empty()) return;
+    impl_->transaction([&] {
+        Stmt st(impl_->db, "INSERT OR REPLACE INTO burn_state(network, address, since, time, balance) VALUES(?,?,?,?,?)");
+        for (const auto& b : states) {
+            st.bind(1, network).bind(2, b.address).bind(3, b.since).bind(4, b.time).bind(5, b.balance.str()).step();
+            st.reset();
+        }
+        Stmt sr(impl_->db, "INSERT OR REPLACE INTO burn(network, address, start, stop, spent) VALUES(?,?,?,?,?)");
+        for (const auto& r : rows) {
+            sr.bind(1, network).bind(2, r.address).bind(3, r.start).bind(4, r.stop).bind(5, r.spent.str()).step();
+            sr.reset();
+        }
+        return 0;
+    });
+}
+
+void Ledger::prune_burn(double before) {
+    impl_->transaction([&] {
+        Stmt(impl_->db, "DELETE FROM burn WHERE stop<?").bind(1, before).step();
+        return 0;
+    });
 }
 
 std::vector<Entry> Ledger::history(const Filter& f) const {

@@ -97,6 +97,38 @@ public:
         std::uint64_t count = 0;
     };
     std::map<std::string, Received> received_since(const std::string& network, const std::string& bank, double since) const;
+    //! A confirmed top-up (nonce fillers left out) and when it was recorded confirmed.
+    struct Arrival {
+        std::string recipient;  //!< EIP-55
+        Wei amount = 0;
+        double time = 0;
+    };
+    //! Top-ups of the bank of `network` recorded confirmed after `since` (unix seconds).
+    std::vector<Arrival> confirmed_since(const std::string& network, const std::string& bank, double since) const;
+    //! What the bank of `network` paid in entries settled since `since`: amounts and fees of
+    //! confirmed top-ups, fees of reverted ones.
+    Wei paid_since(const std::string& network, const std::string& bank, double since) const;
+
+    //! Measured burn (see funding/burn.hpp): per account, where the next measurement starts...
+    struct BurnState {
+        std::string address;  //!< EIP-55
+        double since = 0, time = 0;
+        Wei balance = 0;
+    };
+    //! ...and what it spent, bucket by bucket.
+    struct BurnRow {
+        std::string address;
+        double start = 0, stop = 0;
+        Wei spent = 0;
+    };
+    std::vector<BurnState> burn_states(const std::string& network) const;
+    //! Buckets of `network` that end at or after `since`, by address then start.
+    std::vector<BurnRow> burn_rows(const std::string& network, double since) const;
+    //! Writes states and buckets (replacing those with the same key) in one transaction.
+    void save_burn(const std::string& network, const std::vector<BurnState>& states, const std::vector<BurnRow>& rows);
+    //! Deletes buckets that ended before `before`, on every network.
+    void prune_burn(double before);
+
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;
 

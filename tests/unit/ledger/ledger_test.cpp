@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -161,4 +162,64 @@ INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha',
     CHECK(p[0].taken_block == 0);
     l.taken(p[0].id, 12);
     CHECK(l.pending("alpha", "0xBANK")[0].taken_block == 12);
+    // It gained the burn history too.
+    CHECK(l.burn_states("alpha").empty());
+    l.save_burn("alpha", {{"0xA", 1, 2, Wei(5)}}, {});
+    CHECK(l.burn_states("alpha").size() == 1);
+}
+
+TEST_CASE("ledger: burn history is kept per network, replaced by key, pruned by age, read without the lock", "[ledger][burn]") {
+    const auto dir = temp_dir();
+    {
+        ledger::Ledger l(dir, true);
+        l.save_burn("alpha", {{"0xA", 100, 200, Wei(900)}, {"0xB", 100, 150, Wei(50)}},
+                    {{"0xA", 100, 150, Wei(60)}, {"0xA", 150, 200, Wei(40)}, {"0xB", 100, 150, Wei(7)}});
+        l.save_burn("beta", {{"0xA", 1, 1, Wei(1)}}, {{"0xA", 1, 2, Wei(1)}});
+        // The open bucket grows: same key, new stop and amount.
+        l.save_burn("alpha", {{"0xA", 100, 230, Wei(880)}}, {{"0xA", 150, 230, Wei(60)}});
+        // Another keymaster (status, history) reads beside the one holding the lock.
+        ledger::Ledger reader(dir, false);
+        auto states = reader.burn_states("alpha");
+        REQUIRE(states.size() == 2);
+        const auto& a = states[0].address == "0xA" ? states[0] : states[1];
+        CHECK(a.since == 100);
+        CHECK(a.time == 230);
+        CHECK(a.balance == 880);
+        auto rows = reader.burn_rows("alpha", 0);
+        REQUIRE(rows.size() == 3);
+        CHECK(rows[1].address == "0xA");
+        CHECK(rows[1].start == 150);
+        CHECK(rows[1].stop == 230);
+        CHECK(rows[1].spent == 60);
+        CHECK(reader.burn_rows("alpha", 160).size() == 1);  // only buckets ending at or after 160
+        l.prune_burn(160);
+        CHECK(reader.burn_rows("alpha", 0).size() == 1);
+        CHECK(reader.burn_rows("beta", 0).empty());
+    }
+}
+
+TEST_CASE("ledger: arrivals and what the bank paid, from settled entries", "[ledger][burn]") {
+    const auto dir = temp_dir();
+    ledger::Ledger l(dir, true);
+    const auto t0 = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - 1;
+    const auto a = l.record_intent(entry(1, "0xA", "1000"));
+    const auto b = l.record_intent(entry(2, "0xB", "500"));
+    auto filler = entry(3, "0xBANK", "0");
+    filler.role = "nonce-filler";
+    const auto f = l.record_intent(filler);
+    const auto c = l.record_intent(entry(4, "0xA", "300"));
+    const auto d = l.record_intent(entry(5, "0xA", "200"));
+    l.confirmed(a, true, 10, 21000, Wei(21));
+    l.confirmed(b, false, 11, 21000, Wei(20));  // reverted: fee only
+    l.confirmed(f, true, 12, 21000, Wei(5));
+    l.mark(c, State::kSent);  // not settled
+    l.mark(d, State::kDropped);
+    auto arr = l.confirmed_since("alpha", "0xBANK", t0);
+    REQUIRE(arr.size() == 1);  // fillers, reverted, unsettled and dropped entries brought nothing
+    CHECK(arr[0].recipient == "0xA");
+    CHECK(arr[0].amount == 1000);
+    CHECK(arr[0].time > t0);
+    CHECK(l.confirmed_since("alpha", "0xBANK", arr[0].time).empty());  // strictly after
+    CHECK(l.paid_since("alpha", "0xBANK", t0) == Wei(1000 + 21 + 20 + 5));
+    CHECK(l.paid_since("alpha", "0xBANK", t0 + 3600) == 0);
 }
