@@ -11,6 +11,7 @@
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/signer/signer.hpp"
+#include "burn_tracker.hpp"
 #include "steps.hpp"
 
 namespace keymaster::chain {
@@ -57,7 +58,8 @@ struct Worker::Impl {
     Impl(net::any_io_executor ex, config::Network n, std::shared_ptr<signer::Signer> s,
          std::shared_ptr<const std::vector<funding::Account>> a, ledger::Ledger* l, const rpc::RpcObserver& obs)
         : net_(std::move(n)), signer(std::move(s)), accounts(std::move(a)), ledger(l), bank(signer->address()),
-          client(ex, net_.name, net_.endpoints, rpc_options(net_), obs), sleep(ex) {}
+          client(ex, net_.name, net_.endpoints, rpc_options(net_), obs), sleep(ex),
+          burn(net_.name, *accounts, net_.runway.window_seconds()) {}
 
     config::Network net_;
     std::shared_ptr<signer::Signer> signer;
@@ -70,6 +72,7 @@ struct Worker::Impl {
     bool ready = false;
     bool stopping = false;
     int failures = 0;
+    detail::BurnTracker burn;
     std::map<eth::Address, std::uint64_t> confirmed_last_round;  // address -> block
     std::mt19937 rng{std::random_device{}()};
 
@@ -119,6 +122,22 @@ struct Worker::Impl {
         }
     }
 
+    // Step 4: measured burn (live: recorded; dry run: in memory; status: read), each account's rate
+    // and the bank's. Trouble with it costs no Round: the amounts apply, and the plan says why.
+    std::vector<funding::BurnRate> measure_burn(RoundPlan& rp, const NetworkSnapshot& snap,
+                                                const std::set<eth::Address>& busy) {
+        const double t = now();
+        try {
+            if (ledger && rp.mode == Mode::kStatus) burn.load(*ledger, t);
+            else if (rp.mode != Mode::kStatus)
+                rp.spent = burn.measure(ledger, rp.mode == Mode::kLive ? ledger : nullptr, snap, busy, t);
+            if (ledger) rp.plan.bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
+        } catch (const std::exception& e) {
+            rp.burn_error = std::string("cannot keep the burn history (") + e.what() + "): amounts apply";
+        }
+        return burn.rates(t);
+    }
+
     net::awaitable<RoundPlan> prepare(Mode mode) {
         RoundPlan rp;
         rp.mode = mode;
@@ -134,7 +153,10 @@ struct Worker::Impl {
             rp.plan.snapshot = std::move(snap);
             co_return rp;
         }
-        rp.plan = funding::make_plan(std::move(snap), net_, view.busy);
+        auto rates = measure_burn(rp, snap, view.busy);
+        auto bank_rate = rp.plan.bank_rate;
+        rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(rates));
+        rp.plan.bank_rate = bank_rate;
         rp.pending = std::move(view.pending);
         rp.first_nonce = std::max(rp.plan.snapshot.bank_nonce.value_or(0), view.next_nonce.value_or(0));
         if (mode == Mode::kStatus || rp.plan.topups.empty()) co_return rp;

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <set>
@@ -18,6 +19,7 @@
 #include "keymaster/ledger/ledger.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "loading.hpp"
+#include "report.hpp"
 #include "run_sync.hpp"
 
 namespace keymaster::cli {
@@ -85,16 +87,19 @@ void print_network_header(std::ostream& os, const config::Network& n, const fund
         os << "  WARNING: bank balance is below bankThreshold " << amount_str(*n.bank_threshold, n) << " " << n.symbol << "\n";
 }
 
-json account_json(const funding::AccountState& a, const config::Network& n) {
-    const auto d = funding::decide(a.account, a.balance);
+// Account i of a plan at its effective levels, with its burn.
+json account_json(const funding::NetworkPlan& p, std::size_t i, const config::Network& n) {
+    const auto& a = p.snapshot.accounts[i];
+    const auto levels = i < p.levels.size() ? p.levels[i] : funding::Levels{a.account.threshold, a.account.target};
+    const auto d = funding::decide(levels, a.balance);
     json j = {{"network", a.account.network},
               {"home", a.account.home},
               {"role", std::string(config::role_name(a.account.role))},
               {"address", a.account.address.checksummed()},
-              {"threshold", amount_str(a.account.threshold, n)},
-              {"target", amount_str(a.account.target, n)},
-              {"thresholdWei", a.account.threshold.str()},
-              {"targetWei", a.account.target.str()}};
+              {"threshold", amount_str(levels.threshold, n)},
+              {"target", amount_str(levels.target, n)},
+              {"thresholdWei", levels.threshold.str()},
+              {"targetWei", levels.target.str()}};
     if (a.balance) {
         j["balance"] = amount_str(*a.balance, n);
         j["balanceWei"] = a.balance->str();
@@ -104,7 +109,45 @@ json account_json(const funding::AccountState& a, const config::Network& n) {
         j["balance"] = nullptr;
         j["error"] = a.error;
     }
+    add_burn(j, i < p.rates.size() ? &p.rates[i] : nullptr, a.balance, n.decimals);
+    const auto why = funding::describe_levels(a.account, levels, n.decimals, n.symbol);
+    if (!why.empty()) j["levelsFrom"] = why;
     return j;
+}
+
+// "0.8" per day, "-" without history; "12h", "inf" (nothing spent), "?" (balance unknown).
+std::string burn_cell(const funding::NetworkPlan& p, std::size_t i, const config::Network& n) {
+    return i < p.rates.size() && p.rates[i].covered > 0 ? amount_str(p.rates[i].per_day, n) : "-";
+}
+
+std::string runway_cell(const std::optional<Wei>& balance, const funding::BurnRate* rate) {
+    if (!balance) return "?";
+    if (!rate || rate->covered <= 0) return "-";
+    const auto r = funding::runway_seconds(*balance, rate->per_day);
+    if (!r) return "inf";
+    return format_runway(*r);
+}
+
+// Every account, at its effective levels, with its burn (status sorts nothing away).
+void print_accounts(const funding::NetworkPlan& p, const config::Network& n) {
+    if (!p.snapshot.reachable) return;
+    Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "BURN/DAY", "RUNWAY", "TOP-UP"},
+            {false, false, false, true, true, true, true, true, true});
+    std::vector<std::string> notes;
+    for (std::size_t i = 0; i < p.snapshot.accounts.size(); ++i) {
+        const auto& a = p.snapshot.accounts[i];
+        const auto levels = i < p.levels.size() ? p.levels[i] : funding::Levels{a.account.threshold, a.account.target};
+        const auto d = funding::decide(levels, a.balance);
+        t.add({std::string(config::role_name(a.account.role)), a.account.home, a.account.address.checksummed(),
+               a.balance ? amount_str(*a.balance, n) : "unknown", amount_str(levels.threshold, n), amount_str(levels.target, n),
+               burn_cell(p, i, n), runway_cell(a.balance, i < p.rates.size() ? &p.rates[i] : nullptr),
+               d.action == funding::Action::kTopUp ? amount_str(d.amount, n)
+               : d.action == funding::Action::kUnknown ? "?" : "-"});
+        const auto why = funding::describe_levels(a.account, levels, n.decimals, n.symbol);
+        if (!why.empty()) notes.push_back(a.account.address.checksummed() + ": " + why);
+    }
+    t.print(std::cout);
+    for (const auto& note : notes) std::cout << "  " << note << "\n";
 }
 
 }  // namespace
@@ -142,14 +185,26 @@ int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks,
     Session s;
     auto l = run_on(s.io, load_all(g, networks, print_error));
     if (!l) return kExitUsage;
-    s.open(*l, nullptr);
+    // The burn history, read beside a running daemon without its lock (as history does); no
+    // ledger yet: no history, and none is created.
+    std::unique_ptr<ledger::Ledger> history;
+    if (std::filesystem::exists(g.data_dir + "/ledger.sqlite")) {
+        try {
+            history = std::make_unique<ledger::Ledger>(g.data_dir, /*lock=*/false);
+        } catch (const std::exception& e) {
+            std::cerr << "keymaster status: no burn history: " << e.what() << "\n";
+        }
+    }
+    s.open(*l, history.get());
     const auto plans = s.prepare(chain::Mode::kStatus);
     int exit_code = kExitOk;
     json out = {{"networks", json::array()}};
     for (std::size_t i = 0; i < plans.size(); ++i) {
         const auto& n = *l->selected[i];
-        const auto& snap = plans[i].plan.snapshot;
+        const auto& p = plans[i].plan;
+        const auto& snap = p.snapshot;
         exit_code = std::max(exit_code, fault_exit_code(plans[i].fault));
+        if (!plans[i].burn_error.empty()) std::cerr << n.name << ": " << plans[i].burn_error << "\n";
         if (as_json) {
             json jn = {{"name", n.name}, {"reachable", snap.reachable}, {"symbol", n.symbol},
                        {"bank", {{"address", snap.bank.checksummed()}}}, {"accounts", json::array()}};
@@ -161,22 +216,16 @@ int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks,
             } else {
                 jn["error"] = snap.error;
             }
-            for (const auto& a : snap.accounts) jn["accounts"].push_back(account_json(a, n));
+            add_burn(jn["bank"], p.bank_rate ? &*p.bank_rate : nullptr, snap.bank_balance, n.decimals);
+            for (std::size_t k = 0; k < snap.accounts.size(); ++k) jn["accounts"].push_back(account_json(p, k, n));
             out["networks"].push_back(jn);
             continue;
         }
         print_network_header(std::cout, n, snap);
-        Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "TOP-UP"},
-                {false, false, false, true, true, true, true});
-        for (const auto& a : snap.accounts) {
-            const auto d = funding::decide(a.account, a.balance);
-            t.add({std::string(config::role_name(a.account.role)), a.account.home, a.account.address.checksummed(),
-                   a.balance ? amount_str(*a.balance, n) : "unknown", amount_str(a.account.threshold, n),
-                   amount_str(a.account.target, n),
-                   d.action == funding::Action::kTopUp ? amount_str(d.amount, n)
-                   : d.action == funding::Action::kUnknown ? "?" : "-"});
-        }
-        if (snap.reachable) t.print(std::cout);
+        if (snap.reachable && p.bank_rate)
+            std::cout << "  bank pays " << amount_str(p.bank_rate->per_day, n) << " " << n.symbol << "/day, runway "
+                      << runway_cell(snap.bank_balance, &*p.bank_rate) << "\n";
+        print_accounts(p, n);
         std::cout << "\n";
     }
     if (as_json) std::cout << out.dump(2) << "\n";
@@ -227,11 +276,16 @@ bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         return problems;
     }
     Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "TOP-UP"}, {false, false, false, true, true, true, true});
-    for (const auto& tu : p.topups)
+    std::vector<std::string> notes;
+    for (const auto& tu : p.topups) {
         t.add({std::string(config::role_name(tu.account.role)), tu.account.home, tu.account.address.checksummed(),
-               amount_str(tu.balance, n), amount_str(tu.account.threshold, n), amount_str(tu.account.target, n),
+               amount_str(tu.balance, n), amount_str(tu.levels.threshold, n), amount_str(tu.levels.target, n),
                amount_str(tu.amount, n)});
+        const auto why = funding::describe_levels(tu.account, tu.levels, n.decimals, n.symbol);
+        if (!why.empty()) notes.push_back(tu.account.address.checksummed() + ": " + why);
+    }
     t.print(std::cout);
+    for (const auto& note : notes) std::cout << "  " << note << "\n";
     std::cout << "  total " << amount_str(p.total, n) << " " << n.symbol << " to " << p.topups.size() << " account(s)";
     if (p.fees)
         std::cout << ", fees at most " << amount_str(p.max_fee_cost, n) << " " << n.symbol << " ("

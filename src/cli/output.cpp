@@ -35,4 +35,14 @@ void Table::print(std::ostream& os, const std::string& indent) const {
     for (const auto& r : rows_) line(r);
 }
 
+std::string format_runway(double seconds) {
+    if (!(seconds < 1e12)) return "inf";  // beyond any horizon (and NaN)
+    const auto s = static_cast<long long>(seconds);
+    const long long d = s / 86400, h = s % 86400 / 3600, m = s % 3600 / 60;
+    if (d) return std::to_string(d) + "d" + (h ? " " + std::to_string(h) + "h" : "");
+    if (h) return std::to_string(h) + "h" + (m ? " " + std::to_string(m) + "m" : "");
+    if (m) return std::to_string(m) + "m";
+    return std::to_string(s) + "s";
+}
+
 }  // namespace keymaster::cli

@@ -14,6 +14,12 @@ metrics::AccountLabels labels_of(const funding::Account& a) {
     return {a.network, a.home, std::string(config::role_name(a.role)), a.address.checksummed()};
 }
 
+void add_burn(json& j, const funding::BurnRate* rate, const std::optional<Wei>& balance, unsigned decimals) {
+    j["burnPerDay"] = rate ? json(format_units(rate->per_day, decimals)) : json(nullptr);
+    const auto runway = rate && balance ? funding::runway_seconds(*balance, rate->per_day) : std::nullopt;
+    j["runwaySeconds"] = runway ? json(*runway) : json(nullptr);
+}
+
 RoundView::RoundView(metrics::Metrics& metrics, const chain::Worker& worker, bool dry_run)
     : metrics_(metrics), worker_(worker), dry_run_(dry_run) {
     series_.reserve(worker.accounts().size());
@@ -36,19 +42,33 @@ void RoundView::settled(const std::vector<ledger::Entry>& entries) {
     }
 }
 
-void RoundView::account_gauges(const funding::NetworkSnapshot& snap) {
+void RoundView::account_gauges(const chain::RoundPlan& rp) {
     const auto& n = worker_.network();
+    const auto& p = rp.plan;
+    const auto& snap = p.snapshot;
     for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
         const auto& a = snap.accounts[i];
         if (a.balance) {
-            metrics_.set(series_.at(i), to_double(*a.balance, n.decimals), to_double(a.account.threshold, n.decimals),
-                         to_double(a.account.target, n.decimals));
+            const auto levels = i < p.levels.size() ? p.levels[i] : funding::Levels{a.account.threshold, a.account.target};
+            auto* series = series_.at(i);
+            metrics_.set(series, to_double(*a.balance, n.decimals), to_double(levels.threshold, n.decimals),
+                         to_double(levels.target, n.decimals));
+            const auto runway = i < p.rates.size() ? funding::runway_seconds(*a.balance, p.rates[i].per_day) : std::nullopt;
+            metrics_.burn(series, i < rp.spent.size() ? to_double(rp.spent[i], n.decimals) : 0.0, runway,
+                          a.account.runway.threshold);
+            metrics_.held_back(series, p.held_per_account.count(a.account.address) > 0);
             continue;
         }
         count(Fault::kBalance);
         spdlog::warn("{}: balance of {} {} unknown ({}): no decision this round", n.name, config::role_name(a.account.role),
                      a.account.address.checksummed(), a.error);
     }
+}
+
+// " (threshold 6h of 0.8 ETH/day, ...)" when a level came from burn.
+std::string levels_note(const funding::TopUp& t, const config::Network& n) {
+    const auto why = funding::describe_levels(t.account, t.levels, n.decimals, n.symbol);
+    return why.empty() ? why : " (" + why + ")";
 }
 
 void RoundView::held_back(const funding::NetworkPlan& plan) {
@@ -83,13 +103,19 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     const auto bank = worker_.bank().checksummed();
     if (snap.bank_balance) metrics_.bank(n.name, bank, to_double(*snap.bank_balance, n.decimals));
     else count(Fault::kPoll);
+    if (snap.bank_balance && p.bank_rate)
+        metrics_.bank_runway(n.name, bank, funding::runway_seconds(*snap.bank_balance, p.bank_rate->per_day));
+    if (!rp.burn_error.empty()) {
+        count(Fault::kLedger);
+        spdlog::error("{}: {}", n.name, rp.burn_error);
+    }
     if (n.bank_threshold) metrics_.bank_threshold(n.name, bank, to_double(*n.bank_threshold, n.decimals));
     if (n.bank_threshold && snap.bank_balance && *snap.bank_balance < *n.bank_threshold) {
         count(Fault::kBankLow);
         spdlog::warn("{}: bank {} holds {} {}, below bankThreshold {}", n.name, bank, format_units(*snap.bank_balance, n.decimals),
                      n.symbol, format_units(*n.bank_threshold, n.decimals));
     }
-    account_gauges(snap);
+    account_gauges(rp);
     for (auto i : rp.mismatches) {
         const auto& a = snap.accounts[i];
         count(Fault::kBalanceMismatch);
@@ -99,14 +125,17 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     }
     last_.reset();
     last_.emplace(snap);
+    last_rates_ = p.rates;
+    last_levels_ = p.levels;
+    last_bank_rate_ = p.bank_rate;
     for (const auto& w : p.waiting)
         spdlog::info("{}: {} {} below threshold, waiting for its earlier top-up to confirm", n.name,
                      config::role_name(w.account.role), w.account.address.checksummed());
     for (const auto& t : p.topups)
-        spdlog::info("{}: {} {} (home {}) holds {} {}, below {}: top up {}{}", n.name, config::role_name(t.account.role),
+        spdlog::info("{}: {} {} (home {}) holds {} {}, below {}: top up {}{}{}", n.name, config::role_name(t.account.role),
                      t.account.address.checksummed(), t.account.home, format_units(t.balance, n.decimals), n.symbol,
-                     format_units(t.account.threshold, n.decimals), format_units(t.amount, n.decimals),
-                     dry_run_ ? " (dry run: not sent)" : "");
+                     format_units(t.levels.threshold, n.decimals), format_units(t.amount, n.decimals),
+                     levels_note(t, n), dry_run_ ? " (dry run: not sent)" : "");
     if (rp.spend_remaining) metrics_.spend_remaining(n.name, to_double(*rp.spend_remaining, n.decimals));
     held_back(p);
     if (!p.topups.empty() && !p.covered && !dry_run_) {
@@ -163,18 +192,26 @@ json RoundView::status() const {
         jn["block"] = last_->block;
         if (last_->bank_balance) jn["bank"]["balance"] = format_units(*last_->bank_balance, n.decimals);
     }
+    add_burn(jn["bank"], last_bank_rate_ ? &*last_bank_rate_ : nullptr, last_ ? last_->bank_balance : std::nullopt,
+             n.decimals);
     const auto& accounts = worker_.accounts();
     for (std::size_t i = 0; i < accounts.size(); ++i) {
         const auto& a = accounts[i];
+        const auto levels = i < last_levels_.size() ? last_levels_[i] : funding::Levels{a.threshold, a.target};
         json ja = {{"home", a.home}, {"role", std::string(config::role_name(a.role))}, {"address", a.address.checksummed()},
-                   {"threshold", format_units(a.threshold, n.decimals)}, {"target", format_units(a.target, n.decimals)},
+                   {"threshold", format_units(levels.threshold, n.decimals)}, {"target", format_units(levels.target, n.decimals)},
                    {"balance", nullptr}, {"lastError", nullptr}, {"lastTopUp", nullptr}};
         // The snapshot lists the worker's accounts in the same order: no search per account.
+        std::optional<Wei> balance;
         if (last_ && i < last_->accounts.size()) {
             const auto& s = last_->accounts[i];
+            balance = s.balance;
             if (s.balance) ja["balance"] = format_units(*s.balance, n.decimals);
             else ja["lastError"] = s.error;
         }
+        add_burn(ja, i < last_rates_.size() ? &last_rates_[i] : nullptr, balance, n.decimals);
+        const auto why = funding::describe_levels(a, levels, n.decimals, n.symbol);
+        if (!why.empty()) ja["levelsFrom"] = why;
         if (auto it = last_topup_.find(a.address); it != last_topup_.end())
             ja["lastTopUp"] = {{"time", it->second.time}, {"amount", it->second.amount}, {"tx", it->second.tx},
                                {"result", it->second.result}};

@@ -16,6 +16,10 @@ namespace keymaster::cli {
 //! The labels of one funded account's series.
 [[nodiscard]] metrics::AccountLabels labels_of(const funding::Account& a);
 
+//! `burnPerDay` (native unit, decimal string) and `runwaySeconds` (null: nothing spent, or the
+//! balance unknown) of an account or bank, for /status and `status --json`.
+void add_burn(nlohmann::json& j, const funding::BurnRate* rate, const std::optional<Wei>& balance, unsigned decimals);
+
 //! The last top-up of an account, for /status.
 struct LastTopUp {
     double time = 0;
@@ -43,7 +47,8 @@ public:
 private:
     void count(Fault f);
     void settled(const std::vector<ledger::Entry>& entries);
-    void account_gauges(const funding::NetworkSnapshot& snap);
+    void account_gauges(const chain::RoundPlan& rp);
+    void bank_gauges(const funding::NetworkPlan& plan);
     void held_back(const funding::NetworkPlan& plan);
 
     metrics::Metrics& metrics_;
@@ -51,6 +56,9 @@ private:
     bool dry_run_;
     std::vector<metrics::Metrics::AccountSeries*> series_;  // accounts()[i]'s gauges
     std::optional<funding::NetworkSnapshot> last_;
+    std::vector<funding::BurnRate> last_rates_;  // per account, with last_
+    std::vector<funding::Levels> last_levels_;
+    std::optional<funding::BurnRate> last_bank_rate_;
     std::string last_error_;
     double last_poll_ = 0;
     std::map<eth::Address, LastTopUp> last_topup_;

@@ -89,6 +89,7 @@ Levels levels(const Account& a, const BurnRate& r) {
     Levels l{a.threshold, a.target};
     const auto& rw = a.runway;
     if (!rw.sized() || !enough_history(r, rw.window_seconds())) return l;
+    l.per_day = r.per_day;
     if (rw.target) {
         Wei t = burn_for(r.per_day, *rw.target);
         if (rw.max && t > *rw.max) {
@@ -112,6 +113,20 @@ Levels levels(const Account& a, const BurnRate& r) {
 
 std::string burn_reason(double seconds, const Wei& per_day, unsigned decimals, const std::string& symbol) {
     return format_duration(seconds) + " of " + format_units(per_day, decimals) + " " + symbol + "/day";
+}
+
+}  // namespace keymaster::funding
+
+namespace keymaster::funding {
+
+std::string describe_levels(const Account& a, const Levels& l, unsigned decimals, const std::string& symbol) {
+    std::string out;
+    if (l.threshold_from_burn && a.runway.threshold)
+        out = "threshold " + burn_reason(*a.runway.threshold, l.per_day, decimals, symbol);
+    if (l.target_from_burn && a.runway.target)
+        out += (out.empty() ? "target " : ", target ") + burn_reason(*a.runway.target, l.per_day, decimals, symbol);
+    if (l.capped && a.runway.max) out += (out.empty() ? "" : ", ") + std::string("capped at runway.max ") + format_units(*a.runway.max, decimals);
+    return out;
 }
 
 }  // namespace keymaster::funding

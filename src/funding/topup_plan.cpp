@@ -80,7 +80,10 @@ std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits,
     auto amount_str = [](const Wei& w) { return format_units(w); };
     for (auto t : plan.topups) {
         if (limits.max_top_up && t.amount > *limits.max_top_up) t.amount = *limits.max_top_up;
-        if (!per_account(t, limits.per_account, received, plan.blocked)) continue;
+        const auto before = plan.blocked.size();
+        const bool kept_any = per_account(t, limits.per_account, received, plan.blocked);
+        if (plan.blocked.size() != before) plan.held_per_account.insert(t.account.address);
+        if (!kept_any) continue;
         if (remaining && t.amount > *remaining) {
             plan.blocked.emplace_back(t, "daily limit: " + amount_str(*remaining) + " of " + amount_str(*limits.daily) +
                                              " left for the next 24 hours");

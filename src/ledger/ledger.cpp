@@ -418,9 +418,9 @@ void Ledger::save_burn(const std::string& network, const std::vector<BurnState>&
     });
 }
 
-void Ledger::prune_burn(double before) {
+void Ledger::prune_burn(const std::string& network, double before) {
     impl_->transaction([&] {
-        Stmt(impl_->db, "DELETE FROM burn WHERE stop<?").bind(1, before).step();
+        Stmt(impl_->db, "DELETE FROM burn WHERE network=? AND stop<?").bind(1, network).bind(2, before).step();
         return 0;
     });
 }

@@ -7,7 +7,9 @@
 #include <prometheus/text_serializer.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 
@@ -20,9 +22,12 @@ using prometheus::Labels;
 // its label text rendered once, written straight into the text format on a scrape.
 struct Metrics::AccountSeries {
     double balance = 0, threshold = 0, target = 0;
-    double successes = 0, failures = 0, amount = 0;  // counters, present from the start at 0
+    double successes = 0, failures = 0, amount = 0, spent = 0;  // counters, present from the start at 0
     double last_topup = 0;                           // gauge, present once a top-up confirmed
-    bool has_balance = false, has_last_topup = false;
+    double runway = std::numeric_limits<double>::infinity();  // with the balance
+    double runway_threshold = 0;                     // present when runway.threshold is set
+    bool held_back = false;                          // with the balance
+    bool has_balance = false, has_last_topup = false, has_runway_threshold = false;
 };
 
 struct Metrics::Impl {
@@ -37,6 +42,10 @@ struct Metrics::Impl {
         .Name("keymaster_bank_balance_ether").Help("Funding (bank) account balance").Register(*registry);
     prometheus::Family<prometheus::Gauge>& bank_threshold = prometheus::BuildGauge()
         .Name("keymaster_bank_threshold_ether").Help("bankThreshold: warn when the bank holds less").Register(*registry);
+    prometheus::Family<prometheus::Gauge>& bank_runway = prometheus::BuildGauge()
+        .Name("keymaster_bank_runway_seconds")
+        .Help("How long the bank lasts at what it paid (top-ups and fees) over runway.window; +Inf: nothing paid")
+        .Register(*registry);
     prometheus::Family<prometheus::Counter>& gas = prometheus::BuildCounter()
         .Name("keymaster_gas_spent_ether_total").Help("Transaction fees paid by the bank").Register(*registry);
     prometheus::Family<prometheus::Counter>& rpc_requests = prometheus::BuildCounter()
@@ -86,6 +95,14 @@ std::string label_text(const AccountLabels& a) {
 }
 
 void append_double(std::string& out, double v) {
+    if (std::isinf(v)) {
+        out += v > 0 ? "+Inf" : "-Inf";
+        return;
+    }
+    if (std::isnan(v)) {
+        out += "NaN";
+        return;
+    }
     char buf[32];
     const int n = std::snprintf(buf, sizeof buf, "%.17g", v);
     out.append(buf, static_cast<std::size_t>(n));
@@ -114,6 +131,19 @@ void Metrics::set(AccountSeries* s, double balance, double threshold, double tar
     s->target = target;
 }
 
+void Metrics::burn(AccountSeries* s, double spent, std::optional<double> runway, std::optional<double> runway_threshold) {
+    std::lock_guard lock(impl_->accounts_mu);
+    s->spent += spent;
+    s->runway = runway.value_or(std::numeric_limits<double>::infinity());
+    s->has_runway_threshold = runway_threshold.has_value();
+    s->runway_threshold = runway_threshold.value_or(0);
+}
+
+void Metrics::held_back(AccountSeries* s, bool held) {
+    std::lock_guard lock(impl_->accounts_mu);
+    s->held_back = held;
+}
+
 void Metrics::forget_account(const AccountLabels& a) {
     std::lock_guard lock(impl_->accounts_mu);
     if (impl_->accounts.erase(label_text(a))) ++impl_->erasures;
@@ -127,9 +157,14 @@ void Metrics::bank_threshold(const std::string& network, const std::string& addr
     impl_->bank_threshold.Add({{"network", network}, {"address", address}}).Set(threshold);
 }
 
+void Metrics::bank_runway(const std::string& network, const std::string& address, std::optional<double> seconds) {
+    impl_->bank_runway.Add({{"network", network}, {"address", address}})
+        .Set(seconds.value_or(std::numeric_limits<double>::infinity()));
+}
+
 void Metrics::forget_bank(const std::string& network, const std::string& address) {
     const Labels l{{"network", network}, {"address", address}};
-    for (auto* f : {&impl_->bank, &impl_->bank_threshold})
+    for (auto* f : {&impl_->bank, &impl_->bank_threshold, &impl_->bank_runway})
         if (f->Has(l)) f->Remove(&f->Add(l));
 }
 
@@ -250,6 +285,15 @@ const Family kFamilies[] = {
      [](const S& s) { return s.amount; }, [](const S&) { return true; }},
     {"keymaster_topup_last_timestamp_seconds", "Unix time of the last confirmed top-up", "gauge", "",
      [](const S& s) { return s.last_topup; }, [](const S& s) { return s.has_last_topup; }},
+    {"keymaster_account_spent_ether_total",
+     "What the account spent, measured between polls (balance decreases plus our top-ups that arrived)", "counter", "",
+     [](const S& s) { return s.spent; }, [](const S&) { return true; }},
+    {"keymaster_account_runway_seconds", "How long the balance lasts at the burn rate over runway.window; +Inf: nothing spent",
+     "gauge", "", [](const S& s) { return s.runway; }, [](const S& s) { return s.has_balance; }},
+    {"keymaster_account_runway_threshold_seconds", "runway.threshold of the account (set only where configured)", "gauge",
+     "", [](const S& s) { return s.runway_threshold; }, [](const S& s) { return s.has_runway_threshold; }},
+    {"keymaster_account_held_back", "1 while limits.perAccount holds back a top-up the account needs", "gauge", "",
+     [](const S& s) { return s.held_back ? 1.0 : 0.0; }, [](const S& s) { return s.has_balance; }},
 };
 constexpr std::size_t kPiece = 64 * 1024;
 

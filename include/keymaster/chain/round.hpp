@@ -63,6 +63,8 @@ struct RoundPlan {
     std::vector<std::string> ledger_log;    //!< one line per ledger change while preparing
     std::vector<std::size_t> mismatches;    //!< snapshot accounts whose confirmed top-up the balance does not show
     std::optional<Wei> spend_remaining;     //!< what is left of limits.daily
+    std::vector<Wei> spent;                 //!< per snapshot account: spent since the last measurement
+    std::string burn_error;                 //!< the burn history could not be read or kept (amounts apply)
     std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
     Fault fault = Fault::kNone;             //!< set: this network cannot commit this round
     std::string error;                      //!< why (with fault)

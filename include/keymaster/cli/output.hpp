@@ -20,4 +20,7 @@ private:
     std::vector<std::vector<std::string>> rows_;
 };
 
+//! A runway for people, two units at most: "3d 4h", "5h 12m", "12m", "40s".
+std::string format_runway(double seconds);
+
 }  // namespace keymaster::cli

@@ -77,6 +77,7 @@ struct Levels {
     Wei threshold = 0, target = 0;
     bool threshold_from_burn = false, target_from_burn = false;
     bool capped = false;  //!< the burn target was cut to runway.max
+    Wei per_day = 0;      //!< the burn rate they came from (when from burn)
 };
 
 //! The larger of the amount and what the burn needs for runway.threshold / runway.target; the
@@ -89,5 +90,8 @@ Decision decide(const Levels& levels, const std::optional<Wei>& balance);
 
 //! "6h of 0.8 ETH/day", for a level that came from burn.
 [[nodiscard]] std::string burn_reason(double seconds, const Wei& per_day, unsigned decimals, const std::string& symbol);
+//! Where levels from burn came from: "threshold 6h of 0.8 ETH/day, target 24h of 0.8 ETH/day,
+//! capped at runway.max 5"; empty when the amounts apply.
+[[nodiscard]] std::string describe_levels(const Account& a, const Levels& l, unsigned decimals, const std::string& symbol);
 
 }  // namespace keymaster::funding

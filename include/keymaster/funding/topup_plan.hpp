@@ -33,6 +33,7 @@ struct NetworkPlan {
     std::vector<AccountState> unknown;  //!< balance unread: no decision this round
     std::vector<AccountState> waiting;  //!< below threshold, but an earlier top-up is not confirmed yet
     std::vector<std::pair<TopUp, std::string>> blocked;  //!< held back by a spend limit, and why
+    std::set<eth::Address> held_per_account;  //!< accounts limits.perAccount held back (wholly or partly)
     Wei total = 0;                      //!< sum of amounts
     std::optional<Fees> fees;
     std::string fee_error;

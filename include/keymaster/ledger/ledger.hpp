@@ -126,8 +126,8 @@ public:
     std::vector<BurnRow> burn_rows(const std::string& network, double since) const;
     //! Writes states and buckets (replacing those with the same key) in one transaction.
     void save_burn(const std::string& network, const std::vector<BurnState>& states, const std::vector<BurnRow>& rows);
-    //! Deletes buckets that ended before `before`, on every network.
-    void prune_burn(double before);
+    //! Deletes the buckets of `network` that ended before `before`.
+    void prune_burn(const std::string& network, double before);
 
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,19 @@ public:
     struct AccountSeries;
     AccountSeries* account_series(const AccountLabels& a);
     void set(AccountSeries* s, double balance, double threshold, double target);
+    //! Measured burn: `spent` since the last poll (added to keymaster_account_spent_ether_total,
+    //! which exists at 0 from account_series() on), the runway (nullopt: +Inf, nothing spent) and
+    //! runway.threshold where set.
+    void burn(AccountSeries* s, double spent, std::optional<double> runway, std::optional<double> runway_threshold);
+    //! Whether limits.perAccount holds back a top-up the account needs this round.
+    void held_back(AccountSeries* s, bool held);
     //! The account is no longer funded (config reload): drop its series.
     void forget_account(const AccountLabels& a);
     void bank(const std::string& network, const std::string& address, double balance);
     //! The network's bankThreshold, for the low-bank alert.
     void bank_threshold(const std::string& network, const std::string& address, double threshold);
+    //! How long the bank lasts at what it paid over runway.window (nullopt: +Inf).
+    void bank_runway(const std::string& network, const std::string& address, std::optional<double> seconds);
     void forget_bank(const std::string& network, const std::string& address);
     //! A settled top-up. keymaster_topups_total{result="success"|"failure"} and
     //! keymaster_topup_amount_ether_total exist at 0 for every account from account_series() on.

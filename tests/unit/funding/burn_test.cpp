@@ -163,6 +163,13 @@ TEST_CASE("burn: effective threshold and target", "[burn]") {
         CHECK(l.capped == r.capped);
     }
     CHECK(funding::burn_reason(6 * 3600, milli(800), 18, "ETH") == "6h of 0.8 ETH/day");
+    const auto plain = account(milli(100), milli(300), rw);
+    CHECK(funding::describe_levels(plain, funding::levels(plain, {milli(800), 86400}), 18, "ETH") ==
+          "threshold 6h of 0.8 ETH/day, target 1d of 0.8 ETH/day");
+    const auto a = account(milli(100), milli(300), capped);
+    CHECK(funding::describe_levels(a, funding::levels(a, {milli(4000), 86400}), 18, "ETH") ==
+          "threshold 6h of 4 ETH/day, target 1d of 4 ETH/day, capped at runway.max 0.6");
+    CHECK(funding::describe_levels(a, funding::levels(a, {milli(10), 86400}), 18, "ETH").empty());
 }
 
 TEST_CASE("burn: the plan decides at the effective levels", "[burn]") {

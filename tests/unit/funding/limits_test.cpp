@@ -111,6 +111,7 @@ TEST_CASE("limits: perAccount caps what one account receives in 24 hours, by amo
     CHECK_THAT(p.blocked[1].second, Catch::StartsWith("perAccount.daily"));
     CHECK(p.blocked[2].first.account.address == a3);
     CHECK_THAT(p.blocked[2].second, Catch::StartsWith("perAccount.topUps"));
+    CHECK(p.held_per_account == std::set<eth::Address>{a1, a2, a3});  // for keymaster_account_held_back
     // Without perAccount, received amounts change nothing.
     auto q = plan_of({Wei(80)}, Wei(1'000'000'000));
     CHECK_FALSE(funding::apply_limits(q, config::Limits{}, 0, {{q.topups[0].account.address, {Wei(1000), 99}}}));

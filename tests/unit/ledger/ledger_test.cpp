@@ -192,7 +192,8 @@ TEST_CASE("ledger: burn history is kept per network, replaced by key, pruned by 
         CHECK(rows[1].stop == 230);
         CHECK(rows[1].spent == 60);
         CHECK(reader.burn_rows("alpha", 160).size() == 1);  // only buckets ending at or after 160
-        l.prune_burn(160);
+        l.prune_burn("alpha", 160);
+        l.prune_burn("beta", 10);
         CHECK(reader.burn_rows("alpha", 0).size() == 1);
         CHECK(reader.burn_rows("beta", 0).empty());
     }

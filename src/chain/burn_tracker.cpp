@@ -1,0 +1,113 @@
+#include "burn_tracker.hpp"
+
+#include <algorithm>
+
+namespace keymaster::chain::detail {
+
+namespace {
+const char* const kBankKey = "bank";  // the bank's row in burn_state: its first observation
+}
+
+BurnTracker::BurnTracker(std::string network, const std::vector<funding::Account>& accounts, double bank_window)
+    : network_(std::move(network)), accounts_(accounts), history_(accounts.size()), bank_window_(bank_window) {
+    for (std::size_t i = 0; i < accounts.size(); ++i) {
+        index_.emplace(accounts[i].address, i);
+        retention_ = std::max(retention_, accounts[i].runway.window_seconds());
+    }
+}
+
+void BurnTracker::load(const ledger::Ledger& ledger, double now) {
+    if (loaded_) return;
+    std::vector<funding::BurnHistory> h(accounts_.size());
+    funding::BurnHistory bank;
+    auto find = [&](const std::string& address) -> funding::BurnHistory* {
+        if (address == kBankKey) return &bank;
+        auto a = eth::Address::parse(address);
+        if (!a) return nullptr;
+        auto it = index_.find(*a);
+        return it == index_.end() ? nullptr : &h[it->second];
+    };
+    for (const auto& s : ledger.burn_states(network_))
+        if (auto* x = find(s.address)) {
+            x->since = s.since;
+            x->time = s.time;
+            x->balance = s.balance;
+        }
+    for (const auto& r : ledger.burn_rows(network_, now - retention_))
+        if (auto* x = find(r.address); x && x != &bank) x->buckets.push_back({r.start, r.stop, r.spent});
+    history_ = std::move(h);
+    bank_ = bank;
+    loaded_ = true;
+}
+
+// What our confirmed top-ups brought each account since its last measurement.
+std::map<std::size_t, Wei> BurnTracker::arrivals(const ledger::Ledger& ledger, const std::string& bank, double now) const {
+    double from = now;
+    for (const auto& h : history_)
+        if (h.observed()) from = std::min(from, h.time);
+    std::map<std::size_t, Wei> out;
+    for (const auto& a : ledger.confirmed_since(network_, bank, from)) {
+        auto addr = eth::Address::parse(a.recipient);
+        if (!addr) continue;
+        auto it = index_.find(*addr);
+        if (it != index_.end() && a.time > history_[it->second].time) out[it->second] += a.amount;
+    }
+    return out;
+}
+
+std::vector<Wei> BurnTracker::measure(const ledger::Ledger* reader, ledger::Ledger* writer,
+                                      const funding::NetworkSnapshot& snap, const std::set<eth::Address>& busy, double now) {
+    std::vector<Wei> spent(snap.accounts.size());
+    if (reader) load(*reader, now);
+    try {
+        const auto arrived = reader ? arrivals(*reader, snap.bank.checksummed(), now) : std::map<std::size_t, Wei>{};
+        std::vector<ledger::Ledger::BurnState> states;
+        std::vector<ledger::Ledger::BurnRow> rows;
+        for (std::size_t i = 0; i < snap.accounts.size() && i < history_.size(); ++i) {
+            const auto& s = snap.accounts[i];
+            if (!s.balance || busy.count(s.account.address)) continue;  // unknown, or money on the way
+            auto& h = history_[i];
+            const auto it = arrived.find(i);
+            const auto m = funding::observe(h, now, *s.balance, it == arrived.end() ? Wei(0) : it->second,
+                                            funding::bucket_length(s.account.runway.window_seconds()));
+            spent[i] = m.spent;
+            if (!m.state_changed) continue;
+            const auto address = s.account.address.checksummed();
+            states.push_back({address, h.since, h.time, h.balance});
+            if (m.bucket) rows.push_back({address, m.bucket->start, m.bucket->end, m.bucket->spent});
+        }
+        if (!bank_.observed()) {
+            bank_.since = bank_.time = now;
+            states.push_back({kBankKey, now, now, 0});
+        }
+        if (writer) writer->save_burn(network_, states, rows);
+        prune(writer, now);
+    } catch (...) {
+        loaded_ = false;  // memory may be ahead of the ledger: start again from what it holds
+        throw;
+    }
+    return spent;
+}
+
+void BurnTracker::prune(ledger::Ledger* writer, double now) {
+    if (now - last_prune_ < 3600) return;
+    last_prune_ = now;
+    for (auto& h : history_) funding::prune(h, now - retention_);
+    if (writer) writer->prune_burn(network_, now - retention_);
+}
+
+std::vector<funding::BurnRate> BurnTracker::rates(double now) const {
+    std::vector<funding::BurnRate> out;
+    out.reserve(history_.size());
+    for (std::size_t i = 0; i < history_.size(); ++i)
+        out.push_back(funding::burn_rate(history_[i], now, accounts_[i].runway.window_seconds()));
+    return out;
+}
+
+funding::BurnRate BurnTracker::bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now) const {
+    if (!bank_.observed()) return {};
+    const double from = std::max(now - bank_window_, bank_.since);
+    return funding::rate_of(ledger.paid_since(network_, bank, from), now - from);
+}
+
+}  // namespace keymaster::chain::detail

@@ -1,0 +1,57 @@
+// Measured burn of one network's accounts, kept in memory and in the ledger (not a public header).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "keymaster/funding/burn.hpp"
+#include "keymaster/funding/snapshot.hpp"
+#include "keymaster/ledger/ledger.hpp"
+
+namespace keymaster::chain::detail {
+
+//! Buckets are kept at least a week (longer when a window is longer).
+inline constexpr double kBurnRetentionSeconds = 7 * 86400;
+
+//! One history per account of the worker (same order), loaded from the ledger once, measured
+//! every live Round: what changed is written in one transaction. A failed write or load makes the
+//! next Round start again from the ledger, which stays consistent (a measurement always starts at
+//! the last state written).
+class BurnTracker {
+public:
+    //! `bank_window`: the network's runway.window, over which the bank's rate is measured.
+    BurnTracker(std::string network, const std::vector<funding::Account>& accounts, double bank_window);
+
+    //! Measures every account of `snap` whose balance was read and that has no unresolved top-up
+    //! (`busy`: its money may be on the way), at `now`. `ledger` null: in memory only (dry run).
+    //! Returns what each account spent since the last measurement (snapshot order). Throws
+    //! LedgerError (nothing measured then).
+    std::vector<Wei> measure(const ledger::Ledger* reader, ledger::Ledger* writer, const funding::NetworkSnapshot& snap,
+                             const std::set<eth::Address>& busy, double now);
+    //! Loads the history if not yet loaded (status: read only). Throws LedgerError.
+    void load(const ledger::Ledger& ledger, double now);
+
+    //! Each account's rate over its runway.window at `now`.
+    [[nodiscard]] std::vector<funding::BurnRate> rates(double now) const;
+    //! The bank's: what it paid (top-ups and fees, from the ledger) over `window`, since its
+    //! first observation. Throws LedgerError.
+    [[nodiscard]] funding::BurnRate bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now) const;
+
+private:
+    std::map<std::size_t, Wei> arrivals(const ledger::Ledger& ledger, const std::string& bank, double now) const;
+    void prune(ledger::Ledger* writer, double now);
+
+    std::string network_;
+    const std::vector<funding::Account>& accounts_;
+    std::map<eth::Address, std::size_t> index_;
+    std::vector<funding::BurnHistory> history_;
+    funding::BurnHistory bank_;  // since: the bank's first observation
+    double bank_window_;
+    double retention_ = kBurnRetentionSeconds;
+    double last_prune_ = 0;
+    bool loaded_ = false;
+};
+
+}  // namespace keymaster::chain::detail
