@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "keymaster/common/duration.hpp"
 
@@ -112,7 +113,11 @@ Levels levels(const Account& a, const BurnRate& r) {
 }
 
 std::string burn_reason(double seconds, const Wei& per_day, unsigned decimals, const std::string& symbol) {
-    return format_duration(seconds) + " of " + format_units(per_day, decimals) + " " + symbol + "/day";
+    // Three significant digits are what a person reads ("0.812", "869"); exact amounts are in the JSON.
+    const double v = to_double(per_day, decimals);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, v >= 1000 ? "%.0f" : "%.3g", v);
+    return format_duration(seconds) + " of " + buf + " " + symbol + "/day";
 }
 
 }  // namespace keymaster::funding

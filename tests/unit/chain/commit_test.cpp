@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "fake_http_server.hpp"
 #include "keymaster/chain/round.hpp"
@@ -441,4 +442,59 @@ TEST_CASE("prepare: an absurd base fee from the node is an error for the round, 
     auto report = rig.commit(plan);
     CHECK(report.outcomes[0].fault == Fault::kFees);
     CHECK(rig.sends_seen() == 0);
+}
+
+TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; money on the way waits", "[chain][burn]") {
+    Rig rig(1, [](config::Network& n) {
+        n.runway.window = 10;  // enough history after 1 s
+        n.runway.threshold = 600;
+    });
+    // The ledger stamps settlements with the wall clock: the worker reads the same one here, as in
+    // the daemon, and the rounds are a second apart.
+    rig.worker->set_clock([] { return unix_now(); });
+    auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(1100)); };
+    (*rig.accounts)[0].runway = rig.net.runway;  // as the topology resolves it
+    const auto a = address_of(1).lower();
+    rig.chain.mining = false;  // the top-up stays in the mempool
+    auto p1 = rig.prepare();   // first observation: 0
+    REQUIRE(p1.plan.topups.size() == 1);
+    CHECK(p1.spent.at(0) == 0);
+    CHECK(rig.commit(p1, std::chrono::milliseconds(200)).outcomes.at(0).state == chain::Outcome::State::kSent);
+
+    // Round 2: one endpoint already shows the money, the receipt is not there: the account waits,
+    // unmeasured (measuring now would take the arrival for an incoming transfer and count it later).
+    pause();
+    rig.chain.balances[a] = kEther * 2;
+    auto p2 = rig.prepare();
+    CHECK(p2.pending.size() == 1);
+    CHECK(p2.spent.at(0) == 0);
+    REQUIRE(rig.ledger.burn_states("alpha").size() == 2);  // the account and the bank, first seen in round 1
+
+    // Round 3: mined and settled; the agent spent half an ether of the 2 it received.
+    rig.chain.mining = true;
+    rig.chain.handle("eth_blockNumber", json::array());  // a block: the top-up is mined
+    rig.chain.balances[a] = kEther * 3 / 2;
+    pause();
+    auto p3 = rig.prepare();
+    REQUIRE(p3.settled.size() == 1);
+    CHECK(p3.spent.at(0) == kEther / 2);
+    const auto rows = rig.ledger.burn_rows("alpha", 0);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].spent == kEther / 2);
+    REQUIRE(p3.plan.rates.size() == 1);
+    // Over the ~2.2 s observed: some 19,600 ether a day.
+    CHECK(p3.plan.rates[0].per_day > kEther / 2 * 86400 / 3);
+    CHECK(p3.plan.rates[0].per_day < kEther / 2 * 86400 / 2);
+    // The threshold from burn: 10 minutes of that is far above the target (2): capped at it.
+    CHECK(p3.plan.levels.at(0).threshold == kEther * 2);
+    CHECK(p3.plan.levels.at(0).threshold_from_burn);
+    REQUIRE(p3.plan.bank_rate);
+    CHECK(p3.plan.bank_rate->per_day > 0);  // the bank paid 2 ether and fees
+
+    // A new worker on the same ledger (a restart) has the same history.
+    chain::Worker again(rig.io.get_executor(), rig.net, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    auto p4 = test::run(rig.io, again.prepare(chain::Mode::kStatus));
+    REQUIRE(p4.plan.rates.size() == 1);
+    CHECK(p4.plan.rates[0].per_day > kEther / 2 * 86400 / 3);
+    CHECK(p4.plan.rates[0].per_day <= p3.plan.rates[0].per_day);  // the same spending, a little later
 }

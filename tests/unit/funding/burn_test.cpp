@@ -163,6 +163,9 @@ TEST_CASE("burn: effective threshold and target", "[burn]") {
         CHECK(l.capped == r.capped);
     }
     CHECK(funding::burn_reason(6 * 3600, milli(800), 18, "ETH") == "6h of 0.8 ETH/day");
+    CHECK(funding::burn_reason(600, Wei("869001011450990348525"), 18, "ETH") == "10m of 869 ETH/day");
+    CHECK(funding::burn_reason(600, Wei("8690010114509903485250"), 18, "ETH") == "10m of 8690 ETH/day");
+    CHECK(funding::burn_reason(90, Wei("1234567"), 9, "GAS") == "90s of 0.00123 GAS/day");
     const auto plain = account(milli(100), milli(300), rw);
     CHECK(funding::describe_levels(plain, funding::levels(plain, {milli(800), 86400}), 18, "ETH") ==
           "threshold 6h of 0.8 ETH/day, target 1d of 0.8 ETH/day");
