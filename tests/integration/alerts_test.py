@@ -29,12 +29,13 @@ SCOPES = ["poll", "chain_id", "balance", "balance_mismatch", "bank_low", "bank",
 
 
 def short_rules_copy():
-    """KeymasterAccountBelowThreshold with `for: 5s`, KeymasterNetworkNotPolled with `> 5`: nothing else changed."""
+    """KeymasterAccountBelowThreshold, KeymasterAccountRunwayShort and KeymasterBankRunwayShort with
+    `for: 5s`, KeymasterNetworkNotPolled with `> 5`: nothing else changed."""
     with open(RULES) as f:
         doc = yaml.safe_load(f)
     rules = []
     for r in doc["groups"][0]["rules"]:
-        if r["alert"] == "KeymasterAccountBelowThreshold":
+        if r["alert"] in ("KeymasterAccountBelowThreshold", "KeymasterAccountRunwayShort", "KeymasterBankRunwayShort"):
             r = copy.deepcopy(r)
             r["for"] = "5s"
         elif r["alert"] == "KeymasterNetworkNotPolled":
@@ -92,6 +93,7 @@ class AlertsFire(unittest.TestCase):
         self.assertEqual(lint.returncode, 0, lint.stdout + lint.stderr)
         topups = metric_values(text, "keymaster_topups_total")
         amounts = metric_values(text, "keymaster_topup_amount_ether_total")
+        spent = metric_values(text, "keymaster_account_spent_ether_total")
         errors = metric_values(text, "keymaster_errors_total")
         for n in self.names:
             for role, a in zip(("updater", "watcher"), self.agents[n]):  # funded on their home network
@@ -99,6 +101,7 @@ class AlertsFire(unittest.TestCase):
                 for result in ("success", "failure"):
                     self.assertEqual(topups.get(frozenset(acct | {("result", result)})), 0.0, (n, role, result))
                 self.assertEqual(amounts.get(frozenset(acct)), 0.0, (n, role))
+                self.assertEqual(spent.get(frozenset(acct)), 0.0, (n, role))
             for scope in SCOPES:
                 self.assertEqual(errors.get(frozenset({("network", n), ("scope", scope)})), 0.0, (n, scope))
             for name in ("keymaster_replacements_total", "keymaster_gas_spent_ether_total"):
@@ -127,6 +130,14 @@ class AlertsFire(unittest.TestCase):
                  lambda: self.firing("KeymasterAccountBelowThreshold", network="drained", rules_copy="short"), timeout=40)
         wait_for("KeymasterNetworkNotPolled (> 5 s copy)",
                  lambda: self.firing("KeymasterNetworkNotPolled", network="dead", rules_copy="short"), timeout=40)
+        # The drained account "spent" its 5 ether at once and cannot be refilled: its runway is 0.
+        wait_for("KeymasterAccountRunwayShort (for: 5s copy)",
+                 lambda: self.firing("KeymasterAccountRunwayShort", network="drained", rules_copy="short",
+                                     address=checksum(self.agents["drained"][0])), timeout=40)
+        # The refused network's bank paid 2 ether (and fees) within seconds: at that rate its
+        # 10,000 ether last well under 3 days.
+        wait_for("KeymasterBankRunwayShort (for: 5s copy)",
+                 lambda: self.firing("KeymasterBankRunwayShort", network="refused", rules_copy="short"), timeout=40)
         healthy = [a for a in self.prom.alerts() if a["labels"].get("network") == "healthy"]
         self.assertEqual(healthy, [], "the healthy network fires nothing")
 

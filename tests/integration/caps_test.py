@@ -12,8 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from chains import (KEYMASTER, Chain, DEV_ADDRESS, DEV_KEY, ETHER, error_count, fresh_address, free_port,  # noqa: E402
-                    wait_for, write_config)
+from chains import (KEYMASTER, Chain, DEV_ADDRESS, DEV_KEY, ETHER, checksum, error_count, fresh_address,  # noqa: E402
+                    free_port, metric_values, wait_for, write_config)
 
 ENV = {"KM_BANK": DEV_KEY}
 
@@ -63,6 +63,10 @@ class PerAccountCaps(unittest.TestCase):
             time.sleep(3)  # ten more rounds with the spender empty
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{d.port}/metrics", timeout=5).read().decode()
             self.assertGreater(error_count(metrics, "alpha", "limit"), 0)
+            # keymaster_account_held_back (KeymasterAccountHeldBack) names the capped account, only it.
+            held = {dict(k)["address"]: v for k, v in metric_values(metrics, "keymaster_account_held_back").items()}
+            self.assertEqual(held.pop(checksum(self.spender)), 1.0)
+            self.assertTrue(held and all(v == 0.0 for v in held.values()), held)
         finally:
             d.send_signal(signal.SIGTERM)
             self.assertEqual(d.wait(20), 0)

@@ -87,3 +87,35 @@ TEST_CASE("metrics: /metrics is streamed in pieces of about 64 KiB, the same tex
     CHECK_FALSE(interrupted(piece));
     CHECK(piece.empty());
 }
+
+TEST_CASE("metrics: measured burn, runway (+Inf when nothing is spent), held back, bank runway", "[metrics][burn]") {
+    metrics::Metrics m("1.2.3", "abc");
+    const metrics::AccountLabels a{"alpha", "alpha", "relayer", "0xA"}, b{"alpha", "alpha", "watcher", "0xB"};
+    auto* sa = m.account_series(a);
+    auto* sb = m.account_series(b);
+    const std::string la = R"(network="alpha",home="alpha",role="relayer",address="0xA")";
+    const std::string lb = R"(network="alpha",home="alpha",role="watcher",address="0xB")";
+    auto text = m.serialize();
+    CHECK(has(text, "keymaster_account_spent_ether_total{" + la + "} 0"));  // from the start, for increase()
+    CHECK(text.find("keymaster_account_runway_seconds{") == std::string::npos);  // not polled yet
+    m.set(sa, 1, 0.5, 2);
+    m.set(sb, 1, 0.5, 2);
+    m.burn(sa, 0.25, 3600, 21600);
+    m.burn(sa, 0.5, 1800, 21600);
+    m.burn(sb, 0, std::nullopt, std::nullopt);
+    m.held_back(sa, true);
+    m.bank_runway("alpha", "0xBANK", 86400);
+    m.bank_runway("beta", "0xBANK2", std::nullopt);
+    text = m.serialize();
+    CHECK(has(text, "keymaster_account_spent_ether_total{" + la + "} 0.75"));
+    CHECK(has(text, "keymaster_account_runway_seconds{" + la + "} 1800"));
+    CHECK(has(text, "keymaster_account_runway_seconds{" + lb + "} +Inf"));
+    CHECK(has(text, "keymaster_account_runway_threshold_seconds{" + la + "} 21600"));
+    CHECK(text.find("keymaster_account_runway_threshold_seconds{" + lb) == std::string::npos);  // none configured
+    CHECK(has(text, "keymaster_account_held_back{" + la + "} 1"));
+    CHECK(has(text, "keymaster_account_held_back{" + lb + "} 0"));
+    CHECK(has(text, R"(keymaster_bank_runway_seconds{address="0xBANK",network="alpha"} 86400)"));
+    CHECK(has(text, R"(keymaster_bank_runway_seconds{address="0xBANK2",network="beta"} +Inf)"));
+    m.forget_bank("alpha", "0xBANK");
+    CHECK(m.serialize().find("0xBANK\"") == std::string::npos);
+}
