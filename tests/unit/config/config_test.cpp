@@ -374,7 +374,7 @@ TEST_CASE("config: etc/keymaster.example.json is valid and uses every key", "[co
                             "watcherThreshold", "target", "roles", "agents", "updater", "watchers", "relayer",
                             "processor", "kathy", "ignore", "all", "local", "remote", "gasLimit", "txType",
                             "maxFeePerGas", "decimals", "symbol", "bankThreshold", "batchSize", "limits", "maxTopUp", "daily",
-                            "reserve", "replaceAfter", "blocks", "seconds"})
+                            "reserve", "replaceAfter", "blocks", "seconds", "perAccount", "topUps", "runway", "window", "max"})
         CHECK(text.find(std::string("\"") + key + "\"") != std::string::npos);
 }
 

@@ -174,3 +174,14 @@ TEST_CASE("funding: runway.max below an account's amount threshold or target is 
     CHECK(*w.runway.target == 86400);
     CHECK(*w.runway.max == Wei(3) * Wei(1'000'000'000'000'000'000ULL));
 }
+
+TEST_CASE("funding: the shipped example configs build a topology without errors (runway.max included)", "[funding]") {
+    for (const char* file : {"/etc/keymaster.example.json", "/etc/environments/development.json",
+                             "/etc/environments/staging.json", "/etc/environments/production.json"}) {
+        INFO(file);
+        auto r = config::load(std::string(KEYMASTER_SOURCE_DIR) + file, [](const std::string&) { return std::nullopt; });
+        REQUIRE(std::holds_alternative<config::Config>(r));
+        const auto t = funding::build_topology(std::get<config::Config>(r));
+        CHECK(t.errors.empty());
+    }
+}
