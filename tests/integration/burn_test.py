@@ -15,7 +15,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from chains import (KEYMASTER, Chain, DEV_KEY, ETHER, fresh_address, free_port, metric_values, rpc,  # noqa: E402
+from chains import (KEYMASTER, Chain, DEV_KEY, ETHER, fresh_address, metric_values, rpc, start_daemon,  # noqa: E402
                     wait_for, write_config)
 
 ENV = {"KM_BANK": DEV_KEY}
@@ -68,14 +68,7 @@ class MeasuredBurn(unittest.TestCase):
             time.sleep(max(0.0, next_at - time.time()))
 
     def daemon(self):
-        port = free_port()
-        log = tempfile.NamedTemporaryFile(prefix="keymaster-", suffix=".log", delete=False).name
-        with open(log, "w") as out:
-            d = subprocess.Popen([KEYMASTER, "run", "--config", self.path, "--data-dir", self.data, "--interval", "300ms",
-                                  "--metrics-addr", f"127.0.0.1:{port}"], stdout=out, stderr=out,
-                                 env=dict(os.environ, **ENV))
-        d.log, d.port = log, port
-        return d
+        return start_daemon(self.path, self.data, ENV)
 
     def stop(self, d):
         d.send_signal(signal.SIGTERM)

@@ -4,7 +4,6 @@ nor more than `topUps` transfers, however often it runs dry; the others are stil
 survives a restart (it is counted from the ledger)."""
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -12,8 +11,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from chains import (KEYMASTER, Chain, DEV_ADDRESS, DEV_KEY, ETHER, checksum, error_count, fresh_address,  # noqa: E402
-                    free_port, metric_values, wait_for, write_config)
+from chains import (Chain, DEV_ADDRESS, DEV_KEY, ETHER, checksum, error_count, fresh_address,  # noqa: E402
+                    metric_values, start_daemon, wait_for, write_config)
 
 ENV = {"KM_BANK": DEV_KEY}
 
@@ -41,14 +40,7 @@ class PerAccountCaps(unittest.TestCase):
             time.sleep(0.05)
 
     def daemon(self):
-        port = free_port()
-        log = tempfile.NamedTemporaryFile(prefix="keymaster-", suffix=".log", delete=False).name
-        with open(log, "w") as out:
-            d = subprocess.Popen([KEYMASTER, "run", "--config", self.path, "--data-dir", self.data, "--interval", "300ms",
-                                  "--metrics-addr", f"127.0.0.1:{port}"], stdout=out, stderr=out,
-                                 env=dict(os.environ, **ENV))
-        d.log, d.port = log, port
-        return d
+        return start_daemon(self.path, self.data, ENV)
 
     def received(self):
         txs = [tx for tx in self.chain.transactions_from(DEV_ADDRESS) if tx["to"].lower() == self.spender.lower()]

@@ -118,6 +118,18 @@ def keymaster(*args, env=None, stdin=subprocess.DEVNULL, timeout=300):
                           timeout=timeout)
 
 
+def start_daemon(config_path, data_dir, env, interval="300ms"):
+    """`keymaster run` on a free metrics port, its log in a file: the Popen, with .log and .port."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="keymaster-", suffix=".log", delete=False).name
+    with open(log, "w") as out:
+        d = subprocess.Popen([KEYMASTER, "run", "--config", config_path, "--data-dir", data_dir, "--interval", interval,
+                              "--metrics-addr", f"127.0.0.1:{port}"], stdout=out, stderr=out,
+                             env=dict(os.environ, **env))
+    d.log, d.port = log, port
+    return d
+
+
 def wait_for(what, predicate, timeout=60.0, step=0.1):
     """Polls `predicate` until it holds; fails the test naming `what` after `timeout` seconds."""
     deadline = time.time() + timeout
