@@ -10,31 +10,39 @@ const char* const kBankKey = "bank";  // the bank's row in burn_state: its first
 
 BurnTracker::BurnTracker(std::string network, const std::vector<funding::Account>& accounts, double bank_window)
     : network_(std::move(network)), accounts_(accounts), history_(accounts.size()), bank_window_(bank_window) {
+    index_.reserve(accounts.size());
     for (std::size_t i = 0; i < accounts.size(); ++i) {
-        index_.emplace(accounts[i].address, i);
-        retention_ = std::max(retention_, accounts[i].runway.window_seconds());
+        index_.emplace_back(accounts[i].address, i);
+        retention_ = std::max(retention_, accounts[i].window());
     }
+    std::sort(index_.begin(), index_.end());
+}
+
+std::optional<std::size_t> BurnTracker::find(const std::string& address) const {
+    const auto a = eth::Address::parse(address);
+    if (!a) return std::nullopt;
+    const auto it = std::lower_bound(index_.begin(), index_.end(), std::make_pair(*a, std::size_t{0}));
+    if (it == index_.end() || it->first != *a) return std::nullopt;
+    return it->second;
 }
 
 void BurnTracker::load(const ledger::Ledger& ledger, double now) {
     if (loaded_) return;
     std::vector<funding::BurnHistory> h(accounts_.size());
     funding::BurnHistory bank;
-    auto find = [&](const std::string& address) -> funding::BurnHistory* {
+    auto history_of = [&](const std::string& address) -> funding::BurnHistory* {
         if (address == kBankKey) return &bank;
-        auto a = eth::Address::parse(address);
-        if (!a) return nullptr;
-        auto it = index_.find(*a);
-        return it == index_.end() ? nullptr : &h[it->second];
+        const auto i = find(address);
+        return i ? &h[*i] : nullptr;
     };
     for (const auto& s : ledger.burn_states(network_))
-        if (auto* x = find(s.address)) {
+        if (auto* x = history_of(s.address)) {
             x->since = s.since;
             x->time = s.time;
             x->balance = s.balance;
         }
     for (const auto& r : ledger.burn_rows(network_, now - retention_))
-        if (auto* x = find(r.address); x && x != &bank) x->buckets.push_back({r.start, r.stop, r.spent});
+        if (auto* x = history_of(r.address); x && x != &bank) x->buckets.push_back({r.start, r.stop, r.spent});
     history_ = std::move(h);
     bank_ = bank;
     loaded_ = true;
@@ -46,18 +54,15 @@ std::map<std::size_t, Wei> BurnTracker::arrivals(const ledger::Ledger& ledger, c
     for (const auto& h : history_)
         if (h.observed()) from = std::min(from, h.time);
     std::map<std::size_t, Wei> out;
-    for (const auto& a : ledger.confirmed_since(network_, bank, from)) {
-        auto addr = eth::Address::parse(a.recipient);
-        if (!addr) continue;
-        auto it = index_.find(*addr);
-        if (it != index_.end() && a.time > history_[it->second].time) out[it->second] += a.amount;
-    }
+    for (const auto& a : ledger.confirmed_since(network_, bank, from))
+        if (const auto i = find(a.recipient); i && a.time > history_[*i].time) out[*i] += a.amount;
     return out;
 }
 
-std::vector<Wei> BurnTracker::measure(const ledger::Ledger* reader, ledger::Ledger* writer,
-                                      const funding::NetworkSnapshot& snap, const std::set<eth::Address>& busy, double now) {
-    std::vector<Wei> spent(snap.accounts.size());
+std::vector<std::pair<std::size_t, Wei>> BurnTracker::measure(const ledger::Ledger* reader, ledger::Ledger* writer,
+                                                              const funding::NetworkSnapshot& snap,
+                                                              const std::set<eth::Address>& busy, double now) {
+    std::vector<std::pair<std::size_t, Wei>> spent;
     if (reader) load(*reader, now);
     try {
         const auto arrived = reader ? arrivals(*reader, snap.bank.checksummed(), now) : std::map<std::size_t, Wei>{};
@@ -69,8 +74,8 @@ std::vector<Wei> BurnTracker::measure(const ledger::Ledger* reader, ledger::Ledg
             auto& h = history_[i];
             const auto it = arrived.find(i);
             const auto m = funding::observe(h, now, *s.balance, it == arrived.end() ? Wei(0) : it->second,
-                                            funding::bucket_length(s.account.runway.window_seconds()));
-            spent[i] = m.spent;
+                                            funding::bucket_length(s.account.window()));
+            if (m.spent > 0) spent.emplace_back(i, m.spent);
             if (!m.state_changed) continue;
             const auto address = s.account.address.checksummed();
             states.push_back({address, h.since, h.time, h.balance});
@@ -100,7 +105,7 @@ std::vector<funding::BurnRate> BurnTracker::rates(double now) const {
     std::vector<funding::BurnRate> out;
     out.reserve(history_.size());
     for (std::size_t i = 0; i < history_.size(); ++i)
-        out.push_back(funding::burn_rate(history_[i], now, accounts_[i].runway.window_seconds()));
+        out.push_back(funding::burn_rate(history_[i], now, accounts_[i].window()));
     return out;
 }
 

@@ -26,9 +26,9 @@ public:
 
     //! Measures every account of `snap` whose balance was read and that has no unresolved top-up
     //! (`busy`: its money may be on the way), at `now`. `ledger` null: in memory only (dry run).
-    //! Returns what each account spent since the last measurement (snapshot order). Throws
-    //! LedgerError (nothing measured then).
-    std::vector<Wei> measure(const ledger::Ledger* reader, ledger::Ledger* writer, const funding::NetworkSnapshot& snap,
+    //! Returns the accounts that spent since the last measurement: (snapshot index, amount), by
+    //! index. Throws LedgerError (nothing measured then).
+    std::vector<std::pair<std::size_t, Wei>> measure(const ledger::Ledger* reader, ledger::Ledger* writer, const funding::NetworkSnapshot& snap,
                              const std::set<eth::Address>& busy, double now);
     //! Loads the history if not yet loaded (status: read only). Throws LedgerError.
     void load(const ledger::Ledger& ledger, double now);
@@ -45,7 +45,9 @@ private:
 
     std::string network_;
     const std::vector<funding::Account>& accounts_;
-    std::map<eth::Address, std::size_t> index_;
+    std::optional<std::size_t> find(const std::string& address) const;
+
+    std::vector<std::pair<eth::Address, std::size_t>> index_;  // sorted: an account by address
     std::vector<funding::BurnHistory> history_;
     funding::BurnHistory bank_;  // since: the bank's first observation
     double bank_window_;

@@ -238,6 +238,7 @@ const config::Network& Worker::network() const { return impl_->net_; }
 const eth::Address& Worker::bank() const { return impl_->bank; }
 const std::vector<funding::Account>& Worker::accounts() const { return *impl_->accounts; }
 bool Worker::ready() const { return impl_->ready; }
+std::vector<funding::BurnRate> Worker::burn_rates() const { return impl_->burn.rates(impl_->now()); }
 void Worker::set_clock(std::function<double()> now) { impl_->now = std::move(now); }
 
 }  // namespace keymaster::chain

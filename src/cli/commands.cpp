@@ -90,7 +90,7 @@ void print_network_header(std::ostream& os, const config::Network& n, const fund
 // Account i of a plan at its effective levels, with its burn.
 json account_json(const funding::NetworkPlan& p, std::size_t i, const config::Network& n) {
     const auto& a = p.snapshot.accounts[i];
-    const auto levels = i < p.levels.size() ? p.levels[i] : funding::Levels{a.account.threshold, a.account.target};
+    const auto levels = funding::levels_at(p, i);
     const auto d = funding::decide(levels, a.balance);
     json j = {{"network", a.account.network},
               {"home", a.account.home},
@@ -136,7 +136,7 @@ void print_accounts(const funding::NetworkPlan& p, const config::Network& n) {
     std::vector<std::string> notes;
     for (std::size_t i = 0; i < p.snapshot.accounts.size(); ++i) {
         const auto& a = p.snapshot.accounts[i];
-        const auto levels = i < p.levels.size() ? p.levels[i] : funding::Levels{a.account.threshold, a.account.target};
+        const auto levels = funding::levels_at(p, i);
         const auto d = funding::decide(levels, a.balance);
         t.add({std::string(config::role_name(a.account.role)), a.account.home, a.account.address.checksummed(),
                a.balance ? amount_str(*a.balance, n) : "unknown", amount_str(levels.threshold, n), amount_str(levels.target, n),

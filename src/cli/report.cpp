@@ -46,17 +46,20 @@ void RoundView::account_gauges(const chain::RoundPlan& rp) {
     const auto& n = worker_.network();
     const auto& p = rp.plan;
     const auto& snap = p.snapshot;
+    auto spent = rp.spent.begin();  // sparse, by index
     for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
         const auto& a = snap.accounts[i];
         if (a.balance) {
-            const auto levels = i < p.levels.size() ? p.levels[i] : funding::Levels{a.account.threshold, a.account.target};
-            auto* series = series_.at(i);
-            metrics_.set(series, to_double(*a.balance, n.decimals), to_double(levels.threshold, n.decimals),
-                         to_double(levels.target, n.decimals));
-            const auto runway = i < p.rates.size() ? funding::runway_seconds(*a.balance, p.rates[i].per_day) : std::nullopt;
-            metrics_.burn(series, i < rp.spent.size() ? to_double(rp.spent[i], n.decimals) : 0.0, runway,
-                          a.account.runway.threshold);
-            metrics_.held_back(series, p.held_per_account.count(a.account.address) > 0);
+            const auto levels = funding::levels_at(p, i);
+            metrics::Metrics::AccountValues v;
+            v.balance = to_double(*a.balance, n.decimals);
+            v.threshold = to_double(levels.threshold, n.decimals);
+            v.target = to_double(levels.target, n.decimals);
+            if (spent != rp.spent.end() && spent->first == i) v.spent = to_double((spent++)->second, n.decimals);
+            if (i < p.rates.size()) v.runway = funding::runway_seconds(*a.balance, p.rates[i].per_day);
+            if (a.account.runway) v.runway_threshold = a.account.runway->threshold;
+            v.held_back = !p.held_per_account.empty() && p.held_per_account.count(a.account.address);
+            metrics_.update(series_.at(i), v);
             continue;
         }
         count(Fault::kBalance);
@@ -125,8 +128,6 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     }
     last_.reset();
     last_.emplace(snap);
-    last_rates_ = p.rates;
-    last_levels_ = p.levels;
     last_bank_rate_ = p.bank_rate;
     for (const auto& w : p.waiting)
         spdlog::info("{}: {} {} below threshold, waiting for its earlier top-up to confirm", n.name,
@@ -195,9 +196,10 @@ json RoundView::status() const {
     add_burn(jn["bank"], last_bank_rate_ ? &*last_bank_rate_ : nullptr, last_ ? last_->bank_balance : std::nullopt,
              n.decimals);
     const auto& accounts = worker_.accounts();
+    const auto rates = last_ ? worker_.burn_rates() : std::vector<funding::BurnRate>{};
     for (std::size_t i = 0; i < accounts.size(); ++i) {
         const auto& a = accounts[i];
-        const auto levels = i < last_levels_.size() ? last_levels_[i] : funding::Levels{a.threshold, a.target};
+        const auto levels = i < rates.size() ? funding::levels(a, rates[i]) : funding::Levels{a.threshold, a.target};
         json ja = {{"home", a.home}, {"role", std::string(config::role_name(a.role))}, {"address", a.address.checksummed()},
                    {"threshold", format_units(levels.threshold, n.decimals)}, {"target", format_units(levels.target, n.decimals)},
                    {"balance", nullptr}, {"lastError", nullptr}, {"lastTopUp", nullptr}};
@@ -209,7 +211,7 @@ json RoundView::status() const {
             if (s.balance) ja["balance"] = format_units(*s.balance, n.decimals);
             else ja["lastError"] = s.error;
         }
-        add_burn(ja, i < last_rates_.size() ? &last_rates_[i] : nullptr, balance, n.decimals);
+        add_burn(ja, i < rates.size() ? &rates[i] : nullptr, balance, n.decimals);
         const auto why = funding::describe_levels(a, levels, n.decimals, n.symbol);
         if (!why.empty()) ja["levelsFrom"] = why;
         if (auto it = last_topup_.find(a.address); it != last_topup_.end())

@@ -56,9 +56,7 @@ private:
     bool dry_run_;
     std::vector<metrics::Metrics::AccountSeries*> series_;  // accounts()[i]'s gauges
     std::optional<funding::NetworkSnapshot> last_;
-    std::vector<funding::BurnRate> last_rates_;  // per account, with last_
-    std::vector<funding::Levels> last_levels_;
-    std::optional<funding::BurnRate> last_bank_rate_;
+    std::optional<funding::BurnRate> last_bank_rate_;  // accounts' rates are asked of the worker
     std::string last_error_;
     double last_poll_ = 0;
     std::map<eth::Address, LastTopUp> last_topup_;

@@ -57,6 +57,7 @@ void prune(BurnHistory& h, double before) {
 BurnRate rate_of(const Wei& spent, double covered) {
     BurnRate r;
     r.covered = covered;
+    if (spent == 0) return r;  // most accounts, most rounds: no 256-bit division
     const Wei ms = millis(covered);
     if (ms == 0) return r;
     r.per_day = spent * millis(kDay) / ms;
@@ -88,8 +89,8 @@ Wei burn_for(const Wei& per_day, double seconds) { return per_day * millis(secon
 
 Levels levels(const Account& a, const BurnRate& r) {
     Levels l{a.threshold, a.target};
-    const auto& rw = a.runway;
-    if (!rw.sized() || !enough_history(r, rw.window_seconds())) return l;
+    if (!a.runway || !a.runway->sized() || !enough_history(r, a.runway->window_seconds())) return l;
+    const auto& rw = *a.runway;
     l.per_day = r.per_day;
     if (rw.target) {
         Wei t = burn_for(r.per_day, *rw.target);
@@ -126,11 +127,12 @@ namespace keymaster::funding {
 
 std::string describe_levels(const Account& a, const Levels& l, unsigned decimals, const std::string& symbol) {
     std::string out;
-    if (l.threshold_from_burn && a.runway.threshold)
-        out = "threshold " + burn_reason(*a.runway.threshold, l.per_day, decimals, symbol);
-    if (l.target_from_burn && a.runway.target)
-        out += (out.empty() ? "target " : ", target ") + burn_reason(*a.runway.target, l.per_day, decimals, symbol);
-    if (l.capped && a.runway.max) out += (out.empty() ? "" : ", ") + std::string("capped at runway.max ") + format_units(*a.runway.max, decimals);
+    if (!a.runway) return out;
+    const auto& rw = *a.runway;
+    if (l.threshold_from_burn && rw.threshold) out = "threshold " + burn_reason(*rw.threshold, l.per_day, decimals, symbol);
+    if (l.target_from_burn && rw.target)
+        out += (out.empty() ? "target " : ", target ") + burn_reason(*rw.target, l.per_day, decimals, symbol);
+    if (l.capped && rw.max) out += (out.empty() ? "" : ", ") + std::string("capped at runway.max ") + format_units(*rw.max, decimals);
     return out;
 }
 

@@ -29,6 +29,18 @@ struct Builder {
     const config::Config& cfg;
     const std::map<std::string, eth::Address>& banks;
     Topology out;
+    std::map<std::pair<std::string, Role>, std::shared_ptr<const config::Runway>> runways;  // one per network and role
+
+    // N's runway with the role's over it, shared by every account of that role on N; null without any.
+    std::shared_ptr<const config::Runway> runway_of(const Network& n, Role role) {
+        auto& r = runways[{n.name, role}];
+        if (r) return r;
+        const auto rs = n.roles.find(role);
+        const auto merged = rs != n.roles.end() ? config::merged(rs->second.runway, n.runway) : n.runway;
+        const bool any = merged.threshold || merged.target || merged.window || merged.max;
+        if (any) r = std::make_shared<const config::Runway>(merged);
+        return r;
+    }
 
     bool ignored(const Network& n, Role role, bool local) const {
         return n.ignore.all.count(role) || (local ? n.ignore.local.count(role) : n.ignore.remote.count(role));
@@ -50,12 +62,11 @@ struct Builder {
             return;
         }
         const Wei tgt = target.value_or(threshold * 2);
-        const config::Runway runway =
-            rs != n.roles.end() ? config::merged(rs->second.runway, n.runway) : n.runway;
-        if (runway.max && (*runway.max < threshold || *runway.max < tgt)) {
-            out.errors.push_back(cfg.file + ": " + runway.max_path + ": runway.max " + format_units(*runway.max) +
-                                 " is below the " + (*runway.max < threshold ? "threshold " : "target ") +
-                                 format_units(*runway.max < threshold ? threshold : tgt) + " of " +
+        const auto runway = runway_of(n, role);
+        if (runway && runway->max && (*runway->max < threshold || *runway->max < tgt)) {
+            out.errors.push_back(cfg.file + ": " + runway->max_path + ": runway.max " + format_units(*runway->max) +
+                                 " is below the " + (*runway->max < threshold ? "threshold " : "target ") +
+                                 format_units(*runway->max < threshold ? threshold : tgt) + " of " +
                                  std::string(config::role_name(role)) + " " + agent.address.checksummed() + " (" +
                                  agent.path + ")");
             return;
@@ -70,7 +81,7 @@ struct Builder {
             if (existing.address != agent.address) continue;
             existing.threshold = std::max(existing.threshold, threshold);
             existing.target = std::max(existing.target, tgt);
-            existing.runway = longer(existing.runway, runway);
+            if (runway) existing.runway = existing.runway ? std::make_shared<const config::Runway>(longer(*existing.runway, *runway)) : runway;
             out.notes.push_back(n.name + ": " + agent.address.checksummed() + " is listed more than once (" +
                                 std::string(config::role_name(existing.role)) + " of " + existing.home + ", " +
                                 std::string(config::role_name(role)) + " of " + home + "); funded once");
@@ -110,7 +121,7 @@ const NetworkAccounts* Topology::find(std::string_view network) const {
 }
 
 Topology build_topology(const config::Config& cfg, const std::map<std::string, eth::Address>& banks) {
-    Builder b{cfg, banks, {}};
+    Builder b{cfg, banks, {}, {}};
     b.run();
     for (auto& n : b.out.networks) n.accounts.shrink_to_fit();  // kept for the process's lifetime
     return std::move(b.out);

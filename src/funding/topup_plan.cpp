@@ -12,21 +12,25 @@ void update_costs(NetworkPlan& plan) {
     plan.covered = plan.snapshot.bank_balance && *plan.snapshot.bank_balance >= plan.total + plan.max_fee_cost;
 }
 
+Levels levels_at(const NetworkPlan& plan, std::size_t i) {
+    const auto& a = plan.snapshot.accounts.at(i).account;
+    return i < plan.rates.size() ? levels(a, plan.rates[i]) : Levels{a.threshold, a.target};
+}
+
 NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const std::set<eth::Address>& busy,
                       std::vector<BurnRate> rates) {
     NetworkPlan plan;
     plan.snapshot = std::move(snap);
     plan.rates = std::move(rates);
     if (!plan.snapshot.reachable) return plan;
-    plan.levels.reserve(plan.snapshot.accounts.size());
     for (std::size_t i = 0; i < plan.snapshot.accounts.size(); ++i) {
         const auto& s = plan.snapshot.accounts[i];
-        plan.levels.push_back(i < plan.rates.size() ? levels(s.account, plan.rates[i]) : Levels{s.account.threshold, s.account.target});
-        const auto d = decide(plan.levels.back(), s.balance);
+        const auto l = levels_at(plan, i);
+        const auto d = decide(l, s.balance);
         if (d.action == Action::kUnknown) plan.unknown.push_back(s);
         else if (d.action == Action::kTopUp && busy.count(s.account.address)) plan.waiting.push_back(s);
         else if (d.action == Action::kTopUp)
-            plan.topups.push_back(TopUp{s.account, *s.balance, d.amount, net.gas_limit.value_or(21000), plan.levels.back()});
+            plan.topups.push_back(TopUp{s.account, *s.balance, d.amount, net.gas_limit.value_or(21000), l});
     }
     if (!plan.topups.empty()) {
         auto fees = choose_fees(plan.snapshot, net);

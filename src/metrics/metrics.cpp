@@ -131,17 +131,17 @@ void Metrics::set(AccountSeries* s, double balance, double threshold, double tar
     s->target = target;
 }
 
-void Metrics::burn(AccountSeries* s, double spent, std::optional<double> runway, std::optional<double> runway_threshold) {
+void Metrics::update(AccountSeries* s, const AccountValues& v) {
     std::lock_guard lock(impl_->accounts_mu);
-    s->spent += spent;
-    s->runway = runway.value_or(std::numeric_limits<double>::infinity());
-    s->has_runway_threshold = runway_threshold.has_value();
-    s->runway_threshold = runway_threshold.value_or(0);
-}
-
-void Metrics::held_back(AccountSeries* s, bool held) {
-    std::lock_guard lock(impl_->accounts_mu);
-    s->held_back = held;
+    s->has_balance = true;
+    s->balance = v.balance;
+    s->threshold = v.threshold;
+    s->target = v.target;
+    s->spent += v.spent;
+    s->runway = v.runway.value_or(std::numeric_limits<double>::infinity());
+    s->has_runway_threshold = v.runway_threshold.has_value();
+    s->runway_threshold = v.runway_threshold.value_or(0);
+    s->held_back = v.held_back;
 }
 
 void Metrics::forget_account(const AccountLabels& a) {

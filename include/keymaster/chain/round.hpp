@@ -63,7 +63,8 @@ struct RoundPlan {
     std::vector<std::string> ledger_log;    //!< one line per ledger change while preparing
     std::vector<std::size_t> mismatches;    //!< snapshot accounts whose confirmed top-up the balance does not show
     std::optional<Wei> spend_remaining;     //!< what is left of limits.daily
-    std::vector<Wei> spent;                 //!< per snapshot account: spent since the last measurement
+    //! Snapshot accounts that spent since the last measurement: (index, amount), by index.
+    std::vector<std::pair<std::size_t, Wei>> spent;
     std::string burn_error;                 //!< the burn history could not be read or kept (amounts apply)
     std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
     Fault fault = Fault::kNone;             //!< set: this network cannot commit this round
@@ -150,6 +151,8 @@ public:
     [[nodiscard]] const eth::Address& bank() const;
     [[nodiscard]] const std::vector<funding::Account>& accounts() const;
     [[nodiscard]] bool ready() const;  //!< a poll has succeeded
+    //! Each account's burn rate now, from the history the last Round measured (for /status).
+    [[nodiscard]] std::vector<funding::BurnRate> burn_rates() const;
 
     //! The wall clock, replaceable in tests (unix seconds).
     void set_clock(std::function<double()> now);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,7 +19,11 @@ struct Account {
     eth::Address address;
     Wei threshold = 0;
     Wei target = 0;
-    config::Runway runway;  //!< the network's runway with the role's over it
+    //! The network's runway with the role's over it; shared by the accounts of one role on one
+    //! network (null: no runway block applies).
+    std::shared_ptr<const config::Runway> runway;
+    //! runway.window, or 24 hours.
+    [[nodiscard]] double window() const { return runway ? runway->window_seconds() : 86400.0; }
 };
 
 //! Accounts funded on one network, in a stable order: local agents, then remote agents by home.

@@ -27,7 +27,6 @@ struct TopUp {
 struct NetworkPlan {
     NetworkSnapshot snapshot;
     std::vector<BurnRate> rates;   //!< per snapshot account: measured burn (empty: not known)
-    std::vector<Levels> levels;    //!< per snapshot account: effective threshold and target
     std::optional<BurnRate> bank_rate;  //!< what the bank sent (top-ups and fees) per day
     std::vector<TopUp> topups;
     std::vector<AccountState> unknown;  //!< balance unread: no decision this round
@@ -46,6 +45,10 @@ struct NetworkPlan {
 //! theirs is not yet confirmed) get no new one. Chooses the fees when anything is to be sent.
 [[nodiscard]] NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net,
                                     const std::set<eth::Address>& busy = {}, std::vector<BurnRate> rates = {});
+
+//! Snapshot account i's effective threshold and target (levels() at its rate; the amounts
+//! without one). Computed when asked: nothing per account is stored for it.
+[[nodiscard]] Levels levels_at(const NetworkPlan& plan, std::size_t i);
 
 //! Recomputes total, max_fee_cost and covered from the plan's top-ups and fees.
 void update_costs(NetworkPlan& plan);

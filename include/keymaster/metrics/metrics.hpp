@@ -27,12 +27,15 @@ public:
     struct AccountSeries;
     AccountSeries* account_series(const AccountLabels& a);
     void set(AccountSeries* s, double balance, double threshold, double target);
-    //! Measured burn: `spent` since the last poll (added to keymaster_account_spent_ether_total,
-    //! which exists at 0 from account_series() on), the runway (nullopt: +Inf, nothing spent) and
-    //! runway.threshold where set.
-    void burn(AccountSeries* s, double spent, std::optional<double> runway, std::optional<double> runway_threshold);
-    //! Whether limits.perAccount holds back a top-up the account needs this round.
-    void held_back(AccountSeries* s, bool held);
+    //! What one poll tells of an account, in one update.
+    struct AccountValues {
+        double balance = 0, threshold = 0, target = 0;  //!< effective threshold and target
+        double spent = 0;                   //!< since the last poll: added to keymaster_account_spent_ether_total
+        std::optional<double> runway;       //!< seconds; nullopt: +Inf (nothing spent)
+        std::optional<double> runway_threshold;  //!< runway.threshold, where set
+        bool held_back = false;             //!< limits.perAccount holds back a top-up it needs
+    };
+    void update(AccountSeries* s, const AccountValues& v);
     //! The account is no longer funded (config reload): drop its series.
     void forget_account(const AccountLabels& a);
     void bank(const std::string& network, const std::string& address, double balance);

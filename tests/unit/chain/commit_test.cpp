@@ -453,12 +453,12 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     // the daemon, and the rounds are a second apart.
     rig.worker->set_clock([] { return unix_now(); });
     auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(1100)); };
-    (*rig.accounts)[0].runway = rig.net.runway;  // as the topology resolves it
+    (*rig.accounts)[0].runway = std::make_shared<const config::Runway>(rig.net.runway);  // as the topology resolves it
     const auto a = address_of(1).lower();
     rig.chain.mining = false;  // the top-up stays in the mempool
     auto p1 = rig.prepare();   // first observation: 0
     REQUIRE(p1.plan.topups.size() == 1);
-    CHECK(p1.spent.at(0) == 0);
+    CHECK(p1.spent.empty());
     CHECK(rig.commit(p1, std::chrono::milliseconds(200)).outcomes.at(0).state == chain::Outcome::State::kSent);
 
     // Round 2: one endpoint already shows the money, the receipt is not there: the account waits,
@@ -467,7 +467,7 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     rig.chain.balances[a] = kEther * 2;
     auto p2 = rig.prepare();
     CHECK(p2.pending.size() == 1);
-    CHECK(p2.spent.at(0) == 0);
+    CHECK(p2.spent.empty());
     REQUIRE(rig.ledger.burn_states("alpha").size() == 2);  // the account and the bank, first seen in round 1
 
     // Round 3: mined and settled; the agent spent half an ether of the 2 it received.
@@ -477,7 +477,8 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     pause();
     auto p3 = rig.prepare();
     REQUIRE(p3.settled.size() == 1);
-    CHECK(p3.spent.at(0) == kEther / 2);
+    REQUIRE(p3.spent.size() == 1);
+    CHECK(p3.spent[0] == std::make_pair(std::size_t{0}, kEther / 2));
     const auto rows = rig.ledger.burn_rows("alpha", 0);
     REQUIRE(rows.size() == 1);
     CHECK(rows[0].spent == kEther / 2);
@@ -486,8 +487,8 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     CHECK(p3.plan.rates[0].per_day > kEther / 2 * 86400 / 3);
     CHECK(p3.plan.rates[0].per_day < kEther / 2 * 86400 / 2);
     // The threshold from burn: 10 minutes of that is far above the target (2): capped at it.
-    CHECK(p3.plan.levels.at(0).threshold == kEther * 2);
-    CHECK(p3.plan.levels.at(0).threshold_from_burn);
+    CHECK(funding::levels_at(p3.plan, 0).threshold == kEther * 2);
+    CHECK(funding::levels_at(p3.plan, 0).threshold_from_burn);
     REQUIRE(p3.plan.bank_rate);
     CHECK(p3.plan.bank_rate->per_day > 0);  // the bank paid 2 ether and fees
 

@@ -170,9 +170,10 @@ TEST_CASE("funding: runway.max below an account's amount threshold or target is 
     REQUIRE(t.errors.empty());
     const auto& w = t.find("a")->accounts.at(1);
     CHECK(w.role == Role::kWatcher);
-    CHECK(*w.runway.threshold == 7200);
-    CHECK(*w.runway.target == 86400);
-    CHECK(*w.runway.max == Wei(3) * Wei(1'000'000'000'000'000'000ULL));
+    REQUIRE(w.runway);
+    CHECK(*w.runway->threshold == 7200);
+    CHECK(*w.runway->target == 86400);
+    CHECK(*w.runway->max == Wei(3) * Wei(1'000'000'000'000'000'000ULL));
 }
 
 TEST_CASE("funding: the shipped example configs build a topology without errors (runway.max included)", "[funding]") {

@@ -98,12 +98,9 @@ TEST_CASE("metrics: measured burn, runway (+Inf when nothing is spent), held bac
     auto text = m.serialize();
     CHECK(has(text, "keymaster_account_spent_ether_total{" + la + "} 0"));  // from the start, for increase()
     CHECK(text.find("keymaster_account_runway_seconds{") == std::string::npos);  // not polled yet
-    m.set(sa, 1, 0.5, 2);
-    m.set(sb, 1, 0.5, 2);
-    m.burn(sa, 0.25, 3600, 21600);
-    m.burn(sa, 0.5, 1800, 21600);
-    m.burn(sb, 0, std::nullopt, std::nullopt);
-    m.held_back(sa, true);
+    m.update(sa, {1, 0.5, 2, 0.25, 3600, 21600, true});
+    m.update(sa, {1, 0.5, 2, 0.5, 1800, 21600, true});
+    m.update(sb, {1, 0.5, 2, 0, std::nullopt, std::nullopt, false});
     m.bank_runway("alpha", "0xBANK", 86400);
     m.bank_runway("beta", "0xBANK2", std::nullopt);
     text = m.serialize();
