@@ -78,7 +78,7 @@ struct Worker::Impl {
 
     detail::Context context() { return detail::Context{client, signer, ledger, net_, now}; }
 
-    // Step 1: the ledger's unresolved entries (the accounts they pay wait).
+    // Step 1: the ledger's unresolved entries (the accounts they pay wait). Step 2 is the poll.
     net::awaitable<detail::LedgerView> read_ledger(Mode mode, RoundPlan& rp) {
         auto ctx = context();
         try {
@@ -105,7 +105,7 @@ struct Worker::Impl {
         ready = true;
     }
 
-    // Step 6: limits, from what the ledger saw sent in 24 hours.
+    // Step 7: limits, from what the ledger saw sent in 24 hours (after step 5, the decision, and 6, gas).
     void apply_limits(RoundPlan& rp) {
         if (!ledger) return;
         try {
@@ -125,13 +125,14 @@ struct Worker::Impl {
     // Step 4: measured burn (live: recorded; dry run: in memory; status: read), each account's rate
     // and the bank's. Trouble with it costs no Round: the amounts apply, and the plan says why.
     std::vector<funding::BurnRate> measure_burn(RoundPlan& rp, const NetworkSnapshot& snap,
-                                                const std::set<eth::Address>& busy) {
+                                                const std::set<eth::Address>& busy,
+                                                std::optional<funding::BurnRate>& bank_rate) {
         const double t = now();
         try {
             if (ledger && rp.mode == Mode::kStatus) burn.load(*ledger, t);
             else if (rp.mode != Mode::kStatus)
                 rp.spent = burn.measure(ledger, rp.mode == Mode::kLive ? ledger : nullptr, snap, busy, t);
-            if (ledger) rp.plan.bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
+            if (ledger) bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
         } catch (const std::exception& e) {
             rp.burn_error = std::string("cannot keep the burn history (") + e.what() + "): amounts apply";
         }
@@ -153,8 +154,8 @@ struct Worker::Impl {
             rp.plan.snapshot = std::move(snap);
             co_return rp;
         }
-        auto rates = measure_burn(rp, snap, view.busy);
-        auto bank_rate = rp.plan.bank_rate;
+        std::optional<funding::BurnRate> bank_rate;
+        auto rates = measure_burn(rp, snap, view.busy, bank_rate);
         rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(rates));
         rp.plan.bank_rate = bank_rate;
         rp.pending = std::move(view.pending);

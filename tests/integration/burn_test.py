@@ -154,5 +154,29 @@ class MeasuredBurn(unittest.TestCase):
             self.stop(d)
 
 
+class RunwayValidation(unittest.TestCase):
+    def test_bad_runway_settings_exit_2_naming_the_place(self):
+        agents = {"updater": fresh_address(), "watchers": [], "relayer": fresh_address(), "processor": fresh_address()}
+        path = write_config({"networks": {"alpha": {
+            "endpoint": "http://127.0.0.1:1", "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether",
+            "runway": {"threshold": "6h", "target": "1h", "window": "soon"}, "agents": agents}}})
+        r = subprocess.run([KEYMASTER, "validate", "--config", path], capture_output=True, text=True,
+                           env=dict(os.environ, **ENV), timeout=60)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(f"{path}: networks.alpha.runway.window: expected a duration", r.stderr)
+        self.assertIn(f"{path}: networks.alpha.runway.target: runway target 1h is shorter than the runway threshold 6h",
+                      r.stderr)
+        # Merged over the network's block, a role's max below its amounts is refused at the role's path.
+        path = write_config({"networks": {"alpha": {
+            "endpoint": "http://127.0.0.1:1", "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether",
+            "runway": {"threshold": "6h", "target": "1d"},
+            "roles": {"updater": {"runway": {"max": "0.5 ether"}}}, "agents": agents}}})
+        r = subprocess.run([KEYMASTER, "validate", "--config", path], capture_output=True, text=True,
+                           env=dict(os.environ, **ENV), timeout=60)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(f"{path}: networks.alpha.roles.updater.runway.max: runway.max 0.5 is below the threshold 1 of updater",
+                      r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
