@@ -109,10 +109,14 @@ std::vector<funding::BurnRate> BurnTracker::rates(double now) const {
     return out;
 }
 
-funding::BurnRate BurnTracker::bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now) const {
+funding::BurnRate BurnTracker::bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now) {
     if (!bank_.observed()) return {};
     const double from = std::max(now - bank_window_, bank_.since);
-    return funding::rate_of(ledger.paid_since(network_, bank, from), now - from);
+    if (!paid_at_ || now - *paid_at_ >= 60 || now < *paid_at_) {
+        paid_ = ledger.paid_since(network_, bank, from);
+        paid_at_ = now;
+    }
+    return funding::rate_of(paid_, now - from);
 }
 
 }  // namespace keymaster::chain::detail

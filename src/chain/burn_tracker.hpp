@@ -36,8 +36,11 @@ public:
     //! Each account's rate over its runway.window at `now`.
     [[nodiscard]] std::vector<funding::BurnRate> rates(double now) const;
     //! The bank's: what it paid (top-ups and fees, from the ledger) over `window`, since its
-    //! first observation. Throws LedgerError.
-    [[nodiscard]] funding::BurnRate bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now) const;
+    //! first observation. The sum is read again once entries settled (paid_changed()) or a minute
+    //! passed (the window slides), not every Round. Throws LedgerError.
+    [[nodiscard]] funding::BurnRate bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now);
+    //! Entries of the bank settled (commit, reconcile): its next rate reads the ledger.
+    void paid_changed() { paid_at_.reset(); }
 
 private:
     std::map<std::size_t, Wei> arrivals(const ledger::Ledger& ledger, const std::string& bank, double now) const;
@@ -53,6 +56,8 @@ private:
     double bank_window_;
     double retention_ = kBurnRetentionSeconds;
     double last_prune_ = 0;
+    std::optional<double> paid_at_;  // when paid_ was read
+    Wei paid_ = 0;
     bool loaded_ = false;
 };
 

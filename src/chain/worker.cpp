@@ -145,6 +145,7 @@ struct Worker::Impl {
         auto view = co_await read_ledger(mode, rp);
         rp.ledger_log = std::move(view.log);
         rp.settled = std::move(view.settled);
+        if (!rp.settled.empty()) burn.paid_changed();
         auto snap = co_await chain::poll(client, net_, bank, *accounts);
         const bool ledger_ok = rp.fault == Fault::kNone;
         check_chain(rp, snap);
@@ -189,6 +190,7 @@ net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions 
     if (plan.mode != Mode::kLive || !plan.can_commit() || !impl_->ledger) co_return RoundReport{};
     auto ctx = impl_->context();
     auto report = co_await detail::commit_round(ctx, plan, options);
+    impl_->burn.paid_changed();
     for (const auto& o : report.outcomes)
         if (o.ok()) impl_->confirmed_last_round[o.topup.account.address] = o.block;
     co_return report;
