@@ -31,6 +31,11 @@ Measured observe(BurnHistory& h, double now, const Wei& balance, const Wei& arri
         return m;
     }
     if (now < h.time) return m;  // a clock step back: measure from the later time
+    if (balance == h.balance && arrived == 0) {  // most accounts, most rounds
+        m.state_changed = now - h.time >= kBurnRefreshSeconds;
+        if (m.state_changed) h.time = now;
+        return m;
+    }
     m.spent = spent_between(h.balance, balance, arrived);
     m.state_changed = m.spent > 0 || balance != h.balance || now - h.time >= kBurnRefreshSeconds;
     if (m.spent > 0) {
