@@ -25,7 +25,8 @@ public:
     BurnTracker(std::string network, const std::vector<funding::Account>& accounts, double bank_window);
 
     //! Measures every account of `snap` whose balance was read and that has no unresolved top-up
-    //! (`busy`: its money may be on the way), at `now`. `ledger` null: in memory only (dry run).
+    //! (`busy`: its money may be on the way), at `now`. `reader` null: no arrivals known; `writer`
+    //! null: in memory only (dry run).
     //! Returns the accounts that spent since the last measurement: (snapshot index, amount), by
     //! index. Throws LedgerError (nothing measured then).
     std::vector<std::pair<std::size_t, Wei>> measure(const ledger::Ledger* reader, ledger::Ledger* writer, const funding::NetworkSnapshot& snap,

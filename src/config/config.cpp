@@ -50,6 +50,39 @@ public:
         return *r;
     }
 
+    // roles: {"<role>": {"threshold", "target", "runway"}}, each over the network's settings.
+    void roles_block(const json& r, const std::string& path, Network& net) {
+        if (!r.is_object()) {
+            error(path, "expected an object keyed by role");
+            return;
+        }
+        for (const auto& [k, rv] : r.items()) {
+            const std::string p = path + "." + k;
+            auto role = parse_role(k);
+            if (!role) {
+                error(p, "unknown role; expected updater, watcher, relayer, processor or kathy");
+                continue;
+            }
+            if (!rv.is_object()) {
+                error(p, "expected {\"threshold\", \"target\", \"runway\"}");
+                continue;
+            }
+            RoleSettings s;
+            if (rv.contains("threshold")) s.threshold = amount(rv["threshold"], p + ".threshold");
+            if (rv.contains("target")) s.target = amount(rv["target"], p + ".target");
+            if (rv.contains("runway")) {
+                s.runway = runway(rv["runway"], p + ".runway");
+                check_runway(merged(s.runway, net.runway), p + ".runway");
+            }
+            for (const auto& [rk, _] : rv.items())
+                if (rk != "threshold" && rk != "target" && rk != "runway") warn(p + "." + rk, "unknown key, ignored");
+            const Wei th = s.threshold.value_or(net.threshold);
+            if (s.target && *s.target < th)
+                error(p + ".target", "target " + format_units(*s.target) + " is below threshold " + format_units(th));
+            net.roles[*role] = s;
+        }
+    }
+
     // runway: {"threshold", "target", "window": durations; "max": amount}.
     Runway runway(const json& v, const std::string& path) {
         Runway r;
@@ -298,36 +331,7 @@ public:
             net.runway = runway(v["runway"], path + ".runway");
             check_runway(net.runway, path + ".runway");
         }
-        if (v.contains("roles")) {
-            const auto& r = v["roles"];
-            if (!r.is_object()) error(path + ".roles", "expected an object keyed by role");
-            else
-                for (const auto& [k, rv] : r.items()) {
-                    const std::string p = path + ".roles." + k;
-                    auto role = parse_role(k);
-                    if (!role) {
-                        error(p, "unknown role; expected updater, watcher, relayer, processor or kathy");
-                        continue;
-                    }
-                    if (!rv.is_object()) {
-                        error(p, "expected {\"threshold\", \"target\", \"runway\"}");
-                        continue;
-                    }
-                    RoleSettings s;
-                    if (rv.contains("threshold")) s.threshold = amount(rv["threshold"], p + ".threshold");
-                    if (rv.contains("target")) s.target = amount(rv["target"], p + ".target");
-                    if (rv.contains("runway")) {
-                        s.runway = runway(rv["runway"], p + ".runway");
-                        check_runway(merged(s.runway, net.runway), p + ".runway");
-                    }
-                    for (const auto& [rk, _] : rv.items())
-                        if (rk != "threshold" && rk != "target" && rk != "runway") warn(p + "." + rk, "unknown key, ignored");
-                    const Wei th = s.threshold.value_or(net.threshold);
-                    if (s.target && *s.target < th)
-                        error(p + ".target", "target " + format_units(*s.target) + " is below threshold " + format_units(th));
-                    net.roles[*role] = s;
-                }
-        }
+        if (v.contains("roles")) roles_block(v["roles"], path + ".roles", net);
 
         if (!v.contains("agents")) {
             error(path, "missing \"agents\"");
