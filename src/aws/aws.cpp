@@ -134,7 +134,12 @@ std::optional<SysClock::time_point> parse_iso8601(const std::string& text) {
         rest = z == std::string::npos ? "" : rest.substr(z);
     }
     if (rest != "Z" && rest != "+00:00") return std::nullopt;
-    return SysClock::from_time_t(timegm(&tm));
+    // The clock counts nanoseconds in 64 bits (to the year 2262): a later time would wrap to the
+    // past, so it is not a time this clock can hold.
+    const std::time_t t = timegm(&tm);
+    constexpr auto kMaxSeconds = std::chrono::duration_cast<std::chrono::seconds>(SysClock::duration::max()).count();
+    if (t < 0 || t > kMaxSeconds) return std::nullopt;
+    return SysClock::from_time_t(t);
 }
 
 TemporaryCredentials parse_sts_reply(const std::string& xml) {
@@ -196,7 +201,6 @@ struct CredentialProvider::State {
     EnvLookup env;
     std::string source;
     std::optional<TemporaryCredentials> cached;
-    bool refreshing = false;
 };
 
 CredentialProvider::CredentialProvider(std::optional<StaticCredentials> configured, std::string region, EnvLookup env)
@@ -210,101 +214,129 @@ std::string CredentialProvider::source() const { return state_->source; }
 
 void CredentialProvider::invalidate() { state_->cached.reset(); }
 
+namespace {
+
+std::string env_value(const EnvLookup& env, const char* key) { return env(key).value_or(""); }
+
+//! Temporary credentials and where they came from.
+struct Fetched {
+    TemporaryCredentials creds;
+    std::string source;
+};
+
+//! Web identity (EKS pods): STS AssumeRoleWithWebIdentity with the token file's contents; nullopt
+//! when AWS_WEB_IDENTITY_TOKEN_FILE or AWS_ROLE_ARN is not set.
+net::awaitable<std::optional<Fetched>> from_web_identity(const EnvLookup& env, const std::string& region) {
+    const std::string token_file = env_value(env, "AWS_WEB_IDENTITY_TOKEN_FILE");
+    const std::string role_arn = env_value(env, "AWS_ROLE_ARN");
+    if (token_file.empty() || role_arn.empty()) co_return std::nullopt;
+    std::string session = env_value(env, "AWS_ROLE_SESSION_NAME");
+    if (session.empty()) session = "keymaster-" + std::to_string(std::time(nullptr));
+    rpc::HttpRequest req;
+    req.method = "POST";
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+    req.body = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + url_encode(role_arn) +
+               "&RoleSessionName=" + url_encode(session) + "&WebIdentityToken=" + url_encode(read_file(token_file));
+    const std::string endpoint = service_endpoint("sts", region, "", env);
+    auto res = co_await fetch(endpoint, std::move(req), std::chrono::seconds(10), "STS AssumeRoleWithWebIdentity");
+    auto t = parse_sts_reply(res.body);  // an error reply throws with STS's code and message
+    if (res.status != 200) throw AwsError("BadReply", "STS AssumeRoleWithWebIdentity: HTTP " + std::to_string(res.status));
+    spdlog::info("AWS credentials from web identity for {}; valid until {}", role_arn,
+                 std::chrono::duration_cast<std::chrono::seconds>(t.expiration.time_since_epoch()).count());
+    co_return Fetched{std::move(t), "web identity (" + role_arn + ")"};
+}
+
+//! The ECS task role's endpoint; nullopt when neither container credentials URI is set.
+net::awaitable<std::optional<Fetched>> from_container(const EnvLookup& env) {
+    const std::string rel = env_value(env, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const std::string full = env_value(env, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    if (rel.empty() && full.empty()) co_return std::nullopt;
+    rpc::HttpRequest req;
+    req.method = "GET";
+    if (auto tok = env_value(env, "AWS_CONTAINER_AUTHORIZATION_TOKEN"); !tok.empty())
+        req.headers.emplace_back("Authorization", tok);
+    const std::string url = !rel.empty() ? "http://169.254.170.2" + rel : full;
+    auto res = co_await fetch(url, std::move(req), std::chrono::seconds(2), "ECS container credentials");
+    if (res.status != 200)
+        throw AwsError("CredentialsNotFound", "ECS container credentials: HTTP " + std::to_string(res.status));
+    co_return Fetched{parse_credentials_json(res.body, "ECS container credentials"), "container"};
+}
+
+//! The IMDSv2 session token; a failure means there is no instance metadata here, so the error
+//! names every source that was tried.
+net::awaitable<std::string> instance_metadata_token(const std::string& base, std::chrono::seconds timeout,
+                                                    const std::string& what) {
+    try {
+        rpc::HttpRequest put;
+        put.method = "PUT";
+        put.target = "/latest/api/token";
+        put.headers = {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}};
+        auto r = co_await fetch(base, std::move(put), timeout, what);
+        if (r.status != 200) throw AwsError("CredentialsNotFound", what + ": token request: HTTP " + std::to_string(r.status));
+        co_return r.body;
+    } catch (const AwsError& e) {
+        throw AwsError("CredentialsNotFound",
+                       std::string("no AWS credentials: none in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                                   "not set, no web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), no container "
+                                   "credentials, and instance metadata failed: ") + e.what());
+    }
+}
+
+//! EC2 instance metadata (IMDSv2: a session token, the attached role's name, its credentials);
+//! nullopt when AWS_EC2_METADATA_DISABLED is true.
+net::awaitable<std::optional<Fetched>> from_instance_metadata(const EnvLookup& env) {
+    if (to_lower(env_value(env, "AWS_EC2_METADATA_DISABLED")) == "true") co_return std::nullopt;
+    std::string base = env_value(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    if (base.empty()) base = "http://169.254.169.254";
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    const auto t = std::chrono::seconds(2);
+    const std::string what = "EC2 instance metadata";
+    const std::string token = co_await instance_metadata_token(base, t, what);
+    rpc::HttpRequest list;
+    list.method = "GET";
+    list.target = "/latest/meta-data/iam/security-credentials/";
+    list.headers = {{"X-aws-ec2-metadata-token", token}};
+    auto r = co_await fetch(base, list, t, what);
+    std::string role = r.body.substr(0, r.body.find('\n'));
+    if (r.status != 200 || role.empty())
+        throw AwsError("CredentialsNotFound", what + ": no IAM role is attached to this instance");
+    rpc::HttpRequest get = list;
+    get.target += role;
+    r = co_await fetch(base, std::move(get), t, what);
+    if (r.status != 200) throw AwsError("CredentialsNotFound", what + ": role " + role + ": HTTP " + std::to_string(r.status));
+    co_return Fetched{parse_credentials_json(r.body, what), "instance metadata (" + role + ")"};
+}
+
+}  // namespace
+
 net::awaitable<Credentials> CredentialProvider::get() {
     auto s = state_;
-    auto envv = [&](const char* k) { return s->env(k).value_or(""); };
     if (s->configured && !s->configured->access_key_id.empty()) {
         s->source = "config";
         co_return Credentials{s->configured->access_key_id, s->configured->secret_access_key, s->configured->session_token};
     }
-    if (!envv("AWS_ACCESS_KEY_ID").empty() || !envv("AWS_SECRET_ACCESS_KEY").empty()) {
-        if (envv("AWS_ACCESS_KEY_ID").empty() || envv("AWS_SECRET_ACCESS_KEY").empty())
+    const std::string key_id = env_value(s->env, "AWS_ACCESS_KEY_ID");
+    const std::string secret = env_value(s->env, "AWS_SECRET_ACCESS_KEY");
+    if (!key_id.empty() || !secret.empty()) {
+        if (key_id.empty() || secret.empty())
             throw AwsError("CredentialsNotFound", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
         s->source = "environment";
-        co_return Credentials{envv("AWS_ACCESS_KEY_ID"), Secret(envv("AWS_SECRET_ACCESS_KEY")), envv("AWS_SESSION_TOKEN")};
+        co_return Credentials{key_id, Secret(secret), env_value(s->env, "AWS_SESSION_TOKEN")};
     }
     // Temporary credentials: cached until five minutes before expiry.
     if (s->cached && SysClock::now() + kRefreshBefore < s->cached->expiration) co_return s->cached->creds;
 
-    const std::string token_file = envv("AWS_WEB_IDENTITY_TOKEN_FILE");
-    const std::string role_arn = envv("AWS_ROLE_ARN");
-    if (!token_file.empty() && !role_arn.empty()) {
-        std::string session = envv("AWS_ROLE_SESSION_NAME");
-        if (session.empty()) session = "keymaster-" + std::to_string(std::time(nullptr));
-        rpc::HttpRequest req;
-        req.method = "POST";
-        req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
-        req.body = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + url_encode(role_arn) +
-                   "&RoleSessionName=" + url_encode(session) + "&WebIdentityToken=" + url_encode(read_file(token_file));
-        const std::string endpoint = service_endpoint("sts", s->region, "", s->env);
-        auto res = co_await fetch(endpoint, std::move(req), std::chrono::seconds(10), "STS AssumeRoleWithWebIdentity");
-        auto t = parse_sts_reply(res.body);  // an error reply throws with STS's code and message
-        if (res.status != 200) throw AwsError("BadReply", "STS AssumeRoleWithWebIdentity: HTTP " + std::to_string(res.status));
-        s->source = "web identity (" + role_arn + ")";
-        s->cached = std::move(t);
-        spdlog::info("AWS credentials from web identity for {}; valid until {}", role_arn,
-                     std::chrono::duration_cast<std::chrono::seconds>(s->cached->expiration.time_since_epoch()).count());
-        co_return s->cached->creds;
-    }
-
-    // ECS task role.
-    const std::string rel = envv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const std::string full = envv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    if (!rel.empty() || !full.empty()) {
-        rpc::HttpRequest req;
-        req.method = "GET";
-        if (auto tok = envv("AWS_CONTAINER_AUTHORIZATION_TOKEN"); !tok.empty()) req.headers.emplace_back("Authorization", tok);
-        const std::string url = !rel.empty() ? "http://169.254.170.2" + rel : full;
-        auto res = co_await fetch(url, std::move(req), std::chrono::seconds(2), "ECS container credentials");
-        if (res.status != 200)
-            throw AwsError("CredentialsNotFound", "ECS container credentials: HTTP " + std::to_string(res.status));
-        s->cached = parse_credentials_json(res.body, "ECS container credentials");
-        s->source = "container";
-        co_return s->cached->creds;
-    }
-
-    // EC2 instance metadata, IMDSv2 (a session token first).
-    if (to_lower(envv("AWS_EC2_METADATA_DISABLED")) != "true") {
-        std::string base = envv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-        if (base.empty()) base = "http://169.254.169.254";
-        while (!base.empty() && base.back() == '/') base.pop_back();
-        const auto t = std::chrono::seconds(2);
-        const std::string what = "EC2 instance metadata";
-        std::string token;
-        try {
-            rpc::HttpRequest put;
-            put.method = "PUT";
-            put.target = "/latest/api/token";
-            put.headers = {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}};
-            auto r = co_await fetch(base, std::move(put), t, what);
-            if (r.status != 200) throw AwsError("CredentialsNotFound", what + ": token request: HTTP " + std::to_string(r.status));
-            token = r.body;
-        } catch (const AwsError& e) {
-            throw AwsError("CredentialsNotFound",
-                           std::string("no AWS credentials: none in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                                       "not set, no web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), no container "
-                                       "credentials, and instance metadata failed: ") + e.what());
-        }
-        rpc::HttpRequest list;
-        list.method = "GET";
-        list.target = "/latest/meta-data/iam/security-credentials/";
-        list.headers = {{"X-aws-ec2-metadata-token", token}};
-        auto r = co_await fetch(base, list, t, what);
-        std::string role = r.body.substr(0, r.body.find('\n'));
-        if (r.status != 200 || role.empty())
-            throw AwsError("CredentialsNotFound", what + ": no IAM role is attached to this instance");
-        rpc::HttpRequest get = list;
-        get.target += role;
-        r = co_await fetch(base, std::move(get), t, what);
-        if (r.status != 200) throw AwsError("CredentialsNotFound", what + ": role " + role + ": HTTP " + std::to_string(r.status));
-        s->cached = parse_credentials_json(r.body, what);
-        s->source = "instance metadata (" + role + ")";
-        co_return s->cached->creds;
-    }
-    throw AwsError("CredentialsNotFound",
-                   "no AWS credentials: none in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set, no web "
-                   "identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), no container credentials, and instance "
-                   "metadata is disabled");
+    std::optional<Fetched> got = co_await from_web_identity(s->env, s->region);
+    if (!got) got = co_await from_container(s->env);
+    if (!got) got = co_await from_instance_metadata(s->env);
+    if (!got)
+        throw AwsError("CredentialsNotFound",
+                       "no AWS credentials: none in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set, no web "
+                       "identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), no container credentials, and instance "
+                       "metadata is disabled");
+    s->source = std::move(got->source);
+    s->cached = std::move(got->creds);
+    co_return s->cached->creds;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,6 +373,35 @@ private:
     std::map<std::string, std::vector<std::unique_ptr<rpc::HttpTransport>>> idle_;
 };
 
+// A KMS JSON request signed with SigV4 for `region`.
+rpc::HttpRequest signed_kms_request(const rpc::Url& url, const std::string& region, const std::string& action,
+                                    const std::string& payload, const Credentials& creds) {
+    sigv4::Request req;
+    req.method = "POST";
+    req.target = url.target;
+    const std::string amz_date = sigv4::amz_date_now();
+    req.headers = {{"Host", rpc::host_header(url)},
+                   {"Content-Type", "application/x-amz-json-1.1"},
+                   {"X-Amz-Target", "TrentService." + action},
+                   {"X-Amz-Date", amz_date}};
+    if (!creds.session_token.empty()) req.headers.emplace_back("X-Amz-Security-Token", creds.session_token);
+    req.body = payload;
+    const auto signed_req = sigv4::sign(req, creds, {region, "kms", amz_date});
+    rpc::HttpRequest http;
+    http.method = "POST";
+    http.target = req.target;
+    http.headers = req.headers;
+    http.headers.emplace_back("Authorization", signed_req.authorization);
+    http.body = payload;
+    return http;
+}
+
+// Worth another attempt: the service's own trouble or throttling, not a refusal of the request.
+bool retryable_kms_error(unsigned status, const std::string& code) {
+    return status >= 500 || status == 429 || code == "ThrottlingException" || code == "KMSInternalException" ||
+           code == "DependencyTimeoutException" || code == "ServiceUnavailableException";
+}
+
 }  // namespace
 
 KmsClient::KmsClient(std::string region, std::string endpoint, std::shared_ptr<CredentialProvider> creds)
@@ -365,24 +426,7 @@ net::awaitable<json> KmsClient::call(std::string action, json body, std::string 
         bool retryable = false;
         try {
             auto creds = co_await creds_->get();
-            sigv4::Request req;
-            req.method = "POST";
-            req.target = url->target;
-            const std::string amz_date = sigv4::amz_date_now();
-            req.headers = {{"Host", rpc::host_header(*url)},
-                           {"Content-Type", "application/x-amz-json-1.1"},
-                           {"X-Amz-Target", "TrentService." + action},
-                           {"X-Amz-Date", amz_date}};
-            if (!creds.session_token.empty()) req.headers.emplace_back("X-Amz-Security-Token", creds.session_token);
-            req.body = payload;
-            const auto signed_req = sigv4::sign(req, creds, {region_, "kms", amz_date});
-            rpc::HttpRequest http;
-            http.method = "POST";
-            http.target = req.target;
-            http.headers = req.headers;
-            http.headers.emplace_back("Authorization", signed_req.authorization);
-            http.body = payload;
-            auto res = co_await t->request(std::move(http), timeout);
+            auto res = co_await t->request(signed_kms_request(*url, region_, action, payload, creds), timeout);
             if (res.status == 200) {
                 pool.give(endpoint_, std::move(t));
                 json j = json::parse(res.body, nullptr, false);
@@ -391,9 +435,7 @@ net::awaitable<json> KmsClient::call(std::string action, json body, std::string 
             }
             std::tie(code, message) = parse_error_reply(res.body);
             if (code.empty()) code = "HTTP" + std::to_string(res.status);
-            retryable = res.status >= 500 || res.status == 429 || code == "ThrottlingException" ||
-                        code == "KMSInternalException" || code == "DependencyTimeoutException" ||
-                        code == "ServiceUnavailableException";
+            retryable = retryable_kms_error(res.status, code);
             if (code == "ExpiredTokenException" && !refreshed) {
                 creds_->invalidate();
                 refreshed = true;

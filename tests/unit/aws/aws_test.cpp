@@ -2,6 +2,7 @@
 
 #include "keymaster/aws/aws.hpp"
 #include "keymaster/aws/keys.hpp"
+#include "fake_http_server.hpp"
 #include "task_runner.hpp"
 
 using namespace keymaster;
@@ -85,6 +86,7 @@ TEST_CASE("aws: timestamps and error replies", "[aws]") {
     CHECK(std::chrono::system_clock::to_time_t(*aws::parse_iso8601("2026-11-28T10:00:00.123Z")) == 1795860000);
     CHECK_FALSE(aws::parse_iso8601("2026-11-28 10:00"));
     CHECK_FALSE(aws::parse_iso8601("2026-11-28T10:00:00+02:00"));
+    CHECK_FALSE(aws::parse_iso8601("2999-01-01T00:00:00Z"));  // beyond the clock: would wrap to the past
 
     using P = std::pair<std::string, std::string>;
     CHECK(aws::parse_error_reply(R"({"__type":"AccessDeniedException","message":"no"})") == P{"AccessDeniedException", "no"});
@@ -129,6 +131,57 @@ TEST_CASE("aws: the credential chain's order", "[aws]") {
     // Nothing at all.
     aws::CredentialProvider none(std::nullopt, "us-east-1", env_of({{"AWS_EC2_METADATA_DISABLED", "true"}}));
     CHECK_THROWS_WITH(test::run(io, none.get()), Catch::StartsWith("no AWS credentials"));
+}
+
+TEST_CASE("aws: container and instance-metadata credentials, cached until near expiry", "[aws]") {
+    using test::Action;
+    boost::asio::io_context io;
+    test::FakeRpcServer server(io, [](const std::string&, const json&) -> json { throw std::runtime_error("unscripted"); });
+    const std::string creds_json =
+        R"({"AccessKeyId":"ASIAC","SecretAccessKey":"csecret","Token":"ctoken","Expiration":"2200-01-01T00:00:00Z"})";
+
+    // ECS: AWS_CONTAINER_CREDENTIALS_FULL_URI; fetched once, then served from the cache.
+    aws::CredentialProvider container(std::nullopt, "us-east-1",
+                                      env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/creds"},
+                                              {"AWS_EC2_METADATA_DISABLED", "true"}}));
+    server.script({Action(Action::Kind::kStatus, 200, creds_json)});
+    auto c = test::run(io, container.get());
+    CHECK(c.access_key_id == "ASIAC");
+    CHECK(c.secret_access_key.reveal() == "csecret");
+    CHECK(c.session_token == "ctoken");
+    CHECK(container.source() == "container");
+    c = test::run(io, container.get());
+    CHECK(c.access_key_id == "ASIAC");
+    CHECK(server.requests() == 1);
+    // A refusal is an error naming the source; invalidate() makes the next get() ask again.
+    container.invalidate();
+    server.script({Action(Action::Kind::kStatus, 403, "{}")});
+    CHECK_THROWS_WITH(test::run(io, container.get()), "ECS container credentials: HTTP 403");
+    CHECK(server.requests() == 2);
+
+    // IMDSv2: a session token, the role's name, then its credentials (expired ones are fetched again).
+    const std::string expired =
+        R"({"AccessKeyId":"ASIAI","SecretAccessKey":"isecret","Token":"itoken","Expiration":"2000-01-01T00:00:00Z"})";
+    aws::CredentialProvider imds(std::nullopt, "us-east-1", env_of({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url() + "/"}}));
+    server.script({Action(Action::Kind::kStatus, 200, "session-token"), Action(Action::Kind::kStatus, 200, "node-role\n"),
+                   Action(Action::Kind::kStatus, 200, expired)});
+    c = test::run(io, imds.get());
+    CHECK(c.access_key_id == "ASIAI");
+    CHECK(imds.source() == "instance metadata (node-role)");
+    CHECK(server.requests() == 5);
+    server.script({Action(Action::Kind::kStatus, 200, "session-token"), Action(Action::Kind::kStatus, 200, "node-role"),
+                   Action(Action::Kind::kStatus, 200, creds_json)});
+    c = test::run(io, imds.get());
+    CHECK(c.access_key_id == "ASIAC");
+    CHECK(server.requests() == 8);
+    // No role attached; and no metadata service at all (the error names every source tried).
+    imds.invalidate();
+    server.script({Action(Action::Kind::kStatus, 200, "session-token"), Action(Action::Kind::kStatus, 404, "")});
+    CHECK_THROWS_WITH(test::run(io, imds.get()), "EC2 instance metadata: no IAM role is attached to this instance");
+    imds.invalidate();
+    server.script({Action(Action::Kind::kStatus, 403, "")});
+    CHECK_THROWS_WITH(test::run(io, imds.get()),
+                      Catch::StartsWith("no AWS credentials") && Catch::Contains("instance metadata failed"));
 }
 
 TEST_CASE("keys: the seed's key sets and aliases", "[aws][keys]") {
