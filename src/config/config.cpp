@@ -270,22 +270,8 @@ public:
         }
     }
 
-    std::optional<Network> network(const json& v, const std::string& name, const std::string& path) {
-        if (!v.is_object()) {
-            error(path, "expected an object");
-            return std::nullopt;
-        }
-        static const std::set<std::string> kKnown = {
-            "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
-            "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
-            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain", "runway"};
-        for (const auto& [k, _] : v.items())
-            if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
-
-        Network net;
-        net.name = name;
-        const std::size_t before = errors_.size();
-
+    // endpoint / endpoints, or $KEYMASTER_RPC_<NAME> over the config's.
+    void endpoints(const json& v, const std::string& name, const std::string& path, Network& net) {
         if (auto env_url = env_(rpc_env_var(name)); env_url && !env_url->empty()) {
             endpoint(json(*env_url), "$" + rpc_env_var(name), net);
             net.endpoint_from_env = true;
@@ -298,8 +284,9 @@ public:
                 for (std::size_t i = 0; i < v["endpoints"].size(); ++i)
                     endpoint(v["endpoints"][i], path + ".endpoints[" + std::to_string(i) + "]", net);
         }
-        if (net.endpoints.empty() && errors_.size() == before) error(path, "missing \"endpoint\"");
+    }
 
+    void replicas(const json& v, const std::string& path, Network& net) {
         if (v.contains("replicas")) {
             const auto& r = v["replicas"];
             if (!r.is_array()) error(path + ".replicas", "expected a list of network names");
@@ -309,10 +296,10 @@ public:
                     else net.replicas.push_back(r[i].get<std::string>());
                 }
         }
+    }
 
-        if (v.contains("bank")) bank(v["bank"], path + ".bank", net.bank);
-        else error(path, "missing \"bank\"");
-
+    // threshold (or Nomad's "treshold"), watcherThreshold, target, runway, roles.
+    void levels(const json& v, const std::string& path, Network& net) {
         const char* tkey = v.contains("threshold") ? "threshold" : (v.contains("treshold") ? "treshold" : nullptr);
         if (tkey == nullptr) {
             error(path, "missing \"threshold\"");
@@ -332,7 +319,10 @@ public:
             check_runway(net.runway, path + ".runway");
         }
         if (v.contains("roles")) roles_block(v["roles"], path + ".roles", net);
+    }
 
+    // agents: updater, relayer, processor (required), kathy, watchers.
+    void agents(const json& v, const std::string& path, Network& net) {
         if (!v.contains("agents")) {
             error(path, "missing \"agents\"");
         } else if (!v["agents"].is_object()) {
@@ -359,7 +349,9 @@ public:
                             net.agents.watchers.push_back(*w);
             }
         }
+    }
 
+    void ignore(const json& v, const std::string& path, Network& net) {
         if (v.contains("ignore")) {
             const auto& ig = v["ignore"];
             if (!ig.is_object()) error(path + ".ignore", "expected {\"all\", \"local\", \"remote\"}");
@@ -371,7 +363,10 @@ public:
                     else error(path + ".ignore." + k, "expected all, local or remote");
                 }
         }
+    }
 
+    // chainId, gasLimit, txType, fees, decimals, symbol, bankThreshold, batchSize, replacement.
+    void transactions(const json& v, const std::string& path, Network& net) {
         if (v.contains("chainId")) net.chain_id = uint(v["chainId"], path + ".chainId", 1, (1ull << 53));
         if (v.contains("gasLimit")) net.gas_limit = uint(v["gasLimit"], path + ".gasLimit", 21000, 30000000);
         if (v.contains("txType")) {
@@ -405,6 +400,10 @@ public:
         }
         if (v.contains("replaceFeeCeiling"))
             net.replace_fee_ceiling = uint(v["replaceFeeCeiling"], path + ".replaceFeeCeiling", 1, 1000).value_or(10);
+    }
+
+    // limits: maxTopUp, daily, reserve, perAccount.
+    void limits(const json& v, const std::string& path, Network& net) {
         if (v.contains("limits")) {
             const auto& l = v["limits"];
             const std::string lp = path + ".limits";
@@ -428,12 +427,40 @@ public:
                 }
             }
         }
+    }
+
+    std::optional<Network> network(const json& v, const std::string& name, const std::string& path) {
+        if (!v.is_object()) {
+            error(path, "expected an object");
+            return std::nullopt;
+        }
+        static const std::set<std::string> kKnown = {
+            "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
+            "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
+            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain", "runway"};
+        for (const auto& [k, _] : v.items())
+            if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
+
+        Network net;
+        net.name = name;
+        const std::size_t before = errors_.size();
+
+        endpoints(v, name, path, net);
+        if (net.endpoints.empty() && errors_.size() == before) error(path, "missing \"endpoint\"");
+        replicas(v, path, net);
+        if (v.contains("bank")) bank(v["bank"], path + ".bank", net.bank);
+        else error(path, "missing \"bank\"");
+        levels(v, path, net);
+        agents(v, path, net);
+        ignore(v, path, net);
+        transactions(v, path, net);
+        limits(v, path, net);
         if (errors_.size() != before) return std::nullopt;
         return net;
     }
 
-    std::variant<Config, LoadError> parse(const std::string& text) {
-        json root;
+    // The file's JSON, with every duplicate key an error; nullopt (and the error) when it is not JSON.
+    std::optional<json> read_json(const std::string& text) {
         // Duplicate keys are silently merged by JSON parsers; an operator who pasted a network
         // twice must hear about it. Track the keys of every open object.
         std::vector<std::pair<std::string, std::set<std::string>>> stack;
@@ -452,28 +479,29 @@ public:
             return true;
         };
         try {
-            root = json::parse(text, callback);
+            return json::parse(text, callback);
         } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 4e55001
             std::string what = e.what();
             if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
             errors_.push_back(file_ + ": not valid JSON: " + what);
-            return LoadError{errors_};
+            return std::nullopt;
         }
-        if (!root.is_object()) {
-            errors_.push_back(file_ + ": expected a JSON object with \"networks\"");
-            return LoadError{errors_};
-        }
+    }
 
-        Config cfg;
-        cfg.file = file_;
-        std::vector<std::pair<std::string, std::string>> order;  // name, path
-        std::vector<const json*> values;
+    //! One network's name, JSON path and value.
+    struct Entry {
+        std::string name, path;
+        const json* value;
+    };
+
+    // "networks": an object keyed by name (Nomad's form) or a list of objects with a "name".
+    std::vector<Entry> network_entries(const json& root) {
+        std::vector<Entry> out;
         if (!root.contains("networks")) {
             error("networks", "missing");
         } else if (root["networks"].is_object()) {
             for (const auto& [k, v] : root["networks"].items()) {
-                order.emplace_back(k, "networks." + k);
-                values.push_back(&v);
+                out.push_back({k, "networks." + k, &v});
             }
         } else if (root["networks"].is_array()) {
             const auto& arr = root["networks"];
@@ -484,35 +512,49 @@ public:
                     error(p, "expected an object with a \"name\"");
                     continue;
                 }
-                order.emplace_back(arr[i]["name"].get<std::string>(), p);
-                values.push_back(&arr[i]);
+                out.push_back({arr[i]["name"].get<std::string>(), p, &arr[i]});
             }
         } else {
             error("networks", "expected an object keyed by network name, or a list");
         }
-        if (root.contains("networks") && order.empty() && errors_.empty()) error("networks", "no networks defined");
+        if (root.contains("networks") && out.empty() && errors_.empty()) error("networks", "no networks defined");
+        return out;
+    }
 
-        std::set<std::string> seen;
-        for (std::size_t i = 0; i < order.size(); ++i) {
-            const auto& [name, path] = order[i];
-            if (!seen.insert(name).second) {
-                error(path + ".name", "duplicate network name '" + name + "'");
-                continue;
-            }
-            if (auto net = network(*values[i], name, path)) cfg.networks.push_back(std::move(*net));
-        }
-        for (std::size_t i = 0; i < order.size(); ++i) {
-            const auto& [name, path] = order[i];
-            const auto& v = *values[i];
+    // Every replica names another network of this file.
+    void check_replicas(const std::vector<Entry>& entries, const std::set<std::string>& names) {
+        for (const auto& [name, path, value] : entries) {
+            const auto& v = *value;
             if (!v.is_object() || !v.contains("replicas") || !v["replicas"].is_array()) continue;
             for (std::size_t r = 0; r < v["replicas"].size(); ++r) {
                 const auto& rep = v["replicas"][r];
                 if (!rep.is_string()) continue;
                 const std::string rp = path + ".replicas[" + std::to_string(r) + "]";
-                if (!seen.count(rep.get<std::string>())) error(rp, "unknown network '" + rep.get<std::string>() + "'");
+                if (!names.count(rep.get<std::string>())) error(rp, "unknown network '" + rep.get<std::string>() + "'");
                 else if (rep.get<std::string>() == name) error(rp, "a network cannot be its own replica");
             }
         }
+    }
+
+    std::variant<Config, LoadError> parse(const std::string& text) {
+        const std::optional<json> root = read_json(text);
+        if (!root) return LoadError{errors_};
+        if (!root->is_object()) {
+            errors_.push_back(file_ + ": expected a JSON object with \"networks\"");
+            return LoadError{errors_};
+        }
+        Config cfg;
+        cfg.file = file_;
+        const std::vector<Entry> entries = network_entries(*root);
+        std::set<std::string> seen;
+        for (const auto& [name, path, value] : entries) {
+            if (!seen.insert(name).second) {
+                error(path + ".name", "duplicate network name '" + name + "'");
+                continue;
+            }
+            if (auto net = network(*value, name, path)) cfg.networks.push_back(std::move(*net));
+        }
+        check_replicas(entries, seen);
         if (!errors_.empty()) return LoadError{errors_};
         cfg.warnings = warnings_;
         return cfg;
