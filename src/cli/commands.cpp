@@ -406,14 +406,17 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
     return all_ok ? kExitOk : kExitFailure;
 }
 
-int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
+namespace {
+
+//! The ledger filter from history's flags; nullopt after a usage error on stderr.
+std::optional<ledger::Filter> history_filter(const HistoryOptions& o) {
     ledger::Filter f;
     if (!o.network.empty()) f.network = o.network;
     if (!o.address.empty()) {
         auto a = eth::Address::parse(o.address);
         if (!a) {
             std::cerr << "--address: " << a.error().message() << "\n";
-            return kExitUsage;
+            return std::nullopt;
         }
         f.address = a->checksummed();
     }
@@ -421,61 +424,77 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
         auto d = parse_duration(o.since);
         if (!d) {
             std::cerr << "--since: expected a duration such as 30m, 24h or 7d, got '" << o.since << "'\n";
-            return kExitUsage;
+            return std::nullopt;
         }
         f.since = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
                   std::chrono::duration<double>(*d).count();
     }
-    std::vector<ledger::Entry> entries;
-    try {
-        ledger::Ledger l(g.data_dir, /*lock=*/false);
-        entries = l.history(f);
-    } catch (const std::exception& e) {
-        std::cerr << "keymaster history: " << e.what() << "\n";
-        return kExitFailure;
-    }
-    // Amounts in each network's decimals, from the config when it can be read (history works
-    // without one: then 18, Ether's, and a note on stderr).
+    return f;
+}
+
+//! Each network's decimals, from the config when it can be read (history works without one:
+//! then 18, Ether's, and a note on stderr).
+std::map<std::string, unsigned> history_decimals(const GlobalOptions& g) {
     std::map<std::string, unsigned> decimals;
     if (auto cfg = config::load(g.config, config::process_env()); auto* c = std::get_if<config::Config>(&cfg)) {
         for (const auto& n : c->networks) decimals[n.name] = n.decimals;
     } else {
         std::cerr << "keymaster history: " << g.config << " cannot be read: amounts shown with 18 decimals\n";
     }
+    return decimals;
+}
+
+std::string iso_time(double t) {
+    const std::time_t tt = static_cast<std::time_t>(t);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));
+    return buf;
+}
+
+json history_json(const ledger::Entry& e, const std::string& amount) {
+    json j = {{"id", e.id}, {"time", iso_time(e.created)}, {"updated", iso_time(e.updated)}, {"network", e.network},
+              {"chainId", e.chain_id}, {"bank", e.bank}, {"recipient", e.recipient}, {"home", e.home},
+              {"role", e.role}, {"amountWei", e.amount.str()}, {"amount", amount},
+              {"nonce", e.nonce}, {"txHash", e.tx_hash}, {"state", std::string(ledger::state_name(e.state))}};
+    if (e.block) j["block"] = e.block;
+    if (e.gas_used) j["gasUsed"] = e.gas_used;
+    if (e.fee_paid > 0) j["feePaidWei"] = e.fee_paid.str();
+    if (e.tx_type == 0) j["gasPriceWei"] = e.gas_price.str();
+    else {
+        j["maxFeePerGasWei"] = e.max_fee.str();
+        j["maxPriorityFeePerGasWei"] = e.priority_fee.str();
+    }
+    if (!e.replaced_by.empty()) j["replacedBy"] = e.replaced_by;
+    if (!e.error.empty()) j["error"] = e.error;
+    return j;
+}
+
+}  // namespace
+
+int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
+    const auto f = history_filter(o);
+    if (!f) return kExitUsage;
+    std::vector<ledger::Entry> entries;
+    try {
+        ledger::Ledger l(g.data_dir, /*lock=*/false);
+        entries = l.history(*f);
+    } catch (const std::exception& e) {
+        std::cerr << "keymaster history: " << e.what() << "\n";
+        return kExitFailure;
+    }
+    const auto decimals = history_decimals(g);
     auto amount_of = [&](const ledger::Entry& e) {
         auto it = decimals.find(e.network);
         return format_units(e.amount, it == decimals.end() ? 18 : it->second);
     };
-    auto iso = [](double t) {
-        const std::time_t tt = static_cast<std::time_t>(t);
-        char buf[32];
-        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));
-        return std::string(buf);
-    };
     if (o.json) {
-        for (const auto& e : entries) {
-            json j = {{"id", e.id}, {"time", iso(e.created)}, {"updated", iso(e.updated)}, {"network", e.network},
-                      {"chainId", e.chain_id}, {"bank", e.bank}, {"recipient", e.recipient}, {"home", e.home},
-                      {"role", e.role}, {"amountWei", e.amount.str()}, {"amount", amount_of(e)},
-                      {"nonce", e.nonce}, {"txHash", e.tx_hash}, {"state", std::string(ledger::state_name(e.state))}};
-            if (e.block) j["block"] = e.block;
-            if (e.gas_used) j["gasUsed"] = e.gas_used;
-            if (e.fee_paid > 0) j["feePaidWei"] = e.fee_paid.str();
-            if (e.tx_type == 0) j["gasPriceWei"] = e.gas_price.str();
-            else {
-                j["maxFeePerGasWei"] = e.max_fee.str();
-                j["maxPriorityFeePerGasWei"] = e.priority_fee.str();
-            }
-            if (!e.replaced_by.empty()) j["replacedBy"] = e.replaced_by;
-            if (!e.error.empty()) j["error"] = e.error;
-            std::cout << j.dump() << "\n";
-        }
+        for (const auto& e : entries) std::cout << history_json(e, amount_of(e)).dump() << "\n";
         return kExitOk;
     }
     Table t({"TIME", "NETWORK", "ROLE", "HOME", "RECIPIENT", "AMOUNT", "NONCE", "STATE", "TX"},
             {false, false, false, false, false, true, true, false, false});
     for (const auto& e : entries)
-        t.add({iso(e.created), e.network, e.role, e.home, e.recipient, amount_of(e), std::to_string(e.nonce),
+        t.add({iso_time(e.created), e.network, e.role, e.home, e.recipient, amount_of(e), std::to_string(e.nonce),
                std::string(ledger::state_name(e.state)) + (e.error.empty() ? "" : " (" + e.error + ")"), e.tx_hash});
     t.print(std::cout, "");
     return kExitOk;
