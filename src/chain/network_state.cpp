@@ -7,11 +7,13 @@ namespace keymaster::chain {
 
 using nlohmann::json;
 
-boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const config::Network& net,
-                                             const eth::Address& bank, const std::vector<funding::Account>& accounts) {
-    NetworkSnapshot snap;
-    snap.network = net.name;
-    snap.bank = bank;
+namespace {
+
+constexpr std::size_t kFixed = 6;  //!< chain id, block, bank balance, bank nonce, gas price, tip
+
+//! The poll's calls: the six fixed ones, then one eth_getBalance per account with its params
+//! written directly (a poll may carry 10,000 of them).
+std::vector<rpc::Call> poll_calls(const eth::Address& bank, const std::vector<funding::Account>& accounts) {
     std::vector<rpc::Call> calls = {
         {"eth_chainId", json::array()},
         {"eth_getBlockByNumber", json::array({"latest", false})},
@@ -20,10 +22,7 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
         {"eth_gasPrice", json::array()},
         {"eth_maxPriorityFeePerGas", json::array()},
     };
-    constexpr std::size_t kFixed = 6;
     calls.reserve(kFixed + accounts.size());
-    snap.accounts.reserve(accounts.size());
-    // One call per account, its params written directly (a poll may carry 10,000 of them).
     static constexpr char kDigits[] = "0123456789abcdef";
     for (const auto& a : accounts) {
         rpc::Call c{"eth_getBalance", json(), "[\"0x" + std::string(40, '0') + "\",\"latest\"]"};
@@ -33,32 +32,48 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
         }
         calls.push_back(std::move(c));
     }
+    return calls;
+}
 
+//! The network as not polled: `error` on the snapshot, `why` on every account (balance unknown).
+NetworkSnapshot& not_polled(NetworkSnapshot& snap, const std::vector<funding::Account>& accounts, std::string error,
+                            const char* why) {
+    snap.error = std::move(error);
+    for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, why});
+    return snap;
+}
+
+std::string failed_call(const char* method, const rpc::CallResult& r) {
+    return std::string(method) + " failed: " + (r.error ? r.error->message() : "malformed result");
+}
+
+}  // namespace
+
+boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const config::Network& net,
+                                             const eth::Address& bank, const std::vector<funding::Account>& accounts) {
+    NetworkSnapshot snap;
+    snap.network = net.name;
+    snap.bank = bank;
+    snap.accounts.reserve(accounts.size());
     std::vector<rpc::CallResult> r;
     try {
-        r = co_await client.batch(std::move(calls), kFixed);
+        r = co_await client.batch(poll_calls(bank, accounts), kFixed);
     } catch (const std::exception& e) {
-        snap.error = e.what();
-        for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "network unreachable"});
-        co_return snap;
+        co_return not_polled(snap, accounts, e.what(), "network unreachable");
     }
     auto value = [&](std::size_t i) -> const json* { return r[i].ok() ? &*r[i].result : nullptr; };
 
     const auto chain = value(0) ? rpc::as_u64(*value(0)) : std::nullopt;
     const auto block = value(1) ? rpc::as_block(*value(1)) : std::nullopt;
-    if (!chain || !block) {
-        snap.error = !chain ? "eth_chainId failed: " + (r[0].error ? r[0].error->message() : "malformed result")
-                            : "eth_getBlockByNumber failed: " + (r[1].error ? r[1].error->message() : "malformed result");
-        for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "network unreachable"});
-        co_return snap;
-    }
+    if (!chain) co_return not_polled(snap, accounts, failed_call("eth_chainId", r[0]), "network unreachable");
+    if (!block) co_return not_polled(snap, accounts, failed_call("eth_getBlockByNumber", r[1]), "network unreachable");
     snap.chain_id = *chain;
     if (net.chain_id && *net.chain_id != *chain) {
         snap.chain_id_mismatch = true;
-        snap.error = "chain id mismatch: expected " + std::to_string(*net.chain_id) + ", endpoint reports " +
-                     std::to_string(*chain) + "; not touching this network";
-        for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, "chain id mismatch"});
-        co_return snap;
+        co_return not_polled(snap, accounts,
+                             "chain id mismatch: expected " + std::to_string(*net.chain_id) + ", endpoint reports " +
+                                 std::to_string(*chain) + "; not touching this network",
+                             "chain id mismatch");
     }
     snap.reachable = true;
     snap.block = block->number;
