@@ -12,11 +12,15 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 namespace keymaster::ledger {
 namespace {
 
 double now() { return unix_now(); }
+
+//! How long a statement waits for another process's lock on the ledger.
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS topups (
@@ -196,6 +200,35 @@ struct Ledger::Impl {
         });
     }
 
+    // The first opener of a new ledger switches it to WAL (later ones find it so: the mode is kept
+    // in the file). The switch reads the file first, so while another process is writing it (the
+    // daemon starting while `history` runs, both creating the schema) SQLite answers "database is
+    // locked" at once rather than wait on a possible deadlock; ask again, up to the busy timeout.
+    void use_wal() {
+        const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+        for (;;) {
+            std::string mode;
+            char* err = nullptr;
+            const int rc = sqlite3_exec(
+                db, "PRAGMA journal_mode=WAL",
+                [](void* out, int n, char** values, char**) {
+                    if (n > 0 && values[0]) *static_cast<std::string*>(out) = values[0];
+                    return 0;
+                },
+                &mode, &err);
+            const std::string msg = err ? err : sqlite3_errstr(rc);
+            sqlite3_free(err);
+            if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && std::chrono::steady_clock::now() < deadline) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                continue;
+            }
+            if (rc != SQLITE_OK) throw LedgerError("ledger " + path + ": " + msg);
+            if (to_lower(mode) != "wal")
+                throw LedgerError("ledger " + path + ": cannot use WAL journaling (the journal mode stays " + mode + ")");
+            return;
+        }
+    }
+
     void event(std::int64_t id, State s, const std::string& detail) {
         Stmt(db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
             .bind(1, id).bind(2, now()).bind(3, std::string(state_name(s))).bind(4, detail).step();
@@ -231,9 +264,9 @@ Ledger::Ledger(const std::string& dir, bool lock) : impl_(std::make_unique<Impl>
         impl_->db = nullptr;
         throw LedgerError("ledger " + impl_->path + ": " + msg);
     }
-    if (sqlite3_busy_timeout(impl_->db, 5000) != SQLITE_OK)
+    if (sqlite3_busy_timeout(impl_->db, static_cast<int>(kBusyTimeout.count())) != SQLITE_OK)
         throw LedgerError("ledger " + impl_->path + ": " + sqlite3_errmsg(impl_->db));
-    impl_->exec("PRAGMA journal_mode=WAL");
+    impl_->use_wal();
     impl_->exec("PRAGMA synchronous=FULL");
     impl_->exec(kSchema);
     impl_->migrate();

@@ -168,6 +168,43 @@ INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha',
     CHECK(l.burn_states("alpha").size() == 1);
 }
 
+TEST_CASE("ledger: a new ledger is switched to WAL while another process writes it", "[ledger]") {
+    // The first opener of a new ledger switches it to WAL, reading it first: while another
+    // connection is writing it (`history` polled beside a daemon's first start, creating the
+    // schema), SQLite answers "database is locked" at once, without its busy handler, since
+    // waiting could deadlock. The open asks again until the other is done.
+    const auto dir = temp_dir();
+    std::filesystem::create_directories(dir);
+    sqlite3* reader = nullptr;
+    REQUIRE(sqlite3_open((dir + "/ledger.sqlite").c_str(), &reader) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(reader, "BEGIN IMMEDIATE; CREATE TABLE t(x);", nullptr, nullptr, nullptr) == SQLITE_OK);
+    std::thread done([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        (void)sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+    });
+    std::string error;
+    try {
+        ledger::Ledger l(dir, /*lock=*/true);
+        l.record_intent(entry(0));
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    done.join();
+    REQUIRE(sqlite3_close(reader) == SQLITE_OK);
+    CHECK(error.empty());
+    ledger::Ledger l(dir, /*lock=*/false);
+    CHECK(l.history({}).size() == (error.empty() ? 1u : 0u));
+    sqlite3* check = nullptr;
+    REQUIRE(sqlite3_open((dir + "/ledger.sqlite").c_str(), &check) == SQLITE_OK);
+    std::string mode;
+    REQUIRE(sqlite3_exec(check, "PRAGMA journal_mode", [](void* out, int, char** v, char**) {
+        *static_cast<std::string*>(out) = v[0] ? v[0] : "";
+        return 0;
+    }, &mode, nullptr) == SQLITE_OK);
+    CHECK(mode == "wal");
+    REQUIRE(sqlite3_close(check) == SQLITE_OK);
+}
+
 TEST_CASE("ledger: burn history is kept per network, replaced by key, pruned by age, read without the lock", "[ledger][burn]") {
     const auto dir = temp_dir();
     {
