@@ -134,11 +134,11 @@ std::optional<SysClock::time_point> parse_iso8601(const std::string& text) {
         rest = z == std::string::npos ? "" : rest.substr(z);
     }
     if (rest != "Z" && rest != "+00:00") return std::nullopt;
-    // The clock counts nanoseconds in 64 bits (to the year 2262): a later time would wrap to the
-    // past, so it is not a time this clock can hold.
+    // The clock counts nanoseconds in 64 bits (1677 to 2262): a time outside would wrap around, so
+    // it is not one this clock can hold.
     const std::time_t t = timegm(&tm);
     constexpr auto kMaxSeconds = std::chrono::duration_cast<std::chrono::seconds>(SysClock::duration::max()).count();
-    if (t < 0 || t > kMaxSeconds) return std::nullopt;
+    if (t < -kMaxSeconds || t > kMaxSeconds) return std::nullopt;
     return SysClock::from_time_t(t);
 }
 
@@ -218,6 +218,12 @@ namespace {
 
 std::string env_value(const EnvLookup& env, const char* key) { return env(key).value_or(""); }
 
+//! Every source the chain tries, for the error when none has credentials; instance metadata last,
+//! followed by how it ended ("failed: ..." or "is disabled").
+constexpr const char* kNoCredentials =
+    "no AWS credentials: none in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set, no web identity "
+    "(AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), no container credentials, and instance metadata ";
+
 //! Temporary credentials and where they came from.
 struct Fetched {
     TemporaryCredentials creds;
@@ -275,10 +281,7 @@ net::awaitable<std::string> instance_metadata_token(const std::string& base, std
         if (r.status != 200) throw AwsError("CredentialsNotFound", what + ": token request: HTTP " + std::to_string(r.status));
         co_return r.body;
     } catch (const AwsError& e) {
-        throw AwsError("CredentialsNotFound",
-                       std::string("no AWS credentials: none in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                                   "not set, no web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), no container "
-                                   "credentials, and instance metadata failed: ") + e.what());
+        throw AwsError("CredentialsNotFound", std::string(kNoCredentials) + "failed: " + e.what());
     }
 }
 
@@ -330,10 +333,7 @@ net::awaitable<Credentials> CredentialProvider::get() {
     if (!got) got = co_await from_container(s->env);
     if (!got) got = co_await from_instance_metadata(s->env);
     if (!got)
-        throw AwsError("CredentialsNotFound",
-                       "no AWS credentials: none in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set, no web "
-                       "identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), no container credentials, and instance "
-                       "metadata is disabled");
+        throw AwsError("CredentialsNotFound", std::string(kNoCredentials) + "is disabled");
     s->source = std::move(got->source);
     s->cached = std::move(got->creds);
     co_return s->cached->creds;

@@ -36,8 +36,8 @@ std::vector<rpc::Call> poll_calls(const eth::Address& bank, const std::vector<fu
 }
 
 //! The network as not polled: `error` on the snapshot, `why` on every account (balance unknown).
-NetworkSnapshot& not_polled(NetworkSnapshot& snap, const std::vector<funding::Account>& accounts, std::string error,
-                            const char* why) {
+NetworkSnapshot not_polled(NetworkSnapshot snap, const std::vector<funding::Account>& accounts, std::string error,
+                           const char* why) {
     snap.error = std::move(error);
     for (const auto& a : accounts) snap.accounts.push_back({a, std::nullopt, why});
     return snap;
@@ -59,18 +59,18 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
     try {
         r = co_await client.batch(poll_calls(bank, accounts), kFixed);
     } catch (const std::exception& e) {
-        co_return not_polled(snap, accounts, e.what(), "network unreachable");
+        co_return not_polled(std::move(snap), accounts, e.what(), "network unreachable");
     }
     auto value = [&](std::size_t i) -> const json* { return r[i].ok() ? &*r[i].result : nullptr; };
 
     const auto chain = value(0) ? rpc::as_u64(*value(0)) : std::nullopt;
     const auto block = value(1) ? rpc::as_block(*value(1)) : std::nullopt;
-    if (!chain) co_return not_polled(snap, accounts, failed_call("eth_chainId", r[0]), "network unreachable");
-    if (!block) co_return not_polled(snap, accounts, failed_call("eth_getBlockByNumber", r[1]), "network unreachable");
+    if (!chain) co_return not_polled(std::move(snap), accounts, failed_call("eth_chainId", r[0]), "network unreachable");
+    if (!block) co_return not_polled(std::move(snap), accounts, failed_call("eth_getBlockByNumber", r[1]), "network unreachable");
     snap.chain_id = *chain;
     if (net.chain_id && *net.chain_id != *chain) {
         snap.chain_id_mismatch = true;
-        co_return not_polled(snap, accounts,
+        co_return not_polled(std::move(snap), accounts,
                              "chain id mismatch: expected " + std::to_string(*net.chain_id) + ", endpoint reports " +
                                  std::to_string(*chain) + "; not touching this network",
                              "chain id mismatch");

@@ -175,12 +175,12 @@ TEST_CASE("ledger: a new ledger is switched to WAL while another process writes 
     // waiting could deadlock. The open asks again until the other is done.
     const auto dir = temp_dir();
     std::filesystem::create_directories(dir);
-    sqlite3* reader = nullptr;
-    REQUIRE(sqlite3_open((dir + "/ledger.sqlite").c_str(), &reader) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(reader, "BEGIN IMMEDIATE; CREATE TABLE t(x);", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3* writer = nullptr;
+    REQUIRE(sqlite3_open((dir + "/ledger.sqlite").c_str(), &writer) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(writer, "BEGIN IMMEDIATE; CREATE TABLE t(x);", nullptr, nullptr, nullptr) == SQLITE_OK);
     std::thread done([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        (void)sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+        (void)sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr);
     });
     std::string error;
     try {
@@ -190,7 +190,7 @@ TEST_CASE("ledger: a new ledger is switched to WAL while another process writes 
         error = e.what();
     }
     done.join();
-    REQUIRE(sqlite3_close(reader) == SQLITE_OK);
+    REQUIRE(sqlite3_close(writer) == SQLITE_OK);
     CHECK(error.empty());
     ledger::Ledger l(dir, /*lock=*/false);
     CHECK(l.history({}).size() == (error.empty() ? 1u : 0u));
