@@ -1,6 +1,7 @@
 #include <spdlog/spdlog.h>
 
 #include "keymaster/common/text.hpp"
+#include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/signer/signer.hpp"
 #include "steps.hpp"
@@ -18,66 +19,96 @@ std::vector<rpc::Call> calls_of(const char* method, const std::vector<std::strin
     return calls;
 }
 
-// "nonce too low": ours if the node knows our hash. Not found: refused. Lookup failed: unknown.
-net::awaitable<void> look_up_own(Context& ctx, const std::vector<ledger::Entry>& entries, std::vector<SendVerdict>& verdicts) {
+// After any answer other than a hash: the chain decides, in one batch (the bank's latest and
+// pending nonce, then each transaction's own hash and its receipt). Words never decide alone.
+net::awaitable<void> gather_evidence(Context& ctx, const std::vector<ledger::Entry>& entries, std::vector<Sent>& sent) {
     std::vector<std::size_t> which;
-    std::vector<std::string> hashes;
-    for (std::size_t k = 0; k < verdicts.size(); ++k)
-        if (verdicts[k] == SendVerdict::kNonceTooLow) {
+    std::vector<rpc::Call> calls;
+    const auto bank = ctx.signer->address().lower();
+    calls.push_back({"eth_getTransactionCount", json::array({bank, "latest"})});
+    calls.push_back({"eth_getTransactionCount", json::array({bank, "pending"})});
+    for (std::size_t k = 0; k < sent.size(); ++k)
+        if (sent[k].hint != SendHint::kHash) {
             which.push_back(k);
-            hashes.push_back(entries[k].tx_hash);
+            calls.push_back({"eth_getTransactionByHash", json::array({entries[k].tx_hash})});
+            calls.push_back({"eth_getTransactionReceipt", json::array({entries[k].tx_hash})});
         }
     if (which.empty()) co_return;
-    std::vector<rpc::CallResult> found;
+    std::vector<rpc::CallResult> r;
     try {
-        auto calls = calls_of("eth_getTransactionByHash", hashes);  // (GCC 12: no literal inside co_await)
-        found = co_await ctx.client.batch(std::move(calls));
+        r = co_await ctx.client.batch(std::move(calls));
     } catch (const std::exception& e) {
-        spdlog::warn("{}: cannot look up {} transaction(s) refused as \"nonce too low\": {}; their fate is unknown",
+        spdlog::warn("{}: cannot ask the chain about {} transaction(s) the node did not take with a hash: {}; their fate "
+                     "is unknown (reconcile settles it)",
                      ctx.net.name, which.size(), e.what());
-        for (auto k : which) verdicts[k] = SendVerdict::kUnknown;
-        co_return;
+    }
+    SendEvidence common;
+    if (!r.empty()) {
+        common.latest_nonce = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+        common.pending_nonce = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
     }
     for (std::size_t c = 0; c < which.size(); ++c) {
-        const auto& r = found[c];
-        if (!r.ok()) verdicts[which[c]] = SendVerdict::kUnknown;
-        else verdicts[which[c]] = r.result->is_null() ? SendVerdict::kRefused : SendVerdict::kAccepted;
+        auto& s = sent[which[c]];
+        SendEvidence ev = common;
+        if (!r.empty()) {
+            const auto& by_hash = r[2 + 2 * c];
+            const auto& receipt = r[3 + 2 * c];
+            ev.answered = by_hash.ok() && receipt.ok();
+            ev.held = by_hash.ok() && !by_hash.result->is_null();
+            ev.mined = receipt.ok() && !receipt.result->is_null();
+        }
+        s.verdict = decide_send(s.hint, ev);
+        s.evidence = describe_evidence(ev, entries[which[c]].nonce);
     }
 }
 
 }  // namespace
 
-net::awaitable<std::vector<SendVerdict>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries,
-                                                   std::vector<std::string>& reasons) {
+std::string Sent::why() const {
+    if (hint == SendHint::kHash) return {};
+    return (words.empty() ? std::string(hint_name(hint)) : words) + (evidence.empty() ? "" : " (" + evidence + ")");
+}
+
+void record_send(Context& ctx, std::int64_t id, const Sent& sent, const std::string& note) {
+    switch (sent.verdict) {
+        case SendVerdict::kHeld: ctx.ledger->mark(id, ledger::State::kSent, note); return;
+        case SendVerdict::kUnknown:
+            ctx.ledger->mark(id, ledger::State::kSent,
+                             "send result unknown: " + sent.why() + (note.empty() ? "" : "; " + note));
+            return;
+        case SendVerdict::kFailed: ctx.ledger->mark(id, ledger::State::kFailed, "refused: " + sent.why()); return;
+    }
+}
+
+net::awaitable<std::vector<Sent>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries) {
     std::vector<std::string> raws;
     raws.reserve(entries.size());
     for (const auto& e : entries) raws.push_back(e.raw);
-    std::vector<SendVerdict> verdicts(entries.size(), SendVerdict::kUnknown);
-    reasons.assign(entries.size(), "no answer");
+    std::vector<Sent> sent(entries.size());
     std::vector<rpc::CallResult> results;
     try {
         auto calls = calls_of("eth_sendRawTransaction", raws);
         results = co_await ctx.client.batch(std::move(calls));
     } catch (const std::exception& e) {
         spdlog::warn("{}: broadcast of {} transaction(s) got no answer: {}", ctx.net.name, entries.size(), e.what());
-        for (auto& r : reasons) r = std::string("no answer: ") + e.what();
-        co_return verdicts;
+        for (auto& s : sent) s.words = std::string("no answer: ") + e.what();
     }
     for (std::size_t k = 0; k < entries.size() && k < results.size(); ++k) {
-        verdicts[k] = classify_send(&results[k]);
-        reasons[k] = results[k].error ? results[k].error->message() : std::string();
+        sent[k].hint = classify_send(&results[k]);
+        sent[k].verdict = sent[k].hint == SendHint::kHash ? SendVerdict::kHeld : SendVerdict::kUnknown;
+        if (results[k].error) sent[k].words = results[k].error->message();
     }
-    co_await look_up_own(ctx, entries, verdicts);
-    co_return verdicts;
+    co_await gather_evidence(ctx, entries, sent);
+    co_return sent;
 }
 
-std::vector<std::uint64_t> gap_nonces(const std::vector<SendVerdict>& verdicts, const std::vector<ledger::Entry>& entries) {
-    auto refused = [](SendVerdict v) { return v == SendVerdict::kRefused || v == SendVerdict::kUnderpriced; };
+std::vector<std::uint64_t> gap_nonces(const std::vector<Sent>& sent, const std::vector<ledger::Entry>& entries) {
+    auto failed = [](const Sent& s) { return s.verdict == SendVerdict::kFailed; };
     std::vector<std::uint64_t> out;
-    for (std::size_t k = 0; k < verdicts.size(); ++k) {
-        if (!refused(verdicts[k])) continue;
+    for (std::size_t k = 0; k < sent.size(); ++k) {
+        if (!failed(sent[k])) continue;
         bool later = false;
-        for (std::size_t j = k + 1; j < verdicts.size(); ++j) later |= !refused(verdicts[j]);
+        for (std::size_t j = k + 1; j < sent.size(); ++j) later |= !failed(sent[j]);
         if (later) out.push_back(entries[k].nonce);
     }
     return out;
@@ -87,9 +118,9 @@ namespace {
 
 constexpr int kFillerAttempts = 4;
 
-// One filler for `nonce`: signed, journaled, sent. Returns the verdict (kUnderpriced: try higher fees).
-net::awaitable<std::optional<SendVerdict>> send_filler(Context& ctx, const Fees& fees, std::uint64_t chain_id,
-                                                       std::uint64_t block, std::uint64_t nonce, RoundReport& report) {
+// One filler for `nonce`: signed, journaled, sent. Returns what the send showed (none: not sent).
+net::awaitable<std::optional<Sent>> send_filler(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
+                                                std::uint64_t nonce, RoundReport& report) {
     const auto bank = ctx.signer->address();
     std::string why;
     const std::string role = "nonce-filler";
@@ -106,26 +137,23 @@ net::awaitable<std::optional<SendVerdict>> send_filler(Context& ctx, const Fees&
                                                        std::to_string(nonce) + " stays a gap");
         co_return std::nullopt;
     }
-    std::vector<std::string> reasons;
     const std::vector<ledger::Entry> one(1, *e);
-    const auto verdict = (co_await broadcast(ctx, one, reasons))[0];
+    const auto sent = (co_await broadcast(ctx, one))[0];
     try {
-        if (held_by_node(verdict)) ctx.ledger->mark(e->id, ledger::State::kSent, "fills nonce " + std::to_string(nonce));
-        else if (verdict == SendVerdict::kUnknown) ctx.ledger->mark(e->id, ledger::State::kSent, "send result unknown");
-        else ctx.ledger->mark(e->id, ledger::State::kFailed, "filler refused: " + reasons[0]);
+        record_send(ctx, e->id, sent, "fills nonce " + std::to_string(nonce));
     } catch (const std::exception& ex) {
         report.faults.emplace_back(Fault::kLedger, std::string("ledger cannot record the filler for nonce ") +
                                                        std::to_string(nonce) + " (" + ex.what() + "); reconcile settles it");
     }
-    if (held_by_node(verdict))
+    if (sent.verdict == SendVerdict::kHeld)
         spdlog::warn("{}: nonce {} was refused; filled with a zero-value transfer to the bank, tx {}", ctx.net.name, nonce,
                      e->tx_hash);
-    else if (verdict == SendVerdict::kUnknown)
-        spdlog::warn("{}: the filler for nonce {} (tx {}): send result unknown; reconcile settles it", ctx.net.name, nonce,
-                     e->tx_hash);
+    else if (sent.verdict == SendVerdict::kUnknown)
+        spdlog::warn("{}: the filler for nonce {} (tx {}): send result unknown ({}); reconcile settles it", ctx.net.name,
+                     nonce, e->tx_hash, sent.why());
     else
-        spdlog::error("{}: the filler for nonce {} was refused ({})", ctx.net.name, nonce, reasons[0]);
-    co_return verdict;
+        spdlog::error("{}: the filler for nonce {} was refused: {}", ctx.net.name, nonce, sent.why());
+    co_return sent;
 }
 
 }  // namespace
@@ -136,8 +164,10 @@ net::awaitable<void> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t cha
     for (auto n : nonces) {
         Fees f = fees;
         for (int attempt = 0; attempt < kFillerAttempts; ++attempt) {
-            const auto verdict = co_await send_filler(ctx, f, chain_id, block, n, report);
-            if (verdict != SendVerdict::kUnderpriced) break;
+            // Not held and worded "underpriced": the same nonce again with bumped fees (whichever
+            // transaction of the nonce is mined settles it).
+            const auto sent = co_await send_filler(ctx, f, chain_id, block, n, report);
+            if (!sent || sent->verdict == SendVerdict::kHeld || sent->hint != SendHint::kUnderpriced) break;
             auto higher = funding::bumped_fees(f, ceiling);
             if (!higher) {
                 report.faults.emplace_back(Fault::kTopUp, "the filler for nonce " + std::to_string(n) +

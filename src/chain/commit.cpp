@@ -96,31 +96,26 @@ bool journal(Context& ctx, std::vector<ledger::Entry>& entries, const std::vecto
     return true;
 }
 
-void log_verdict(const Context& ctx, const Outcome& o, SendVerdict v, const std::string& reason) {
+void log_sent(const Context& ctx, const Outcome& o, const Sent& s) {
     const auto& a = o.topup.account;
     const auto role = config::role_name(a.role);
-    if (held_by_node(v))
-        spdlog::info("{}: sent {} {} to {} {} (home {}), nonce {}, tx {}", ctx.net.name,
+    if (s.verdict == SendVerdict::kHeld)
+        spdlog::info("{}: sent {} {} to {} {} (home {}), nonce {}, tx {}{}", ctx.net.name,
                      format_units(o.topup.amount, ctx.net.decimals), ctx.net.symbol, role, a.address.checksummed(), a.home,
-                     o.nonce, o.tx_hash);
-    else if (v == SendVerdict::kUnknown)
-        spdlog::warn("{}: top-up to {} {}: send result unknown, tx {}", ctx.net.name, role, a.address.checksummed(), o.tx_hash);
+                     o.nonce, o.tx_hash, s.hint == SendHint::kHash ? "" : " (" + s.why() + ")");
+    else if (s.verdict == SendVerdict::kUnknown)
+        spdlog::warn("{}: top-up to {} {}: send result unknown, tx {}: {}; it stays sent for reconcile", ctx.net.name, role,
+                     a.address.checksummed(), o.tx_hash, s.why());
     else
-        spdlog::error("{}: top-up to {} {} refused: {}", ctx.net.name, role, a.address.checksummed(), reason);
+        spdlog::error("{}: top-up to {} {} refused: {}", ctx.net.name, role, a.address.checksummed(), s.why());
 }
 
-// Sent (or possibly sent) is watched; refused is final. An unknown result is never a failure.
-void record_verdicts(Context& ctx, const std::vector<ledger::Entry>& entries, const std::vector<std::size_t>& order,
-                     const std::vector<SendVerdict>& verdicts, const std::vector<std::string>& reasons, std::vector<Outcome>& out,
-                     RoundReport& report) {
+// Held and unknown are watched; a proven refusal is final. An unknown result is never a failure.
+void record_sends(Context& ctx, const std::vector<ledger::Entry>& entries, const std::vector<std::size_t>& order,
+                  const std::vector<Sent>& sent, std::vector<Outcome>& out, RoundReport& report) {
     try {
         ctx.ledger->atomically([&] {
-            for (std::size_t k = 0; k < order.size(); ++k) {
-                const bool unknown = verdicts[k] == SendVerdict::kUnknown;
-                if (held_by_node(verdicts[k]) || unknown)
-                    ctx.ledger->mark(entries[k].id, ledger::State::kSent, unknown ? "send result unknown" : "");
-                else ctx.ledger->mark(entries[k].id, ledger::State::kFailed, "refused: " + reasons[k]);
-            }
+            for (std::size_t k = 0; k < order.size(); ++k) record_send(ctx, entries[k].id, sent[k]);
         });
     } catch (const std::exception& ex) {
         // The transactions are out; their entries stay `intent` and reconcile settles them.
@@ -130,12 +125,15 @@ void record_verdicts(Context& ctx, const std::vector<ledger::Entry>& entries, co
     }
     for (std::size_t k = 0; k < order.size(); ++k) {
         auto& o = out[order[k]];
-        log_verdict(ctx, o, verdicts[k], reasons[k]);
-        if (held_by_node(verdicts[k])) o.state = Outcome::State::kSent;
-        else if (verdicts[k] == SendVerdict::kUnknown) {
-            o.state = Outcome::State::kSent;
-            o.error = "send result unknown";
-        } else fail(o, Fault::kTopUp, "node refused the transaction: " + reasons[k]);
+        log_sent(ctx, o, sent[k]);
+        switch (sent[k].verdict) {
+            case SendVerdict::kHeld: o.state = Outcome::State::kSent; break;
+            case SendVerdict::kUnknown:
+                o.state = Outcome::State::kSent;
+                o.error = "send result unknown: " + sent[k].why();
+                break;
+            case SendVerdict::kFailed: fail(o, Fault::kTopUp, "node refused the transaction: " + sent[k].why()); break;
+        }
     }
 }
 
@@ -165,15 +163,14 @@ net::awaitable<RoundReport> commit_round(Context& ctx, const RoundPlan& plan, co
     std::vector<std::size_t> order(chosen.outcome.begin(), chosen.outcome.begin() + static_cast<long>(entries.size()));
     if (entries.empty() || !journal(ctx, entries, order, out)) co_return report;
 
-    std::vector<std::string> reasons;
-    const auto verdicts = co_await broadcast(ctx, entries, reasons);
-    record_verdicts(ctx, entries, order, verdicts, reasons, out, report);
-    co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(verdicts, entries), report);
+    const auto sent = co_await broadcast(ctx, entries);
+    record_sends(ctx, entries, order, sent, out, report);
+    co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(sent, entries), report);
 
-    std::vector<std::vector<ledger::Entry>> sent(out.size());
+    std::vector<std::vector<ledger::Entry>> watched(out.size());
     for (std::size_t k = 0; k < order.size(); ++k)
-        if (out[order[k]].state == Outcome::State::kSent) sent[order[k]].push_back(entries[k]);
-    co_await watch_receipts(ctx, out, sent, opt, report);
+        if (out[order[k]].state == Outcome::State::kSent) watched[order[k]].push_back(entries[k]);
+    co_await watch_receipts(ctx, out, watched, opt, report);
     co_return report;
 }
 

@@ -161,16 +161,36 @@ LedgerView pending_view(const Context& ctx) {
 
 namespace {
 
-// The very same bytes again: a node that knows them says "already known"; one that lost them takes
-// them back, so a nonce never stays a gap.
-net::awaitable<void> rebroadcast(Context& ctx, const std::vector<ledger::Entry>& entries) {
+// The entries whose nonce the bank's latest nonce has not passed, asked just before a re-broadcast:
+// bytes of a nonce already used are never sent again (a node may execute them twice; ganache does
+// for nonce 0). The receipt of such a nonce is reconcile's next round's to find.
+net::awaitable<std::vector<ledger::Entry>> still_open(Context& ctx, std::vector<ledger::Entry> entries) {
+    if (entries.empty()) co_return entries;
+    std::optional<std::uint64_t> latest;
+    try {
+        std::string method = "eth_getTransactionCount";  // (GCC 12: no literal inside co_await)
+        auto params = json::array({ctx.signer->address().lower(), "latest"});
+        latest = rpc::as_u64(co_await ctx.client.call(std::move(method), std::move(params)));
+    } catch (const std::exception& e) {
+        spdlog::warn("{}: cannot read the bank's nonce before a re-broadcast ({}); not re-broadcasting this round",
+                     ctx.net.name, e.what());
+        co_return std::vector<ledger::Entry>{};
+    }
+    if (!latest) co_return std::vector<ledger::Entry>{};
+    std::erase_if(entries, [&](const ledger::Entry& e) { return e.nonce < *latest; });
+    co_return entries;
+}
+
+// The very same bytes again: a node that knows them says so in its words; one that lost them takes
+// them back, so a nonce never stays a gap. Only a held verdict changes the ledger (intent -> sent).
+net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candidates) {
+    const auto entries = co_await still_open(ctx, std::move(candidates));
     if (entries.empty()) co_return;
-    std::vector<std::string> reasons;
-    const auto verdicts = co_await broadcast(ctx, entries, reasons);
+    const auto sent = co_await broadcast(ctx, entries);
     try {
         ctx.ledger->atomically([&] {
             for (std::size_t k = 0; k < entries.size(); ++k)
-                if (entries[k].state == ledger::State::kIntent && held_by_node(verdicts[k]))
+                if (entries[k].state == ledger::State::kIntent && held_by_node(sent[k].verdict))
                     ctx.ledger->mark(entries[k].id, ledger::State::kSent, "broadcast on reconcile");
         });
     } catch (const std::exception& e) {
@@ -178,7 +198,7 @@ net::awaitable<void> rebroadcast(Context& ctx, const std::vector<ledger::Entry>&
     }
     for (std::size_t k = 0; k < entries.size(); ++k)
         spdlog::info("{}: ledger: {} (nonce {}) not mined yet: broadcast again{}", ctx.net.name, entries[k].tx_hash,
-                     entries[k].nonce, held_by_node(verdicts[k]) ? "" : " (" + reasons[k] + ")");
+                     entries[k].nonce, sent[k].hint == SendHint::kHash ? "" : " (" + sent[k].why() + ")");
 }
 
 }  // namespace

@@ -36,20 +36,17 @@ net::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stu
         out.why = std::string("ledger cannot be written: ") + ex.what();
         co_return out;
     }
-    std::vector<std::string> reasons;
     const std::vector<ledger::Entry> one(1, *e);
-    const auto verdict = (co_await broadcast(ctx, one, reasons))[0];
-    const bool refused = !held_by_node(verdict) && verdict != SendVerdict::kUnknown;
+    const auto sent = (co_await broadcast(ctx, one))[0];
+    const bool refused = sent.verdict == SendVerdict::kFailed;
     try {
+        record_send(ctx, e->id, sent, "replaces " + stuck.tx_hash);
         if (refused) {
-            ctx.ledger->mark(e->id, ledger::State::kFailed, "replacement refused: " + reasons[0]);
-            out.why = "replacement refused: " + reasons[0];
+            out.why = "replacement refused: " + sent.why();
             co_return out;
         }
         // Unknown: it may be out there. Both stay unresolved for reconcile (pending() keeps a
         // replaced entry until its nonce is settled), whichever is mined settles the nonce.
-        ctx.ledger->mark(e->id, ledger::State::kSent,
-                         (verdict == SendVerdict::kUnknown ? "send result unknown; replaces " : "replaces ") + stuck.tx_hash);
         ctx.ledger->replaced(stuck.id, e->tx_hash);
     } catch (const std::exception& ex) {
         out.why = std::string("ledger cannot be written: ") + ex.what();
@@ -58,8 +55,9 @@ net::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stu
     e->state = ledger::State::kSent;
     spdlog::warn("{}: tx {} (nonce {}) stuck; replaced by {} with fees raised to {} gwei{}", ctx.net.name, stuck.tx_hash,
                  stuck.nonce, e->tx_hash, format_units(fees->per_gas_cap(), 9),
-                 verdict == SendVerdict::kUnknown ? " (send result unknown)" : "");
+                 sent.verdict == SendVerdict::kUnknown ? " (send result unknown: " + sent.why() + ")" : "");
     out.entry = std::move(*e);
+    if (ctx.replaced) ctx.replaced();
     co_return out;
 }
 

@@ -23,6 +23,7 @@ struct Context {
     ledger::Ledger* ledger;  //!< null in kStatus
     const config::Network& net;
     std::function<double()> now;
+    std::function<void()> replaced;  //!< a replacement was broadcast (counted then, not at the Round's end)
 };
 
 // --- transactions.cpp: the one place a transaction and its ledger entry are built ---
@@ -41,16 +42,27 @@ struct Context {
                                                                             std::uint64_t block, std::string& why);
 
 // --- broadcast.cpp ---
-//! Sends the entries' raw bytes in one batch and classifies each answer; "nonce too low" is
-//! looked up by hash: ours (accepted), not found (refused), lookup failed (unknown).
-[[nodiscard]] boost::asio::awaitable<std::vector<SendVerdict>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries,
-                                                                       std::vector<std::string>& reasons);
+//! One transaction's broadcast: the verdict (from the chain's evidence), the node's words as a hint.
+struct Sent {
+    SendVerdict verdict = SendVerdict::kUnknown;
+    SendHint hint = SendHint::kNoAnswer;
+    std::string words;     //!< the node's error message, or why there was no answer
+    std::string evidence;  //!< what the chain showed, when it was asked
+    //! For the log and the ledger: the words and the evidence ("" for a hash).
+    [[nodiscard]] std::string why() const;
+};
+//! Sends the entries' raw bytes in one batch; after any answer other than a hash, asks the chain in
+//! one more batch (own hash, receipt, the bank's latest and pending nonce) and decides from that.
+[[nodiscard]] boost::asio::awaitable<std::vector<Sent>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries);
+//! The one place a send's verdict reaches the ledger: held and unknown are `sent` (unknown says so),
+//! failed is `failed` with the node's words. `note` is added for a held one (e.g. "replaces 0x..").
+void record_send(Context& ctx, std::int64_t id, const Sent& sent, const std::string& note = {});
 //! Fills each refused nonce that has accepted ones after it with a zero-value transfer from the
 //! bank to itself (role "nonce-filler"); a filler refused as underpriced is re-signed with bumped fees.
 [[nodiscard]] boost::asio::awaitable<void> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
                                                      const std::vector<std::uint64_t>& nonces, RoundReport& report);
 //! Nonces to fill: refused ones with a transaction held by the node after them.
-[[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<SendVerdict>& verdicts,
+[[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<Sent>& sent,
                                                     const std::vector<ledger::Entry>& entries);
 
 // --- replace.cpp ---

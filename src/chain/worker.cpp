@@ -22,6 +22,14 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// A node's "already known" for a re-broadcast is an answer, not a failed call (for the metrics).
+rpc::RpcObserver with_answers(rpc::RpcObserver obs) {
+    obs.is_answer = [](const std::string& method, const rpc::RpcError& e) {
+        return method == "eth_sendRawTransaction" && classify_send_error(e.message()) == SendHint::kAlreadyKnown;
+    };
+    return obs;
+}
+
 rpc::RpcOptions rpc_options(const config::Network& n) {
     rpc::RpcOptions o;
     o.batch_size = n.batch_size;
@@ -58,7 +66,7 @@ struct Worker::Impl {
     Impl(net::any_io_executor ex, config::Network n, std::shared_ptr<signer::Signer> s,
          std::shared_ptr<const std::vector<funding::Account>> a, ledger::Ledger* l, const rpc::RpcObserver& obs)
         : net_(std::move(n)), signer(std::move(s)), accounts(std::move(a)), ledger(l), bank(signer->address()),
-          client(ex, net_.name, net_.endpoints, rpc_options(net_), obs), sleep(ex),
+          client(ex, net_.name, net_.endpoints, rpc_options(net_), with_answers(obs)), sleep(ex),
           burn(net_.name, *accounts, net_.runway.window_seconds()) {}
 
     config::Network net_;
@@ -76,7 +84,7 @@ struct Worker::Impl {
     std::map<eth::Address, std::uint64_t> confirmed_last_round;  // address -> block
     std::mt19937 rng{std::random_device{}()};
 
-    detail::Context context() { return detail::Context{client, signer, ledger, net_, now}; }
+    detail::Context context() { return detail::Context{client, signer, ledger, net_, now, {}}; }
 
     // Step 1: the ledger's unresolved entries (the accounts they pay wait). Step 2 is the poll.
     net::awaitable<detail::LedgerView> read_ledger(Mode mode, RoundPlan& rp) {
@@ -189,6 +197,7 @@ net::awaitable<RoundPlan> Worker::prepare(Mode mode) { return impl_->prepare(mod
 net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions options) {
     if (plan.mode != Mode::kLive || !plan.can_commit() || !impl_->ledger) co_return RoundReport{};
     auto ctx = impl_->context();
+    ctx.replaced = options.replaced;
     auto report = co_await detail::commit_round(ctx, plan, options);
     impl_->burn.paid_changed();
     for (const auto& o : report.outcomes)
@@ -207,14 +216,21 @@ net::awaitable<void> Worker::run(Schedule schedule, RoundObserver observer) {
     while (!w.stopping && !(co_await cancelled())) {
         bool ok = false;
         std::optional<std::string> error;
+        const auto start = Clock::now();
+        const auto delay = w.next_delay(schedule, true);
         try {
-            const auto start = Clock::now();
             auto plan = co_await prepare(schedule.dry_run ? Mode::kDryRun : Mode::kLive);
             if (observer.prepared) observer.prepared(plan, std::chrono::duration<double>(Clock::now() - start).count());
             ok = plan.fault != Fault::kPoll && plan.fault != Fault::kChainId;
             const bool work = !plan.plan.topups.empty() || !plan.pending.empty();
             if (!schedule.dry_run && !w.stopping && plan.can_commit() && work) {
-                auto report = co_await commit(plan, schedule.commit);
+                // Receipts are awaited at most until the next poll is due; what is unmined then
+                // stays `sent` and the next Rounds' reconcile carries it (receipts, re-broadcast,
+                // replacement): polls and metrics keep their pace while a transaction is stuck.
+                auto options = schedule.commit;
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(delay - (Clock::now() - start));
+                options.confirm_timeout = std::clamp(left, std::chrono::milliseconds(0), options.confirm_timeout);
+                auto report = co_await commit(plan, std::move(options));
                 if (observer.committed) observer.committed(plan, report);
             }
         } catch (const std::exception& e) {
@@ -226,7 +242,9 @@ net::awaitable<void> Worker::run(Schedule schedule, RoundObserver observer) {
         }
         w.failures = ok ? 0 : w.failures + 1;
         if (w.stopping) break;
-        w.sleep.expires_after(w.next_delay(schedule, ok));
+        // A healthy network's next Round starts one interval after this one started.
+        const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+        w.sleep.expires_after(ok ? std::max(std::chrono::milliseconds(0), delay - elapsed) : w.next_delay(schedule, false));
         boost::system::error_code ec;
         co_await w.sleep.async_wait(net::redirect_error(net::use_awaitable, ec));
     }

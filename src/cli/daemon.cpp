@@ -129,7 +129,9 @@ private:
         s.running = true;
         Slot* slot = &s;
         const std::string name = s.worker->network().name;
-        net::co_spawn(io_, s.worker->run(schedule(), std::move(obs)),
+        auto sched = schedule();
+        sched.commit.replaced = [this, name] { metrics_.replacements(name, 1); };  // counted when broadcast
+        net::co_spawn(io_, s.worker->run(std::move(sched), std::move(obs)),
                       net::bind_cancellation_slot(s.cancel.slot(), [slot, name](std::exception_ptr e) {
                           slot->running = false;
                           if (!e) return;

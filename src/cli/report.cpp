@@ -148,7 +148,6 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
 
 void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& report) {
     const auto& n = worker_.network();
-    if (report.replacements) metrics_.replacements(n.name, report.replacements);
     for (const auto& [fault, why] : report.faults) {
         count(fault);
         spdlog::error("{}: {}", n.name, why);

@@ -60,6 +60,11 @@ struct RpcClient::Impl {
         return *transports[i];
     }
 
+    // For the observer: a result, or an error the observer takes as an answer.
+    bool answered(const std::string& method, const CallResult& r) const {
+        return r.ok() || (r.error && obs.is_answer && obs.is_answer(method, *r.error));
+    }
+
     void count(const std::string& method, bool ok) {
         if (obs.on_call) obs.on_call(method, ok);
     }
@@ -116,7 +121,7 @@ struct RpcClient::Impl {
             // Counted per method and outcome, not per call.
             std::vector<std::tuple<const std::string*, bool, std::size_t>> counts;
             for (auto& [i, r] : parsed.results) {
-                const bool ok = r.ok();
+                const bool ok = answered(calls[i].method, r);
                 auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) {
                     return std::get<1>(c) == ok && *std::get<0>(c) == calls[i].method;
                 });
@@ -126,7 +131,7 @@ struct RpcClient::Impl {
             for (const auto& [m, ok, n] : counts) obs.on_calls(*m, ok, n);
         }
         for (auto& [i, r] : parsed.results) {
-            if (!obs.on_calls) count(calls[i].method, r.ok());
+            if (!obs.on_calls) count(calls[i].method, answered(calls[i].method, r));
             results[i] = std::move(r);
             done[i] = true;
         }

@@ -93,7 +93,8 @@ struct Outcome {
 //! Commit's result: every outcome, typed.
 struct RoundReport {
     std::vector<Outcome> outcomes;  //!< one per planned top-up, in plan order
-    int replacements = 0;           //!< stuck transactions re-signed with higher fees (pending ones included)
+    int replacements = 0;           //!< stuck transactions re-signed with higher fees (pending ones included;
+                                    //!< CommitOptions::replaced heard of each when it was broadcast)
     std::vector<std::pair<Fault, std::string>> faults;  //!< problems not tied to one top-up (ledger, fillers)
 };
 
@@ -103,6 +104,7 @@ struct CommitOptions {
     std::chrono::milliseconds max_receipt_poll{2000};   //!< receipts at least this often, new block or not
     std::chrono::milliseconds rebroadcast_every{3000};  //!< unmined bytes sent again this often
     std::function<void(const std::string&)> progress;   //!< human progress lines
+    std::function<void()> replaced;                     //!< each replacement, when it is broadcast
 };
 
 //! How `run` schedules Rounds.

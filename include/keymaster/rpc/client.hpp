@@ -76,6 +76,9 @@ struct RpcObserver {
     //! Instead of on_call when set: `n` calls of `method` with that outcome (one per HTTP reply).
     std::function<void(const std::string& method, bool ok, std::size_t n)> on_calls;
     std::function<void(double seconds)> on_round_trip;
+    //! When set: whether a node's error for `method` is an answer, not a failure (counted ok), e.g.
+    //! "already known" for a re-broadcast.
+    std::function<bool(const std::string& method, const RpcError& error)> is_answer;
 };
 
 //! JSON-RPC 2.0 over HTTP(S) for one network: batches of up to batch_size calls per request;
