@@ -8,6 +8,7 @@
 
 #include "keymaster/chain/network_state.hpp"
 #include "keymaster/common/text.hpp"
+#include "keymaster/funding/pending.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/signer/signer.hpp"
@@ -81,7 +82,7 @@ struct Worker::Impl {
     bool stopping = false;
     int failures = 0;
     detail::BurnTracker burn;
-    std::map<eth::Address, std::uint64_t> confirmed_last_round;  // address -> block
+    std::map<eth::Address, funding::ConfirmedTopUp> confirmed_last_round;
     std::mt19937 rng{std::random_device{}()};
 
     detail::Context context() { return detail::Context{client, signer, ledger, net_, now, {}}; }
@@ -147,6 +148,54 @@ struct Worker::Impl {
         return burn.rates(t);
     }
 
+    // Step 4b (kLive): the bank audit. Every nonce the bank used since the last audit must be a
+    // transaction of ours that was mined; the first audit of a bank starts at its latest nonce.
+    void audit_bank(RoundPlan& rp, const NetworkSnapshot& snap) {
+        if (rp.mode != Mode::kLive || !ledger || !snap.bank_latest_nonce) return;
+        const auto bank_id = bank.checksummed();
+        try {
+            const auto from = ledger->audited_to(net_.name, bank_id).value_or(*snap.bank_latest_nonce);
+            std::map<std::uint64_t, funding::NonceRecord> records;
+            for (const auto& [n, u] : ledger->nonce_uses(net_.name, bank_id, from, *snap.bank_latest_nonce))
+                records[n] = {u.mined, u.open};
+            const auto audit = funding::audit_nonces(from, *snap.bank_latest_nonce, records);
+            ledger->set_audited_to(net_.name, bank_id, audit.next);
+            rp.unaccounted = audit.unaccounted;
+        } catch (const std::exception& e) {
+            rp.audit_error = std::string("bank audit: cannot use the ledger (") + e.what() + ")";
+        }
+    }
+
+    // Step 3b: accounts our confirmed top-up left lower than it must have, whose nonce did not move
+    // since the poll that decided it (an account cannot spend without sending): the endpoint
+    // contradicts itself. One batch, only for the few candidates; a failed query proves nothing.
+    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap) {
+        std::vector<std::size_t> out;
+        if (!snap.reachable) co_return out;
+        const auto candidates = funding::mismatch_candidates(snap, confirmed_last_round);
+        if (candidates.empty()) co_return out;
+        std::vector<rpc::Call> calls;
+        for (auto i : candidates) {
+            const auto& a = snap.accounts[i].account;
+            const auto& c = confirmed_last_round.at(a.address);
+            calls.push_back({"eth_getTransactionCount", json::array({a.address.lower(), to_quantity(Wei(c.from_block))})});
+            calls.push_back({"eth_getTransactionCount", json::array({a.address.lower(), "latest"})});
+        }
+        std::vector<rpc::CallResult> r;
+        try {
+            r = co_await client.batch(std::move(calls));
+        } catch (const std::exception& e) {
+            spdlog::debug("{}: cannot read the nonces of accounts topped up last round: {}", net_.name, e.what());
+            co_return out;
+        }
+        for (std::size_t c = 0; c < candidates.size(); ++c) {
+            const auto then = r[2 * c].ok() ? rpc::as_u64(*r[2 * c].result) : std::nullopt;
+            const auto now_nonce = r[2 * c + 1].ok() ? rpc::as_u64(*r[2 * c + 1].result) : std::nullopt;
+            if (then && now_nonce && *then == *now_nonce) out.push_back(candidates[c]);
+        }
+        co_return out;
+    }
+
     net::awaitable<RoundPlan> prepare(Mode mode) {
         RoundPlan rp;
         rp.mode = mode;
@@ -157,7 +206,7 @@ struct Worker::Impl {
         auto snap = co_await chain::poll(client, net_, bank, *accounts);
         const bool ledger_ok = rp.fault == Fault::kNone;
         check_chain(rp, snap);
-        rp.mismatches = funding::balance_mismatches(snap, confirmed_last_round);
+        rp.mismatches = co_await self_contradictions(snap);
         confirmed_last_round.clear();
         if (!snap.reachable || !ledger_ok) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
@@ -165,6 +214,7 @@ struct Worker::Impl {
         }
         std::optional<funding::BurnRate> bank_rate;
         auto rates = measure_burn(rp, snap, view.busy, bank_rate);
+        audit_bank(rp, snap);
         rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(rates));
         rp.plan.bank_rate = bank_rate;
         rp.pending = std::move(view.pending);
@@ -201,7 +251,8 @@ net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions 
     auto report = co_await detail::commit_round(ctx, plan, options);
     impl_->burn.paid_changed();
     for (const auto& o : report.outcomes)
-        if (o.ok()) impl_->confirmed_last_round[o.topup.account.address] = o.block;
+        if (o.ok())
+            impl_->confirmed_last_round[o.topup.account.address] = {plan.plan.snapshot.block, o.topup.balance, o.topup.amount};
     co_return report;
 }
 

@@ -112,6 +112,19 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
         count(Fault::kLedger);
         spdlog::error("{}: {}", n.name, rp.burn_error);
     }
+    if (!rp.audit_error.empty()) {
+        count(Fault::kLedger);
+        spdlog::error("{}: {}", n.name, rp.audit_error);
+    }
+    if (!rp.unaccounted.empty()) {
+        metrics_.unaccounted(n.name, rp.unaccounted.size());
+        std::string nonces;
+        for (auto k : rp.unaccounted) nonces += (nonces.empty() ? "" : ", ") + std::to_string(k);
+        spdlog::error("{}: bank audit: the bank {} used nonce(s) {} for {} transaction(s) keymaster did not journal or "
+                      "that took the place of its own (another process sharing the bank key, a leaked key, or a node "
+                      "that executed bytes twice)",
+                      n.name, bank, nonces, rp.unaccounted.size());
+    }
     if (n.bank_threshold) metrics_.bank_threshold(n.name, bank, to_double(*n.bank_threshold, n.decimals));
     if (n.bank_threshold && snap.bank_balance && *snap.bank_balance < *n.bank_threshold) {
         count(Fault::kBankLow);
@@ -122,9 +135,10 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     for (auto i : rp.mismatches) {
         const auto& a = snap.accounts[i];
         count(Fault::kBalanceMismatch);
-        spdlog::error("{}: {} {} was topped up last round but the endpoint reports {} {} (below {}): a lagging or lying endpoint?",
+        spdlog::error("{}: {} {} was topped up last round and has sent nothing since, but the endpoint reports {} {}, "
+                      "less than our top-up left it: a lagging or lying endpoint?",
                       n.name, config::role_name(a.account.role), a.account.address.checksummed(),
-                      format_units(*a.balance, n.decimals), n.symbol, format_units(a.account.threshold, n.decimals));
+                      format_units(*a.balance, n.decimals), n.symbol);
     }
     last_.reset();
     last_.emplace(snap);

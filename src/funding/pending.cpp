@@ -16,4 +16,24 @@ NonceJudgement judge_nonce(bool mined, bool taken, std::optional<std::uint64_t> 
     return {NonceState::kTaken, since};
 }
 
+BankAudit audit_nonces(std::uint64_t from, std::uint64_t latest, const std::map<std::uint64_t, NonceRecord>& records) {
+    BankAudit out;
+    if (latest <= from) {
+        out.next = latest;
+        return out;
+    }
+    const std::uint64_t stop = latest - from > kAuditStep ? from + kAuditStep : latest;
+    for (std::uint64_t n = from; n < stop; ++n) {
+        const auto it = records.find(n);
+        if (it != records.end() && it->second.mined) continue;
+        if (it != records.end() && it->second.open) {
+            out.next = n;
+            return out;
+        }
+        out.unaccounted.push_back(n);
+    }
+    out.next = stop;
+    return out;
+}
+
 }  // namespace keymaster::funding

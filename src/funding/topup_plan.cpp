@@ -108,12 +108,14 @@ std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits,
     return remaining;
 }
 
-std::vector<std::size_t> balance_mismatches(const NetworkSnapshot& snap, const std::map<eth::Address, std::uint64_t>& confirmed) {
+std::vector<std::size_t> mismatch_candidates(const NetworkSnapshot& snap, const std::map<eth::Address, ConfirmedTopUp>& confirmed) {
     std::vector<std::size_t> out;
     if (confirmed.empty()) return out;
     for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
         const auto& a = snap.accounts[i];
-        if (a.balance && *a.balance < a.account.threshold && confirmed.count(a.account.address)) out.push_back(i);
+        if (!a.balance) continue;
+        const auto it = confirmed.find(a.account.address);
+        if (it != confirmed.end() && *a.balance < it->second.before + it->second.amount) out.push_back(i);
     }
     return out;
 }

@@ -43,6 +43,9 @@ CREATE INDEX IF NOT EXISTS topups_settled ON topups(network, bank, state, update
 CREATE TABLE IF NOT EXISTS burn_state (
   network TEXT NOT NULL, address TEXT NOT NULL, since REAL NOT NULL, time REAL NOT NULL, balance TEXT NOT NULL,
   PRIMARY KEY (network, address)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bank_audit (
+  network TEXT NOT NULL, bank TEXT NOT NULL, next_nonce INTEGER NOT NULL,
+  PRIMARY KEY (network, bank)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS burn (
   network TEXT NOT NULL, address TEXT NOT NULL, start REAL NOT NULL, stop REAL NOT NULL, spent TEXT NOT NULL,
   PRIMARY KEY (network, address, start)) WITHOUT ROWID;
@@ -456,6 +459,35 @@ void Ledger::prune_burn(const std::string& network, double before) {
         Stmt(impl_->db, "DELETE FROM burn WHERE network=? AND stop<?").bind(1, network).bind(2, before).step();
         return 0;
     });
+}
+
+std::optional<std::uint64_t> Ledger::audited_to(const std::string& network, const std::string& bank) const {
+    Stmt s(impl_->db, "SELECT next_nonce FROM bank_audit WHERE network=? AND bank=?");
+    s.bind(1, network).bind(2, bank);
+    if (!s.step()) return std::nullopt;
+    return static_cast<std::uint64_t>(s.i64(0));
+}
+
+void Ledger::set_audited_to(const std::string& network, const std::string& bank, std::uint64_t next_nonce) {
+    impl_->transaction([&] {
+        Stmt(impl_->db, "INSERT OR REPLACE INTO bank_audit(network, bank, next_nonce) VALUES(?,?,?)")
+            .bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(next_nonce)).step();
+        return 0;
+    });
+}
+
+std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& network, const std::string& bank,
+                                                             std::uint64_t from, std::uint64_t to) const {
+    Stmt s(impl_->db, "SELECT nonce, state, block FROM topups WHERE network=? AND bank=? AND nonce>=? AND nonce<?");
+    s.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
+    std::map<std::uint64_t, NonceUse> out;
+    while (s.step()) {
+        auto& u = out[static_cast<std::uint64_t>(s.i64(0))];
+        const auto state = parse_state(s.text(1));
+        if (state == State::kConfirmed || (state == State::kFailed && s.i64(2) > 0)) u.mined = true;
+        if (state == State::kIntent || state == State::kSent || state == State::kReplaced) u.open = true;
+    }
+    return out;
 }
 
 std::vector<Entry> Ledger::history(const Filter& f) const {

@@ -64,6 +64,10 @@ struct Metrics::Impl {
         .Name("keymaster_spend_remaining_ether").Help("What is left of the daily spend limit").Register(*registry);
     prometheus::Family<prometheus::Counter>& replacements = prometheus::BuildCounter()
         .Name("keymaster_replacements_total").Help("Stuck transactions re-signed with higher fees").Register(*registry);
+    prometheus::Family<prometheus::Counter>& unaccounted = prometheus::BuildCounter()
+        .Name("keymaster_bank_unaccounted_transactions_total")
+        .Help("Transactions of the bank (by nonce) that keymaster did not journal or that were not its own mined transaction")
+        .Register(*registry);
     prometheus::Family<prometheus::Gauge>& build = prometheus::BuildGauge()
         .Name("keymaster_build_info").Help("Build information (always 1)").Register(*registry);
     prometheus::Family<prometheus::Gauge>& start_time = prometheus::BuildGauge()
@@ -185,13 +189,14 @@ void Metrics::topup(const AccountLabels& a, bool success, double amount, double 
 void Metrics::init_network(const std::string& network, const std::vector<std::string>& scopes) {
     const Labels n{{"network", network}};
     impl_->replacements.Add(n);
+    impl_->unaccounted.Add(n);
     impl_->gas.Add(n);
     for (const auto& scope : scopes) impl_->errors.Add({{"network", network}, {"scope", scope}});
 }
 
 void Metrics::forget_network(const std::string& network) {
     const Labels n{{"network", network}};
-    for (auto* f : {&impl_->replacements, &impl_->gas})
+    for (auto* f : {&impl_->replacements, &impl_->unaccounted, &impl_->gas})
         if (f->Has(n)) f->Remove(&f->Add(n));
     for (auto* f : {&impl_->poll_last, &impl_->block, &impl_->spend_remaining})
         if (f->Has(n)) f->Remove(&f->Add(n));
@@ -245,6 +250,10 @@ void Metrics::block(const std::string& network, double number) { impl_->block.Ad
 
 void Metrics::error(const std::string& network, const std::string& scope) {
     impl_->errors.Add({{"network", network}, {"scope", scope}}).Increment();
+}
+
+void Metrics::unaccounted(const std::string& network, std::size_t count) {
+    impl_->unaccounted.Add({{"network", network}}).Increment(static_cast<double>(count));
 }
 
 void Metrics::replacements(const std::string& network, int count) {

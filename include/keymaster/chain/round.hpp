@@ -66,6 +66,9 @@ struct RoundPlan {
     //! Snapshot accounts that spent since the last measurement: (index, amount), by index.
     std::vector<std::pair<std::size_t, Wei>> spent;
     std::string burn_error;                 //!< the burn history could not be read or kept (amounts apply)
+    //! The bank audit (kLive): nonces the bank used with no transaction of ours mined with them.
+    std::vector<std::uint64_t> unaccounted;
+    std::string audit_error;                //!< the audit could not read or keep its place in the ledger
     std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
     Fault fault = Fault::kNone;             //!< set: this network cannot commit this round
     std::string error;                      //!< why (with fault)

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <vector>
 
 #include "keymaster/config/config.hpp"
 
@@ -34,5 +36,26 @@ struct NonceJudgement {
 //! nonce is above it), the block it was first seen taken (earlier polls), and the latest block.
 [[nodiscard]] NonceJudgement judge_nonce(bool mined, bool taken, std::optional<std::uint64_t> taken_since,
                                          std::uint64_t block);
+
+//! What the ledger holds for one nonce of the bank.
+struct NonceRecord {
+    bool mined = false;  //!< a transaction of ours with this nonce has a receipt (confirmed or reverted)
+    bool open = false;   //!< one is still unresolved (intent, sent, replaced pending settlement)
+};
+
+//! The bank audit of one Round: the nonces the chain shows used and what became of them.
+struct BankAudit {
+    std::vector<std::uint64_t> unaccounted;  //!< used on chain, no transaction of ours mined with it
+    std::uint64_t next = 0;                  //!< where the next audit starts
+};
+
+//! Most nonces one audit walks (the rest waits for the next Round).
+inline constexpr std::uint64_t kAuditStep = 10'000;
+
+//! Walks the bank's nonces from `from` up to `latest` (its latest nonce, exclusive): a nonce whose
+//! transaction of ours is mined is accounted for; one the ledger still has unresolved stops the
+//! walk (reconcile settles it first); any other was used by a transaction keymaster did not journal
+//! (or dropped: another took it). `latest` below `from` (a chain reset) starts again at `latest`.
+[[nodiscard]] BankAudit audit_nonces(std::uint64_t from, std::uint64_t latest, const std::map<std::uint64_t, NonceRecord>& records);
 
 }  // namespace keymaster::funding

@@ -68,9 +68,19 @@ struct Received {
 std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h,
                                 const std::map<eth::Address, Received>& received = {});
 
-//! Accounts whose top-up was confirmed in the previous round (`confirmed`: address -> block) but
-//! whose balance is still below threshold: a lagging or lying endpoint. Indices into snap.accounts.
-[[nodiscard]] std::vector<std::size_t> balance_mismatches(const NetworkSnapshot& snap,
-                                                          const std::map<eth::Address, std::uint64_t>& confirmed);
+//! A top-up of ours confirmed in the previous round: the balance it started from (read at the
+//! poll of block `from_block`) and what it brought.
+struct ConfirmedTopUp {
+    std::uint64_t from_block = 0;
+    Wei before = 0;
+    Wei amount = 0;
+};
+
+//! Accounts whose balance now is below what our confirmed top-up left them (before + amount):
+//! either they spent since `from_block`, or the endpoint contradicts itself. Indices into
+//! snap.accounts; the caller asks whether the account's nonce moved since `from_block` (it cannot
+//! spend without sending) and only an account that sent nothing is a balance mismatch.
+[[nodiscard]] std::vector<std::size_t> mismatch_candidates(const NetworkSnapshot& snap,
+                                                           const std::map<eth::Address, ConfirmedTopUp>& confirmed);
 
 }  // namespace keymaster::funding

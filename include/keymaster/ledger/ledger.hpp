@@ -129,6 +129,17 @@ public:
     //! Deletes the buckets of `network` that ended before `before`.
     void prune_burn(const std::string& network, double before);
 
+    //! The bank audit: where the next one starts (none: never audited)...
+    std::optional<std::uint64_t> audited_to(const std::string& network, const std::string& bank) const;
+    void set_audited_to(const std::string& network, const std::string& bank, std::uint64_t next_nonce);
+    //! ...and what the ledger holds for each nonce in [from, to): mined (a receipt of ours,
+    //! confirmed or reverted) and open (intent, sent, or replaced). Nonces with no entry are absent.
+    struct NonceUse {
+        bool mined = false, open = false;
+    };
+    std::map<std::uint64_t, NonceUse> nonce_uses(const std::string& network, const std::string& bank, std::uint64_t from,
+                                                 std::uint64_t to) const;
+
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;
 

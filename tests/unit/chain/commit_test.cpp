@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "fake_http_server.hpp"
@@ -22,6 +23,8 @@ namespace {
 
 constexpr std::uint64_t kChainId = 1337;
 const Wei kEther = Wei("1000000000000000000");
+
+std::uint64_t from_hex_u64(const std::string& q) { return std::stoull(q.substr(2), nullptr, 16); }
 
 struct Tx {
     eth::SignedTransaction stx;
@@ -47,6 +50,9 @@ struct FakeChain {
     // DropConnection (no answer). `index` counts every send seen.
     std::function<void(const eth::SignedTransaction&, int index)> on_send;
     int sends = 0;
+    // Other senders' nonces (lower-case address): (from block, nonce), oldest first.
+    std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> nonces;
+    std::set<std::string> lie_empty;              // balances reported as 0
 
     json handle(const std::string& method, const json& params) {
         if (method == "eth_chainId") return to_quantity(kChainId);
@@ -59,9 +65,19 @@ struct FakeChain {
             if (london) b["baseFeePerGas"] = to_quantity(base_fee);
             return b;
         }
-        if (method == "eth_getBalance") return to_quantity(balance(params[0].get<std::string>()));
-        if (method == "eth_getTransactionCount")
+        if (method == "eth_getBalance")
+            return to_quantity(lie_empty.count(params[0].get<std::string>()) ? Wei(0) : balance(params[0].get<std::string>()));
+        if (method == "eth_getTransactionCount") {
+            if (auto it = nonces.find(params[0].get<std::string>()); it != nonces.end()) {
+                const auto tag = params[1].get<std::string>();
+                const std::uint64_t at = tag == "latest" || tag == "pending" ? block : from_hex_u64(tag);
+                std::uint64_t n = 0;
+                for (const auto& [from, v] : it->second)
+                    if (from <= at) n = v;
+                return to_quantity(n);
+            }
             return to_quantity(params[1] == "pending" ? mined_nonce + pool().size() : mined_nonce);
+        }
         if (method == "eth_gasPrice") return to_quantity(base_fee + 1'000'000'000);
         if (method == "eth_maxPriorityFeePerGas") {
             if (!london) throw std::runtime_error("method not found");
@@ -436,6 +452,23 @@ TEST_CASE("commit: bytes whose nonce the bank's latest nonce passed are never re
     CHECK(next.pending[0].kind == chain::PendingAction::Kind::kWait);
     (void)rig.commit(next, std::chrono::milliseconds(200));
     CHECK(rig.sends_seen() == 1);
+}
+
+TEST_CASE("prepare: balance_mismatch only where the endpoint contradicts itself, never for an agent that spends", "[chain][prepare]") {
+    Rig rig(2);
+    const auto spender = address_of(1).lower(), liar = address_of(2).lower();
+    rig.chain.nonces[spender] = {{0, 0}};
+    rig.chain.nonces[liar] = {{0, 0}};
+    auto report = rig.commit(rig.prepare());
+    for (const auto& o : report.outcomes) REQUIRE(o.ok());
+    // Within one interval: the spender sends (its nonce moves) and ends below its threshold; the
+    // endpoint reports the idle liar empty.
+    rig.chain.balances[spender] = Wei(1);
+    rig.chain.nonces[spender].emplace_back(rig.chain.block, 1);
+    rig.chain.lie_empty.insert(liar);
+    auto next = rig.prepare();
+    REQUIRE(next.mismatches.size() == 1);
+    CHECK(next.plan.snapshot.accounts[next.mismatches[0]].account.address.lower() == liar);
 }
 
 TEST_CASE("commit: a replacement whose broadcast hits a transport error stays pending, not failed", "[chain][commit]") {

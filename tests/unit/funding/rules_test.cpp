@@ -145,20 +145,25 @@ TEST_CASE("pending: dropped needs the nonce taken with no receipt for several bl
     }
 }
 
-TEST_CASE("plan: balance mismatches are accounts confirmed last round still below threshold", "[plan]") {
+TEST_CASE("plan: mismatch candidates hold less than our confirmed top-up left them", "[plan]") {
     std::vector<funding::Account> accounts;
-    for (int i = 1; i <= 3; ++i) {
+    for (int i = 1; i <= 5; ++i) {
         ByteArray<20> b{};
         b[19] = static_cast<std::uint8_t>(i);
         accounts.push_back({"alpha", "alpha", config::Role::kWatcher, eth::Address(b), Wei(10), Wei(20), {}});
     }
     funding::NetworkSnapshot s;
-    s.accounts.push_back({accounts[0], Wei(5), {}});  // confirmed, still low: mismatch
-    s.accounts.push_back({accounts[1], Wei(20), {}});  // confirmed, funded
-    s.accounts.push_back({accounts[2], Wei(5), {}});  // low, not topped up last round
-    const std::map<eth::Address, std::uint64_t> confirmed = {{accounts[0].address, 7}, {accounts[1].address, 7}};
-    CHECK(funding::balance_mismatches(s, confirmed) == std::vector<std::size_t>{0});
-    CHECK(funding::balance_mismatches(s, {}).empty());
+    s.accounts.push_back({accounts[0], Wei(5), {}});   // had 4, got 16: shows 5 < 20: a candidate
+    s.accounts.push_back({accounts[1], Wei(20), {}});  // had 4, got 16: shows exactly 20
+    s.accounts.push_back({accounts[2], Wei(25), {}});  // had 4, got 16, and someone else sent 5
+    s.accounts.push_back({accounts[3], Wei(15), {}});  // had 4, got 16, shows 15 (above threshold): a candidate
+    s.accounts.push_back({accounts[4], Wei(5), {}});   // low, not topped up last round
+    s.accounts.push_back({accounts[0], std::nullopt, "no answer"});  // unread: never a candidate
+    const funding::ConfirmedTopUp t{7, Wei(4), Wei(16)};
+    const std::map<eth::Address, funding::ConfirmedTopUp> confirmed = {
+        {accounts[0].address, t}, {accounts[1].address, t}, {accounts[2].address, t}, {accounts[3].address, t}};
+    CHECK(funding::mismatch_candidates(s, confirmed) == std::vector<std::size_t>{0, 3});
+    CHECK(funding::mismatch_candidates(s, {}).empty());
 }
 
 TEST_CASE("amounts: checked arithmetic throws instead of wrapping", "[amount]") {
@@ -166,4 +171,31 @@ TEST_CASE("amounts: checked arithmetic throws instead of wrapping", "[amount]") 
     CHECK_THROWS(max + 1);
     CHECK_THROWS(Wei(1) - Wei(2));
     CHECK_THROWS(max * 2);
+}
+
+TEST_CASE("bank audit: every nonce the bank used must be a mined transaction of ours", "[audit]") {
+    using R = funding::NonceRecord;
+    struct Row {
+        std::uint64_t from, latest;
+        std::map<std::uint64_t, R> records;
+        std::vector<std::uint64_t> unaccounted;
+        std::uint64_t next;
+    };
+    const R mined{true, false}, open{false, true}, both{true, true};
+    const std::vector<Row> rows = {
+        {5, 5, {}, {}, 5},                                  // nothing new
+        {5, 8, {{5, mined}, {6, mined}, {7, mined}}, {}, 8},  // all ours
+        {5, 8, {{5, mined}, {7, mined}}, {6}, 8},            // 6: not journaled (another process, a replay)
+        {5, 8, {{5, mined}, {6, open}, {7, mined}}, {}, 6},  // 6 unresolved: wait for reconcile
+        {5, 8, {{5, both}, {6, {}}, {7, mined}}, {6}, 8},    // 5: a replacement mined; 6: failed/dropped only
+        {9, 3, {}, {}, 3},                                  // the chain was reset: start again
+        {0, 25'000, {}, {}, 10'000},                        // one step at most
+    };
+    for (const auto& r : rows) {
+        INFO(r.from << ".." << r.latest);
+        const auto a = funding::audit_nonces(r.from, r.latest, r.records);
+        if (r.latest - std::min(r.latest, r.from) <= funding::kAuditStep) CHECK(a.unaccounted == r.unaccounted);
+        else CHECK(a.unaccounted.size() == funding::kAuditStep);
+        CHECK(a.next == r.next);
+    }
 }
