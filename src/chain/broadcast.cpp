@@ -69,6 +69,25 @@ std::string Sent::why() const {
     return (words.empty() ? std::string(hint_name(hint)) : words) + (evidence.empty() ? "" : " (" + evidence + ")");
 }
 
+net::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vector<ledger::Entry> entries) {
+    if (entries.empty()) co_return entries;
+    std::vector<rpc::Call> calls{{"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})}};
+    for (const auto& e : entries) calls.push_back({"eth_getTransactionByHash", json::array({e.tx_hash})});
+    std::vector<rpc::CallResult> r;
+    try {
+        r = co_await ctx.client.batch(std::move(calls));
+    } catch (const std::exception& e) {
+        spdlog::warn("{}: cannot ask the chain before a re-broadcast ({}); not re-broadcasting now", ctx.net.name, e.what());
+        co_return std::vector<ledger::Entry>{};
+    }
+    const auto latest = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+    if (!latest) co_return std::vector<ledger::Entry>{};
+    std::vector<ledger::Entry> out;
+    for (std::size_t k = 0; k < entries.size(); ++k)
+        if (entries[k].nonce >= *latest && r[k + 1].ok() && r[k + 1].result->is_null()) out.push_back(std::move(entries[k]));
+    co_return out;
+}
+
 void record_send(Context& ctx, std::int64_t id, const Sent& sent, const std::string& note) {
     switch (sent.verdict) {
         case SendVerdict::kHeld: ctx.ledger->mark(id, ledger::State::kSent, note); return;
@@ -87,8 +106,9 @@ net::awaitable<std::vector<Sent>> broadcast(Context& ctx, const std::vector<ledg
     std::vector<Sent> sent(entries.size());
     std::vector<rpc::CallResult> results;
     try {
+        // Sent once: a lost answer is settled by asking the chain (below), never by sending again blind.
         auto calls = calls_of("eth_sendRawTransaction", raws);
-        results = co_await ctx.client.batch(std::move(calls));
+        results = co_await ctx.client.batch(std::move(calls), 0, rpc::RpcClient::Attempts::kOnce);
     } catch (const std::exception& e) {
         spdlog::warn("{}: broadcast of {} transaction(s) got no answer: {}", ctx.net.name, entries.size(), e.what());
         for (auto& s : sent) s.words = std::string("no answer: ") + e.what();

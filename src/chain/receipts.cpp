@@ -44,13 +44,13 @@ public:
             if (!first && !(co_await receipts_due())) continue;
             first = false;
             const auto w = waiting();
-            std::optional<std::uint64_t> block, latest_nonce;
+            std::optional<std::uint64_t> block;
             std::vector<Mined> mined;
-            if (!(co_await fetch(w, block, latest_nonce, mined))) continue;
+            if (!(co_await fetch(w, block, mined))) continue;
             record(mined);
             std::set<std::size_t> done;
             for (const auto& m : mined) done.insert(m.outcome);
-            if (latest_nonce) co_await rebroadcast_unmined(w, done, *latest_nonce);
+            co_await rebroadcast_unmined(w, done);
             if (block) co_await replace_stuck_ones(w, done, *block);
             const std::size_t confirmed = total - waiting().size();
             if (confirmed != last_reported && opt_.progress)
@@ -84,12 +84,9 @@ private:
         co_return !now_block || *now_block > *receipts_block_;
     }
 
-    // One batch: the block, the bank's latest nonce, and the receipt of every transaction watched.
-    net::awaitable<bool> fetch(const std::vector<std::size_t>& w, std::optional<std::uint64_t>& block,
-                               std::optional<std::uint64_t>& latest_nonce, std::vector<Mined>& mined) {
+    net::awaitable<bool> fetch(const std::vector<std::size_t>& w, std::optional<std::uint64_t>& block, std::vector<Mined>& mined) {
         last_fetch_ = Clock::now();
-        std::vector<rpc::Call> calls{{"eth_blockNumber", json::array()},
-                                     {"eth_getTransactionCount", json::array({ctx_.signer->address().lower(), "latest"})}};
+        std::vector<rpc::Call> calls{{"eth_blockNumber", json::array()}};
         std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (outcome, entry)
         for (auto i : w)
             for (std::size_t k = 0; k < sent_[i].size(); ++k) {
@@ -104,10 +101,9 @@ private:
             co_return false;
         }
         block = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-        latest_nonce = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
         if (block) receipts_block_ = block;
         for (std::size_t c = 0; c < which.size(); ++c) {
-            const auto& res = r[c + 2];
+            const auto& res = r[c + 1];
             if (!res.ok() || res.result->is_null()) continue;
             auto rec = rpc::as_receipt(*res.result);
             if (rec) mined.push_back({which[c].first, &sent_[which[c].first][which[c].second], *rec});
@@ -152,19 +148,20 @@ private:
     }
 
     // A node may lose a pending transaction (eviction, restart): the same bytes again now and then,
-    // but never bytes of a nonce the bank's latest nonce has passed (its receipt is on the way, or
-    // another transaction took the nonce; a node may execute old bytes twice: ganache does for nonce 0).
-    net::awaitable<void> rebroadcast_unmined(const std::vector<std::size_t>& w, const std::set<std::size_t>& done,
-                                             std::uint64_t latest_nonce) {
+    // only to a node that does not hold them and only while their nonce is free (lost_by_node).
+    net::awaitable<void> rebroadcast_unmined(const std::vector<std::size_t>& w, const std::set<std::size_t>& done) {
         if (Clock::now() - last_rebroadcast_ < opt_.rebroadcast_every) co_return;
         last_rebroadcast_ = Clock::now();
-        std::vector<rpc::Call> again;
+        std::vector<ledger::Entry> candidates;
         for (auto i : w)
-            if (!done.count(i) && sent_[i].back().nonce >= latest_nonce)
-                again.push_back({"eth_sendRawTransaction", json::array({sent_[i].back().raw})});
+            if (!done.count(i)) candidates.push_back(sent_[i].back());
+        std::vector<rpc::Call> again;
+        for (const auto& e : co_await lost_by_node(ctx_, std::move(candidates)))
+            again.push_back({"eth_sendRawTransaction", json::array({e.raw})});
         if (again.empty()) co_return;
         try {
-            (void)co_await ctx_.client.batch(std::move(again));  // answers do not matter: receipts decide
+            // Answers do not matter (receipts decide); sent once, never retried blind.
+            (void)co_await ctx_.client.batch(std::move(again), 0, rpc::RpcClient::Attempts::kOnce);
         } catch (const std::exception& e) {
             spdlog::warn("{}: re-broadcast failed: {}", ctx_.net.name, e.what());
         }

@@ -161,30 +161,10 @@ LedgerView pending_view(const Context& ctx) {
 
 namespace {
 
-// The entries whose nonce the bank's latest nonce has not passed, asked just before a re-broadcast:
-// bytes of a nonce already used are never sent again (a node may execute them twice; ganache does
-// for nonce 0). The receipt of such a nonce is reconcile's next round's to find.
-net::awaitable<std::vector<ledger::Entry>> still_open(Context& ctx, std::vector<ledger::Entry> entries) {
-    if (entries.empty()) co_return entries;
-    std::optional<std::uint64_t> latest;
-    try {
-        std::string method = "eth_getTransactionCount";  // (GCC 12: no literal inside co_await)
-        auto params = json::array({ctx.signer->address().lower(), "latest"});
-        latest = rpc::as_u64(co_await ctx.client.call(std::move(method), std::move(params)));
-    } catch (const std::exception& e) {
-        spdlog::warn("{}: cannot read the bank's nonce before a re-broadcast ({}); not re-broadcasting this round",
-                     ctx.net.name, e.what());
-        co_return std::vector<ledger::Entry>{};
-    }
-    if (!latest) co_return std::vector<ledger::Entry>{};
-    std::erase_if(entries, [&](const ledger::Entry& e) { return e.nonce < *latest; });
-    co_return entries;
-}
-
-// The very same bytes again: a node that knows them says so in its words; one that lost them takes
-// them back, so a nonce never stays a gap. Only a held verdict changes the ledger (intent -> sent).
+// The very same bytes again, to a node that lost them (eviction, restart), so a nonce never stays a
+// gap. Only a held verdict changes the ledger (intent -> sent).
 net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candidates) {
-    const auto entries = co_await still_open(ctx, std::move(candidates));
+    const auto entries = co_await lost_by_node(ctx, std::move(candidates));
     if (entries.empty()) co_return;
     const auto sent = co_await broadcast(ctx, entries);
     try {
@@ -197,7 +177,7 @@ net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candid
         spdlog::error("{}: ledger cannot record a re-broadcast ({}); the next round settles it", ctx.net.name, e.what());
     }
     for (std::size_t k = 0; k < entries.size(); ++k)
-        spdlog::info("{}: ledger: {} (nonce {}) not mined yet: broadcast again{}", ctx.net.name, entries[k].tx_hash,
+        spdlog::info("{}: ledger: {} (nonce {}) not mined and not held by the node: broadcast again{}", ctx.net.name, entries[k].tx_hash,
                      entries[k].nonce, sent[k].hint == SendHint::kHash ? "" : " (" + sent[k].why() + ")");
 }
 

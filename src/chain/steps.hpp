@@ -54,6 +54,11 @@ struct Sent {
 //! Sends the entries' raw bytes in one batch; after any answer other than a hash, asks the chain in
 //! one more batch (own hash, receipt, the bank's latest and pending nonce) and decides from that.
 [[nodiscard]] boost::asio::awaitable<std::vector<Sent>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries);
+//! The entries worth sending again, asked of the chain just before (one batch): their nonce not yet
+//! passed by the bank's latest nonce, and not held by the node. Bytes of a used nonce are never
+//! sent again, nor bytes the node holds (some nodes execute such bytes twice: ganache does for nonce 0).
+//! Nothing when the chain cannot be asked.
+[[nodiscard]] boost::asio::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vector<ledger::Entry> entries);
 //! The one place a send's verdict reaches the ledger: held and unknown are `sent` (unknown says so),
 //! failed is `failed` with the node's words. `note` is added for a held one (e.g. "replaces 0x..").
 void record_send(Context& ctx, std::int64_t id, const Sent& sent, const std::string& note = {});

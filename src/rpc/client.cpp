@@ -144,12 +144,15 @@ struct RpcClient::Impl {
     }
 
     net::awaitable<void> run_chunk(const std::vector<Call>& calls, std::vector<std::size_t> pending,
-                                   std::vector<CallResult>& results, std::vector<bool>& done) {
+                                   std::vector<CallResult>& results, std::vector<bool>& done, bool once) {
         if (active != 0 && Clock::now() - failed_over_at > opt.primary_retry) active = 0;
         std::string last;
-        for (std::size_t tried = 0; tried < endpoints.size(); ++tried) {
+        for (std::size_t tried = 0; tried < (once ? 1 : endpoints.size()); ++tried) {
             const std::size_t ep = (active + tried) % endpoints.size();
-            for (int a = 0; a < opt.attempts_per_endpoint; ++a) {
+            // Once: on a new connection, so the transport's one resend on a kept-alive connection
+            // the server closed (it cannot tell "closed before" from "closed after reading") never happens.
+            if (once) transport(ep).close();
+            for (int a = 0; a < (once ? 1 : opt.attempts_per_endpoint); ++a) {
                 auto failure = co_await attempt(ep, calls, pending, results, done);
                 if (!failure) {
                     if (ep != active) {
@@ -198,7 +201,7 @@ const std::string& RpcClient::network() const { return impl_->network; }
 std::size_t RpcClient::active_endpoint() const { return impl_->active; }
 std::size_t RpcClient::http_requests() const { return impl_->requests; }
 
-net::awaitable<std::vector<CallResult>> RpcClient::batch(std::vector<Call> calls, std::size_t riders) {
+net::awaitable<std::vector<CallResult>> RpcClient::batch(std::vector<Call> calls, std::size_t riders, Attempts attempts) {
     // Filled in place by index (no second copy: a poll may carry 10,000 results).
     std::vector<CallResult> results(calls.size());
     std::vector<bool> done(calls.size());
@@ -208,7 +211,7 @@ net::awaitable<std::vector<CallResult>> RpcClient::batch(std::vector<Call> calls
         std::vector<std::size_t> pending;
         for (std::size_t i = start; i < end; ++i) pending.push_back(i);
         start = end;
-        co_await impl_->run_chunk(calls, std::move(pending), results, done);
+        co_await impl_->run_chunk(calls, std::move(pending), results, done, attempts == Attempts::kOnce);
     }
     co_return results;
 }

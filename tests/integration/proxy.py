@@ -13,8 +13,11 @@ from chains import free_port
 
 
 class FaultProxy:
-    def __init__(self, upstream, rates=None, lie_empty=(), seed=1, refuse_raw=()):
+    def __init__(self, upstream, rates=None, lie_empty=(), seed=1, refuse_raw=(), lose_raw_replies=()):
         self.upstream = upstream
+        # Indices (0-based, over HTTP requests carrying eth_sendRawTransaction) forwarded to the node
+        # whose reply is then lost: the connection closes without an answer.
+        self.lose_raw_replies = set(lose_raw_replies)
         # Indices (0-based, over every eth_sendRawTransaction seen) refused without forwarding.
         self.refuse_raw = set(refuse_raw)
         self.raw_seen = 0
@@ -54,7 +57,12 @@ class FaultProxy:
                                      "error": {"code": -32005, "message": "rate limit exceeded"}}
                     out = [err(r) for r in req] if isinstance(req, list) else err(req)
                     return self.reply(200, json.dumps(out).encode())
+                raw_index = proxy.raw_requests if b"eth_sendRawTransaction" in body else None
                 answer = proxy.forward(body)
+                if raw_index in proxy.lose_raw_replies:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if kind == "truncate":
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")

@@ -100,7 +100,12 @@ public:
     //! Throws RpcUnavailable when no endpoint answered.
     //! `riders`: that many calls at the front go with the first request on top of batch_size (a
     //! poll's bank and block calls, so that batch_size accounts take one round trip).
-    boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls, std::size_t riders = 0);
+    //! `attempts`: kOnce sends each chunk once, to the endpoint in use, and throws on any failure
+    //! (for eth_sendRawTransaction: a blind retry re-sends bytes that may have been mined already,
+    //! and some nodes execute them twice; the caller asks the chain instead).
+    enum class Attempts { kRetry, kOnce };
+    boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls, std::size_t riders = 0,
+                                                          Attempts attempts = Attempts::kRetry);
 
     const std::string& network() const;
     //! Index of the endpoint in use (0 = the first).
