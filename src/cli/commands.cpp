@@ -254,6 +254,13 @@ bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         return problems;
     }
     for (const auto& line : rp.ledger_log) std::cout << "  ledger: " << line << "\n";
+    if (!rp.audit_error.empty()) std::cout << "  " << rp.audit_error << "\n";
+    if (!rp.unaccounted.empty()) {
+        std::cout << "  BANK AUDIT: nonce(s)";
+        for (auto k : rp.unaccounted) std::cout << " " << k;
+        std::cout << " used by transactions keymaster did not journal (another process sharing the bank key, a "
+                     "leaked key, or a node that executed bytes twice)\n";
+    }
     for (const auto& a : rp.pending)
         std::cout << "  unresolved in the ledger: tx " << a.entry.tx_hash << " (nonce " << a.entry.nonce << ", "
                   << amount_str(a.entry.amount, n) << " " << n.symbol << " to " << a.entry.role << " " << a.entry.recipient

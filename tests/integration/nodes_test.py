@@ -89,6 +89,10 @@ class NeverPayTwice(unittest.TestCase):
         agents = [fresh_address() for _ in range(4)]
         self.top_up(self.node.url, agents)
         self.assert_exact(agents, 4)
+        # Another process sends with the bank key: the next top-up's audit names the nonce.
+        self.node.rpc("eth_sendTransaction", [{"from": DEV_ADDRESS, "to": self.idle[0], "value": hex(1)}])
+        r = self.top_up(self.node.url, agents)
+        self.assertIn(f"BANK AUDIT: nonce(s) {self.bank_nonce + 4} used by transactions keymaster did not journal", r.stdout)
 
     def test_legacy_berlin_chain(self):
         self.start(hardfork="berlin")
