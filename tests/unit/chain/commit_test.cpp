@@ -180,6 +180,7 @@ struct Rig {
     std::unique_ptr<chain::Worker> worker;
     double clock = unix_now();  // the ledger stamps entries with the real time
     double clock_step = 0;      // seconds each reading of the clock advances it
+    int replaced_heard = 0;     // CommitOptions::replaced calls: each replacement when it is broadcast
 
     explicit Rig(int n, std::function<void(config::Network&)> tweak = {}) {
         net.name = "alpha";
@@ -204,6 +205,7 @@ struct Rig {
         o.receipt_tick = std::chrono::milliseconds(10);
         o.max_receipt_poll = std::chrono::milliseconds(50);
         o.rebroadcast_every = std::chrono::milliseconds(100);
+        o.replaced = [this] { ++replaced_heard; };
         return test::run(io, worker->commit(plan, o));
     }
     std::vector<ledger::Entry> history() { return ledger.history({}); }
@@ -484,6 +486,7 @@ TEST_CASE("commit: a replacement whose broadcast hits a transport error stays pe
     rig.clock_step = 0;
     CHECK(report.outcomes[0].state == chain::Outcome::State::kSent);
     CHECK(report.outcomes[0].replacements >= 1);
+    CHECK(rig.replaced_heard == report.replacements);  // each heard of when it was broadcast
     const auto h = rig.history();
     CHECK(count_state(h, ledger::State::kFailed) == 0);
     CHECK(count_state(h, ledger::State::kReplaced) >= 1);
@@ -580,6 +583,7 @@ TEST_CASE("prepare: a stuck pending entry is in the plan and only commit replace
     CHECK(rig.sends_seen() == before);  // prepare broadcast nothing
     auto report = rig.commit(plan, std::chrono::milliseconds(1));
     CHECK(report.replacements == 1);
+    CHECK(rig.replaced_heard == 1);
     CHECK(rig.sends_seen() > before);
 }
 

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -213,4 +215,30 @@ TEST_CASE("eth api: malformed values are unknown, never zero", "[rpc]") {
     auto r = rpc::as_receipt(json{{"status", "0x1"}, {"blockNumber", "0x2"}, {"gasUsed", "0x5208"}});
     CHECK(r->success);
     CHECK(r->gas_used == 21000);
+}
+
+TEST_CASE("rpc: an error the observer takes as an answer is counted ok (\"already known\")", "[rpc]") {
+    boost::asio::io_context io;
+    test::FakeRpcServer server(io, handler);
+    std::map<std::pair<std::string, bool>, std::size_t> counts;
+    rpc::RpcObserver obs;
+    obs.on_calls = [&](const std::string& m, bool ok, std::size_t n) { counts[{m, ok}] += n; };
+    obs.is_answer = [](const std::string& m, const rpc::RpcError& e) { return m == "eth_fail" && e.message() == "execution reverted"; };
+    rpc::RpcClient client(io.get_executor(), "alpha", {Secret(server.url())}, fast(), obs);
+    auto results = test::run(io, client.batch({{"eth_fail"}, {"eth_blockNumber"}}));
+    CHECK_FALSE(results[0].ok());  // still the node's error for the caller
+    CHECK(counts[{"eth_fail", true}] == 1);
+    CHECK(counts[{"eth_fail", false}] == 0);
+}
+
+TEST_CASE("rpc: kOnce sends a request once, on a new connection: no retry, no failover", "[rpc]") {
+    boost::asio::io_context io;
+    test::FakeRpcServer server(io, handler);
+    test::FakeRpcServer second(io, handler);
+    server.script({Action{Kind::kDrop}});
+    rpc::RpcClient client(io.get_executor(), "alpha", {Secret(server.url()), Secret(second.url())}, fast());
+    CHECK_THROWS_AS(test::run(io, client.batch({{"eth_blockNumber"}}, 0, rpc::RpcClient::Attempts::kOnce)),
+                    rpc::RpcUnavailable);
+    CHECK(server.requests() == 1);
+    CHECK(second.requests() == 0);
 }
