@@ -82,7 +82,7 @@ struct Worker::Impl {
     bool stopping = false;
     int failures = 0;
     detail::BurnTracker burn;
-    std::map<eth::Address, funding::ConfirmedTopUp> confirmed_last_round;
+    std::map<eth::Address, funding::ConfirmedTopUp> confirmed_since_poll;  // checked, then cleared, at each poll
     std::mt19937 rng{std::random_device{}()};
 
     detail::Context context() { return detail::Context{client, signer, ledger, net_, now, {}}; }
@@ -148,52 +148,107 @@ struct Worker::Impl {
         return burn.rates(t);
     }
 
-    // Step 4b (kLive): the bank audit. Every nonce the bank used since the last audit must be a
-    // transaction of ours that was mined; the first audit of a bank starts at its latest nonce.
-    void audit_bank(RoundPlan& rp, const NetworkSnapshot& snap) {
-        if (rp.mode != Mode::kLive || !ledger || !snap.bank_latest_nonce) return;
+    // Step 4b (kLive): the bank audit, at the poll's block (nonce and balance read there, so the
+    // two agree): every nonce the bank used since the last audit must be a mined transaction of
+    // ours, and what the bank lost since the last point with nothing unaccounted must be what those
+    // took. A bank's first audit starts where it stands.
+    net::awaitable<void> audit_bank(RoundPlan& rp, const NetworkSnapshot& snap) {
+        if (rp.mode != Mode::kLive || !ledger) co_return;
+        const auto here = co_await bank_at(snap.block);
+        if (!here) co_return;
         const auto bank_id = bank.checksummed();
         try {
-            const auto from = ledger->audited_to(net_.name, bank_id).value_or(*snap.bank_latest_nonce);
-            std::map<std::uint64_t, funding::NonceRecord> records;
-            for (const auto& [n, u] : ledger->nonce_uses(net_.name, bank_id, from, *snap.bank_latest_nonce))
-                records[n] = {u.mined, u.open};
-            const auto audit = funding::audit_nonces(from, *snap.bank_latest_nonce, records);
-            ledger->set_audited_to(net_.name, bank_id, audit.next);
-            rp.unaccounted = audit.unaccounted;
+            const auto kept = ledger->audit(net_.name, bank_id);
+            funding::AuditStep step;
+            if (!kept) {
+                step.state = {here->nonce, *here};
+            } else {
+                funding::AuditState before{kept->next_nonce, std::nullopt};
+                if (kept->point_nonce) before.point = funding::AuditPoint{*kept->point_nonce, kept->point_block.value_or(0), kept->point_balance};
+                std::map<std::uint64_t, funding::NonceRecord> records;
+                for (const auto& [n, u] : ledger->nonce_uses(net_.name, bank_id, before.next, here->nonce)) records[n] = {u.mined, u.open};
+                const auto walk = funding::audit_nonces(before.next, here->nonce, records);
+                step = funding::next_audit_state(before, walk, *here);
+                rp.unaccounted = walk.unaccounted;
+                if (step.compare)
+                    rp.unexplained = funding::unexplained_outflow(
+                        before.point->balance, here->balance, ledger->outflow(net_.name, bank_id, before.point->nonce, here->nonce));
+            }
+            ledger::Ledger::Audit a{step.state.next, std::nullopt, std::nullopt, Wei(0)};
+            if (step.state.point) {
+                a.point_nonce = step.state.point->nonce;
+                a.point_block = step.state.point->block;
+                a.point_balance = step.state.point->balance;
+            }
+            ledger->save_audit(net_.name, bank_id, a);
         } catch (const std::exception& e) {
             rp.audit_error = std::string("bank audit: cannot use the ledger (") + e.what() + ")";
         }
     }
 
-    // Step 3b: accounts our confirmed top-up left lower than it must have, whose nonce did not move
-    // since the poll that decided it (an account cannot spend without sending): the endpoint
-    // contradicts itself. One batch, only for the few candidates; a failed query proves nothing.
-    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap) {
-        std::vector<std::size_t> out;
-        if (!snap.reachable) co_return out;
-        const auto candidates = funding::mismatch_candidates(snap, confirmed_last_round);
-        if (candidates.empty()) co_return out;
-        std::vector<rpc::Call> calls;
-        for (auto i : candidates) {
-            const auto& a = snap.accounts[i].account;
-            const auto& c = confirmed_last_round.at(a.address);
-            calls.push_back({"eth_getTransactionCount", json::array({a.address.lower(), to_quantity(Wei(c.from_block))})});
-            calls.push_back({"eth_getTransactionCount", json::array({a.address.lower(), "latest"})});
-        }
+    // The bank's nonce and balance at `block` (one batch); none when the node cannot say.
+    net::awaitable<std::optional<funding::AuditPoint>> bank_at(std::uint64_t block) {
+        const auto tag = to_quantity(Wei(block));
+        std::vector<rpc::Call> calls{{"eth_getTransactionCount", json::array({bank.lower(), tag})},
+                                     {"eth_getBalance", json::array({bank.lower(), tag})}};
         std::vector<rpc::CallResult> r;
         try {
             r = co_await client.batch(std::move(calls));
         } catch (const std::exception& e) {
-            spdlog::debug("{}: cannot read the nonces of accounts topped up last round: {}", net_.name, e.what());
+            spdlog::debug("{}: bank audit skipped this round: {}", net_.name, e.what());
+            co_return std::nullopt;
+        }
+        const auto nonce = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+        const auto balance = r[1].ok() ? rpc::as_quantity(*r[1].result) : std::nullopt;
+        if (!nonce || !balance) co_return std::nullopt;
+        co_return funding::AuditPoint{*nonce, block, *balance};
+    }
+
+    // Step 3b: accounts a confirmed top-up of ours reached since the last poll, where the endpoint
+    // contradicts itself: the account sent nothing since the block before the top-up, yet holds less
+    // than it held there plus what we sent. One batch, only for those few accounts, at the
+    // endpoint's own state; a query that fails proves nothing.
+    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap) {
+        std::vector<std::size_t> out, which;
+        std::vector<rpc::Call> calls;
+        if (!snap.reachable || confirmed_since_poll.empty()) co_return out;
+        for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
+            const auto& s = snap.accounts[i];
+            const auto it = confirmed_since_poll.find(s.account.address);
+            if (!s.balance || it == confirmed_since_poll.end() || it->second.block == 0) continue;
+            const auto addr = s.account.address.lower();
+            const auto tag = to_quantity(Wei(it->second.block - 1));
+            which.push_back(i);
+            calls.push_back({"eth_getBalance", json::array({addr, tag})});
+            calls.push_back({"eth_getTransactionCount", json::array({addr, tag})});
+            calls.push_back({"eth_getTransactionCount", json::array({addr, "latest"})});
+        }
+        if (which.empty()) co_return out;
+        std::vector<rpc::CallResult> r;
+        try {
+            r = co_await client.batch(std::move(calls));
+        } catch (const std::exception& e) {
+            spdlog::debug("{}: cannot check the balances of accounts just topped up: {}", net_.name, e.what());
             co_return out;
         }
-        for (std::size_t c = 0; c < candidates.size(); ++c) {
-            const auto then = r[2 * c].ok() ? rpc::as_u64(*r[2 * c].result) : std::nullopt;
-            const auto now_nonce = r[2 * c + 1].ok() ? rpc::as_u64(*r[2 * c + 1].result) : std::nullopt;
-            if (then && now_nonce && *then == *now_nonce) out.push_back(candidates[c]);
+        for (std::size_t c = 0; c < which.size(); ++c) {
+            const auto before = r[3 * c].ok() ? rpc::as_quantity(*r[3 * c].result) : std::nullopt;
+            const auto nonce_before = r[3 * c + 1].ok() ? rpc::as_u64(*r[3 * c + 1].result) : std::nullopt;
+            const auto nonce_now = r[3 * c + 2].ok() ? rpc::as_u64(*r[3 * c + 2].result) : std::nullopt;
+            const auto& s = snap.accounts[which[c]];
+            if (before && nonce_before && nonce_now &&
+                funding::balance_contradicts(*before, confirmed_since_poll.at(s.account.address).amount, *s.balance,
+                                             *nonce_before, *nonce_now))
+                out.push_back(which[c]);
         }
         co_return out;
+    }
+
+    // Top-ups reconcile settled as confirmed this Round (nonce fillers pay the bank: not counted).
+    void note_confirmed(const std::vector<ledger::Entry>& settled) {
+        for (const auto& e : settled)
+            if (e.state == ledger::State::kConfirmed && e.role != "nonce-filler")
+                if (auto a = eth::Address::parse(e.recipient)) confirmed_since_poll[*a] = {e.block, e.amount};
     }
 
     net::awaitable<RoundPlan> prepare(Mode mode) {
@@ -206,15 +261,16 @@ struct Worker::Impl {
         auto snap = co_await chain::poll(client, net_, bank, *accounts);
         const bool ledger_ok = rp.fault == Fault::kNone;
         check_chain(rp, snap);
+        note_confirmed(rp.settled);
         rp.mismatches = co_await self_contradictions(snap);
-        confirmed_last_round.clear();
+        confirmed_since_poll.clear();
         if (!snap.reachable || !ledger_ok) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
         }
         std::optional<funding::BurnRate> bank_rate;
         auto rates = measure_burn(rp, snap, view.busy, bank_rate);
-        audit_bank(rp, snap);
+        co_await audit_bank(rp, snap);
         rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(rates));
         rp.plan.bank_rate = bank_rate;
         rp.pending = std::move(view.pending);
@@ -252,7 +308,7 @@ net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions 
     impl_->burn.paid_changed();
     for (const auto& o : report.outcomes)
         if (o.ok())
-            impl_->confirmed_last_round[o.topup.account.address] = {plan.plan.snapshot.block, o.topup.balance, o.topup.amount};
+            impl_->confirmed_since_poll[o.topup.account.address] = {o.block, o.topup.amount};
     co_return report;
 }
 

@@ -261,6 +261,9 @@ bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         std::cout << " used by transactions keymaster did not journal (another process sharing the bank key, a "
                      "leaked key, or a node that executed bytes twice)\n";
     }
+    if (rp.unexplained > 0)
+        std::cout << "  BANK AUDIT: the bank lost " << amount_str(rp.unexplained, n) << " " << n.symbol
+                  << " more than the amounts and fees of keymaster's mined transactions since the last audit\n";
     for (const auto& a : rp.pending)
         std::cout << "  unresolved in the ledger: tx " << a.entry.tx_hash << " (nonce " << a.entry.nonce << ", "
                   << amount_str(a.entry.amount, n) << " " << n.symbol << " to " << a.entry.role << " " << a.entry.recipient

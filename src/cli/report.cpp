@@ -125,6 +125,13 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
                       "that executed bytes twice)",
                       n.name, bank, nonces, rp.unaccounted.size());
     }
+    if (rp.unexplained > 0) {
+        metrics_.unexplained(n.name, to_double(rp.unexplained, n.decimals));
+        spdlog::error("{}: bank audit: the bank {} lost {} {} more than the amounts and fees of keymaster's mined "
+                      "transactions since the last audit (a fee the ledger does not book, or a node that executed "
+                      "bytes twice)",
+                      n.name, bank, format_units(rp.unexplained, n.decimals), n.symbol);
+    }
     if (n.bank_threshold) metrics_.bank_threshold(n.name, bank, to_double(*n.bank_threshold, n.decimals));
     if (n.bank_threshold && snap.bank_balance && *snap.bank_balance < *n.bank_threshold) {
         count(Fault::kBankLow);

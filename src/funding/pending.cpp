@@ -36,4 +36,29 @@ BankAudit audit_nonces(std::uint64_t from, std::uint64_t latest, const std::map<
     return out;
 }
 
+AuditStep next_audit_state(const AuditState& before, const BankAudit& walk, const AuditPoint& now) {
+    AuditStep out;
+    if (now.nonce < before.next) {  // a chain reset: start again from here
+        out.state = {now.nonce, now};
+        return out;
+    }
+    const bool complete = walk.next == now.nonce;
+    out.state.next = walk.next;
+    if (!walk.unaccounted.empty()) {
+        if (complete) out.state.point = now;  // a new start: what others took is not ours to explain
+    } else if (complete) {
+        out.compare = before.point.has_value();
+        out.state.point = now;
+    } else {
+        out.state.point = before.point;  // an entry of ours still unresolved: compare when it settles
+    }
+    return out;
+}
+
+Wei unexplained_outflow(const Wei& before, const Wei& after, const Wei& ours) {
+    if (before <= after) return Wei(0);
+    const Wei lost = before - after;
+    return lost > ours ? lost - ours : Wei(0);
+}
+
 }  // namespace keymaster::funding

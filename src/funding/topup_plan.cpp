@@ -108,16 +108,9 @@ std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits,
     return remaining;
 }
 
-std::vector<std::size_t> mismatch_candidates(const NetworkSnapshot& snap, const std::map<eth::Address, ConfirmedTopUp>& confirmed) {
-    std::vector<std::size_t> out;
-    if (confirmed.empty()) return out;
-    for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
-        const auto& a = snap.accounts[i];
-        if (!a.balance) continue;
-        const auto it = confirmed.find(a.account.address);
-        if (it != confirmed.end() && *a.balance < it->second.before + it->second.amount) out.push_back(i);
-    }
-    return out;
+bool balance_contradicts(const Wei& before, const Wei& amount, const Wei& now, std::uint64_t nonce_before,
+                         std::uint64_t nonce_now) {
+    return nonce_before == nonce_now && now < before + amount;
 }
 
 }  // namespace keymaster::funding

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS burn_state (
   PRIMARY KEY (network, address)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bank_audit (
   network TEXT NOT NULL, bank TEXT NOT NULL, next_nonce INTEGER NOT NULL,
+  point_nonce INTEGER, point_block INTEGER, point_balance TEXT,
   PRIMARY KEY (network, bank)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS burn (
   network TEXT NOT NULL, address TEXT NOT NULL, start REAL NOT NULL, stop REAL NOT NULL, spent TEXT NOT NULL,
@@ -461,19 +462,45 @@ void Ledger::prune_burn(const std::string& network, double before) {
     });
 }
 
-std::optional<std::uint64_t> Ledger::audited_to(const std::string& network, const std::string& bank) const {
-    Stmt s(impl_->db, "SELECT next_nonce FROM bank_audit WHERE network=? AND bank=?");
+std::optional<Ledger::Audit> Ledger::audit(const std::string& network, const std::string& bank) const {
+    Stmt s(impl_->db, "SELECT next_nonce, point_nonce, point_block, point_balance FROM bank_audit WHERE network=? AND bank=?");
     s.bind(1, network).bind(2, bank);
     if (!s.step()) return std::nullopt;
-    return static_cast<std::uint64_t>(s.i64(0));
+    Audit a;
+    a.next_nonce = static_cast<std::uint64_t>(s.i64(0));
+    if (!s.text(1).empty()) {
+        a.point_nonce = static_cast<std::uint64_t>(s.i64(1));
+        a.point_block = static_cast<std::uint64_t>(s.i64(2));
+        a.point_balance = wei(s.text(3));
+    }
+    return a;
 }
 
-void Ledger::set_audited_to(const std::string& network, const std::string& bank, std::uint64_t next_nonce) {
+void Ledger::save_audit(const std::string& network, const std::string& bank, const Audit& a) {
     impl_->transaction([&] {
-        Stmt(impl_->db, "INSERT OR REPLACE INTO bank_audit(network, bank, next_nonce) VALUES(?,?,?)")
-            .bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(next_nonce)).step();
+        Stmt st(impl_->db,
+                "INSERT OR REPLACE INTO bank_audit(network, bank, next_nonce, point_nonce, point_block, point_balance) "
+                "VALUES(?,?,?,?,?,?)");
+        st.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(a.next_nonce));
+        if (a.point_nonce) {
+            st.bind(4, static_cast<std::int64_t>(*a.point_nonce)).bind(5, static_cast<std::int64_t>(a.point_block.value_or(0)));
+            st.bind(6, a.point_balance.str());
+        } else {
+            st.bind_null(4).bind_null(5).bind_null(6);
+        }
+        st.step();
         return 0;
     });
+}
+
+Wei Ledger::outflow(const std::string& network, const std::string& bank, std::uint64_t from, std::uint64_t to) const {
+    Stmt s(impl_->db,
+           "SELECT state, amount, fee_paid FROM topups WHERE network=? AND bank=? AND nonce>=? AND nonce<? AND "
+           "(state='confirmed' OR (state='failed' AND block>0))");
+    s.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
+    Wei total = 0;
+    while (s.step()) total += (s.text(0) == "confirmed" ? wei(s.text(1)) : Wei(0)) + wei(s.text(2));
+    return total;
 }
 
 std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& network, const std::string& bank,

@@ -68,6 +68,10 @@ struct Metrics::Impl {
         .Name("keymaster_bank_unaccounted_transactions_total")
         .Help("Transactions of the bank (by nonce) that keymaster did not journal or that were not its own mined transaction")
         .Register(*registry);
+    prometheus::Family<prometheus::Counter>& unexplained = prometheus::BuildCounter()
+        .Name("keymaster_bank_unaccounted_ether_total")
+        .Help("What the bank lost beyond the amounts and fees of keymaster's own mined transactions (native unit)")
+        .Register(*registry);
     prometheus::Family<prometheus::Gauge>& build = prometheus::BuildGauge()
         .Name("keymaster_build_info").Help("Build information (always 1)").Register(*registry);
     prometheus::Family<prometheus::Gauge>& start_time = prometheus::BuildGauge()
@@ -190,13 +194,14 @@ void Metrics::init_network(const std::string& network, const std::vector<std::st
     const Labels n{{"network", network}};
     impl_->replacements.Add(n);
     impl_->unaccounted.Add(n);
+    impl_->unexplained.Add(n);
     impl_->gas.Add(n);
     for (const auto& scope : scopes) impl_->errors.Add({{"network", network}, {"scope", scope}});
 }
 
 void Metrics::forget_network(const std::string& network) {
     const Labels n{{"network", network}};
-    for (auto* f : {&impl_->replacements, &impl_->unaccounted, &impl_->gas})
+    for (auto* f : {&impl_->replacements, &impl_->unaccounted, &impl_->unexplained, &impl_->gas})
         if (f->Has(n)) f->Remove(&f->Add(n));
     for (auto* f : {&impl_->poll_last, &impl_->block, &impl_->spend_remaining})
         if (f->Has(n)) f->Remove(&f->Add(n));
@@ -254,6 +259,10 @@ void Metrics::error(const std::string& network, const std::string& scope) {
 
 void Metrics::unaccounted(const std::string& network, std::size_t count) {
     impl_->unaccounted.Add({{"network", network}}).Increment(static_cast<double>(count));
+}
+
+void Metrics::unexplained(const std::string& network, double amount) {
+    impl_->unexplained.Add({{"network", network}}).Increment(amount);
 }
 
 void Metrics::replacements(const std::string& network, int count) {

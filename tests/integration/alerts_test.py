@@ -105,7 +105,7 @@ class AlertsFire(unittest.TestCase):
             for scope in SCOPES:
                 self.assertEqual(errors.get(frozenset({("network", n), ("scope", scope)})), 0.0, (n, scope))
             for name in ("keymaster_replacements_total", "keymaster_gas_spent_ether_total",
-                         "keymaster_bank_unaccounted_transactions_total"):
+                         "keymaster_bank_unaccounted_transactions_total", "keymaster_bank_unaccounted_ether_total"):
                 self.assertEqual(metric_values(text, name).get(frozenset({("network", n)})), 0.0, (name, n))
         for scope in ("config", "internal"):
             self.assertEqual(errors.get(frozenset({("network", ""), ("scope", scope)})), 0.0, scope)

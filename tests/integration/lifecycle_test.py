@@ -36,10 +36,10 @@ class Lifecycle(unittest.TestCase):
     def tearDown(self):
         self.chain.stop()
 
-    def daemon(self, *extra):
+    def daemon(self, *extra, interval="300ms"):
         log = tempfile.NamedTemporaryFile(prefix="keymaster-", suffix=".log", delete=False).name
         with open(log, "w") as out:
-            d = subprocess.Popen([KEYMASTER, "run", "--config", self.path, "--data-dir", self.data, "--interval", "300ms",
+            d = subprocess.Popen([KEYMASTER, "run", "--config", self.path, "--data-dir", self.data, "--interval", interval,
                                   "--metrics-addr", "127.0.0.1:0", *extra], stdout=out, stderr=out,
                                  env=dict(os.environ, **ENV))
         d.log = log
@@ -64,8 +64,9 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(to.count(a.lower()), 1, a)
             self.assertEqual(self.chain.balance(a), 2 * ETHER, a)
 
+    # A Round waits for receipts until its next poll is due: a 30 s interval keeps the commit waiting.
     def test_sigterm_cancels_a_commit_after_the_shutdown_timeout_and_loses_nothing(self):
-        d = self.daemon("--shutdown-timeout", "1")
+        d = self.daemon("--shutdown-timeout", "1", interval="30s")
         self.wait_in_flight()
         start = time.time()
         d.send_signal(signal.SIGTERM)
@@ -89,7 +90,7 @@ class Lifecycle(unittest.TestCase):
         self.assert_paid_once()
 
     def test_sighup_starts_the_new_worker_only_after_the_old_round_ends(self):
-        d = self.daemon()
+        d = self.daemon(interval="30s")
         try:
             self.wait_in_flight()
             d.send_signal(signal.SIGHUP)
@@ -100,6 +101,7 @@ class Lifecycle(unittest.TestCase):
             rpc(self.chain.url, "evm_mine")  # the old Round's receipts arrive: it ends, the new Worker starts
             wait_for("reloaded", lambda: "config reloaded" in read(d.log), timeout=20)
             self.assertEqual(read(d.log).count("funding 1 network(s)"), 2)
+            wait_for("the new Worker's first Round", lambda: read(d.log).count("alpha: chain id") >= 2, timeout=20)
             time.sleep(1.5)
             rpc(self.chain.url, "evm_mine")
             time.sleep(0.5)

@@ -5,6 +5,8 @@ exactly the number of top-ups (no filler, no second payment); `history` shows ev
 confirmed; the fees in the ledger equal what the bank spent on chain beyond the amounts."""
 import json
 import os
+import secrets
+import subprocess
 import re
 import signal
 import sys
@@ -14,8 +16,8 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from chains import (DEV_ADDRESS, DEV_KEY, ETHER, fresh_address, keymaster, metric_values, start_daemon,  # noqa: E402
-                    wait_for, write_config)
+from chains import (CAST, DEV_ADDRESS, DEV_KEY, ETHER, error_count, fresh_address, keymaster, metric_values,  # noqa: E402
+                    start_daemon, wait_for, write_config)
 from nodes import NODES  # noqa: E402
 from proxy import FaultProxy  # noqa: E402
 
@@ -188,6 +190,53 @@ class NeverPayTwice(unittest.TestCase):
             self.assertEqual(d.wait(60), 0)
         with open(d.log) as f:
             self.assertRegex(f.read(), r"bank audit: the bank 0x[0-9a-fA-F]{40} used nonce\(s\) 2 ")
+
+    def test_an_agent_that_spends_right_after_its_top_up_is_no_balance_mismatch(self):
+        self.start()
+        key = "0x" + secrets.token_hex(32)
+        spender = subprocess.run([CAST, "wallet", "address", "--private-key", key], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+        agents = [spender, fresh_address()]
+        d = start_daemon(self.config(self.node.url, agents), self.data, ENV, interval="1s")
+        try:
+            wait_for("funded", lambda: all(self.node.balance(a) == 2 * ETHER for a in agents), timeout=30)
+            # Within the interval: the agent spends below its threshold (its nonce moves).
+            r = subprocess.run([CAST, "send", "--rpc-url", self.node.url, "--private-key", key, self.idle[0], "--value",
+                                "1.9ether", "--gas-limit", "21000"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            wait_for("refunded", lambda: self.node.balance(spender) == 2 * ETHER, timeout=30)
+            time.sleep(2)
+            text = metrics(d.port)
+        finally:
+            d.send_signal(signal.SIGTERM)
+            self.assertEqual(d.wait(60), 0)
+        self.assertEqual(error_count(text, "alpha", "balance_mismatch"), 0.0)
+        with open(d.log) as f:
+            self.assertNotIn("lying endpoint", f.read())
+
+    def test_bank_audit_notices_a_loss_the_ledger_does_not_hold(self):
+        self.start()
+        agents = [fresh_address() for _ in range(2)]
+        d = start_daemon(self.config(self.node.url, agents), self.data, ENV, interval="500ms")
+        lost = lambda: metric_values(metrics(d.port), "keymaster_bank_unaccounted_ether_total").get(  # noqa: E731
+            frozenset({("network", "alpha")}))
+        try:
+            wait_for("funded", lambda: all(self.node.balance(a) == 2 * ETHER for a in agents), timeout=30)
+            time.sleep(1.5)
+            self.assertEqual(lost(), 0.0)  # every wei the bank paid is in the ledger
+            if KIND != "anvil":
+                self.node.rpc("evm_mine")  # (hardhat and ganache set balances on the pending block)
+            self.node.set_balance(DEV_ADDRESS, self.node.balance(DEV_ADDRESS) - ETHER // 4)
+            if KIND != "anvil":
+                self.node.rpc("evm_mine")
+            wait_for("counted", lambda: lost() == 0.25, timeout=30)
+            time.sleep(1.5)
+            self.assertEqual(lost(), 0.25)  # once
+        finally:
+            d.send_signal(signal.SIGTERM)
+            self.assertEqual(d.wait(60), 0)
+        with open(d.log) as f:
+            self.assertIn("lost 0.25 ETH more than the amounts and fees of keymaster's mined transactions", f.read())
 
 
 if __name__ == "__main__":

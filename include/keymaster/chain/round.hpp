@@ -68,6 +68,8 @@ struct RoundPlan {
     std::string burn_error;                 //!< the burn history could not be read or kept (amounts apply)
     //! The bank audit (kLive): nonces the bank used with no transaction of ours mined with them.
     std::vector<std::uint64_t> unaccounted;
+    //! What the bank lost since the audit's last point beyond what our mined transactions took.
+    Wei unexplained = 0;
     std::string audit_error;                //!< the audit could not read or keep its place in the ledger
     std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
     Fault fault = Fault::kNone;             //!< set: this network cannot commit this round

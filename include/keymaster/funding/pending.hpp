@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "keymaster/common/amount.hpp"
 #include "keymaster/config/config.hpp"
 
 //! Rules for transactions of ours that are not mined yet (pure; time comes in as an argument).
@@ -48,6 +49,31 @@ struct BankAudit {
     std::vector<std::uint64_t> unaccounted;  //!< used on chain, no transaction of ours mined with it
     std::uint64_t next = 0;                  //!< where the next audit starts
 };
+
+//! A point where every nonce of the bank below `nonce` was a mined transaction of ours: the block
+//! and the bank's balance there (both read at that block).
+struct AuditPoint {
+    std::uint64_t nonce = 0, block = 0;
+    Wei balance = 0;
+};
+
+//! What the bank audit keeps between Rounds.
+struct AuditState {
+    std::uint64_t next = 0;            //!< the next nonce to walk
+    std::optional<AuditPoint> point;   //!< the last point with nothing unaccounted since (none: wait for one)
+};
+
+//! The audit's state after this Round's walk, and whether the bank's balance can be compared with
+//! what our mined transactions took since `before.point` (every nonce since is ours and mined).
+struct AuditStep {
+    AuditState state;
+    bool compare = false;
+};
+[[nodiscard]] AuditStep next_audit_state(const AuditState& before, const BankAudit& walk, const AuditPoint& now);
+
+//! What the bank lost between two points beyond what our transactions took (amounts and fees):
+//! spending the ledger does not know (0 when none; money received only hides it, never invents it).
+[[nodiscard]] Wei unexplained_outflow(const Wei& before, const Wei& after, const Wei& ours);
 
 //! Most nonces one audit walks (the rest waits for the next Round).
 inline constexpr std::uint64_t kAuditStep = 10'000;

@@ -68,19 +68,17 @@ struct Received {
 std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h,
                                 const std::map<eth::Address, Received>& received = {});
 
-//! A top-up of ours confirmed in the previous round: the balance it started from (read at the
-//! poll of block `from_block`) and what it brought.
+//! A top-up of ours confirmed since the last poll: the block it was mined in and what it brought.
 struct ConfirmedTopUp {
-    std::uint64_t from_block = 0;
-    Wei before = 0;
+    std::uint64_t block = 0;
     Wei amount = 0;
 };
 
-//! Accounts whose balance now is below what our confirmed top-up left them (before + amount):
-//! either they spent since `from_block`, or the endpoint contradicts itself. Indices into
-//! snap.accounts; the caller asks whether the account's nonce moved since `from_block` (it cannot
-//! spend without sending) and only an account that sent nothing is a balance mismatch.
-[[nodiscard]] std::vector<std::size_t> mismatch_candidates(const NetworkSnapshot& snap,
-                                                           const std::map<eth::Address, ConfirmedTopUp>& confirmed);
+//! Whether the endpoint contradicts itself about an account our top-up just reached: the account
+//! sent nothing since the block before the top-up (`nonce_before` == `nonce_now`: it cannot spend
+//! without sending), yet holds less than it held then plus what we sent. An agent that spends is
+//! never a mismatch. Pure.
+[[nodiscard]] bool balance_contradicts(const Wei& before, const Wei& amount, const Wei& now, std::uint64_t nonce_before,
+                                       std::uint64_t nonce_now);
 
 }  // namespace keymaster::funding

@@ -129,9 +129,18 @@ public:
     //! Deletes the buckets of `network` that ended before `before`.
     void prune_burn(const std::string& network, double before);
 
-    //! The bank audit: where the next one starts (none: never audited)...
-    std::optional<std::uint64_t> audited_to(const std::string& network, const std::string& bank) const;
-    void set_audited_to(const std::string& network, const std::string& bank, std::uint64_t next_nonce);
+    //! The bank audit: where the next one starts, and its last point with nothing unaccounted since
+    //! (see funding::AuditState; none: never audited)...
+    struct Audit {
+        std::uint64_t next_nonce = 0;
+        std::optional<std::uint64_t> point_nonce, point_block;
+        Wei point_balance = 0;
+    };
+    std::optional<Audit> audit(const std::string& network, const std::string& bank) const;
+    void save_audit(const std::string& network, const std::string& bank, const Audit& a);
+    //! What mined transactions of ours with a nonce in [from, to) took from the bank: amounts of
+    //! confirmed ones and the fees of every one (reverted included).
+    Wei outflow(const std::string& network, const std::string& bank, std::uint64_t from, std::uint64_t to) const;
     //! ...and what the ledger holds for each nonce in [from, to): mined (a receipt of ours,
     //! confirmed or reverted) and open (intent, sent, or replaced). Nonces with no entry are absent.
     struct NonceUse {

@@ -48,8 +48,8 @@ public:
     //! keymaster_topup_amount_ether_total exist at 0 for every account from account_series() on.
     void topup(const AccountLabels& a, bool success, double amount, double unix_time);
     //! Zero-initialised series of a network: keymaster_errors_total for each scope,
-    //! keymaster_replacements_total, keymaster_bank_unaccounted_transactions_total and
-    //! keymaster_gas_spent_ether_total ("" network: the daemon's own).
+    //! keymaster_replacements_total, keymaster_bank_unaccounted_transactions_total,
+    //! keymaster_bank_unaccounted_ether_total and keymaster_gas_spent_ether_total ("" network: the daemon's own).
     void init_network(const std::string& network, const std::vector<std::string>& scopes);
     //! The network is no longer funded (config reload): drop every series of it.
     void forget_network(const std::string& network);
@@ -61,6 +61,8 @@ public:
     void error(const std::string& network, const std::string& scope);
     //! Transactions of the bank the bank audit could not match to a mined transaction of ours.
     void unaccounted(const std::string& network, std::size_t count);
+    //! What the bank lost beyond what the ledger's mined transactions took.
+    void unexplained(const std::string& network, double amount);
     //! Stuck transactions re-signed with higher fees.
     void replacements(const std::string& network, int count);
     //! What is left of the network's daily spend limit.

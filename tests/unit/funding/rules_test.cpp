@@ -145,25 +145,25 @@ TEST_CASE("pending: dropped needs the nonce taken with no receipt for several bl
     }
 }
 
-TEST_CASE("plan: mismatch candidates hold less than our confirmed top-up left them", "[plan]") {
-    std::vector<funding::Account> accounts;
-    for (int i = 1; i <= 5; ++i) {
-        ByteArray<20> b{};
-        b[19] = static_cast<std::uint8_t>(i);
-        accounts.push_back({"alpha", "alpha", config::Role::kWatcher, eth::Address(b), Wei(10), Wei(20), {}});
+TEST_CASE("plan: a balance mismatch is an endpoint contradicting itself, never an agent that spends", "[plan]") {
+    struct Row {
+        int before, amount, now;
+        std::uint64_t nonce_before, nonce_now;
+        bool mismatch;
+    };
+    const std::vector<Row> rows = {
+        {4, 16, 20, 7, 7, false},  // shows exactly what we left
+        {4, 16, 25, 7, 7, false},  // someone else sent more
+        {4, 16, 5, 7, 7, true},    // sent nothing, holds less: lagging or lying
+        {4, 16, 15, 7, 7, true},   // above its threshold, still less than we left
+        {4, 16, 0, 7, 7, true},    // reported empty
+        {4, 16, 1, 7, 9, false},   // it sent two transactions: it spent
+        {0, 16, 0, 3, 4, false},   // spent everything in the same block as our top-up
+    };
+    for (const auto& r : rows) {
+        INFO(r.before << "+" << r.amount << " -> " << r.now << ", nonce " << r.nonce_before << " -> " << r.nonce_now);
+        CHECK(funding::balance_contradicts(Wei(r.before), Wei(r.amount), Wei(r.now), r.nonce_before, r.nonce_now) == r.mismatch);
     }
-    funding::NetworkSnapshot s;
-    s.accounts.push_back({accounts[0], Wei(5), {}});   // had 4, got 16: shows 5 < 20: a candidate
-    s.accounts.push_back({accounts[1], Wei(20), {}});  // had 4, got 16: shows exactly 20
-    s.accounts.push_back({accounts[2], Wei(25), {}});  // had 4, got 16, and someone else sent 5
-    s.accounts.push_back({accounts[3], Wei(15), {}});  // had 4, got 16, shows 15 (above threshold): a candidate
-    s.accounts.push_back({accounts[4], Wei(5), {}});   // low, not topped up last round
-    s.accounts.push_back({accounts[0], std::nullopt, "no answer"});  // unread: never a candidate
-    const funding::ConfirmedTopUp t{7, Wei(4), Wei(16)};
-    const std::map<eth::Address, funding::ConfirmedTopUp> confirmed = {
-        {accounts[0].address, t}, {accounts[1].address, t}, {accounts[2].address, t}, {accounts[3].address, t}};
-    CHECK(funding::mismatch_candidates(s, confirmed) == std::vector<std::size_t>{0, 3});
-    CHECK(funding::mismatch_candidates(s, {}).empty());
 }
 
 TEST_CASE("amounts: checked arithmetic throws instead of wrapping", "[amount]") {
@@ -198,4 +198,40 @@ TEST_CASE("bank audit: every nonce the bank used must be a mined transaction of 
         else CHECK(a.unaccounted.size() == funding::kAuditStep);
         CHECK(a.next == r.next);
     }
+}
+
+TEST_CASE("bank audit: the balance is compared only across stretches where every nonce is ours and mined", "[audit]") {
+    using funding::AuditPoint;
+    using funding::AuditState;
+    using funding::BankAudit;
+    const AuditPoint p5{5, 100, Wei(1000)}, now{8, 110, Wei(700)};
+    struct Row {
+        const char* what;
+        AuditState before;
+        BankAudit walk;
+        bool compare;
+        std::uint64_t next;
+        std::optional<AuditPoint> point;
+    };
+    const std::vector<Row> rows = {
+        {"all ours and mined: compare, new point", {5, p5}, {{}, 8}, true, 8, now},
+        {"no point yet: no comparison, new point", {5, std::nullopt}, {{}, 8}, false, 8, now},
+        {"an entry still open: keep the point", {5, p5}, {{}, 6}, false, 6, p5},
+        {"another's nonce, walk complete: new start", {5, p5}, {{6}, 8}, false, 8, now},
+        {"another's nonce, walk incomplete: no point", {5, p5}, {{6}, 7}, false, 7, std::nullopt},
+        {"a chain reset: start again here", {9, p5}, {{}, 8}, false, 8, now},
+    };
+    for (const auto& r : rows) {
+        INFO(r.what);
+        const auto s = funding::next_audit_state(r.before, r.walk, now);
+        CHECK(s.compare == r.compare);
+        CHECK(s.state.next == r.next);
+        REQUIRE(s.state.point.has_value() == r.point.has_value());
+        if (r.point) CHECK(s.state.point->nonce == r.point->nonce);
+    }
+    // What the bank lost beyond what ours took; money received only hides a loss.
+    CHECK(funding::unexplained_outflow(Wei(1000), Wei(700), Wei(300)) == Wei(0));
+    CHECK(funding::unexplained_outflow(Wei(1000), Wei(600), Wei(300)) == Wei(100));
+    CHECK(funding::unexplained_outflow(Wei(1000), Wei(900), Wei(300)) == Wei(0));  // a refill of 200
+    CHECK(funding::unexplained_outflow(Wei(1000), Wei(1500), Wei(0)) == Wei(0));
 }

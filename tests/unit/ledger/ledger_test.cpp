@@ -261,3 +261,42 @@ TEST_CASE("ledger: arrivals and what the bank paid, from settled entries", "[led
     CHECK(l.paid_since("alpha", "0xBANK", t0) == Wei(1000 + 21 + 20 + 5));
     CHECK(l.paid_since("alpha", "0xBANK", t0 + 3600) == 0);
 }
+
+TEST_CASE("ledger: the bank audit's nonce uses, outflow and place survive a reopen", "[ledger][audit]") {
+    const auto dir = temp_dir();
+    {
+        ledger::Ledger l(dir, true);
+        const auto a = l.record_intent(entry(0, "0xA", "100"));
+        const auto a2 = l.record_intent(entry(0, "0xA", "100"));  // its replacement, mined
+        l.replaced(a, "0xhash0b");
+        l.confirmed(a2, true, 5, 21000, Wei(3));
+        const auto b = l.record_intent(entry(1, "0xB", "50"));
+        l.confirmed(b, false, 6, 21000, Wei(4));  // reverted: only its fee left the bank
+        const auto c = l.record_intent(entry(2, "0xC", "30"));
+        l.mark(c, State::kDropped);
+        l.record_intent(entry(3, "0xD", "7"));  // intent: open
+        const auto uses = l.nonce_uses("alpha", "0xBANK", 0, 10);
+        CHECK(uses.at(0).mined);
+        CHECK(uses.at(0).open);  // the replaced one is still unresolved: mined wins in the audit
+        CHECK(uses.at(1).mined);
+        CHECK_FALSE(uses.at(2).mined);
+        CHECK_FALSE(uses.at(2).open);
+        CHECK(uses.at(3).open);
+        CHECK(uses.count(4) == 0);
+        CHECK(l.nonce_uses("alpha", "0xBANK", 1, 2).size() == 1);
+        CHECK(l.outflow("alpha", "0xBANK", 0, 4) == Wei(100 + 3 + 4));
+        CHECK(l.outflow("alpha", "0xBANK", 1, 4) == Wei(4));
+        CHECK_FALSE(l.audit("alpha", "0xBANK").has_value());
+        l.save_audit("alpha", "0xBANK", {3, std::nullopt, std::nullopt, Wei(0)});
+        l.save_audit("alpha", "0xBANK", {4, 2, 99, Wei("123456789012345678901234567890")});
+    }
+    ledger::Ledger l(dir, false);
+    const auto a = l.audit("alpha", "0xBANK");
+    REQUIRE(a.has_value());
+    CHECK(a->next_nonce == 4);
+    CHECK(a->point_nonce == std::optional<std::uint64_t>(2));
+    CHECK(a->point_block == std::optional<std::uint64_t>(99));
+    CHECK(a->point_balance == Wei("123456789012345678901234567890"));
+    CHECK_FALSE(l.audit("beta", "0xBANK").has_value());
+    std::filesystem::remove_all(dir);
+}

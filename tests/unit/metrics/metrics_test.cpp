@@ -28,6 +28,7 @@ TEST_CASE("metrics: every alerted series exists at 0 before anything happened", 
     CHECK(has(text, R"(keymaster_errors_total{network="",scope="config"} 0)"));
     CHECK(has(text, R"(keymaster_replacements_total{network="alpha"} 0)"));
     CHECK(has(text, R"(keymaster_bank_unaccounted_transactions_total{network="alpha"} 0)"));
+    CHECK(has(text, R"(keymaster_bank_unaccounted_ether_total{network="alpha"} 0)"));
     CHECK(has(text, R"(keymaster_gas_spent_ether_total{network="alpha"} 0)"));
     CHECK(text.find("process_start_time_seconds ") != std::string::npos);
     // One HELP/TYPE per family, the failure series in the same block as the success ones.
