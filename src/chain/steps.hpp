@@ -51,8 +51,9 @@ struct Sent {
     //! For the log and the ledger: the words and the evidence ("" for a hash).
     [[nodiscard]] std::string why() const;
 };
-//! Sends the entries' raw bytes in one batch; after any answer other than a hash, asks the chain in
-//! one more batch (own hash, receipt, the bank's latest and pending nonce) and decides from that.
+//! Sends the entries' raw bytes in one batch, once (never retried blind); after any answer other
+//! than a hash, asks the chain in one more batch (own hash, receipt, the bank's latest and pending
+//! nonce) and decides from that.
 [[nodiscard]] boost::asio::awaitable<std::vector<Sent>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries);
 //! The entries worth sending again, asked of the chain just before (one batch): their nonce not yet
 //! passed by the bank's latest nonce, and not held by the node. Bytes of a used nonce are never
@@ -62,11 +63,12 @@ struct Sent {
 //! The one place a send's verdict reaches the ledger: held and unknown are `sent` (unknown says so),
 //! failed is `failed` with the node's words. `note` is added for a held one (e.g. "replaces 0x..").
 void record_send(Context& ctx, std::int64_t id, const Sent& sent, const std::string& note = {});
-//! Fills each refused nonce that has accepted ones after it with a zero-value transfer from the
-//! bank to itself (role "nonce-filler"); a filler refused as underpriced is re-signed with bumped fees.
+//! Fills each refused nonce (proven failed) that has others after it with a zero-value transfer from
+//! the bank to itself (role "nonce-filler"); a filler worded "underpriced" and not held is re-signed
+//! with bumped fees (every one of them stays `sent` until one of the nonce is mined).
 [[nodiscard]] boost::asio::awaitable<void> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
                                                      const std::vector<std::uint64_t>& nonces, RoundReport& report);
-//! Nonces to fill: refused ones with a transaction held by the node after them.
+//! Nonces to fill: failed ones with a transaction held by the node (or of unknown fate) after them.
 [[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<Sent>& sent,
                                                     const std::vector<ledger::Entry>& entries);
 

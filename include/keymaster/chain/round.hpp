@@ -44,7 +44,7 @@ enum class Mode {
 //! One unresolved ledger payment (a nonce of ours, newest transaction first) and what commit does with it.
 struct PendingAction {
     enum class Kind {
-        kRebroadcast,  //!< unmined, nonce free: send the same bytes again (a node that lost them takes them back)
+        kRebroadcast,  //!< unmined, nonce free: the same bytes again, if the node lost them (it takes them back)
         kReplace,      //!< unmined for replaceAfter: re-sign with higher fees
         kWait,         //!< nonce taken, no receipt yet: gathering evidence before "dropped"
     };
@@ -104,10 +104,11 @@ struct RoundReport {
 };
 
 struct CommitOptions {
+    //! How long commit waits for receipts (`run` waits at most until the next poll is due).
     std::chrono::milliseconds confirm_timeout{std::chrono::minutes(5)};
     std::chrono::milliseconds receipt_tick{100};        //!< eth_blockNumber this often while waiting
     std::chrono::milliseconds max_receipt_poll{2000};   //!< receipts at least this often, new block or not
-    std::chrono::milliseconds rebroadcast_every{3000};  //!< unmined bytes sent again this often
+    std::chrono::milliseconds rebroadcast_every{3000};  //!< unmined bytes the node lost sent again this often
     std::function<void(const std::string&)> progress;   //!< human progress lines
     std::function<void()> replaced;                     //!< each replacement, when it is broadcast
 };
@@ -147,8 +148,9 @@ public:
     //! receipts, replacing stuck transactions. Only for a kLive plan that can_commit().
     [[nodiscard]] boost::asio::awaitable<RoundReport> commit(const RoundPlan& plan, CommitOptions options);
 
-    //! Rounds until stop(): prepare, commit (unless dry run), sleep the interval (with jitter; on
-    //! failure an exponential backoff from 1 s). Returns once stopped; a terminal cancellation of
+    //! Rounds until stop(): prepare, commit (unless dry run; receipts awaited until the next poll is
+    //! due), sleep until one interval (with jitter) after the Round started (on failure an
+    //! exponential backoff from 1 s). Returns once stopped; a terminal cancellation of
     //! the coroutine ends it at its next wait.
     [[nodiscard]] boost::asio::awaitable<void> run(Schedule schedule, RoundObserver observer);
     //! No new Round starts; a sleeping run() returns at once, a running one after its Round.
