@@ -9,7 +9,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kFixed = 6;  //!< chain id, block, bank balance, bank nonce, gas price, tip
+constexpr std::size_t kFixed = 7;  //!< chain id, block, bank balance, bank nonce, gas price, tip, bank latest nonce
 
 //! The poll's calls: the six fixed ones, then one eth_getBalance per account with its params
 //! written directly (a poll may carry 10,000 of them).
@@ -21,6 +21,7 @@ std::vector<rpc::Call> poll_calls(const eth::Address& bank, const std::vector<fu
         {"eth_getTransactionCount", json::array({bank.lower(), "pending"})},
         {"eth_gasPrice", json::array()},
         {"eth_maxPriorityFeePerGas", json::array()},
+        {"eth_getTransactionCount", json::array({bank.lower(), "latest"})},
     };
     calls.reserve(kFixed + accounts.size());
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -82,6 +83,7 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
     if (value(3)) snap.bank_nonce = rpc::as_u64(*value(3));
     if (value(4)) snap.gas_price = rpc::as_quantity(*value(4));
     if (value(5)) snap.priority_fee = rpc::as_quantity(*value(5));
+    if (value(6)) snap.bank_latest_nonce = rpc::as_u64(*value(6));
     for (std::size_t i = 0; i < accounts.size(); ++i) {
         AccountState s{accounts[i], std::nullopt, {}};
         const auto& res = r[kFixed + i];

@@ -148,60 +148,47 @@ struct Worker::Impl {
         return burn.rates(t);
     }
 
-    // Step 4b (kLive): the bank audit, at the poll's block (nonce and balance read there, so the
-    // two agree): every nonce the bank used since the last audit must be a mined transaction of
-    // ours, and what the bank lost since the last point with nothing unaccounted must be what those
-    // took. A bank's first audit starts where it stands.
-    net::awaitable<void> audit_bank(RoundPlan& rp, const NetworkSnapshot& snap) {
-        if (rp.mode != Mode::kLive || !ledger) co_return;
-        const auto here = co_await bank_at(snap.block);
-        if (!here) co_return;
+    // Step 4b (kLive): the bank audit, from the poll (no round trip of its own): every nonce the
+    // bank used since the last audit must be a mined transaction of ours, and, where nothing of the
+    // bank's was pending at the poll (so its balance and nonce describe one state), what the bank
+    // lost since the last point with nothing unaccounted must be what those took. A bank's first
+    // audit starts where it stands.
+    void audit_bank(RoundPlan& rp, const NetworkSnapshot& snap) {
+        if (rp.mode != Mode::kLive || !ledger || !snap.bank_latest_nonce || !snap.bank_balance) return;
+        const funding::AuditPoint here{*snap.bank_latest_nonce, snap.block, *snap.bank_balance};
+        const bool quiet = snap.bank_nonce == snap.bank_latest_nonce;
         const auto bank_id = bank.checksummed();
         try {
             const auto kept = ledger->audit(net_.name, bank_id);
             funding::AuditStep step;
             if (!kept) {
-                step.state = {here->nonce, *here};
+                step.state = {here.nonce, quiet ? std::optional<funding::AuditPoint>(here) : std::nullopt};
             } else {
                 funding::AuditState before{kept->next_nonce, std::nullopt};
                 if (kept->point_nonce) before.point = funding::AuditPoint{*kept->point_nonce, kept->point_block.value_or(0), kept->point_balance};
                 std::map<std::uint64_t, funding::NonceRecord> records;
-                for (const auto& [n, u] : ledger->nonce_uses(net_.name, bank_id, before.next, here->nonce)) records[n] = {u.mined, u.open};
-                const auto walk = funding::audit_nonces(before.next, here->nonce, records);
-                step = funding::next_audit_state(before, walk, *here);
+                for (const auto& [n, u] : ledger->nonce_uses(net_.name, bank_id, before.next, here.nonce)) records[n] = {u.mined, u.open};
+                const auto walk = funding::audit_nonces(before.next, here.nonce, records);
+                step = funding::next_audit_state(before, walk, here, quiet);
                 rp.unaccounted = walk.unaccounted;
                 if (step.compare)
                     rp.unexplained = funding::unexplained_outflow(
-                        before.point->balance, here->balance, ledger->outflow(net_.name, bank_id, before.point->nonce, here->nonce));
+                        before.point->balance, here.balance, ledger->outflow(net_.name, bank_id, before.point->nonce, here.nonce));
             }
-            ledger::Ledger::Audit a{step.state.next, std::nullopt, std::nullopt, Wei(0)};
-            if (step.state.point) {
-                a.point_nonce = step.state.point->nonce;
-                a.point_block = step.state.point->block;
-                a.point_balance = step.state.point->balance;
-            }
-            ledger->save_audit(net_.name, bank_id, a);
+            save_audit(bank_id, step.state);
         } catch (const std::exception& e) {
             rp.audit_error = std::string("bank audit: cannot use the ledger (") + e.what() + ")";
         }
     }
 
-    // The bank's nonce and balance at `block` (one batch); none when the node cannot say.
-    net::awaitable<std::optional<funding::AuditPoint>> bank_at(std::uint64_t block) {
-        const auto tag = to_quantity(Wei(block));
-        std::vector<rpc::Call> calls{{"eth_getTransactionCount", json::array({bank.lower(), tag})},
-                                     {"eth_getBalance", json::array({bank.lower(), tag})}};
-        std::vector<rpc::CallResult> r;
-        try {
-            r = co_await client.batch(std::move(calls));
-        } catch (const std::exception& e) {
-            spdlog::debug("{}: bank audit skipped this round: {}", net_.name, e.what());
-            co_return std::nullopt;
+    void save_audit(const std::string& bank_id, const funding::AuditState& state) {
+        ledger::Ledger::Audit a{state.next, std::nullopt, std::nullopt, Wei(0)};
+        if (state.point) {
+            a.point_nonce = state.point->nonce;
+            a.point_block = state.point->block;
+            a.point_balance = state.point->balance;
         }
-        const auto nonce = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-        const auto balance = r[1].ok() ? rpc::as_quantity(*r[1].result) : std::nullopt;
-        if (!nonce || !balance) co_return std::nullopt;
-        co_return funding::AuditPoint{*nonce, block, *balance};
+        ledger->save_audit(net_.name, bank_id, a);
     }
 
     // Step 3b: accounts a confirmed top-up of ours reached since the last poll, where the endpoint
@@ -270,7 +257,7 @@ struct Worker::Impl {
         }
         std::optional<funding::BurnRate> bank_rate;
         auto rates = measure_burn(rp, snap, view.busy, bank_rate);
-        co_await audit_bank(rp, snap);
+        audit_bank(rp, snap);
         rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(rates));
         rp.plan.bank_rate = bank_rate;
         rp.pending = std::move(view.pending);

@@ -36,21 +36,23 @@ BankAudit audit_nonces(std::uint64_t from, std::uint64_t latest, const std::map<
     return out;
 }
 
-AuditStep next_audit_state(const AuditState& before, const BankAudit& walk, const AuditPoint& now) {
+AuditStep next_audit_state(const AuditState& before, const BankAudit& walk, const AuditPoint& now, bool quiet) {
     AuditStep out;
+    std::optional<AuditPoint> here;  // (GCC 12 warns of a maybe-uninitialized optional in a ?: here)
+    if (quiet) here = now;
     if (now.nonce < before.next) {  // a chain reset: start again from here
-        out.state = {now.nonce, now};
+        out.state = {now.nonce, here};
         return out;
     }
     const bool complete = walk.next == now.nonce;
     out.state.next = walk.next;
     if (!walk.unaccounted.empty()) {
-        if (complete) out.state.point = now;  // a new start: what others took is not ours to explain
-    } else if (complete) {
+        if (complete) out.state.point = here;  // a new start: what others took is not ours to explain
+    } else if (complete && here) {
         out.compare = before.point.has_value();
-        out.state.point = now;
+        out.state.point = here;
     } else {
-        out.state.point = before.point;  // an entry of ours still unresolved: compare when it settles
+        out.state.point = before.point;  // ours still unresolved or in flight: compare when they settle
     }
     return out;
 }

@@ -65,11 +65,13 @@ struct AuditState {
 
 //! The audit's state after this Round's walk, and whether the bank's balance can be compared with
 //! what our mined transactions took since `before.point` (every nonce since is ours and mined).
+//! `quiet`: nothing of the bank's was pending when `now` was read (its pending nonce equal to its
+//! latest), so its balance and nonce describe the same state and `now` can be a point.
 struct AuditStep {
     AuditState state;
     bool compare = false;
 };
-[[nodiscard]] AuditStep next_audit_state(const AuditState& before, const BankAudit& walk, const AuditPoint& now);
+[[nodiscard]] AuditStep next_audit_state(const AuditState& before, const BankAudit& walk, const AuditPoint& now, bool quiet);
 
 //! What the bank lost between two points beyond what our transactions took (amounts and fees):
 //! spending the ledger does not know (0 when none; money received only hides it, never invents it).

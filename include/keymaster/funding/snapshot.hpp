@@ -29,6 +29,7 @@ struct NetworkSnapshot {
     eth::Address bank;
     std::optional<Wei> bank_balance;
     std::optional<std::uint64_t> bank_nonce;  //!< pending transaction count
+    std::optional<std::uint64_t> bank_latest_nonce;  //!< mined transaction count (the bank audit's)
     std::optional<Wei> gas_price;
     std::optional<Wei> priority_fee;  //!< eth_maxPriorityFeePerGas, if the node has it
     std::vector<AccountState> accounts;  //!< in the order of the accounts polled

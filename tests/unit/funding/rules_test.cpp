@@ -209,21 +209,24 @@ TEST_CASE("bank audit: the balance is compared only across stretches where every
         const char* what;
         AuditState before;
         BankAudit walk;
+        bool quiet;
         bool compare;
         std::uint64_t next;
         std::optional<AuditPoint> point;
     };
     const std::vector<Row> rows = {
-        {"all ours and mined: compare, new point", {5, p5}, {{}, 8}, true, 8, now},
-        {"no point yet: no comparison, new point", {5, std::nullopt}, {{}, 8}, false, 8, now},
-        {"an entry still open: keep the point", {5, p5}, {{}, 6}, false, 6, p5},
-        {"another's nonce, walk complete: new start", {5, p5}, {{6}, 8}, false, 8, now},
-        {"another's nonce, walk incomplete: no point", {5, p5}, {{6}, 7}, false, 7, std::nullopt},
-        {"a chain reset: start again here", {9, p5}, {{}, 8}, false, 8, now},
+        {"all ours and mined: compare, new point", {5, p5}, {{}, 8}, true, true, 8, now},
+        {"a transaction in flight: no comparison, keep the point", {5, p5}, {{}, 8}, false, false, 8, p5},
+        {"no point yet: no comparison, new point", {5, std::nullopt}, {{}, 8}, true, false, 8, now},
+        {"an entry still open: keep the point", {5, p5}, {{}, 6}, true, false, 6, p5},
+        {"another's nonce, walk complete: new start", {5, p5}, {{6}, 8}, true, false, 8, now},
+        {"another's nonce, in flight: no point", {5, p5}, {{6}, 8}, false, false, 8, std::nullopt},
+        {"another's nonce, walk incomplete: no point", {5, p5}, {{6}, 7}, true, false, 7, std::nullopt},
+        {"a chain reset: start again here", {9, p5}, {{}, 8}, true, false, 8, now},
     };
     for (const auto& r : rows) {
         INFO(r.what);
-        const auto s = funding::next_audit_state(r.before, r.walk, now);
+        const auto s = funding::next_audit_state(r.before, r.walk, now, r.quiet);
         CHECK(s.compare == r.compare);
         CHECK(s.state.next == r.next);
         REQUIRE(s.state.point.has_value() == r.point.has_value());
