@@ -175,34 +175,42 @@ struct Worker::Impl {
                     rp.unexplained = funding::unexplained_outflow(
                         before.point->balance, here.balance, ledger->outflow(net_.name, bank_id, before.point->nonce, here.nonce));
             }
-            save_audit(bank_id, step.state);
+            save_audit(bank_id, kept, step.state);
         } catch (const std::exception& e) {
             rp.audit_error = std::string("bank audit: cannot use the ledger (") + e.what() + ")";
         }
     }
 
-    void save_audit(const std::string& bank_id, const funding::AuditState& state) {
+    // Written only when it moved: an idle bank costs no ledger write per poll. A point that moved
+    // only in block (same nonce and balance) is not written either.
+    void save_audit(const std::string& bank_id, const std::optional<ledger::Ledger::Audit>& kept,
+                    const funding::AuditState& state) {
         ledger::Ledger::Audit a{state.next, std::nullopt, std::nullopt, Wei(0)};
         if (state.point) {
             a.point_nonce = state.point->nonce;
             a.point_block = state.point->block;
             a.point_balance = state.point->balance;
         }
+        if (kept && kept->next_nonce == a.next_nonce && kept->point_nonce == a.point_nonce &&
+            kept->point_balance == a.point_balance)
+            return;
         ledger->save_audit(net_.name, bank_id, a);
     }
 
-    // Step 3b: accounts a confirmed top-up of ours reached since the last poll, where the endpoint
+    // Step 3b (kLive): accounts a confirmed top-up of ours reached since the last poll and that are
+    // still below their threshold (a balance that would have them paid again), where the endpoint
     // contradicts itself: the account sent nothing since the block before the top-up, yet holds less
     // than it held there plus what we sent. One batch, only for those few accounts, at the
     // endpoint's own state; a query that fails proves nothing.
-    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap) {
+    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode) {
         std::vector<std::size_t> out, which;
         std::vector<rpc::Call> calls;
-        if (!snap.reachable || confirmed_since_poll.empty()) co_return out;
+        if (mode != Mode::kLive || !snap.reachable || confirmed_since_poll.empty()) co_return out;
         for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
             const auto& s = snap.accounts[i];
+            if (!s.balance || *s.balance >= s.account.threshold) continue;
             const auto it = confirmed_since_poll.find(s.account.address);
-            if (!s.balance || it == confirmed_since_poll.end() || it->second.block == 0) continue;
+            if (it == confirmed_since_poll.end() || it->second.block == 0) continue;
             const auto addr = s.account.address.lower();
             const auto tag = to_quantity(Wei(it->second.block - 1));
             which.push_back(i);
@@ -249,7 +257,7 @@ struct Worker::Impl {
         const bool ledger_ok = rp.fault == Fault::kNone;
         check_chain(rp, snap);
         note_confirmed(rp.settled);
-        rp.mismatches = co_await self_contradictions(snap);
+        rp.mismatches = co_await self_contradictions(snap, mode);
         confirmed_since_poll.clear();
         if (!snap.reachable || !ledger_ok) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
