@@ -49,6 +49,28 @@ def fresh_address():
     return checksum("0x" + secrets.token_hex(20))
 
 
+def wait_until_serving(url, proc, what, timeout=30):
+    """Until the node at `url` answers eth_chainId; fails naming `what` if it exits or times out."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            rpc(url, "eth_chainId")
+            return
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.05)
+
+
+def scrape(port):
+    """The daemon's /metrics text, or "" while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
 class Chain:
     def __init__(self, chain_id, hardfork=None, block_time=None, port=None, extra=()):
         self.chain_id = chain_id
@@ -61,15 +83,7 @@ class Chain:
             args += ["--block-time", str(block_time)]
         args += list(extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                rpc(self.url, "eth_chainId")
-                break
-            except OSError:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"anvil on port {self.port} did not start")
-                time.sleep(0.05)
+        wait_until_serving(self.url, self.proc, f"anvil on port {self.port}")
 
     def stop(self):
         self.proc.terminate()

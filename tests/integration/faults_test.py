@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from chains import (KEYMASTER, Chain, DEV_ADDRESS, DEV_KEY, ETHER, error_count, fresh_address, free_port,  # noqa: E402
-                    write_config)
+                    scrape, write_config)
 from proxy import FaultProxy  # noqa: E402
 
 ENV = {"KM_BANK": DEV_KEY}
@@ -37,12 +37,7 @@ class Daemon:
                                          stdout=out, stderr=out, env=dict(os.environ, **ENV))
 
     def metrics(self):
-        import urllib.request
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-                return r.read().decode()
-        except OSError:
-            return ""
+        return scrape(self.port)
 
     def output(self):
         with open(self.log) as f:

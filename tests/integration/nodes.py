@@ -4,9 +4,8 @@ Each starts on a free loopback port with the dev key funded, automine or a block
 optionally Berlin (no EIP-1559); mining can be paused and resumed."""
 import os
 import subprocess
-import time
 
-from chains import DEV_KEY, free_port, rpc
+from chains import DEV_KEY, free_port, rpc, wait_until_serving
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NM = os.path.join(ROOT, "node_modules")
@@ -27,15 +26,7 @@ class Node:
         self.log = open(os.devnull, "w")
         self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT, env=self.env(),
                                      cwd=self.cwd())
-        deadline = time.time() + 60
-        while True:
-            try:
-                rpc(self.url, "eth_chainId")
-                return
-            except OSError:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.kind} on port {self.port} did not start")
-                time.sleep(0.1)
+        wait_until_serving(self.url, self.proc, f"{self.kind} on port {self.port}", timeout=60)
 
     def env(self):
         return dict(os.environ)

@@ -6,31 +6,21 @@ confirmed; the fees in the ledger equal what the bank spent on chain beyond the 
 import json
 import os
 import secrets
-import subprocess
-import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from chains import (CAST, DEV_ADDRESS, DEV_KEY, ETHER, error_count, fresh_address, keymaster, metric_values,  # noqa: E402
-                    start_daemon, wait_for, write_config)
+                    scrape, start_daemon, wait_for, write_config)
 from nodes import NODES  # noqa: E402
 from proxy import FaultProxy  # noqa: E402
 
 KIND = os.environ.get("NODE_KIND", "anvil")
 ENV = {"KM_BANK": DEV_KEY}
-
-
-def metrics(port):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            return r.read().decode()
-    except OSError:
-        return ""
 
 
 class NeverPayTwice(unittest.TestCase):
@@ -136,7 +126,7 @@ class NeverPayTwice(unittest.TestCase):
             self.node.set_balance(agents[0], ETHER // 10)
             wait_for("refunded", lambda: self.node.balance(agents[0]) == 2 * ETHER, timeout=60)
             time.sleep(4)
-            text = metrics(d.port)
+            text = scrape(d.port)
         finally:
             d.send_signal(signal.SIGTERM)
             self.assertEqual(d.wait(60), 0)
@@ -152,7 +142,7 @@ class NeverPayTwice(unittest.TestCase):
         d = start_daemon(self.config(self.node.url, agents), self.data, ENV, interval="1s")
         try:
             wait_for("sent", lambda: len(self.history()) >= 3, timeout=30)
-            stamp = lambda: metric_values(metrics(d.port), "keymaster_poll_last_success_timestamp_seconds").get(  # noqa: E731
+            stamp = lambda: metric_values(scrape(d.port), "keymaster_poll_last_success_timestamp_seconds").get(  # noqa: E731
                 frozenset({("network", "alpha")}), 0)
             first = stamp()
             time.sleep(4)  # stuck: polls keep their pace, nothing is paid again
@@ -170,7 +160,7 @@ class NeverPayTwice(unittest.TestCase):
         self.start()
         agents = [fresh_address() for _ in range(2)]
         d = start_daemon(self.config(self.node.url, agents), self.data, ENV, interval="500ms")
-        unaccounted = lambda: metric_values(metrics(d.port), "keymaster_bank_unaccounted_transactions_total").get(  # noqa: E731
+        unaccounted = lambda: metric_values(scrape(d.port), "keymaster_bank_unaccounted_transactions_total").get(  # noqa: E731
             frozenset({("network", "alpha")}))
         try:
             wait_for("funded", lambda: all(self.node.balance(a) == 2 * ETHER for a in agents), timeout=30)
@@ -202,7 +192,7 @@ class NeverPayTwice(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             wait_for("refunded", lambda: self.node.balance(spender) == 2 * ETHER, timeout=30)
             time.sleep(2)
-            text = metrics(d.port)
+            text = scrape(d.port)
         finally:
             d.send_signal(signal.SIGTERM)
             self.assertEqual(d.wait(60), 0)
@@ -214,7 +204,7 @@ class NeverPayTwice(unittest.TestCase):
         self.start()
         agents = [fresh_address() for _ in range(2)]
         d = start_daemon(self.config(self.node.url, agents), self.data, ENV, interval="500ms")
-        lost = lambda: metric_values(metrics(d.port), "keymaster_bank_unaccounted_ether_total").get(  # noqa: E731
+        lost = lambda: metric_values(scrape(d.port), "keymaster_bank_unaccounted_ether_total").get(  # noqa: E731
             frozenset({("network", "alpha")}))
         try:
             wait_for("funded", lambda: all(self.node.balance(a) == 2 * ETHER for a in agents), timeout=30)
