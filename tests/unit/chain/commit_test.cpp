@@ -10,6 +10,7 @@
 
 #include "fake_http_server.hpp"
 #include "keymaster/chain/round.hpp"
+#include "keymaster/chain/send_result.hpp"
 #include "keymaster/common/hex.hpp"
 #include "keymaster/common/text.hpp"
 #include "keymaster/rpc/client.hpp"
@@ -181,6 +182,7 @@ struct Rig {
     double clock = unix_now();  // the ledger stamps entries with the real time
     double clock_step = 0;      // seconds each reading of the clock advances it
     int replaced_heard = 0;     // CommitOptions::replaced calls: each replacement when it is broadcast
+    std::map<std::pair<std::string, bool>, std::size_t> rpc_calls;  // (method, ok) -> calls, as the metrics count them
 
     explicit Rig(int n, std::function<void(config::Network&)> tweak = {}) {
         net.name = "alpha";
@@ -190,7 +192,9 @@ struct Rig {
         for (int i = 1; i <= n; ++i)
             accounts->push_back({"alpha", "alpha", config::Role::kWatcher, address_of(i), kEther, kEther * 2, {}});
         chain.balances[bank->address().lower()] = kEther * 1000;
-        worker = std::make_unique<chain::Worker>(io.get_executor(), net, bank, accounts, &ledger, rpc::RpcObserver{});
+        rpc::RpcObserver obs;
+        obs.on_calls = [this](const std::string& m, bool ok, std::size_t k) { rpc_calls[{m, ok}] += k; };
+        worker = std::make_unique<chain::Worker>(io.get_executor(), net, bank, accounts, &ledger, obs);
         worker->set_clock([this] { return clock += clock_step; });
     }
     ~Rig() {
@@ -402,6 +406,9 @@ TEST_CASE("commit: a transaction the node holds is sent whatever its words; one 
         };
         auto report = rig.commit(rig.prepare());
         CHECK(report.outcomes[0].ok());
+        // "Already known" is an answer, not a failed call; other words count as failures.
+        const bool known = chain::classify_send_error(words) == chain::SendHint::kAlreadyKnown;
+        CHECK(rig.rpc_calls[{"eth_sendRawTransaction", false}] == (known ? 0U : 1U));
         const auto h = rig.history();
         CHECK(h.size() == 1);
         CHECK(count_state(h, ledger::State::kConfirmed) == 1);
