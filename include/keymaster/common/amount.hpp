@@ -21,10 +21,10 @@ const Wei& max_sane_amount();
 //! Parses an amount: a decimal wei integer ("500000000000000000") or a decimal number and a unit
 //! ("0.5 ether", "150 gwei", "7 wei"). Units are Ethereum's: wei, kwei, mwei, gwei, szabo, finney, ether.
 //! Rejects negatives, fractions of a wei, values above 2^256-1 and anything else.
-Result<Wei> parse_amount(std::string_view text);
+[[nodiscard]] Result<Wei> parse_amount(std::string_view text);
 
 //! Parses a JSON-RPC QUANTITY ("0x1a"; "0x0" for zero). Leading zeros are tolerated.
-Result<Wei> parse_quantity(std::string_view text);
+[[nodiscard]] Result<Wei> parse_quantity(std::string_view text);
 
 //! Formats a JSON-RPC QUANTITY: "0x" and lower-case hex without leading zeros ("0x0" for zero).
 std::string to_quantity(const Wei& value);
@@ -39,7 +39,7 @@ double to_double(const Wei& value, unsigned decimals = 18);
 Bytes to_be_bytes(const Wei& value);
 
 //! Big-endian bytes to a number; at most 32 bytes.
-Result<Wei> from_be_bytes(ByteView bytes);
+[[nodiscard]] Result<Wei> from_be_bytes(ByteView bytes);
 
 //! Big-endian, left-padded to 32 bytes.
 Hash32 to_be32(const Wei& value);

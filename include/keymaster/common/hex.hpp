@@ -12,11 +12,11 @@ namespace keymaster {
 std::string to_hex(ByteView bytes, bool prefix = true);
 
 //! Parses hex with an optional "0x"/"0X" prefix; an even number of digits is required.
-Result<Bytes> from_hex(std::string_view hex);
+[[nodiscard]] Result<Bytes> from_hex(std::string_view hex);
 
 //! Parses exactly N bytes of hex (optional 0x prefix).
 template <std::size_t N>
-Result<ByteArray<N>> from_hex_fixed(std::string_view hex) {
+[[nodiscard]] Result<ByteArray<N>> from_hex_fixed(std::string_view hex) {
     auto bytes = from_hex(hex);
     if (!bytes) return bytes.error();
     if (bytes->size() != N) return make_error_code(Errc::kBadHex);

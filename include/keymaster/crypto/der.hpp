@@ -8,10 +8,10 @@ namespace keymaster::crypto {
 
 //! The public key of a secp256k1 SubjectPublicKeyInfo (id-ecPublicKey, secp256k1, uncompressed
 //! point); any other key type or curve is refused.
-Result<PublicKey> public_key_from_spki(ByteView der);
+[[nodiscard]] Result<PublicKey> public_key_from_spki(ByteView der);
 
 //! A DER ECDSA signature of `digest` made by `key`, as Ethereum wants it: s made low (EIP-2) and
 //! the recovery id found by recovering against `key`. Fails if the signature is not `key`'s.
-Result<RecoverableSignature> recoverable_from_der(const Hash32& digest, ByteView der, const PublicKey& key);
+[[nodiscard]] Result<RecoverableSignature> recoverable_from_der(const Hash32& digest, ByteView der, const PublicKey& key);
 
 }  // namespace keymaster::crypto

@@ -20,9 +20,9 @@ struct RecoverableSignature {
 class PrivateKey {
 public:
     //! 32 big-endian bytes in [1, n-1].
-    static Result<PrivateKey> from_bytes(ByteView bytes);
+    [[nodiscard]] static Result<PrivateKey> from_bytes(ByteView bytes);
     //! Hex (optional 0x) of 32 bytes; the text is a Secret because it is one.
-    static Result<PrivateKey> from_hex(const Secret& hex);
+    [[nodiscard]] static Result<PrivateKey> from_hex(const Secret& hex);
     //! A fresh key from the operating system's random source.
     static PrivateKey generate();
 
@@ -32,7 +32,7 @@ public:
 
     PublicKey public_key() const;
     //! RFC 6979 deterministic, low-s recoverable signature of a 32-byte digest.
-    Result<RecoverableSignature> sign(const Hash32& digest) const;
+    [[nodiscard]] Result<RecoverableSignature> sign(const Hash32& digest) const;
 
 private:
     PrivateKey() = default;
@@ -40,7 +40,7 @@ private:
 };
 
 //! Recovers the public key that signed `digest`. Accepts any s in [1, n-1] (callers enforce EIP-2).
-Result<PublicKey> recover(const Hash32& digest, const Hash32& r, const Hash32& s, std::uint8_t recovery_id);
+[[nodiscard]] Result<PublicKey> recover(const Hash32& digest, const Hash32& r, const Hash32& s, std::uint8_t recovery_id);
 
 //! True when 1 <= s <= n/2.
 bool is_low_s(const Hash32& s);

@@ -18,7 +18,7 @@ public:
 
     //! "0x" + 40 hex digits. All-lower and all-upper are accepted; mixed case must carry a
     //! correct ERC-55 checksum (kBadChecksum otherwise).
-    static Result<Address> parse(std::string_view text);
+    [[nodiscard]] static Result<Address> parse(std::string_view text);
     static Address from_public_key(const crypto::PublicKey& key) { return Address(crypto::address_bytes(key)); }
 
     //! ERC-55 checksummed form.

@@ -29,12 +29,12 @@ void encode(const Item& item, Bytes& out);
 Bytes encode(const Item& item);
 
 //! Decodes exactly one item spanning all of `input`; rejects non-canonical forms and trailing bytes.
-Result<Item> decode(ByteView input);
+[[nodiscard]] Result<Item> decode(ByteView input);
 
 //! A scalar from a string item: at most 32 bytes, no leading zero byte (canonical).
-Result<Wei> to_uint(const Item& item);
+[[nodiscard]] Result<Wei> to_uint(const Item& item);
 
 //! A scalar that must fit in 64 bits.
-Result<std::uint64_t> to_uint64(const Item& item);
+[[nodiscard]] Result<std::uint64_t> to_uint64(const Item& item);
 
 }  // namespace keymaster::eth::rlp

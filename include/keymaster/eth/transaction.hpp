@@ -57,8 +57,8 @@ Bytes encode_signed(const Transaction& tx, const crypto::RecoverableSignature& s
 Hash32 transaction_hash(ByteView raw);
 
 //! Decodes a raw signed transaction (legacy RLP list, or type byte || RLP payload for types 1 and 2).
-Result<SignedTransaction> decode_signed(ByteView raw);
+[[nodiscard]] Result<SignedTransaction> decode_signed(ByteView raw);
 //! The sender's address. High s values are refused (EIP-2) unless `allow_high_s` (Frontier rules).
-Result<Address> recover_sender(const SignedTransaction& stx, bool allow_high_s = false);
+[[nodiscard]] Result<Address> recover_sender(const SignedTransaction& stx, bool allow_high_s = false);
 
 }  // namespace keymaster::eth

@@ -71,7 +71,7 @@ public:
     Ledger& operator=(const Ledger&) = delete;
 
     //! Writes a new entry (state intent) and syncs it; returns its id. Throws LedgerError.
-    std::int64_t record_intent(Entry e);
+    [[nodiscard]] std::int64_t record_intent(Entry e);
     //! Runs `fn`, whose ledger calls form one transaction: all of them are on disk when it returns
     //! (one sync instead of one per call), none if it throws.
     void atomically(const std::function<void()>& fn);

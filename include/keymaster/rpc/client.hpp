@@ -104,7 +104,7 @@ public:
     //! (for eth_sendRawTransaction: a blind retry re-sends bytes that may have been mined already,
     //! and some nodes execute them twice; the caller asks the chain instead).
     enum class Attempts { kRetry, kOnce };
-    boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls, std::size_t riders = 0,
+    [[nodiscard]] boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls, std::size_t riders = 0,
                                                           Attempts attempts = Attempts::kRetry);
 
     const std::string& network() const;

@@ -58,6 +58,7 @@ TEST_CASE("keccak-256: extremely long message (1 GiB, streamed)", "[keccak][slow
 
 TEST_CASE("keccak-256: go-ethereum vector", "[keccak]") {
     auto j = test::read_json("go-ethereum-crypto/geth_crypto_vectors.json");
+    REQUIRE(j["keccak256"].size() == 1);  // a file that lost its vectors must not pass
     for (const auto& v : j["keccak256"])
         CHECK(to_hex(crypto::keccak256(v["input_ascii"].get<std::string>()), false) == v["keccak256"]);
 }

@@ -79,7 +79,7 @@ TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "
     l.mark(b, State::kDropped);
     const auto c = l.record_intent(entry(1, "0xC", "30"));
     l.confirmed(c, false, 9, 21000, Wei(5));  // reverted: failed
-    l.record_intent(entry(2, "0xD", "7"));
+    (void)l.record_intent(entry(2, "0xD", "7"));
     CHECK(l.spent_since("alpha", "0xBANK", 0) == Wei(107));
     CHECK(l.spent_since("alpha", "0xBANK", 4e9) == Wei(0));  // nothing in the future
     CHECK(l.spent_since("alpha", "0xOTHER", 0) == Wei(0));
@@ -185,7 +185,7 @@ TEST_CASE("ledger: a new ledger is switched to WAL while another process writes 
     std::string error;
     try {
         ledger::Ledger l(dir, /*lock=*/true);
-        l.record_intent(entry(0));
+        (void)l.record_intent(entry(0));
     } catch (const std::exception& e) {
         error = e.what();
     }
@@ -274,7 +274,7 @@ TEST_CASE("ledger: the bank audit's nonce uses, outflow and place survive a reop
         l.confirmed(b, false, 6, 21000, Wei(4));  // reverted: only its fee left the bank
         const auto c = l.record_intent(entry(2, "0xC", "30"));
         l.mark(c, State::kDropped);
-        l.record_intent(entry(3, "0xD", "7"));  // intent: open
+        (void)l.record_intent(entry(3, "0xD", "7"));  // intent: open
         const auto uses = l.nonce_uses("alpha", "0xBANK", 0, 10);
         CHECK(uses.at(0).mined);
         CHECK(uses.at(0).open);  // the replaced one is still unresolved: mined wins in the audit
