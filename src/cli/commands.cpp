@@ -330,15 +330,11 @@ bool print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans, 
             std::cout << "  " << n.name << ": UNREACHABLE: " << snap.error << "\n";
             continue;
         }
-        std::size_t low = 0, unknown = 0;
         all_ok &= plans[i].plan.waiting.empty();
-        for (const auto& a : snap.accounts) {
-            if (!a.balance) ++unknown;
-            else if (*a.balance < a.account.threshold) ++low;
-        }
-        std::cout << "  " << n.name << ": " << confirmed << " of " << outcomes.size() << " top-up(s) confirmed; "
-                  << snap.accounts.size() - low - unknown << "/" << snap.accounts.size() << " account(s) at or above threshold";
-        if (unknown) std::cout << ", " << unknown << " unknown";
+        const auto st = funding::standing(after[i].plan);  // at the effective (burn-sized) levels
+        std::cout << "  " << n.name << ": " << confirmed << " of " << outcomes.size() << " top-up(s) confirmed; " << st.ok
+                  << "/" << snap.accounts.size() << " account(s) at or above threshold";
+        if (st.unknown) std::cout << ", " << st.unknown << " unknown";
         std::cout << "; bank " << opt_amount(snap.bank_balance, n) << " " << n.symbol << "\n";
         for (const auto& [fault, why] : reports[i].faults) std::cout << "    " << why << "\n";
         for (const auto& oc : outcomes) {
@@ -351,7 +347,7 @@ bool print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans, 
                                         : oc.error)
                       << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
         }
-        if (low || unknown) all_ok = false;
+        if (st.low || st.unknown) all_ok = false;
     }
     return all_ok;
 }

@@ -17,6 +17,17 @@ Levels levels_at(const NetworkPlan& plan, std::size_t i) {
     return i < plan.rates.size() ? levels(a, plan.rates[i]) : Levels{a.threshold, a.target};
 }
 
+Standing standing(const NetworkPlan& plan) {
+    Standing s;
+    for (std::size_t i = 0; i < plan.snapshot.accounts.size(); ++i) {
+        const auto& a = plan.snapshot.accounts[i];
+        if (!a.balance) ++s.unknown;
+        else if (*a.balance < levels_at(plan, i).threshold) ++s.low;
+        else ++s.ok;
+    }
+    return s;
+}
+
 NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const std::set<eth::Address>& busy,
                       std::vector<BurnRate> rates) {
     NetworkPlan plan;

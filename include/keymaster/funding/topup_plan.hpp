@@ -50,6 +50,15 @@ struct NetworkPlan {
 //! without one). Computed when asked: nothing per account is stored for it.
 [[nodiscard]] Levels levels_at(const NetworkPlan& plan, std::size_t i);
 
+//! How the plan's accounts stand against their effective thresholds (levels_at: burn-sized where
+//! measured), e.g. after a top-up.
+struct Standing {
+    std::size_t ok = 0;       //!< at or above the effective threshold
+    std::size_t low = 0;      //!< below it
+    std::size_t unknown = 0;  //!< balance unread
+};
+[[nodiscard]] Standing standing(const NetworkPlan& plan);
+
 //! Recomputes total, max_fee_cost and covered from the plan's top-ups and fees.
 void update_costs(NetworkPlan& plan);
 

@@ -194,3 +194,26 @@ TEST_CASE("burn: the plan decides at the effective levels", "[burn]") {
     CHECK(p.topups[0].levels.target_from_burn);
     CHECK(funding::levels_at(p, 0).threshold == milli(200));
 }
+
+TEST_CASE("burn: how accounts stand after a top-up is judged at the effective levels, not the amounts", "[burn]") {
+    config::Runway rw;
+    rw.threshold = 6 * 3600;
+    rw.target = 24 * 3600;
+    const auto a = account(milli(100), milli(300), rw);
+    funding::NetworkSnapshot snap;
+    snap.reachable = true;
+    snap.accounts.push_back({a, milli(150), {}});   // above the amount threshold, below 6h of 0.8/day (0.2)
+    snap.accounts.push_back({a, milli(250), {}});   // above both
+    snap.accounts.push_back({a, milli(50), {}});    // below both
+    snap.accounts.push_back({a, std::nullopt, "no answer"});
+    config::Network net;
+    const auto plain = funding::standing(funding::make_plan(snap, net));
+    CHECK(plain.ok == 2);
+    CHECK(plain.low == 1);
+    CHECK(plain.unknown == 1);
+    const std::vector<funding::BurnRate> rates(4, {milli(800), 86400});
+    const auto burn = funding::standing(funding::make_plan(snap, net, {}, rates));
+    CHECK(burn.ok == 1);   // (the static threshold would call the first one fine)
+    CHECK(burn.low == 2);
+    CHECK(burn.unknown == 1);
+}
