@@ -19,12 +19,11 @@ constexpr std::array kNonce = {"nonce too low",       "nonce is too low",  "oldn
                                "correct nonce",       "invalid transaction nonce", "invalid nonce",
                                "invalid sequence",    "stale", "outdated"};
 // Words that prove the node cannot hold the transaction: it could never be valid as it is.
-constexpr std::array kRefused = {"insufficient funds",  "insufficientfunds", "insufficient balance", "not enough funds",
-                                 "enough funds",        "upfront cost exceeds",  "intrinsic gas",   "exceeds block gas limit",
+constexpr std::array kRefused = {"insufficient funds",  "insufficientfunds", "insufficient balance", "enough funds",        "upfront cost exceeds",  "intrinsic gas",   "exceeds block gas limit",
                                  "gas limit exceeds",   "gaslimitexceeded",      "invalid sender",  "invalid signature",
                                  "invalid chain id",    "replay-protected",      "exceeds the configured cap",
                                  "fee cap exceeded",    "higher than max fee per gas", "negative value", "oversized data",
-                                 "would cause overdraft", "insufficient funds for l1 fee"};
+                                 "would cause overdraft"};
 constexpr std::array kPrice = {"underpriced",         "fee too low",   "feetoolow",      "gas price too low",
                                "price too low",       "less than block base fee", "below configured minimum",
                                "priority is too low", "too low for the next block", "is too low"};
