@@ -52,12 +52,12 @@ net::awaitable<signer::SignResult> KmsSigner::sign(const Hash32& digest) {
     } catch (const AwsError& e) {
         error = e.what();
     }
-    if (!error.empty()) co_return signer::SignResult::failure(error);
+    if (!error.empty()) co_return signer::sign_failure(error);
     auto der = base64_decode(str(r, "Signature"));
-    if (!der) co_return signer::SignResult::failure("KMS Sign for key " + key_id_ + ": Signature is not base64");
+    if (!der) co_return signer::sign_failure("KMS Sign for key " + key_id_ + ": Signature is not base64");
     auto sig = crypto::recoverable_from_der(digest, *der, pub_.key);
     if (!sig)
-        co_return signer::SignResult::failure("KMS Sign for key " + key_id_ +
+        co_return signer::sign_failure("KMS Sign for key " + key_id_ +
                                               ": the signature does not verify against the key's public key (" +
                                               sig.error().message() + ")");
     co_return signer::SignResult(*sig);

@@ -88,14 +88,19 @@ net::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vecto
     co_return out;
 }
 
-void record_send(Context& ctx, std::int64_t id, const Sent& sent, const std::string& note) {
+void record_send(Context& ctx, const ledger::Entry& entry, const Sent& sent, SendKind kind, const std::string& note) {
+    if (kind == SendKind::kAgain) {
+        if (entry.state == ledger::State::kIntent && held_by_node(sent.verdict))
+            ctx.ledger->mark(entry.id, ledger::State::kSent, note);
+        return;
+    }
     switch (sent.verdict) {
-        case SendVerdict::kHeld: ctx.ledger->mark(id, ledger::State::kSent, note); return;
+        case SendVerdict::kHeld: ctx.ledger->mark(entry.id, ledger::State::kSent, note); return;
         case SendVerdict::kUnknown:
-            ctx.ledger->mark(id, ledger::State::kSent,
+            ctx.ledger->mark(entry.id, ledger::State::kSent,
                              "send result unknown: " + sent.why() + (note.empty() ? "" : "; " + note));
             return;
-        case SendVerdict::kFailed: ctx.ledger->mark(id, ledger::State::kFailed, "refused: " + sent.why()); return;
+        case SendVerdict::kFailed: ctx.ledger->mark(entry.id, ledger::State::kFailed, "refused: " + sent.why()); return;
     }
 }
 
@@ -138,65 +143,67 @@ namespace {
 
 constexpr int kFillerAttempts = 4;
 
-// One filler for `nonce`: signed, journaled, sent. Returns what the send showed (none: not sent).
-net::awaitable<std::optional<Sent>> send_filler(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
-                                                std::uint64_t nonce, RoundReport& report) {
-    const auto bank = ctx.signer->address();
-    std::string why;
-    const std::string role = "nonce-filler";
-    const auto tx = build_tx(fees, chain_id, nonce, bank, Wei(0), 21000);
-    auto e = co_await sign_entry(ctx, tx, ctx.net.name, role, block, why);
-    if (!e) {
-        report.faults.emplace_back(Fault::kSigning, "cannot sign the filler for nonce " + std::to_string(nonce) + ": " + why);
-        co_return std::nullopt;
-    }
-    try {
-        e->id = ctx.ledger->record_intent(*e);
-    } catch (const std::exception& ex) {
-        report.faults.emplace_back(Fault::kLedger, std::string("ledger cannot be written (") + ex.what() + "); nonce " +
-                                                       std::to_string(nonce) + " stays a gap");
-        co_return std::nullopt;
-    }
-    const std::vector<ledger::Entry> one(1, *e);
-    const auto sent = (co_await broadcast(ctx, one))[0];
-    try {
-        record_send(ctx, e->id, sent, "fills nonce " + std::to_string(nonce));
-    } catch (const std::exception& ex) {
-        report.faults.emplace_back(Fault::kLedger, std::string("ledger cannot record the filler for nonce ") +
-                                                       std::to_string(nonce) + " (" + ex.what() + "); reconcile settles it");
-    }
+void log_filler(const Context& ctx, std::uint64_t nonce, const ledger::Entry& e, const Sent& sent) {
     if (sent.verdict == SendVerdict::kHeld)
         spdlog::warn("{}: nonce {} was refused; filled with a zero-value transfer to the bank, tx {}", ctx.net.name, nonce,
-                     e->tx_hash);
+                     e.tx_hash);
     else if (sent.verdict == SendVerdict::kUnknown)
         spdlog::warn("{}: the filler for nonce {} (tx {}): send result unknown ({}); reconcile settles it", ctx.net.name,
-                     nonce, e->tx_hash, sent.why());
+                     nonce, e.tx_hash, sent.why());
     else
         spdlog::error("{}: the filler for nonce {} was refused: {}", ctx.net.name, nonce, sent.why());
+}
+
+// One filler for `nonce`: signed, journaled, sent. What the send showed, or why nothing was sent.
+net::awaitable<Expected<Sent>> send_filler(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
+                                           std::uint64_t nonce) {
+    const auto bank = ctx.signer->address();
+    const std::string role = "nonce-filler";
+    const auto tx = build_tx(fees, chain_id, nonce, bank, Wei(0), 21000);
+    auto e = co_await sign_entry(ctx, tx, ctx.net.name, role, block);
+    if (!e) co_return Problem{Fault::kSigning, "cannot sign the filler for nonce " + std::to_string(nonce) + ": " + e.error().message};
+    std::vector<ledger::Entry> one(1, *e);
+    if (auto problem = journal(ctx, one))
+        co_return Problem{Fault::kLedger, problem->message + "; nonce " + std::to_string(nonce) + " stays a gap"};
+    const auto sent = (co_await broadcast(ctx, one))[0];
+    log_filler(ctx, nonce, one[0], sent);
+    try {
+        record_send(ctx, one[0], sent, SendKind::kFirst, "fills nonce " + std::to_string(nonce));
+    } catch (const std::exception& ex) {
+        // Sent: the chain settles it in reconcile; the report says so.
+        co_return Problem{Fault::kLedger, std::string("ledger cannot record the filler for nonce ") + std::to_string(nonce) +
+                                              " (" + ex.what() + "); reconcile settles it"};
+    }
     co_return sent;
 }
 
 }  // namespace
 
-net::awaitable<void> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
-                               const std::vector<std::uint64_t>& nonces, RoundReport& report) {
+net::awaitable<StepReport> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
+                                     const std::vector<std::uint64_t>& nonces) {
+    StepReport report;
     const Wei ceiling = funding::replacement_ceiling(fees, ctx.net);
     for (auto n : nonces) {
         Fees f = fees;
         for (int attempt = 0; attempt < kFillerAttempts; ++attempt) {
             // Not held and worded "underpriced": the same nonce again with bumped fees (whichever
             // transaction of the nonce is mined settles it).
-            const auto sent = co_await send_filler(ctx, f, chain_id, block, n, report);
-            if (!sent || sent->verdict == SendVerdict::kHeld || sent->hint != SendHint::kUnderpriced) break;
+            const auto sent = co_await send_filler(ctx, f, chain_id, block, n);
+            if (!sent) {
+                report.problems.push_back(sent.error());
+                break;
+            }
+            if (sent->verdict == SendVerdict::kHeld || sent->hint != SendHint::kUnderpriced) break;
             auto higher = funding::bumped_fees(f, ceiling);
             if (!higher) {
-                report.faults.emplace_back(Fault::kTopUp, "the filler for nonce " + std::to_string(n) +
-                                                              " is underpriced and its fee ceiling is reached; later top-ups wait");
+                report.problems.push_back({Fault::kTopUp, "the filler for nonce " + std::to_string(n) +
+                                                              " is underpriced and its fee ceiling is reached; later top-ups wait"});
                 break;
             }
             f = *higher;
         }
     }
+    co_return report;
 }
 
 }  // namespace keymaster::chain::detail

@@ -8,91 +8,96 @@ namespace {
 
 namespace net = boost::asio;
 
-void fail(Outcome& o, Fault f, std::string why) {
-    o.state = Outcome::State::kFailed;
-    o.fault = f;
-    o.error = std::move(why);
+std::vector<Payment> payments_of(const RoundPlan& plan) {
+    std::vector<Payment> out;
+    out.reserve(plan.plan.topups.size());
+    for (const auto& t : plan.plan.topups) {
+        Payment p;
+        p.outcome.topup = t;
+        out.push_back(std::move(p));
+    }
+    return out;
 }
 
-void fail_unsent(std::vector<Outcome>& out, std::size_t from, Fault f, const std::string& why) {
-    for (std::size_t i = from; i < out.size(); ++i)
-        if (out[i].state == Outcome::State::kNotSent) fail(out[i], f, why);
+// Fails every payment not yet sent (nor failed) from `from` on.
+void fail_unsent(std::vector<Payment>& payments, std::size_t from, const Problem& p) {
+    for (std::size_t i = from; i < payments.size(); ++i)
+        if (payments[i].outcome.state == Outcome::State::kNotSent) payments[i].fail(p);
 }
 
-// The top-ups that get a transaction, with consecutive nonces from the plan's first, as far as
-// the bank's balance goes (amount plus the most the fees can cost).
-struct Chosen {
-    std::vector<std::size_t> outcome;  //!< index into the outcomes
-    std::vector<eth::Transaction> txs;
-};
-
-Chosen choose(const Context& ctx, const RoundPlan& plan, std::vector<Outcome>& out) {
+// Nonces are assigned here: each payment the bank's balance covers (amount plus the most the fees
+// can cost) gets a transaction, with consecutive nonces from the plan's first.
+void choose(const Context& ctx, const RoundPlan& plan, std::vector<Payment>& payments) {
     const auto& snap = plan.plan.snapshot;
     const Fees& fees = *plan.plan.fees;
-    Chosen c;
     std::uint64_t nonce = plan.first_nonce;
     Wei available = *snap.bank_balance;
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        const auto& t = out[i].topup;
+    for (auto& p : payments) {
+        const auto& t = p.outcome.topup;
         if (t.gas_limit == 0) {
-            fail(out[i], Fault::kTopUp, "gas estimation failed for this recipient");
+            p.fail(Fault::kTopUp, "gas estimation failed for this recipient");
             continue;
         }
         const Wei cost = t.amount + Wei(t.gas_limit) * fees.per_gas_cap();
         if (cost > available) {
-            fail(out[i], Fault::kTopUp,
-                 "bank balance too low (" + format_units(available, ctx.net.decimals) + " " + ctx.net.symbol + " left)");
+            p.fail(Fault::kTopUp,
+                   "bank balance too low (" + format_units(available, ctx.net.decimals) + " " + ctx.net.symbol + " left)");
             continue;
         }
-        c.outcome.push_back(i);
-        c.txs.push_back(build_tx(fees, snap.chain_id, nonce++, t.account.address, t.amount, t.gas_limit));
+        p.tx = build_tx(fees, snap.chain_id, nonce++, t.account.address, t.amount, t.gas_limit);
         available -= cost;
     }
-    return c;
 }
 
-// Signed entries in nonce order, up to the first signature that failed: a later nonce without it
-// would be a gap.
-net::awaitable<std::vector<ledger::Entry>> sign(Context& ctx, const RoundPlan& plan, const Chosen& c, std::vector<Outcome>& out) {
-    const auto sigs = co_await sign_in_order(ctx.signer, c.txs);
-    std::vector<ledger::Entry> entries;
-    for (std::size_t j = 0; j < c.outcome.size(); ++j) {
-        auto& o = out[c.outcome[j]];
+// The chosen payments in nonce order, signed, up to the first signature that failed (a later nonce
+// without it would be a gap): each gets its entry (not yet journaled). Returns the signed ones.
+net::awaitable<std::vector<Payment*>> sign(Context& ctx, const RoundPlan& plan, std::vector<Payment>& payments) {
+    std::vector<Payment*> chosen;
+    std::vector<eth::Transaction> txs;
+    for (auto& p : payments)
+        if (p.tx) {
+            chosen.push_back(&p);
+            txs.push_back(*p.tx);
+        }
+    const auto sigs = co_await sign_in_order(ctx.signer, std::move(txs));
+    std::vector<Payment*> signed_ones;
+    for (std::size_t j = 0; j < chosen.size(); ++j) {
+        auto& p = *chosen[j];
         if (j >= sigs.size() || !sigs[j]) {
-            fail(o, Fault::kSigning,
-                 "signing failed: " + (j < sigs.size() ? sigs[j].error() : std::string("not signed after an earlier failure")));
-            spdlog::error("{}: {}", ctx.net.name, o.error);
-            fail_unsent(out, c.outcome[j] + 1, Fault::kSigning, "not sent: signing failed for an earlier top-up");
+            p.fail(Fault::kSigning, "signing failed: " + (j < sigs.size() ? sigs[j].error().message
+                                                                           : std::string("not signed after an earlier failure")));
+            spdlog::error("{}: {}", ctx.net.name, p.outcome.error);
+            fail_unsent(payments, static_cast<std::size_t>(&p - payments.data()) + 1,
+                        Problem{Fault::kSigning, "not sent: signing failed for an earlier top-up"});
             break;
         }
-        const auto& t = o.topup;
-        entries.push_back(entry_of(ctx, c.txs[j], eth::encode_signed(c.txs[j], *sigs[j]), t.account.home,
-                                   std::string(config::role_name(t.account.role)), plan.plan.snapshot.block));
-        o.tx_hash = entries.back().tx_hash;
-        o.nonce = c.txs[j].nonce;
+        const auto& t = p.outcome.topup;
+        p.entries.push_back(entry_of(ctx, *p.tx, eth::encode_signed(*p.tx, *sigs[j]), t.account.home,
+                                     std::string(config::role_name(t.account.role)), plan.plan.snapshot.block));
+        p.outcome.tx_hash = p.entries.back().tx_hash;
+        p.outcome.nonce = p.tx->nonce;
+        signed_ones.push_back(&p);
     }
-    co_return entries;
+    co_return signed_ones;
 }
 
-// Durable before broadcast: every entry in one ledger transaction (one sync).
-bool journal(Context& ctx, std::vector<ledger::Entry>& entries, const std::vector<std::size_t>& order, std::vector<Outcome>& out) {
-    try {
-        ctx.ledger->atomically([&] {
-            for (auto& e : entries) {
-                e.id = ctx.ledger->record_intent(e);
-                e.created = ctx.now();
-            }
-        });
-    } catch (const std::exception& ex) {
-        const std::string why = std::string("ledger cannot be written, not sent: ") + ex.what();
-        spdlog::error("{}: {}", ctx.net.name, why);
-        for (auto i : order) {
-            fail(out[i], Fault::kLedger, why);
-            out[i].tx_hash.clear();
+// Durable before broadcast: every signed payment's entry in one ledger transaction (one sync).
+bool journal_all(Context& ctx, const std::vector<Payment*>& signed_ones) {
+    std::vector<ledger::Entry> entries;
+    for (const auto* p : signed_ones) entries.push_back(p->entries.back());
+    if (auto problem = journal(ctx, entries)) {
+        spdlog::error("{}: {}", ctx.net.name, problem->message);
+        for (auto* p : signed_ones) {
+            p->fail(*problem);
+            p->outcome.tx_hash.clear();
+            p->entries.clear();
         }
         return false;
     }
-    for (std::size_t k = 0; k < order.size(); ++k) out[order[k]].ledger_id = entries[k].id;
+    for (std::size_t k = 0; k < signed_ones.size(); ++k) {
+        signed_ones[k]->entries.back() = entries[k];
+        signed_ones[k]->outcome.ledger_id = entries[k].id;
+    }
     return true;
 }
 
@@ -110,67 +115,79 @@ void log_sent(const Context& ctx, const Outcome& o, const Sent& s) {
         spdlog::error("{}: top-up to {} {} refused: {}", ctx.net.name, role, a.address.checksummed(), s.why());
 }
 
-// Held and unknown are watched; a proven refusal is final. An unknown result is never a failure.
-void record_sends(Context& ctx, const std::vector<ledger::Entry>& entries, const std::vector<std::size_t>& order,
-                  const std::vector<Sent>& sent, std::vector<Outcome>& out, RoundReport& report) {
+// What a send verdict makes of a payment: held and unknown are watched; a proven refusal is final.
+// An unknown result is never a failure.
+void apply_verdict(Payment& p, const Sent& s) {
+    switch (s.verdict) {
+        case SendVerdict::kHeld: p.outcome.state = Outcome::State::kSent; return;
+        case SendVerdict::kUnknown:
+            p.outcome.state = Outcome::State::kSent;
+            p.outcome.error = "send result unknown: " + s.why();
+            return;
+        case SendVerdict::kFailed:
+            p.fail(Fault::kTopUp, "node refused the transaction: " + s.why());
+            return;
+    }
+}
+
+// The broadcast's verdicts, in the ledger (one transaction) and in the payments.
+StepReport record_sends(Context& ctx, const std::vector<Payment*>& sent_ones, const std::vector<Sent>& sent) {
+    StepReport report;
     try {
         ctx.ledger->atomically([&] {
-            for (std::size_t k = 0; k < order.size(); ++k) record_send(ctx, entries[k].id, sent[k]);
+            for (std::size_t k = 0; k < sent_ones.size(); ++k)
+                record_send(ctx, sent_ones[k]->entries.back(), sent[k], SendKind::kFirst);
         });
     } catch (const std::exception& ex) {
         // The transactions are out; their entries stay `intent` and reconcile settles them.
         spdlog::error("{}: ledger cannot be written after the broadcast ({}); reconcile will settle it", ctx.net.name, ex.what());
-        report.faults.emplace_back(Fault::kLedger, std::string("send results not recorded: ") + ex.what());
-        for (auto i : order) out[i].unrecorded = true;
+        report.problems.push_back({Fault::kLedger, std::string("send results not recorded: ") + ex.what()});
+        for (auto* p : sent_ones) p->outcome.unrecorded = true;
     }
-    for (std::size_t k = 0; k < order.size(); ++k) {
-        auto& o = out[order[k]];
-        log_sent(ctx, o, sent[k]);
-        switch (sent[k].verdict) {
-            case SendVerdict::kHeld: o.state = Outcome::State::kSent; break;
-            case SendVerdict::kUnknown:
-                o.state = Outcome::State::kSent;
-                o.error = "send result unknown: " + sent[k].why();
-                break;
-            case SendVerdict::kFailed: fail(o, Fault::kTopUp, "node refused the transaction: " + sent[k].why()); break;
-        }
+    for (std::size_t k = 0; k < sent_ones.size(); ++k) {
+        log_sent(ctx, sent_ones[k]->outcome, sent[k]);
+        apply_verdict(*sent_ones[k], sent[k]);
     }
+    return report;
+}
+
+// Sign, journal, broadcast, record, fill gaps: the payments' first send.
+net::awaitable<StepReport> send_payments(Context& ctx, const RoundPlan& plan, std::vector<Payment>& payments) {
+    const auto& p = plan.plan;
+    choose(ctx, plan, payments);
+    const auto signed_ones = co_await sign(ctx, plan, payments);
+    if (signed_ones.empty() || !journal_all(ctx, signed_ones)) co_return StepReport{};
+    std::vector<ledger::Entry> entries;
+    for (const auto* s : signed_ones) entries.push_back(s->entries.back());
+    const auto sent = co_await broadcast(ctx, entries);
+    auto report = record_sends(ctx, signed_ones, sent);
+    report += co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(sent, entries));
+    co_return report;
+}
+
+// Why no payment can be sent at all, if so.
+std::optional<Problem> cannot_send(const NetworkPlan& p) {
+    if (!p.fees) return p.fee_problem.value_or(Problem{Fault::kFees, "no fee information"});
+    if (!p.snapshot.bank_nonce || !p.snapshot.bank_balance) return Problem{Fault::kPoll, "bank nonce or balance unknown"};
+    return std::nullopt;
 }
 
 }  // namespace
 
 net::awaitable<RoundReport> commit_round(Context& ctx, const RoundPlan& plan, const CommitOptions& opt) {
+    auto payments = payments_of(plan);
+    StepReport steps = co_await resolve_pending(ctx, plan.pending, plan.plan.snapshot.block);
+    if (!payments.empty()) {
+        if (const auto problem = cannot_send(plan.plan)) fail_unsent(payments, 0, *problem);
+        else {
+            steps += co_await send_payments(ctx, plan, payments);
+            steps += co_await watch_receipts(ctx, payments, opt);
+        }
+    }
     RoundReport report;
-    const auto& p = plan.plan;
-    for (const auto& t : p.topups) {
-        Outcome o;
-        o.topup = t;
-        report.outcomes.push_back(std::move(o));
-    }
-    auto& out = report.outcomes;
-    co_await resolve_pending(ctx, plan.pending, p.snapshot.block, report);
-    if (out.empty()) co_return report;
-    if (!p.fees) {
-        fail_unsent(out, 0, Fault::kFees, p.fee_error.empty() ? "no fee information" : p.fee_error);
-        co_return report;
-    }
-    if (!p.snapshot.bank_nonce || !p.snapshot.bank_balance) {
-        fail_unsent(out, 0, Fault::kPoll, "bank nonce or balance unknown");
-        co_return report;
-    }
-    const auto chosen = choose(ctx, plan, out);
-    auto entries = co_await sign(ctx, plan, chosen, out);
-    std::vector<std::size_t> order(chosen.outcome.begin(), chosen.outcome.begin() + static_cast<long>(entries.size()));
-    if (entries.empty() || !journal(ctx, entries, order, out)) co_return report;
-
-    const auto sent = co_await broadcast(ctx, entries);
-    record_sends(ctx, entries, order, sent, out, report);
-    co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(sent, entries), report);
-
-    std::vector<std::vector<ledger::Entry>> watched(out.size());
-    for (std::size_t k = 0; k < order.size(); ++k)
-        if (out[order[k]].state == Outcome::State::kSent) watched[order[k]].push_back(entries[k]);
-    co_await watch_receipts(ctx, out, watched, opt, report);
+    report.replacements = steps.replacements;
+    report.problems = std::move(steps.problems);
+    for (auto& p : payments) report.outcomes.push_back(std::move(p.outcome));
     co_return report;
 }
 

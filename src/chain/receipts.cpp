@@ -18,20 +18,19 @@ namespace net = boost::asio;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// A receipt of one of a payment's transactions (by index: the payment's entries only grow).
 struct Mined {
-    std::size_t outcome;
-    const ledger::Entry* entry;
+    std::size_t payment;
+    std::size_t entry;
     rpc::ReceiptInfo receipt;
 };
 
 // The receipt loop of one commit, as named steps.
 class Watch {
 public:
-    Watch(Context& ctx, std::vector<Outcome>& out, std::vector<std::vector<ledger::Entry>>& sent, const CommitOptions& opt,
-          RoundReport& report)
-        : ctx_(ctx), out_(out), sent_(sent), opt_(opt), report_(report) {}
+    Watch(Context& ctx, std::vector<Payment>& payments, const CommitOptions& opt) : ctx_(ctx), pay_(payments), opt_(opt) {}
 
-    net::awaitable<void> run() {
+    net::awaitable<StepReport> run() {
         const auto deadline = Clock::now() + opt_.confirm_timeout;
         const std::size_t total = waiting().size();
         std::size_t last_reported = SIZE_MAX;
@@ -49,7 +48,7 @@ public:
             if (!(co_await fetch(w, block, mined))) continue;
             record(mined);
             std::set<std::size_t> done;
-            for (const auto& m : mined) done.insert(m.outcome);
+            for (const auto& m : mined) done.insert(m.payment);
             co_await rebroadcast_unmined(w, done);
             if (block) co_await replace_stuck_ones(w, done, *block);
             const std::size_t confirmed = total - waiting().size();
@@ -57,16 +56,19 @@ public:
                 opt_.progress(ctx_.net.name + ": " + std::to_string(confirmed) + "/" + std::to_string(total) + " confirmed");
             last_reported = confirmed;
         }
-        for (auto i : waiting())
-            out_[i].error = "not confirmed within " + format_duration(static_cast<double>(opt_.confirm_timeout.count()) / 1000.0) + " (tx " + out_[i].tx_hash +
-                            "); the ledger keeps it and the next round reconciles it, never paying the account twice";
+        for (auto i : waiting()) {
+            auto& o = pay_[i].outcome;
+            o.error = "not confirmed within " + format_duration(static_cast<double>(opt_.confirm_timeout.count()) / 1000.0) +
+                      " (tx " + o.tx_hash + "); the ledger keeps it and the next round reconciles it, never paying the account twice";
+        }
+        co_return std::move(report_);
     }
 
 private:
     std::vector<std::size_t> waiting() const {
         std::vector<std::size_t> w;
-        for (std::size_t i = 0; i < out_.size(); ++i)
-            if (out_[i].state == Outcome::State::kSent && !sent_[i].empty()) w.push_back(i);
+        for (std::size_t i = 0; i < pay_.size(); ++i)
+            if (pay_[i].watched()) w.push_back(i);
         return w;
     }
 
@@ -87,10 +89,10 @@ private:
     net::awaitable<bool> fetch(const std::vector<std::size_t>& w, std::optional<std::uint64_t>& block, std::vector<Mined>& mined) {
         last_fetch_ = Clock::now();
         std::vector<rpc::Call> calls{{"eth_blockNumber", json::array()}};
-        std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (outcome, entry)
+        std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (payment, entry)
         for (auto i : w)
-            for (std::size_t k = 0; k < sent_[i].size(); ++k) {
-                calls.push_back({"eth_getTransactionReceipt", json::array({sent_[i][k].tx_hash})});
+            for (std::size_t k = 0; k < pay_[i].entries.size(); ++k) {
+                calls.push_back({"eth_getTransactionReceipt", json::array({pay_[i].entries[k].tx_hash})});
                 which.emplace_back(i, k);
             }
         std::vector<rpc::CallResult> r;
@@ -106,44 +108,48 @@ private:
             const auto& res = r[c + 1];
             if (!res.ok() || res.result->is_null()) continue;
             auto rec = rpc::as_receipt(*res.result);
-            if (rec) mined.push_back({which[c].first, &sent_[which[c].first][which[c].second], *rec});
+            if (rec) mined.push_back({which[c].first, which[c].second, *rec});
         }
         co_return true;
     }
 
+    // A receipt in the payment's outcome.
+    void settle(const Mined& m) {
+        auto& p = pay_[m.payment];
+        const auto& e = p.entries[m.entry];
+        auto& o = p.outcome;
+        o.tx_hash = e.tx_hash;
+        o.ledger_id = e.id;
+        o.block = m.receipt.block;
+        o.fee_paid = funding::fee_paid(m.receipt.gas_used, m.receipt.effective_gas_price, fees_of(e));
+        if (m.receipt.success) {
+            o.state = Outcome::State::kConfirmed;
+            o.error.clear();
+            spdlog::info("{}: confirmed tx {} in block {}", ctx_.net.name, o.tx_hash, o.block);
+        } else {
+            p.fail(Fault::kTopUp, "transaction reverted in block " + std::to_string(o.block));
+            spdlog::error("{}: tx {} reverted in block {}", ctx_.net.name, o.tx_hash, o.block);
+        }
+    }
+
     // Receipts of one poll: one ledger transaction (one sync). A nonce has one receipt at most.
     void record(const std::vector<Mined>& mined) {
-        for (const auto& m : mined) {
-            auto& o = out_[m.outcome];
-            o.tx_hash = m.entry->tx_hash;
-            o.ledger_id = m.entry->id;
-            o.block = m.receipt.block;
-            o.fee_paid = funding::fee_paid(m.receipt.gas_used, m.receipt.effective_gas_price, fees_of(*m.entry));
-            if (m.receipt.success) {
-                o.state = Outcome::State::kConfirmed;
-                o.error.clear();
-                spdlog::info("{}: confirmed tx {} in block {}", ctx_.net.name, o.tx_hash, o.block);
-            } else {
-                o.state = Outcome::State::kFailed;
-                o.fault = Fault::kTopUp;
-                o.error = "transaction reverted in block " + std::to_string(o.block);
-                spdlog::error("{}: tx {} reverted in block {}", ctx_.net.name, o.tx_hash, o.block);
-            }
-        }
+        for (const auto& m : mined) settle(m);
         if (mined.empty()) return;
         try {
             ctx_.ledger->atomically([&] {
                 for (const auto& m : mined) {
-                    ctx_.ledger->confirmed(m.entry->id, m.receipt.success, m.receipt.block, m.receipt.gas_used,
-                                           out_[m.outcome].fee_paid);
-                    for (const auto& other : sent_[m.outcome])
-                        if (other.id != m.entry->id) ctx_.ledger->replaced(other.id, m.entry->tx_hash);
+                    const auto& p = pay_[m.payment];
+                    const auto& e = p.entries[m.entry];
+                    ctx_.ledger->confirmed(e.id, m.receipt.success, m.receipt.block, m.receipt.gas_used, p.outcome.fee_paid);
+                    for (const auto& other : p.entries)
+                        if (other.id != e.id) ctx_.ledger->replaced(other.id, e.tx_hash);
                 }
             });
         } catch (const std::exception& ex) {
             spdlog::error("{}: ledger cannot be written: {} receipt(s) not recorded ({})", ctx_.net.name, mined.size(), ex.what());
-            report_.faults.emplace_back(Fault::kLedger, std::string("receipts not recorded: ") + ex.what());
-            for (const auto& m : mined) out_[m.outcome].unrecorded = true;
+            report_.problems.push_back({Fault::kLedger, std::string("receipts not recorded: ") + ex.what()});
+            for (const auto& m : mined) pay_[m.payment].outcome.unrecorded = true;
         }
     }
 
@@ -154,7 +160,7 @@ private:
         last_rebroadcast_ = Clock::now();
         std::vector<ledger::Entry> candidates;
         for (auto i : w)
-            if (!done.count(i)) candidates.push_back(sent_[i].back());
+            if (!done.count(i)) candidates.push_back(pay_[i].entries.back());
         std::vector<rpc::Call> again;
         for (const auto& e : co_await lost_by_node(ctx_, std::move(candidates)))
             again.push_back({"eth_sendRawTransaction", json::array({e.raw})});
@@ -170,29 +176,28 @@ private:
     net::awaitable<void> replace_stuck_ones(const std::vector<std::size_t>& w, const std::set<std::size_t>& done,
                                             std::uint64_t block) {
         for (auto i : w) {
-            auto& newest = sent_[i].back();
+            auto& p = pay_[i];
+            auto& newest = p.entries.back();
             if (done.count(i) || !funding::is_stuck(newest.created, newest.sent_block, ctx_.net.replace_after, ctx_.now(), block))
                 continue;
-            auto rep = co_await replace_stuck(ctx_, newest, fees_of(sent_[i].front()), block);
+            auto rep = co_await replace_stuck(ctx_, newest, fees_of(p.entries.front()), block);
+            report_ += std::move(rep.report);
             if (rep.entry) {
-                out_[i].tx_hash = rep.entry->tx_hash;
-                out_[i].ledger_id = rep.entry->id;
-                ++out_[i].replacements;
-                ++report_.replacements;
-                sent_[i].push_back(std::move(*rep.entry));
+                p.outcome.tx_hash = rep.entry->tx_hash;
+                p.outcome.ledger_id = rep.entry->id;
+                ++p.outcome.replacements;
+                p.entries.push_back(std::move(*rep.entry));
                 continue;
             }
-            spdlog::error("{}: tx {} is stuck: {}", ctx_.net.name, newest.tx_hash, rep.why);
             newest.created = ctx_.now();  // try again after another replaceAfter
             newest.sent_block = block;
         }
     }
 
     Context& ctx_;
-    std::vector<Outcome>& out_;
-    std::vector<std::vector<ledger::Entry>>& sent_;
+    std::vector<Payment>& pay_;
     const CommitOptions& opt_;
-    RoundReport& report_;
+    StepReport report_;
     std::optional<std::uint64_t> receipts_block_;
     Clock::time_point last_fetch_ = Clock::now();
     Clock::time_point last_rebroadcast_ = Clock::now();
@@ -200,10 +205,9 @@ private:
 
 }  // namespace
 
-net::awaitable<void> watch_receipts(Context& ctx, std::vector<Outcome>& out, std::vector<std::vector<ledger::Entry>>& sent,
-                                    const CommitOptions& opt, RoundReport& report) {
-    Watch w(ctx, out, sent, opt, report);
-    co_await w.run();
+net::awaitable<StepReport> watch_receipts(Context& ctx, std::vector<Payment>& payments, const CommitOptions& opt) {
+    Watch w(ctx, payments, opt);
+    co_return co_await w.run();
 }
 
 }  // namespace keymaster::chain::detail

@@ -23,11 +23,11 @@ Groups group_by_nonce(const std::vector<ledger::Entry>& pending) {
     return g;
 }
 
-std::vector<ledger::Entry> read_pending(const Context& ctx) {
+Expected<std::vector<ledger::Entry>> read_pending(const Context& ctx) {
     try {
         return ctx.ledger->pending(ctx.net.name, ctx.signer->address().checksummed());
     } catch (const std::exception& e) {
-        throw RoundError(Fault::kLedger, std::string("cannot read the ledger: ") + e.what());
+        return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
     }
 }
 
@@ -48,7 +48,7 @@ struct ChainFacts {
     std::vector<std::optional<rpc::ReceiptInfo>> receipts;
 };
 
-net::awaitable<ChainFacts> ask_chain(Context& ctx, const std::vector<ledger::Entry>& pending) {
+net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const std::vector<ledger::Entry>& pending) {
     std::vector<rpc::Call> calls;
     calls.push_back({"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})});
     calls.push_back({"eth_blockNumber", json::array()});
@@ -57,16 +57,16 @@ net::awaitable<ChainFacts> ask_chain(Context& ctx, const std::vector<ledger::Ent
     try {
         r = co_await ctx.client.batch(std::move(calls));
     } catch (const std::exception& e) {
-        throw RoundError(Fault::kPoll, std::string("cannot reconcile the ledger: ") + e.what());
+        co_return Problem{Fault::kPoll, std::string("cannot reconcile the ledger: ") + e.what()};
     }
     const auto latest = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
     const auto block = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
     if (!latest || !block)
-        throw RoundError(Fault::kPoll, "cannot reconcile the ledger: eth_getTransactionCount or eth_blockNumber failed");
+        co_return Problem{Fault::kPoll, "cannot reconcile the ledger: eth_getTransactionCount or eth_blockNumber failed"};
     ChainFacts f{*latest, *block, {}};
     for (std::size_t i = 0; i < pending.size(); ++i) {
         const auto& res = r[i + 2];
-        if (!res.ok()) throw RoundError(Fault::kPoll, "cannot reconcile the ledger: receipt query failed: " + res.error->message());
+        if (!res.ok()) co_return Problem{Fault::kPoll, "cannot reconcile the ledger: receipt query failed: " + res.error->message()};
         f.receipts.push_back(res.result->is_null() ? std::nullopt : rpc::as_receipt(*res.result));
     }
     co_return f;
@@ -131,25 +131,30 @@ void settle_nonce(Context& ctx, const std::vector<ledger::Entry>& pending, const
 
 }  // namespace
 
-net::awaitable<LedgerView> reconcile(Context& ctx) {
+net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     LedgerView view;
-    const auto pending = read_pending(ctx);
+    const auto read = read_pending(ctx);
+    if (!read) co_return read.error();
+    const auto& pending = *read;
     if (pending.empty()) co_return view;
     const auto facts = co_await ask_chain(ctx, pending);
+    if (!facts) co_return facts.error();
     const auto groups = group_by_nonce(pending);
     try {
         ctx.ledger->atomically([&] {
-            for (const auto& [nonce, members] : groups) settle_nonce(ctx, pending, members, facts, view);
+            for (const auto& [nonce, members] : groups) settle_nonce(ctx, pending, members, *facts, view);
         });
     } catch (const std::exception& e) {
-        throw RoundError(Fault::kLedger, std::string("ledger cannot be written: ") + e.what());
+        co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
     }
     co_return view;
 }
 
-LedgerView pending_view(const Context& ctx) {
+Expected<LedgerView> pending_view(const Context& ctx) {
     LedgerView view;
-    const auto pending = read_pending(ctx);
+    const auto read = read_pending(ctx);
+    if (!read) return read.error();
+    const auto& pending = *read;
     for (const auto& [nonce, members] : group_by_nonce(pending)) {
         auto a = action_for(ctx, pending, members, 0);
         if (auto to = eth::Address::parse(a.entry.recipient)) view.busy.insert(*to);
@@ -170,8 +175,7 @@ net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candid
     try {
         ctx.ledger->atomically([&] {
             for (std::size_t k = 0; k < entries.size(); ++k)
-                if (entries[k].state == ledger::State::kIntent && held_by_node(sent[k].verdict))
-                    ctx.ledger->mark(entries[k].id, ledger::State::kSent, "broadcast on reconcile");
+                record_send(ctx, entries[k], sent[k], SendKind::kAgain, "broadcast on reconcile");
         });
     } catch (const std::exception& e) {
         spdlog::error("{}: ledger cannot record a re-broadcast ({}); the next round settles it", ctx.net.name, e.what());
@@ -183,26 +187,20 @@ net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candid
 
 }  // namespace
 
-net::awaitable<void> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending, std::uint64_t block,
-                                     RoundReport& report) {
+net::awaitable<StepReport> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending, std::uint64_t block) {
+    StepReport report;
     std::vector<ledger::Entry> again;
     for (const auto& a : pending) {
         if (a.kind == PendingAction::Kind::kWait) continue;
         if (a.kind == PendingAction::Kind::kReplace) {
             auto rep = co_await replace_stuck(ctx, a.entry, a.first_fees, block);
-            if (rep.entry) {
-                ++report.replacements;
-                spdlog::info("{}: ledger: {} (nonce {}) stuck: replaced by {}", ctx.net.name, a.entry.tx_hash, a.entry.nonce,
-                             rep.entry->tx_hash);
-                continue;
-            }
-            spdlog::warn("{}: ledger: {} (nonce {}) stuck, not replaced: {}", ctx.net.name, a.entry.tx_hash, a.entry.nonce,
-                         rep.why);
-            if (!rep.ceiling) report.faults.emplace_back(Fault::kTopUp, "replacement of " + a.entry.tx_hash + ": " + rep.why);
+            report += std::move(rep.report);
+            if (rep.entry) continue;
         }
         again.push_back(a.entry);
     }
     co_await rebroadcast(ctx, again);
+    co_return report;
 }
 
 }  // namespace keymaster::chain::detail

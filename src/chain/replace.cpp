@@ -4,60 +4,90 @@
 #include "steps.hpp"
 
 namespace keymaster::chain::detail {
+namespace {
 
 namespace net = boost::asio;
 
-net::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stuck, const Fees& first_fees,
-                                          std::uint64_t block) {
-    Replacement out;
+// The fees of the replacement, or why there are none (the ceiling: not a Problem, the stuck one
+// is left to be mined at its fees).
+struct NewFees {
+    std::optional<Fees> fees;
+    std::string why;
+};
+
+NewFees raise_fees(const Context& ctx, const ledger::Entry& stuck, const Fees& first_fees) {
     const Wei ceiling = funding::replacement_ceiling(first_fees, ctx.net);
-    auto fees = funding::bumped_fees(fees_of(stuck), ceiling);
-    if (!fees) {
-        out.ceiling = true;
-        out.why = "cannot raise fees: the ceiling of " + format_units(ceiling, 9) + " gwei per gas is reached (" +
-                  (ctx.net.max_fee_per_gas && *ctx.net.max_fee_per_gas == ceiling
-                       ? std::string("maxFeePerGas")
-                       : std::to_string(ctx.net.replace_fee_ceiling) + "x the nonce's first fees, replaceFeeCeiling") +
-                  ")";
-        co_return out;
-    }
+    if (auto fees = funding::bumped_fees(fees_of(stuck), ceiling)) return {fees, {}};
+    return {std::nullopt, "cannot raise fees: the ceiling of " + format_units(ceiling, 9) + " gwei per gas is reached (" +
+                              (ctx.net.max_fee_per_gas && *ctx.net.max_fee_per_gas == ceiling
+                                   ? std::string("maxFeePerGas")
+                                   : std::to_string(ctx.net.replace_fee_ceiling) + "x the nonce's first fees, replaceFeeCeiling") +
+                              ")"};
+}
+
+// Signs and journals the replacement (durable before its broadcast).
+net::awaitable<Expected<ledger::Entry>> journaled_replacement(Context& ctx, const ledger::Entry& stuck, const Fees& fees,
+                                                              std::uint64_t block) {
     auto to = eth::Address::parse(stuck.recipient);
-    if (!to) {
-        out.why = "bad recipient in the ledger";
-        co_return out;
-    }
-    const auto tx = build_tx(*fees, stuck.chain_id, stuck.nonce, *to, stuck.amount, stuck.gas_limit);
-    auto e = co_await sign_entry(ctx, tx, stuck.home, stuck.role, block, out.why);
-    if (!e) co_return out;
-    try {
-        e->id = ctx.ledger->record_intent(*e);
-        e->created = ctx.now();
-    } catch (const std::exception& ex) {
-        out.why = std::string("ledger cannot be written: ") + ex.what();
-        co_return out;
-    }
-    const std::vector<ledger::Entry> one(1, *e);
-    const auto sent = (co_await broadcast(ctx, one))[0];
+    if (!to) co_return Problem{Fault::kLedger, "bad recipient in the ledger"};
+    const auto tx = build_tx(fees, stuck.chain_id, stuck.nonce, *to, stuck.amount, stuck.gas_limit);
+    auto e = co_await sign_entry(ctx, tx, stuck.home, stuck.role, block);
+    if (!e) co_return e.error();
+    std::vector<ledger::Entry> one(1, *e);
+    if (auto problem = journal(ctx, one)) co_return *problem;
+    co_return one[0];
+}
+
+// The broadcast's verdict in the ledger: the new one's state; the stuck one `replaced` unless the
+// new one was refused (then the Problem; a ledger that cannot record an accepted one is logged). Unknown: it may be out there; both stay unresolved for reconcile (pending()
+// keeps a replaced entry until its nonce is settled), whichever is mined settles the nonce.
+std::optional<Problem> record_replacement(Context& ctx, const ledger::Entry& stuck, const ledger::Entry& e, const Sent& sent) {
     const bool refused = sent.verdict == SendVerdict::kFailed;
     try {
-        record_send(ctx, e->id, sent, "replaces " + stuck.tx_hash);
-        if (refused) {
-            out.why = "replacement refused: " + sent.why();
-            co_return out;
-        }
-        // Unknown: it may be out there. Both stay unresolved for reconcile (pending() keeps a
-        // replaced entry until its nonce is settled), whichever is mined settles the nonce.
-        ctx.ledger->replaced(stuck.id, e->tx_hash);
+        ctx.ledger->atomically([&] {
+            record_send(ctx, e, sent, SendKind::kFirst, "replaces " + stuck.tx_hash);
+            if (!refused) ctx.ledger->replaced(stuck.id, e.tx_hash);
+        });
     } catch (const std::exception& ex) {
-        out.why = std::string("ledger cannot be written: ") + ex.what();
-        if (refused) co_return out;
+        const Problem p{Fault::kLedger, std::string("ledger cannot be written: ") + ex.what()};
+        if (refused) return p;
+        spdlog::error("{}: replacement {} of {}: {}; reconcile settles it", ctx.net.name, e.tx_hash, stuck.tx_hash, p.message);
     }
+    if (refused) return Problem{Fault::kTopUp, "replacement refused: " + sent.why()};
+    return std::nullopt;
+}
+
+// The one way a replacement that did not happen is reported, wherever it was tried.
+Replacement not_replaced(const Context& ctx, const ledger::Entry& stuck, const std::string& why, bool ceiling) {
+    Replacement out;
+    if (ceiling) {
+        spdlog::warn("{}: tx {} (nonce {}) stuck, not replaced: {}", ctx.net.name, stuck.tx_hash, stuck.nonce, why);
+        return out;
+    }
+    spdlog::error("{}: tx {} (nonce {}) stuck, not replaced: {}", ctx.net.name, stuck.tx_hash, stuck.nonce, why);
+    out.report.problems.push_back({Fault::kTopUp, "replacement of " + stuck.tx_hash + ": " + why});
+    return out;
+}
+
+}  // namespace
+
+net::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stuck, const Fees& first_fees,
+                                          std::uint64_t block) {
+    const auto raised = raise_fees(ctx, stuck, first_fees);
+    if (!raised.fees) co_return not_replaced(ctx, stuck, raised.why, true);
+    auto e = co_await journaled_replacement(ctx, stuck, *raised.fees, block);
+    if (!e) co_return not_replaced(ctx, stuck, e.error().message, false);
+    const std::vector<ledger::Entry> one(1, *e);
+    const auto sent = (co_await broadcast(ctx, one))[0];
+    if (auto refused = record_replacement(ctx, stuck, *e, sent)) co_return not_replaced(ctx, stuck, refused->message, false);
     e->state = ledger::State::kSent;
     spdlog::warn("{}: tx {} (nonce {}) stuck; replaced by {} with fees raised to {} gwei{}", ctx.net.name, stuck.tx_hash,
-                 stuck.nonce, e->tx_hash, format_units(fees->per_gas_cap(), 9),
+                 stuck.nonce, e->tx_hash, format_units(raised.fees->per_gas_cap(), 9),
                  sent.verdict == SendVerdict::kUnknown ? " (send result unknown: " + sent.why() + ")" : "");
-    out.entry = std::move(*e);
     if (ctx.replaced) ctx.replaced();
+    Replacement out;
+    out.entry = std::move(*e);
+    out.report.replacements = 1;
     co_return out;
 }
 

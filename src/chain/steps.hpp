@@ -20,26 +20,50 @@ namespace keymaster::chain::detail {
 struct Context {
     rpc::RpcClient& client;
     std::shared_ptr<signer::Signer> signer;
-    ledger::Ledger* ledger;  //!< null in kStatus
+    ledger::Ledger* ledger;  //!< null only when there is no ledger (status before the first top-up)
     const config::Network& net;
-    std::function<double()> now;
+    std::function<double()> now;     //!< the Worker's clock (unix seconds)
     std::function<void()> replaced;  //!< a replacement was broadcast (counted then, not at the Round's end)
 };
 
-// --- transactions.cpp: the one place a transaction and its ledger entry are built ---
+//! One top-up through commit, in one record: the decision, the transaction chosen for it, every
+//! journaled transaction of its nonce (first first, newest last) and what became of it.
+struct Payment {
+    Outcome outcome;                     //!< the decision (outcome.topup) and what became of it
+    std::optional<eth::Transaction> tx;  //!< chosen: its unsigned transaction, nonce assigned
+    std::vector<ledger::Entry> entries;  //!< its journaled transactions, newest last
+    //! Sent and journaled: commit waits for its receipt.
+    [[nodiscard]] bool watched() const { return outcome.state == Outcome::State::kSent && !entries.empty(); }
+    void fail(Fault f, std::string why);
+    void fail(const Problem& p) { fail(p.fault, p.message); }
+};
+
+//! What a step of commit tells besides its payments: problems tied to no payment, replacements.
+struct StepReport {
+    int replacements = 0;
+    std::vector<Problem> problems;
+    StepReport& operator+=(StepReport other);
+};
+
+// --- transactions.cpp: the one place a transaction and its ledger entry are built and journaled ---
 [[nodiscard]] eth::Transaction build_tx(const Fees& fees, std::uint64_t chain_id, std::uint64_t nonce,
                                         const eth::Address& to, const Wei& value, std::uint64_t gas_limit);
 [[nodiscard]] ledger::Entry entry_of(const Context& ctx, const eth::Transaction& tx, const Bytes& raw,
                                      const std::string& home, const std::string& role, std::uint64_t block);
 [[nodiscard]] Fees fees_of(const ledger::Entry& e);
-//! Signs `txs` in order, up to four at a time (a KMS Sign is a network round trip). Returns the
-//! signed prefix: every result up to and including the first failure; nothing after it is signed.
+//! Signs `txs` in order, up to four at a time, whatever the signer (a KMS Sign is a network round
+//! trip). Returns the signed prefix: every result up to and including the first failure; nothing
+//! after it is signed.
 [[nodiscard]] boost::asio::awaitable<std::vector<signer::SignResult>> sign_in_order(
     std::shared_ptr<signer::Signer> signer, std::vector<eth::Transaction> txs);
-//! Signs one transaction; the entry (not yet journaled), or why not.
-[[nodiscard]] boost::asio::awaitable<std::optional<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx,
-                                                                            const std::string& home, const std::string& role,
-                                                                            std::uint64_t block, std::string& why);
+//! Signs one transaction: its entry (not yet journaled), or why not (kSigning).
+[[nodiscard]] boost::asio::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx,
+                                                                        const std::string& home, const std::string& role,
+                                                                        std::uint64_t block);
+//! The one place an intent is journaled: every entry in one ledger transaction (one sync), each
+//! given its id and its creation time (the Worker's clock). Durable before any broadcast; on a
+//! Problem (kLedger) none is written.
+[[nodiscard]] std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries);
 
 // --- broadcast.cpp ---
 //! One transaction's broadcast: the verdict (from the chain's evidence), the node's words as a hint.
@@ -60,27 +84,32 @@ struct Sent {
 //! sent again, nor bytes the node holds (some nodes execute such bytes twice: ganache does for nonce 0).
 //! Nothing when the chain cannot be asked.
 [[nodiscard]] boost::asio::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vector<ledger::Entry> entries);
-//! The one place a send's verdict reaches the ledger: held and unknown are `sent` (unknown says so),
-//! failed is `failed` with the node's words. `note` is added for a held one (e.g. "replaces 0x..").
-void record_send(Context& ctx, std::int64_t id, const Sent& sent, const std::string& note = {});
+//! Whether a send is an entry's first broadcast or the same bytes again.
+enum class SendKind { kFirst, kAgain };
+//! The one place a send's verdict reaches the ledger (inside the caller's ledger transaction, if any).
+//! First send: held and unknown are `sent` (unknown says so, `note` follows), failed is `failed` with
+//! the node's words. Again: only an `intent` the node now holds becomes `sent`; nothing else changes
+//! (the chain settles it in reconcile).
+void record_send(Context& ctx, const ledger::Entry& entry, const Sent& sent, SendKind kind, const std::string& note = {});
 //! Fills each refused nonce (proven failed) that has others after it with a zero-value transfer from
 //! the bank to itself (role "nonce-filler"); a filler worded "underpriced" and not held is re-signed
 //! with bumped fees (every one of them stays `sent` until one of the nonce is mined).
-[[nodiscard]] boost::asio::awaitable<void> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id, std::uint64_t block,
-                                                     const std::vector<std::uint64_t>& nonces, RoundReport& report);
+[[nodiscard]] boost::asio::awaitable<StepReport> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id,
+                                                           std::uint64_t block, const std::vector<std::uint64_t>& nonces);
 //! Nonces to fill: failed ones with a transaction held by the node (or of unknown fate) after them.
 [[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<Sent>& sent,
                                                     const std::vector<ledger::Entry>& entries);
 
 // --- replace.cpp ---
+//! A replacement: the new transaction (sent or of unknown fate), and what to report of it.
 struct Replacement {
-    std::optional<ledger::Entry> entry;  //!< the new transaction (sent or of unknown fate)
-    std::string why;                     //!< when none
-    bool ceiling = false;                //!< the fee ceiling is reached
+    std::optional<ledger::Entry> entry;
+    StepReport report;  //!< one replacement, or the Problem (none when only the fee ceiling stops it)
 };
 //! Re-signs a stuck transaction with the same nonce and fees raised 12.5% (never above the
 //! ceiling), journals it before the broadcast; the stuck one becomes `replaced` unless the new
-//! one is refused. An unknown send result leaves the new one `sent` for reconcile.
+//! one is refused. An unknown send result leaves the new one `sent` for reconcile. Logs the result
+//! (the one way a replacement is reported, in reconcile's and in the receipts' wait alike).
 [[nodiscard]] boost::asio::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stuck, const Fees& first_fees,
                                                                std::uint64_t block);
 
@@ -94,20 +123,20 @@ struct LedgerView {
     std::vector<std::string> log;
 };
 //! kLive: asks the chain about every unresolved entry (one batch) and records what it proves:
-//! mined (confirmed or reverted), dropped (with evidence over several blocks). Throws RoundError.
-[[nodiscard]] boost::asio::awaitable<LedgerView> reconcile(Context& ctx);
+//! mined (confirmed or reverted), dropped (with evidence over several blocks). kPoll or kLedger
+//! when the chain or the ledger cannot be used.
+[[nodiscard]] boost::asio::awaitable<Expected<LedgerView>> reconcile(Context& ctx);
 //! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
-[[nodiscard]] LedgerView pending_view(const Context& ctx);
+[[nodiscard]] Expected<LedgerView> pending_view(const Context& ctx);
 //! Commit's first step: re-broadcast or replace the plan's pending entries.
-[[nodiscard]] boost::asio::awaitable<void> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending,
-                                                           std::uint64_t block, RoundReport& report);
+[[nodiscard]] boost::asio::awaitable<StepReport> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending,
+                                                                 std::uint64_t block);
 
 // --- receipts.cpp ---
-//! Waits for receipts of every sent outcome (`sent[i]`: every transaction of outcome i's nonce,
-//! newest last), records them in one ledger transaction per poll, re-broadcasts and replaces.
-[[nodiscard]] boost::asio::awaitable<void> watch_receipts(Context& ctx, std::vector<Outcome>& out,
-                                                          std::vector<std::vector<ledger::Entry>>& sent,
-                                                          const CommitOptions& opt, RoundReport& report);
+//! Waits for receipts of every watched payment (any transaction of its nonce), records them in one
+//! ledger transaction per poll, re-broadcasts and replaces.
+[[nodiscard]] boost::asio::awaitable<StepReport> watch_receipts(Context& ctx, std::vector<Payment>& payments,
+                                                                const CommitOptions& opt);
 
 }  // namespace keymaster::chain::detail
 

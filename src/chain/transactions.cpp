@@ -79,7 +79,7 @@ net::awaitable<void> sign_some(std::shared_ptr<SignState> st) {
         try {
             st->sigs[j] = co_await st->signer->sign(eth::signing_hash(st->txs[j]));
         } catch (const std::exception& e) {
-            st->sigs[j] = signer::SignResult::failure(e.what());
+            st->sigs[j] = signer::sign_failure(e.what());
         }
         if (!*st->sigs[j]) st->stop = true;  // nothing after a failure is sent: stop signing
     }
@@ -116,15 +116,39 @@ net::awaitable<std::vector<signer::SignResult>> sign_in_order(std::shared_ptr<si
     co_return out;
 }
 
-net::awaitable<std::optional<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx, const std::string& home,
-                                                        const std::string& role, std::uint64_t block, std::string& why) {
+net::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx, const std::string& home,
+                                                  const std::string& role, std::uint64_t block) {
     std::vector<eth::Transaction> one(1, tx);  // (GCC 12: no braced list inside co_await)
     auto sigs = co_await sign_in_order(ctx.signer, std::move(one));
-    if (sigs.empty() || !sigs[0]) {
-        why = "signing failed: " + (sigs.empty() ? std::string("no signature") : sigs[0].error());
-        co_return std::nullopt;
-    }
+    if (sigs.empty() || !sigs[0])
+        co_return Problem{Fault::kSigning, "signing failed: " + (sigs.empty() ? std::string("no signature") : sigs[0].error().message)};
     co_return entry_of(ctx, tx, eth::encode_signed(tx, *sigs[0]), home, role, block);
+}
+
+std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
+    try {
+        ctx.ledger->atomically([&] {
+            for (auto& e : entries) {
+                e.created = ctx.now();
+                e.id = ctx.ledger->record_intent(e);
+            }
+        });
+    } catch (const std::exception& ex) {
+        return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
+    }
+    return std::nullopt;
+}
+
+void Payment::fail(Fault f, std::string why) {
+    outcome.state = Outcome::State::kFailed;
+    outcome.fault = f;
+    outcome.error = std::move(why);
+}
+
+StepReport& StepReport::operator+=(StepReport other) {
+    replacements += other.replacements;
+    for (auto& p : other.problems) problems.push_back(std::move(p));
+    return *this;
 }
 
 }  // namespace keymaster::chain::detail

@@ -38,9 +38,9 @@ rpc::RpcOptions rpc_options(const config::Network& n) {
 }
 
 // Gas limits: the config's gasLimit, else eth_estimateGas (one batch). A failed estimate leaves
-// that top-up with gas_limit 0: it will not be sent.
-net::awaitable<void> estimate_gas(rpc::RpcClient& client, const config::Network& net, NetworkPlan& plan) {
-    if (plan.topups.empty() || net.gas_limit) co_return;
+// that top-up with gas_limit 0: it will not be sent. The fees make_plan chose stay as they are.
+net::awaitable<std::optional<Problem>> estimate_gas(rpc::RpcClient& client, const config::Network& net, NetworkPlan& plan) {
+    if (plan.topups.empty() || net.gas_limit) co_return std::nullopt;
     std::vector<rpc::Call> calls;
     for (const auto& t : plan.topups)
         calls.push_back({"eth_estimateGas", json::array({json{{"from", plan.snapshot.bank.lower()},
@@ -50,15 +50,16 @@ net::awaitable<void> estimate_gas(rpc::RpcClient& client, const config::Network&
     try {
         r = co_await client.batch(std::move(calls));
     } catch (const std::exception& e) {
-        plan.fee_error = std::string("gas estimation failed: ") + e.what();
-        plan.fees.reset();
-        co_return;
+        for (auto& t : plan.topups) t.gas_limit = 0;
+        funding::update_costs(plan);
+        co_return Problem{Fault::kPoll, std::string("gas estimation failed: ") + e.what()};
     }
     for (std::size_t i = 0; i < plan.topups.size(); ++i) {
         auto g = r[i].ok() ? rpc::as_u64(*r[i].result) : std::nullopt;
         plan.topups[i].gas_limit = g.value_or(0);
     }
     funding::update_costs(plan);
+    co_return std::nullopt;
 }
 
 }  // namespace
@@ -88,35 +89,28 @@ struct Worker::Impl {
     detail::Context context() { return detail::Context{client, signer, ledger, net_, now, {}}; }
 
     // Step 1: the ledger's unresolved entries (the accounts they pay wait). Step 2 is the poll.
-    net::awaitable<detail::LedgerView> read_ledger(Mode mode, RoundPlan& rp) {
+    net::awaitable<Expected<detail::LedgerView>> read_ledger(Mode mode) {
         auto ctx = context();
-        try {
-            if (mode == Mode::kLive) co_return co_await detail::reconcile(ctx);
-            if (mode == Mode::kDryRun) co_return detail::pending_view(ctx);
-        } catch (const RoundError& e) {
-            rp.fault = e.fault();
-            rp.error = e.what();
-        }
+        if (mode == Mode::kLive) co_return co_await detail::reconcile(ctx);
+        if (reads_ledger(mode)) co_return detail::pending_view(ctx);
         co_return detail::LedgerView{};
     }
 
     // Step 3: the chain id is pinned by the first poll; every later one must see the same.
-    void check_chain(RoundPlan& rp, const NetworkSnapshot& snap) {
-        if (!snap.reachable) {
-            rp.fault = snap.chain_id_mismatch ? Fault::kChainId : Fault::kPoll;
-            rp.error = snap.error;
-            return;
-        }
+    std::optional<Problem> check_chain(const NetworkSnapshot& snap) {
+        if (!snap.reachable) return Problem{snap.chain_id_mismatch ? Fault::kChainId : Fault::kPoll, snap.error};
         if (!net_.chain_id) {
             net_.chain_id = snap.chain_id;
             spdlog::info("{}: chain id {}", net_.name, snap.chain_id);
         }
         ready = true;
+        return std::nullopt;
     }
 
-    // Step 7: limits, from what the ledger saw sent in 24 hours (after step 5, the decision, and 6, gas).
-    void apply_limits(RoundPlan& rp) {
-        if (!ledger) return;
+    // Step 7: limits, from what the ledger saw sent in 24 hours (after step 5, the decision, and 6,
+    // gas): what is left of limits.daily.
+    Expected<std::optional<Wei>> apply_limits(NetworkPlan& plan) {
+        if (!ledger) return std::optional<Wei>{};
         try {
             const double day_ago = now() - 86400;
             const Wei spent = ledger->spent_since(net_.name, bank.checksummed(), day_ago);
@@ -124,10 +118,10 @@ struct Worker::Impl {
             if (net_.limits.per_account.any())
                 for (const auto& [recipient, r] : ledger->received_since(net_.name, bank.checksummed(), day_ago))
                     if (auto a = eth::Address::parse(recipient)) received[*a] = {r.amount, r.count};
-            rp.spend_remaining = funding::apply_limits(rp.plan, net_.limits, spent, received);
+            return funding::apply_limits(plan, net_.limits, spent, received);
         } catch (const std::exception& e) {
-            rp.fault = Fault::kLedger;
-            rp.error = std::string("cannot read spending from the ledger (") + e.what() + "); sending nothing this round";
+            return Problem{Fault::kLedger, std::string("cannot read spending from the ledger (") + e.what() +
+                                               "); sending nothing this round"};
         }
     }
 
@@ -138,12 +132,14 @@ struct Worker::Impl {
                                                 std::optional<funding::BurnRate>& bank_rate) {
         const double t = now();
         try {
-            if (ledger && rp.mode == Mode::kStatus) burn.load(*ledger, t);
-            else if (rp.mode != Mode::kStatus)
-                rp.spent = burn.measure(ledger, rp.mode == Mode::kLive ? ledger : nullptr, snap, busy, t);
+            if (!reads_ledger(rp.mode)) {
+                if (ledger) burn.load(*ledger, t);
+            } else {
+                rp.spent = burn.measure(ledger, sends(rp.mode) ? ledger : nullptr, snap, busy, t);
+            }
             if (ledger) bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
         } catch (const std::exception& e) {
-            rp.burn_error = std::string("cannot keep the burn history (") + e.what() + "): amounts apply";
+            rp.burn_problem = Problem{Fault::kLedger, std::string("cannot keep the burn history (") + e.what() + "): amounts apply"};
         }
         return burn.rates(t);
     }
@@ -154,7 +150,7 @@ struct Worker::Impl {
     // lost since the last point with nothing unaccounted must be what those took. A bank's first
     // audit starts where it stands.
     void audit_bank(RoundPlan& rp, const NetworkSnapshot& snap) {
-        if (rp.mode != Mode::kLive || !ledger || !snap.bank_latest_nonce || !snap.bank_balance) return;
+        if (!sends(rp.mode) || !ledger || !snap.bank_latest_nonce || !snap.bank_balance) return;
         const funding::AuditPoint here{*snap.bank_latest_nonce, snap.block, *snap.bank_balance};
         const bool quiet = snap.bank_nonce == snap.bank_latest_nonce;
         const auto bank_id = bank.checksummed();
@@ -177,7 +173,7 @@ struct Worker::Impl {
             }
             save_audit(bank_id, kept, step.state);
         } catch (const std::exception& e) {
-            rp.audit_error = std::string("bank audit: cannot use the ledger (") + e.what() + ")";
+            rp.audit_problem = Problem{Fault::kLedger, std::string("bank audit: cannot use the ledger (") + e.what() + ")"};
         }
     }
 
@@ -205,7 +201,7 @@ struct Worker::Impl {
     net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode) {
         std::vector<std::size_t> out, which;
         std::vector<rpc::Call> calls;
-        if (mode != Mode::kLive || !snap.reachable || confirmed_since_poll.empty()) co_return out;
+        if (!sends(mode) || !snap.reachable || confirmed_since_poll.empty()) co_return out;
         for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
             const auto& s = snap.accounts[i];
             if (!s.balance || *s.balance >= s.account.threshold) continue;
@@ -249,20 +245,28 @@ struct Worker::Impl {
     net::awaitable<RoundPlan> prepare(Mode mode) {
         RoundPlan rp;
         rp.mode = mode;
-        auto view = co_await read_ledger(mode, rp);
-        rp.ledger_log = std::move(view.log);
-        rp.settled = std::move(view.settled);
-        if (!rp.settled.empty()) burn.paid_changed();
+        auto view = co_await read_ledger(mode);
+        if (!view) rp.fail(view.error());
+        else {
+            rp.ledger_log = std::move(view->log);
+            rp.settled = std::move(view->settled);
+            if (!rp.settled.empty()) burn.paid_changed();
+        }
         auto snap = co_await chain::poll(client, net_, bank, *accounts);
-        const bool ledger_ok = rp.fault == Fault::kNone;
-        check_chain(rp, snap);
+        if (auto p = check_chain(snap)) rp.fail(*p);
         note_confirmed(rp.settled);
         rp.mismatches = co_await self_contradictions(snap, mode);
         confirmed_since_poll.clear();
-        if (!snap.reachable || !ledger_ok) {  // nothing may be decided without a readable ledger
+        if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
         }
+        co_await decide(rp, std::move(snap), std::move(*view));
+        co_return rp;
+    }
+
+    // Steps 4 to 7, on a readable ledger and a reachable chain.
+    net::awaitable<void> decide(RoundPlan& rp, NetworkSnapshot snap, detail::LedgerView view) {
         std::optional<funding::BurnRate> bank_rate;
         auto rates = measure_burn(rp, snap, view.busy, bank_rate);
         audit_bank(rp, snap);
@@ -270,11 +274,15 @@ struct Worker::Impl {
         rp.plan.bank_rate = bank_rate;
         rp.pending = std::move(view.pending);
         rp.first_nonce = std::max(rp.plan.snapshot.bank_nonce.value_or(0), view.next_nonce.value_or(0));
-        if (mode == Mode::kStatus || rp.plan.topups.empty()) co_return rp;
-        co_await estimate_gas(client, net_, rp.plan);
-        apply_limits(rp);
-        co_return rp;
+        if (!reads_ledger(rp.mode) || rp.plan.topups.empty()) co_return;
+        rp.gas_problem = co_await estimate_gas(client, net_, rp.plan);
+        auto left = apply_limits(rp.plan);
+        if (left) rp.spend_remaining = *left;
+        else rp.fail(left.error());
     }
+
+    net::awaitable<bool> round(Worker& self, const Schedule& schedule, const RoundObserver& observer, Clock::time_point start,
+                               std::chrono::milliseconds delay);
 
     std::chrono::milliseconds next_delay(const Schedule& s, bool ok) {
         std::uniform_real_distribution<double> jitter(0.9, 1.1);
@@ -296,7 +304,7 @@ Worker::~Worker() = default;
 net::awaitable<RoundPlan> Worker::prepare(Mode mode) { return impl_->prepare(mode); }
 
 net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions options) {
-    if (plan.mode != Mode::kLive || !plan.can_commit() || !impl_->ledger) co_return RoundReport{};
+    if (!sends(plan.mode) || !plan.can_commit() || !impl_->ledger) co_return RoundReport{};
     auto ctx = impl_->context();
     ctx.replaced = options.replaced;
     auto report = co_await detail::commit_round(ctx, plan, options);
@@ -311,40 +319,67 @@ namespace {
 net::awaitable<bool> cancelled() {
     co_return (co_await net::this_coro::cancellation_state).cancelled() != net::cancellation_type::none;
 }
+
+// The observer hears the original exception, of its own type.
+void report_failure(const std::exception_ptr& error, const RoundObserver& observer) {
+    if (!observer.failed) return;
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        observer.failed(e);
+    } catch (...) {
+        observer.failed(std::runtime_error("unknown exception"));
+    }
+}
 }  // namespace
+
+bool RoundPlan::has_work() const {
+    if (!can_commit()) return false;
+    if (!plan.topups.empty()) return true;
+    return std::any_of(pending.begin(), pending.end(), [](const auto& a) { return a.kind != PendingAction::Kind::kWait; });
+}
+
+bool round_ok(const RoundPlan& plan, const RoundReport* report) {
+    return !plan.problem && (!report || report->problems.empty());
+}
+
+// One Round of run(): prepare, and commit when there is work. Whether it went well (round_ok).
+net::awaitable<bool> Worker::Impl::round(Worker& self, const Schedule& schedule, const RoundObserver& observer,
+                                         Clock::time_point start, std::chrono::milliseconds delay) {
+    auto plan = co_await self.prepare(schedule.mode);
+    if (observer.prepared) observer.prepared(plan, std::chrono::duration<double>(Clock::now() - start).count());
+    if (!sends(plan.mode) || stopping || !plan.has_work()) co_return round_ok(plan, nullptr);
+    // Receipts are awaited at most until the next poll is due; what is unmined then stays `sent`
+    // and the next Rounds' reconcile carries it (receipts, re-broadcast, replacement): polls and
+    // metrics keep their pace while a transaction is stuck.
+    auto options = schedule.commit;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(delay - (Clock::now() - start));
+    options.confirm_timeout = std::clamp(left, std::chrono::milliseconds(0), options.confirm_timeout);
+    auto report = co_await self.commit(plan, std::move(options));
+    if (observer.committed) observer.committed(plan, report);
+    co_return round_ok(plan, &report);
+}
 
 net::awaitable<void> Worker::run(Schedule schedule, RoundObserver observer) {
     auto& w = *impl_;
     while (!w.stopping && !(co_await cancelled())) {
         bool ok = false;
-        std::optional<std::string> error;
+        std::exception_ptr error;
         const auto start = Clock::now();
         const auto delay = w.next_delay(schedule, true);
         try {
-            auto plan = co_await prepare(schedule.dry_run ? Mode::kDryRun : Mode::kLive);
-            if (observer.prepared) observer.prepared(plan, std::chrono::duration<double>(Clock::now() - start).count());
-            ok = plan.fault != Fault::kPoll && plan.fault != Fault::kChainId;
-            const bool work = !plan.plan.topups.empty() || !plan.pending.empty();
-            if (!schedule.dry_run && !w.stopping && plan.can_commit() && work) {
-                // Receipts are awaited at most until the next poll is due; what is unmined then
-                // stays `sent` and the next Rounds' reconcile carries it (receipts, re-broadcast,
-                // replacement): polls and metrics keep their pace while a transaction is stuck.
-                auto options = schedule.commit;
-                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(delay - (Clock::now() - start));
-                options.confirm_timeout = std::clamp(left, std::chrono::milliseconds(0), options.confirm_timeout);
-                auto report = co_await commit(plan, std::move(options));
-                if (observer.committed) observer.committed(plan, report);
-            }
-        } catch (const std::exception& e) {
-            error = e.what();
+            ok = co_await w.round(*this, schedule, observer, start, delay);
+        } catch (...) {
+            error = std::current_exception();
         }
         if (error) {
             if (co_await cancelled()) break;
-            if (observer.failed) observer.failed(std::runtime_error(*error));
+            report_failure(error, observer);
         }
         w.failures = ok ? 0 : w.failures + 1;
         if (w.stopping) break;
-        // A healthy network's next Round starts one interval after this one started.
+        // A healthy network's next Round starts one interval after this one started; a failed
+        // one's after the backoff.
         const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
         w.sleep.expires_after(ok ? std::max(std::chrono::milliseconds(0), delay - elapsed) : w.next_delay(schedule, false));
         boost::system::error_code ec;

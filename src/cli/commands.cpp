@@ -83,7 +83,7 @@ void print_network_header(std::ostream& os, const config::Network& n, const fund
     os << n.name << ": chain " << s.chain_id << ", block " << s.block << ", "
        << (s.base_fee ? "EIP-1559 (base fee " + format_units(*s.base_fee, 9) + " gwei)" : std::string("legacy gas price"))
        << "\n  bank " << s.bank.checksummed() << ": " << opt_amount(s.bank_balance, n) << " " << n.symbol << "\n";
-    if (n.bank_threshold && s.bank_balance && *s.bank_balance < *n.bank_threshold)
+    if (funding::bank_low(n, s))
         os << "  WARNING: bank balance is below bankThreshold " << amount_str(*n.bank_threshold, n) << " " << n.symbol << "\n";
 }
 
@@ -203,8 +203,8 @@ int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks,
         const auto& n = *l->selected[i];
         const auto& p = plans[i].plan;
         const auto& snap = p.snapshot;
-        exit_code = std::max(exit_code, fault_exit_code(plans[i].fault));
-        if (!plans[i].burn_error.empty()) std::cerr << n.name << ": " << plans[i].burn_error << "\n";
+        exit_code = std::max(exit_code, fault_exit_code(plans[i].fault()));
+        if (plans[i].burn_problem) std::cerr << n.name << ": " << plans[i].burn_problem->message << "\n";
         if (as_json) {
             json jn = {{"name", n.name}, {"reachable", snap.reachable}, {"symbol", n.symbol},
                        {"bank", {{"address", snap.bank.checksummed()}}}, {"accounts", json::array()}};
@@ -243,18 +243,18 @@ std::string_view pending_verb(chain::PendingAction::Kind k) {
     return "wait";
 }
 
-// The plan of one network; whether it has a problem worth a non-zero exit.
-bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
+// The plan of one network; the Fault of its worst problem (kNone: none worth a non-zero exit).
+Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
     const auto& p = rp.plan;
     print_network_header(std::cout, n, p.snapshot);
-    bool problems = rp.fault != Fault::kNone;
-    if (rp.fault != Fault::kNone && p.snapshot.reachable) std::cout << "  CANNOT SEND: " << rp.error << "\n";
-    if (!p.snapshot.reachable || rp.fault != Fault::kNone) {
+    Fault worst = rp.fault();
+    if (rp.problem && p.snapshot.reachable) std::cout << "  CANNOT SEND: " << rp.problem->message << "\n";
+    if (!p.snapshot.reachable || rp.problem) {
         std::cout << "\n";
-        return problems;
+        return worst;
     }
     for (const auto& line : rp.ledger_log) std::cout << "  ledger: " << line << "\n";
-    if (!rp.audit_error.empty()) std::cout << "  " << rp.audit_error << "\n";
+    if (rp.audit_problem) std::cout << "  " << rp.audit_problem->message << "\n";
     if (!rp.unaccounted.empty()) {
         std::cout << "  BANK AUDIT: nonce(s)";
         for (auto k : rp.unaccounted) std::cout << " " << k;
@@ -269,7 +269,7 @@ bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
                   << amount_str(a.entry.amount, n) << " " << n.symbol << " to " << a.entry.role << " " << a.entry.recipient
                   << "): " << a.note << "; on commit: " << pending_verb(a.kind) << "\n";
     for (const auto& [b, why] : p.blocked) {
-        problems = true;
+        worst = worse(worst, Fault::kLimit);
         std::cout << "  held back: " << amount_str(b.amount, n) << " " << n.symbol << " to " << config::role_name(b.account.role)
                   << " " << b.account.address.checksummed() << ": " << why << "\n";
     }
@@ -277,13 +277,13 @@ bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         std::cout << "  waiting for an earlier top-up of " << config::role_name(w.account.role) << " "
                   << w.account.address.checksummed() << " to confirm: no second one\n";
     for (const auto& u : p.unknown) {
-        problems = true;
+        worst = worse(worst, Fault::kBalance);
         std::cout << "  balance unknown for " << config::role_name(u.account.role) << " " << u.account.address.checksummed()
                   << " (" << u.error << "): no decision this round\n";
     }
     if (p.topups.empty()) {
         std::cout << "  nothing to top up (" << p.snapshot.accounts.size() << " account(s) at or above threshold)\n\n";
-        return problems;
+        return worst;
     }
     Table t({"ROLE", "HOME", "ADDRESS", "BALANCE", "THRESHOLD", "TARGET", "TOP-UP"}, {false, false, false, true, true, true, true});
     std::vector<std::string> notes;
@@ -301,55 +301,59 @@ bool print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         std::cout << ", fees at most " << amount_str(p.max_fee_cost, n) << " " << n.symbol << " ("
                   << (p.fees->type == eth::TxType::kLegacy ? "legacy EIP-155" : "EIP-1559") << ")";
     std::cout << "\n";
-    if (!p.fee_error.empty()) std::cout << "  CANNOT SEND: " << p.fee_error << "\n";
+    if (p.fee_problem) std::cout << "  CANNOT SEND: " << p.fee_problem->message << "\n";
+    if (rp.gas_problem) std::cout << "  CANNOT SEND: " << rp.gas_problem->message << "\n";
     std::cout << "  bank " << (p.covered ? "covers it" : "DOES NOT cover it: only what fits will be sent, in order") << "\n\n";
-    return problems;
+    return worst;
 }
 
-// Something commit would broadcast: top-ups, or unresolved entries to send again or replace.
-bool has_work(const chain::RoundPlan& rp) {
-    if (!rp.can_commit()) return false;
-    if (!rp.plan.topups.empty()) return true;
-    return std::any_of(rp.pending.begin(), rp.pending.end(),
-                       [](const auto& a) { return a.kind != chain::PendingAction::Kind::kWait; });
+// One network's failed or pending top-ups in the summary; the worst of their Faults.
+Fault print_outcomes(const config::Network& n, const chain::RoundReport& report) {
+    Fault worst = Fault::kNone;
+    for (const auto& problem : report.problems) {
+        worst = worse(worst, problem.fault);
+        std::cout << "    " << problem.message << "\n";
+    }
+    for (const auto& oc : report.outcomes) {
+        if (oc.ok()) continue;
+        // Sent and unconfirmed (or unrecorded): the top-up is not done.
+        worst = worse(worst, oc.fault == Fault::kNone ? Fault::kTopUp : oc.fault);
+        std::cout << "    " << (oc.state == chain::Outcome::State::kSent ? "PENDING " : "FAILED ")
+                  << config::role_name(oc.topup.account.role) << " " << oc.topup.account.address.checksummed() << " "
+                  << amount_str(oc.topup.amount, n) << " " << n.symbol << ": "
+                  << (oc.unrecorded ? "sent, but the ledger cannot be written (the next run settles it from the chain)"
+                                    : oc.error)
+                  << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
+    }
+    return worst;
 }
 
-// The summary after commit, from a fresh read; whether everything is fine.
-bool print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans, const std::vector<chain::RoundReport>& reports,
-                   const std::vector<chain::RoundPlan>& after) {
+// The summary after commit, from a fresh read; the Fault of the worst problem (kNone: done).
+Fault print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans, const std::vector<chain::RoundReport>& reports,
+                    const std::vector<chain::RoundPlan>& after) {
     std::cout << "\nSummary\n";
-    bool all_ok = true;
+    Fault worst = Fault::kNone;
     for (std::size_t i = 0; i < after.size(); ++i) {
         const auto& n = *l.selected[i];
         const auto& snap = after[i].plan.snapshot;
-        const auto& outcomes = reports[i].outcomes;
         std::size_t confirmed = 0;
-        for (const auto& oc : outcomes) confirmed += oc.ok();
+        for (const auto& oc : reports[i].outcomes) confirmed += oc.ok();
         if (!snap.reachable) {
-            all_ok = false;
+            worst = worse(worst, Fault::kPoll);
             std::cout << "  " << n.name << ": UNREACHABLE: " << snap.error << "\n";
             continue;
         }
-        all_ok &= plans[i].plan.waiting.empty();
+        if (!plans[i].plan.waiting.empty()) worst = worse(worst, Fault::kTopUp);  // an earlier top-up still open
         const auto st = funding::standing(after[i].plan);  // at the effective (burn-sized) levels
-        std::cout << "  " << n.name << ": " << confirmed << " of " << outcomes.size() << " top-up(s) confirmed; " << st.ok
-                  << "/" << snap.accounts.size() << " account(s) at or above threshold";
+        std::cout << "  " << n.name << ": " << confirmed << " of " << reports[i].outcomes.size() << " top-up(s) confirmed; "
+                  << st.ok << "/" << snap.accounts.size() << " account(s) at or above threshold";
         if (st.unknown) std::cout << ", " << st.unknown << " unknown";
         std::cout << "; bank " << opt_amount(snap.bank_balance, n) << " " << n.symbol << "\n";
-        for (const auto& [fault, why] : reports[i].faults) std::cout << "    " << why << "\n";
-        for (const auto& oc : outcomes) {
-            if (oc.ok()) continue;
-            all_ok = false;
-            std::cout << "    " << (oc.state == chain::Outcome::State::kSent ? "PENDING " : "FAILED ")
-                      << config::role_name(oc.topup.account.role) << " " << oc.topup.account.address.checksummed() << " "
-                      << amount_str(oc.topup.amount, n) << " " << n.symbol << ": "
-                      << (oc.unrecorded ? "sent, but the ledger cannot be written (the next run settles it from the chain)"
-                                        : oc.error)
-                      << (oc.tx_hash.empty() ? "" : " (tx " + oc.tx_hash + ")") << "\n";
-        }
-        if (st.low || st.unknown) all_ok = false;
+        worst = worse(worst, print_outcomes(n, reports[i]));
+        if (st.low) worst = worse(worst, Fault::kTopUp);
+        if (st.unknown) worst = worse(worst, Fault::kBalance);
     }
-    return all_ok;
+    return worst;
 }
 
 bool confirmed_by_user() {
@@ -379,10 +383,11 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
     s.open(*l, ledger.get());
     // Prepare: nothing is broadcast before the confirmation.
     const auto plans = s.prepare(o.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive);
-    bool problems = false, anything = false;
+    Fault worst = Fault::kNone;
+    bool anything = false;
     for (std::size_t i = 0; i < plans.size(); ++i) {
-        problems |= print_plan(*l->selected[i], plans[i]);
-        anything |= has_work(plans[i]);
+        worst = worse(worst, print_plan(*l->selected[i], plans[i]));
+        anything |= plans[i].has_work();
     }
     if (o.dry_run) {
         std::cout << "dry run: nothing sent\n";
@@ -390,7 +395,7 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
     }
     if (anything && !o.yes && !confirmed_by_user()) {
         std::cout << "Aborted: nothing sent\n";
-        return kExitFailure;
+        return fault_exit_code(Fault::kDeclined);
     }
     // Commit, networks concurrently.
     std::vector<chain::RoundReport> reports(plans.size());
@@ -403,13 +408,12 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
         for (const auto& p : plans) by_worker.push_back(&p);
         reports = s.each<chain::RoundReport>([&](chain::Worker& w) -> net::awaitable<chain::RoundReport> {
             const auto* plan = by_worker[i++];
-            if (!has_work(*plan)) co_return chain::RoundReport{};
+            if (!plan->has_work()) co_return chain::RoundReport{};
             co_return co_await w.commit(*plan, co);
         });
     }
     const auto after = anything ? s.prepare(chain::Mode::kStatus) : plans;
-    const bool all_ok = print_summary(*l, plans, reports, after) && !problems;
-    return all_ok ? kExitOk : kExitFailure;
+    return fault_exit_code(worse(worst, print_summary(*l, plans, reports, after)));
 }
 
 namespace {

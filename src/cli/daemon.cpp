@@ -49,7 +49,7 @@ public:
         auto l = run_on(io_, load_all(g_, o_.networks, [](const std::string& line) { std::cerr << line << "\n"; }));
         if (!l) return kExitUsage;
         try {
-            ledger_ = std::make_unique<ledger::Ledger>(g_.data_dir, /*lock=*/true);
+            ledger_ = std::make_unique<ledger::Ledger>(g_.data_dir, /*lock=*/true, clock_);
         } catch (const std::exception& e) {
             std::cerr << "keymaster run: " << e.what() << "\n";
             return kExitUsage;
@@ -87,7 +87,7 @@ private:
     chain::Schedule schedule() const {
         chain::Schedule s;
         s.interval = o_.interval;
-        s.dry_run = o_.dry_run;
+        s.mode = o_.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive;
         return s;
     }
 
@@ -101,7 +101,8 @@ private:
         obs.on_round_trip = [this, name](double s) { metrics_.rpc_round_trip(name, s); };
         slot->worker = std::make_unique<chain::Worker>(io_.get_executor(), n, l.signers.at(n.name), l.accounts.at(n.name),
                                                        ledger_.get(), obs);
-        slot->view = std::make_unique<RoundView>(metrics_, *slot->worker, o_.dry_run);
+        slot->worker->set_clock(clock_);
+        slot->view = std::make_unique<RoundView>(metrics_, *slot->worker, clock_);
         return slot;
     }
 
@@ -252,6 +253,8 @@ private:
     GlobalOptions g_;
     RunOptions o_;
     net::io_context io_;
+    //! The one clock (unix seconds) of the ledger, the Workers and the views.
+    std::function<double()> clock_ = [] { return unix_now(); };
     metrics::Metrics metrics_;
     net::signal_set signals_;
     std::unique_ptr<server::HttpServer> server_;

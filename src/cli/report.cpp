@@ -20,8 +20,8 @@ void add_burn(json& j, const funding::BurnRate* rate, const std::optional<Wei>& 
     j["runwaySeconds"] = runway ? json(*runway) : json(nullptr);
 }
 
-RoundView::RoundView(metrics::Metrics& metrics, const chain::Worker& worker, bool dry_run)
-    : metrics_(metrics), worker_(worker), dry_run_(dry_run) {
+RoundView::RoundView(metrics::Metrics& metrics, const chain::Worker& worker, std::function<double()> now)
+    : metrics_(metrics), worker_(worker), now_(std::move(now)) {
     series_.reserve(worker.accounts().size());
     for (const auto& a : worker.accounts()) series_.push_back(metrics_.account_series(labels_of(a)));
 }
@@ -38,7 +38,7 @@ void RoundView::settled(const std::vector<ledger::Entry>& entries) {
         const auto it = std::find_if(accounts.begin(), accounts.end(),
                                      [&](const auto& a) { return a.address.checksummed() == e.recipient; });
         if (it == accounts.end()) continue;
-        metrics_.topup(labels_of(*it), e.state == ledger::State::kConfirmed, to_double(e.amount, n.decimals), unix_now());
+        metrics_.topup(labels_of(*it), e.state == ledger::State::kConfirmed, to_double(e.amount, n.decimals), now_());
     }
 }
 
@@ -78,8 +78,8 @@ void RoundView::held_back(const funding::NetworkPlan& plan) {
     const auto& n = worker_.network();
     for (const auto& [b, why] : plan.blocked) {
         auto& last = limit_logged_[b.account.address];
-        if (unix_now() - last < 3600) continue;  // once per account per hour
-        last = unix_now();
+        if (now_() - last < 3600) continue;  // once per account per hour
+        last = now_();
         count(Fault::kLimit);
         spdlog::warn("{}: top-up of {} {} to {} {} held back: {}", n.name, format_units(b.amount, n.decimals), n.symbol,
                      config::role_name(b.account.role), b.account.address.checksummed(), why);
@@ -92,30 +92,27 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     const auto& snap = p.snapshot;
     for (const auto& line : rp.ledger_log) spdlog::info("{}: ledger: {}", n.name, line);
     settled(rp.settled);
-    metrics_.poll(n.name, seconds, snap.reachable, unix_now());
-    if (rp.fault != Fault::kNone) {
-        last_error_ = rp.error;
-        count(rp.fault);
-        if (rp.fault == Fault::kPoll || rp.fault == Fault::kChainId) spdlog::error("{}: poll failed: {}", n.name, rp.error);
-        else spdlog::error("{}: {}", n.name, rp.error);
+    metrics_.poll(n.name, seconds, snap.reachable, now_());
+    if (rp.problem) {
+        last_error_ = rp.problem->message;
+        count(rp.problem->fault);
+        if (rp.fault() == Fault::kPoll || rp.fault() == Fault::kChainId) spdlog::error("{}: poll failed: {}", n.name, last_error_);
+        else spdlog::error("{}: {}", n.name, last_error_);
     }
     if (!snap.reachable) return;
-    if (rp.fault == Fault::kNone) last_error_.clear();
-    last_poll_ = unix_now();
+    if (!rp.problem) last_error_.clear();
+    last_poll_ = now_();
     metrics_.block(n.name, static_cast<double>(snap.block));
     const auto bank = worker_.bank().checksummed();
     if (snap.bank_balance) metrics_.bank(n.name, bank, to_double(*snap.bank_balance, n.decimals));
     else count(Fault::kPoll);
     if (snap.bank_balance && p.bank_rate)
         metrics_.bank_runway(n.name, bank, funding::runway_seconds(*snap.bank_balance, p.bank_rate->per_day));
-    if (!rp.burn_error.empty()) {
-        count(Fault::kLedger);
-        spdlog::error("{}: {}", n.name, rp.burn_error);
-    }
-    if (!rp.audit_error.empty()) {
-        count(Fault::kLedger);
-        spdlog::error("{}: {}", n.name, rp.audit_error);
-    }
+    for (const auto* problem : {&rp.burn_problem, &rp.audit_problem, &rp.gas_problem})
+        if (*problem) {
+            count((*problem)->fault);
+            spdlog::error("{}: {}", n.name, (*problem)->message);
+        }
     if (!rp.unaccounted.empty()) {
         metrics_.unaccounted(n.name, rp.unaccounted.size());
         std::string nonces;
@@ -133,7 +130,7 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
                       n.name, bank, format_units(rp.unexplained, n.decimals), n.symbol);
     }
     if (n.bank_threshold) metrics_.bank_threshold(n.name, bank, to_double(*n.bank_threshold, n.decimals));
-    if (n.bank_threshold && snap.bank_balance && *snap.bank_balance < *n.bank_threshold) {
+    if (funding::bank_low(n, snap)) {
         count(Fault::kBankLow);
         spdlog::warn("{}: bank {} holds {} {}, below bankThreshold {}", n.name, bank, format_units(*snap.bank_balance, n.decimals),
                      n.symbol, format_units(*n.bank_threshold, n.decimals));
@@ -157,10 +154,10 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
         spdlog::info("{}: {} {} (home {}) holds {} {}, below {}: top up {}{}{}", n.name, config::role_name(t.account.role),
                      t.account.address.checksummed(), t.account.home, format_units(t.balance, n.decimals), n.symbol,
                      format_units(t.levels.threshold, n.decimals), format_units(t.amount, n.decimals),
-                     levels_note(t, n), dry_run_ ? " (dry run: not sent)" : "");
+                     levels_note(t, n), chain::sends(rp.mode) ? "" : " (dry run: not sent)");
     if (rp.spend_remaining) metrics_.spend_remaining(n.name, to_double(*rp.spend_remaining, n.decimals));
     held_back(p);
-    if (!p.topups.empty() && !p.covered && !dry_run_) {
+    if (!p.topups.empty() && !p.covered && chain::sends(rp.mode)) {
         count(Fault::kBank);
         spdlog::warn("{}: bank cannot cover all top-ups this round ({} {} needed with fees)", n.name,
                      format_units(p.total + p.max_fee_cost, n.decimals), n.symbol);
@@ -169,9 +166,9 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
 
 void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& report) {
     const auto& n = worker_.network();
-    for (const auto& [fault, why] : report.faults) {
-        count(fault);
-        spdlog::error("{}: {}", n.name, why);
+    for (const auto& problem : report.problems) {
+        count(problem.fault);
+        spdlog::error("{}: {}", n.name, problem.message);
     }
     for (const auto& oc : report.outcomes) {
         const auto l = labels_of(oc.topup.account);
@@ -179,10 +176,10 @@ void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& rep
         if (oc.fee_paid > 0) metrics_.gas_spent(n.name, to_double(oc.fee_paid, n.decimals));
         if (oc.state == chain::Outcome::State::kSent) {  // unconfirmed at the deadline: a later Round settles it
             spdlog::warn("{}: top-up of {} {} to {} {}: {}", n.name, amount, n.symbol, l.role, l.address, oc.error);
-            last_topup_[oc.topup.account.address] = LastTopUp{unix_now(), amount, oc.tx_hash, "pending"};
+            last_topup_[oc.topup.account.address] = LastTopUp{now_(), amount, oc.tx_hash, "pending"};
             continue;
         }
-        metrics_.topup(l, oc.ok(), to_double(oc.topup.amount, n.decimals), unix_now());
+        metrics_.topup(l, oc.ok(), to_double(oc.topup.amount, n.decimals), now_());
         if (oc.unrecorded) count(Fault::kLedger);
         if (!oc.ok()) {
             const Fault f = oc.fault == Fault::kNone ? Fault::kTopUp : oc.fault;
@@ -191,7 +188,7 @@ void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& rep
             spdlog::error("{}: top-up of {} {} to {} {} failed: {}", n.name, amount, n.symbol, l.role, l.address,
                           oc.unrecorded ? "sent, but the ledger cannot record it (the next round settles it)" : oc.error);
         }
-        last_topup_[oc.topup.account.address] = LastTopUp{unix_now(), amount, oc.tx_hash, oc.ok() ? "success" : oc.error};
+        last_topup_[oc.topup.account.address] = LastTopUp{now_(), amount, oc.tx_hash, oc.ok() ? "success" : oc.error};
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <set>
 #include <optional>
@@ -30,11 +31,13 @@ struct LastTopUp {
 //! metrics, in one place. Single-threaded (the daemon's io_context).
 class RoundView {
 public:
-    RoundView(metrics::Metrics& metrics, const chain::Worker& worker, bool dry_run);
+    //! `now`: the clock the daemon gives its workers and ledger (unix seconds), for time stamps
+    //! and the log throttling.
+    RoundView(metrics::Metrics& metrics, const chain::Worker& worker, std::function<double()> now);
 
     //! After prepare: poll metrics, balances, bank, mismatches, waiting, held back, the plan.
     void prepared(const chain::RoundPlan& plan, double seconds);
-    //! After commit: every outcome, replacements, fees, faults.
+    //! After commit: every outcome, replacements, fees, problems.
     void committed(const chain::RoundPlan& plan, const chain::RoundReport& report);
     //! A Round ended by an unexpected exception.
     void failed(const std::exception& e);
@@ -53,7 +56,7 @@ private:
 
     metrics::Metrics& metrics_;
     const chain::Worker& worker_;
-    bool dry_run_;
+    std::function<double()> now_;
     std::vector<metrics::Metrics::AccountSeries*> series_;  // accounts()[i]'s gauges
     std::optional<funding::NetworkSnapshot> last_;
     std::optional<funding::BurnRate> last_bank_rate_;  // accounts' rates are asked of the worker

@@ -22,6 +22,7 @@ public:
             case Fault::kFees: return "no acceptable fees";
             case Fault::kSigning: return "signing failed";
             case Fault::kInternal: return "internal error";
+            case Fault::kDeclined: return "confirmation declined";
         }
         return "unknown fault";
     }
@@ -50,6 +51,7 @@ std::string_view fault_scope(Fault f) noexcept {
         case Fault::kFees:
         case Fault::kSigning: return "topup";
         case Fault::kInternal: return "internal";
+        case Fault::kDeclined: return "declined";
     }
     return "internal";
 }
@@ -64,5 +66,7 @@ int fault_exit_code(Fault f) noexcept {
     if (f == Fault::kNone) return 0;
     return f == Fault::kConfig ? 2 : 1;
 }
+
+Fault worse(Fault a, Fault b) noexcept { return fault_exit_code(b) > fault_exit_code(a) ? b : a; }
 
 }  // namespace keymaster

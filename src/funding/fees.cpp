@@ -9,29 +9,31 @@ std::string gwei(const Wei& w) { return format_units(w, 9) + " gwei"; }
 
 Wei bump(const Wei& x) { return (x * 9 + 7) / 8; }  // +12.5%, rounded up
 
+Problem refuse(std::string why) { return Problem{Fault::kFees, std::move(why)}; }
+
 }  // namespace
 
-std::variant<Fees, std::string> choose_fees(const NetworkSnapshot& snap, const config::Network& net) {
+Expected<Fees> choose_fees(const NetworkSnapshot& snap, const config::Network& net) {
     Fees f;
     const bool london = snap.base_fee.has_value();
     switch (net.tx_type) {
         case config::TxTypeSetting::kAuto: f.type = london ? eth::TxType::kDynamicFee : eth::TxType::kLegacy; break;
         case config::TxTypeSetting::kLegacy: f.type = eth::TxType::kLegacy; break;
         case config::TxTypeSetting::kEip1559:
-            if (!london) return std::string("txType is eip1559 but the latest block has no base fee");
+            if (!london) return refuse("txType is eip1559 but the latest block has no base fee");
             f.type = eth::TxType::kDynamicFee;
             break;
     }
     const Wei& sane = max_sane_amount();
     for (const auto* v : {&snap.base_fee, &snap.gas_price, &snap.priority_fee})
         if (*v && **v > sane)
-            return "the node reports an absurd fee (" + v->value().str() + " wei per gas); not sending this round";
+            return refuse("the node reports an absurd fee (" + v->value().str() + " wei per gas); not sending this round");
     const auto& cap = net.max_fee_per_gas;
     if (f.type == eth::TxType::kLegacy) {
-        if (!snap.gas_price) return std::string("eth_gasPrice gave no answer");
+        if (!snap.gas_price) return refuse("eth_gasPrice gave no answer");
         f.gas_price = *snap.gas_price;
         if (cap && f.gas_price > *cap)
-            return "gas price " + gwei(f.gas_price) + " is above maxFeePerGas " + gwei(*cap) + "; not sending";
+            return refuse("gas price " + gwei(f.gas_price) + " is above maxFeePerGas " + gwei(*cap) + "; not sending");
         return f;
     }
     const Wei base = *snap.base_fee;
@@ -41,7 +43,7 @@ std::variant<Fees, std::string> choose_fees(const NetworkSnapshot& snap, const c
     else tip = Wei(1'000'000'000);
     f.max_fee = base * 2 + tip;
     if (cap) {
-        if (base >= *cap) return "base fee " + gwei(base) + " is at or above maxFeePerGas " + gwei(*cap) + "; not sending";
+        if (base >= *cap) return refuse("base fee " + gwei(base) + " is at or above maxFeePerGas " + gwei(*cap) + "; not sending");
         f.max_fee = std::min(f.max_fee, *cap);
     }
     f.priority_fee = std::min(tip, f.max_fee - base);

@@ -17,6 +17,10 @@ Levels levels_at(const NetworkPlan& plan, std::size_t i) {
     return i < plan.rates.size() ? levels(a, plan.rates[i]) : Levels{a.threshold, a.target};
 }
 
+bool bank_low(const config::Network& net, const NetworkSnapshot& snap) {
+    return net.bank_threshold && snap.bank_balance && *snap.bank_balance < *net.bank_threshold;
+}
+
 Standing standing(const NetworkPlan& plan) {
     Standing s;
     for (std::size_t i = 0; i < plan.snapshot.accounts.size(); ++i) {
@@ -45,8 +49,8 @@ NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const st
     }
     if (!plan.topups.empty()) {
         auto fees = choose_fees(plan.snapshot, net);
-        if (auto* e = std::get_if<std::string>(&fees)) plan.fee_error = *e;
-        else plan.fees = std::get<Fees>(fees);
+        if (fees) plan.fees = *fees;
+        else plan.fee_problem = fees.error();
     }
     update_costs(plan);
     return plan;

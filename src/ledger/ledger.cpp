@@ -17,7 +17,6 @@
 namespace keymaster::ledger {
 namespace {
 
-double now() { return unix_now(); }
 
 //! How long a statement waits for another process's lock on the ledger.
 constexpr std::chrono::milliseconds kBusyTimeout{5000};
@@ -153,6 +152,7 @@ std::optional<State> parse_state(std::string_view s) {
 
 struct Ledger::Impl {
     std::string path;
+    std::function<double()> clock;  // unix seconds: the caller's clock (the Worker's), else the system's
     sqlite3* db = nullptr;
     int lock_fd = -1;
 
@@ -235,11 +235,12 @@ struct Ledger::Impl {
 
     void event(std::int64_t id, State s, const std::string& detail) {
         Stmt(db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
-            .bind(1, id).bind(2, now()).bind(3, std::string(state_name(s))).bind(4, detail).step();
+            .bind(1, id).bind(2, clock()).bind(3, std::string(state_name(s))).bind(4, detail).step();
     }
 };
 
-Ledger::Ledger(const std::string& dir, bool lock) : impl_(std::make_unique<Impl>()) {
+Ledger::Ledger(const std::string& dir, bool lock, std::function<double()> clock) : impl_(std::make_unique<Impl>()) {
+    impl_->clock = clock ? std::move(clock) : std::function<double()>([] { return unix_now(); });
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) throw LedgerError("data dir " + dir + ": " + ec.message());
@@ -292,7 +293,7 @@ void Ledger::atomically(const std::function<void()>& fn) {
 }
 
 std::int64_t Ledger::record_intent(Entry e) {
-    const double t = now();
+    const double t = impl_->clock();
     return impl_->transaction([&] {
         Stmt s(impl_->db,
                "INSERT INTO topups(created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, "
@@ -314,7 +315,7 @@ std::int64_t Ledger::record_intent(Entry e) {
 void Ledger::mark(std::int64_t id, State st, const std::string& error) {
     impl_->transaction([&] {
         Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, error=? WHERE id=?")
-            .bind(1, std::string(state_name(st))).bind(2, now()).bind(3, error).bind(4, id).step();
+            .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, error).bind(4, id).step();
         impl_->event(id, st, error);
         return 0;
     });
@@ -324,7 +325,7 @@ void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::
     const State st = success ? State::kConfirmed : State::kFailed;
     impl_->transaction([&] {
         Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=? WHERE id=?")
-            .bind(1, std::string(state_name(st))).bind(2, now()).bind(3, static_cast<std::int64_t>(block))
+            .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
             .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(7, id).step();
         impl_->event(id, st, "block " + std::to_string(block) + ", gas used " + std::to_string(gas_used) + ", fee " + fee_paid.str());
@@ -335,7 +336,7 @@ void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::
 void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
     impl_->transaction([&] {
         Stmt(impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
-            .bind(1, now()).bind(2, by_hash).bind(3, id).step();
+            .bind(1, impl_->clock()).bind(2, by_hash).bind(3, id).step();
         impl_->event(id, State::kReplaced, by_hash);
         return 0;
     });
@@ -346,7 +347,7 @@ void Ledger::taken(std::int64_t id, std::uint64_t since_block) {
         Stmt st(impl_->db, "UPDATE topups SET taken_block=?, updated=? WHERE id=?");
         if (since_block) st.bind(1, static_cast<std::int64_t>(since_block));
         else st.bind_null(1);
-        st.bind(2, now()).bind(3, id).step();
+        st.bind(2, impl_->clock()).bind(3, id).step();
         return 0;
     });
 }

@@ -7,7 +7,7 @@ LocalSigner::LocalSigner(crypto::PrivateKey key)
 
 boost::asio::awaitable<SignResult> LocalSigner::sign(const Hash32& digest) {
     auto sig = key_.sign(digest);
-    if (!sig) co_return SignResult::failure(sig.error().message());
+    if (!sig) co_return sign_failure(sig.error().message());
     co_return SignResult(*sig);
 }
 

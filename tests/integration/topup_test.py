@@ -5,6 +5,7 @@ code under test; balances and transactions are read back with plain JSON-RPC.
 """
 import json
 import os
+import pty
 import subprocess
 import sys
 import unittest
@@ -96,6 +97,21 @@ class TopUpOnAnvil(unittest.TestCase):
         r = self.km("top-up")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--yes", r.stderr)
+        self.assert_no_new_transactions()
+
+    def test_3b_declined_confirmation_exits_1_and_sends_nothing(self):
+        # A terminal on stdin (a pty): the operator answers "n". Exit 1 (the accounts are still low),
+        # as the README's exit-code table and its top-up section both say.
+        master, slave = pty.openpty()
+        try:
+            os.write(master, b"n\n")
+            r = self.km("top-up", stdin=slave)
+        finally:
+            os.close(slave)
+            os.close(master)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("Proceed? [y/N]", r.stdout)
+        self.assertIn("Aborted: nothing sent", r.stdout)
         self.assert_no_new_transactions()
 
     def test_4_top_up_funds_exactly_and_once(self):

@@ -34,12 +34,17 @@ using funding::NetworkPlan;
 using funding::NetworkSnapshot;
 using funding::TopUp;
 
-//! What a Round may do.
+//! What a Round may do: the one place the mode is kept (a RoundPlan carries the mode it was
+//! prepared in; commit, the burn tracker and the cli ask these functions, never compare).
 enum class Mode {
-    kStatus,  //!< read balances only: no ledger
+    kStatus,  //!< read balances only: the ledger, when there is one, only for the burn history
     kDryRun,  //!< read the ledger (unresolved entries make their accounts wait), never write or send
     kLive,    //!< reconcile the ledger, then commit may send
 };
+//! Whether a Round in this mode decides top-ups from the ledger's unresolved entries.
+[[nodiscard]] constexpr bool reads_ledger(Mode m) { return m != Mode::kStatus; }
+//! Whether a Round in this mode writes the ledger and may send.
+[[nodiscard]] constexpr bool sends(Mode m) { return m == Mode::kLive; }
 
 //! One unresolved ledger payment (a nonce of ours, newest transaction first) and what commit does with it.
 struct PendingAction {
@@ -65,16 +70,27 @@ struct RoundPlan {
     std::optional<Wei> spend_remaining;     //!< what is left of limits.daily
     //! Snapshot accounts that spent since the last measurement: (index, amount), by index.
     std::vector<std::pair<std::size_t, Wei>> spent;
-    std::string burn_error;                 //!< the burn history could not be read or kept (amounts apply)
+    std::optional<Problem> burn_problem;    //!< the burn history could not be read or kept (amounts apply)
     //! The bank audit (kLive): nonces the bank used with no transaction of ours mined with them.
     std::vector<std::uint64_t> unaccounted;
     //! What the bank lost since the audit's last point beyond what our mined transactions took.
     Wei unexplained = 0;
-    std::string audit_error;                //!< the audit could not read or keep its place in the ledger
+    std::optional<Problem> audit_problem;   //!< the audit could not read or keep its place in the ledger
+    std::optional<Problem> gas_problem;     //!< eth_estimateGas gave no answer: no top-up has a gas limit
     std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
-    Fault fault = Fault::kNone;             //!< set: this network cannot commit this round
-    std::string error;                      //!< why (with fault)
-    [[nodiscard]] bool can_commit() const { return fault == Fault::kNone && plan.snapshot.reachable; }
+    //! Set: this network cannot commit this Round. The first step that fails sets it; no later
+    //! step overwrites it (see `fail`).
+    std::optional<Problem> problem;
+    [[nodiscard]] Fault fault() const { return problem ? problem->fault : Fault::kNone; }
+    //! Records why this Round cannot commit, unless an earlier step already did.
+    void fail(Problem p) {
+        if (!problem) problem = std::move(p);
+    }
+    [[nodiscard]] bool can_commit() const { return !problem && plan.snapshot.reachable; }
+    //! Whether commit would broadcast anything: top-ups, or unresolved entries to send again or
+    //! replace (an entry that only waits for evidence is not work). The one definition, for `run`
+    //! and `top-up` alike.
+    [[nodiscard]] bool has_work() const;
 };
 
 //! What happened to one top-up.
@@ -100,9 +116,15 @@ struct RoundReport {
     std::vector<Outcome> outcomes;  //!< one per planned top-up, in plan order
     int replacements = 0;           //!< stuck transactions re-signed with higher fees (pending ones included;
                                     //!< CommitOptions::replaced heard of each when it was broadcast)
-    std::vector<std::pair<Fault, std::string>> faults;  //!< problems not tied to one top-up (ledger, fillers)
+    std::vector<Problem> problems;  //!< problems tied to no one top-up (ledger, fillers, replacements)
 };
 
+//! Whether a Round went well enough for `run` to keep its pace (otherwise it backs off and tries
+//! again sooner): nothing stopped the plan, and commit (if it ran) met no problem tied to no
+//! top-up. A refused or reverted top-up is the top-up's failure, not the Round's.
+[[nodiscard]] bool round_ok(const RoundPlan& plan, const RoundReport* report);
+
+//! How commit waits and what it tells its caller while it runs.
 struct CommitOptions {
     //! How long commit waits for receipts (`run` waits at most until the next poll is due).
     std::chrono::milliseconds confirm_timeout{std::chrono::minutes(5)};
@@ -116,7 +138,7 @@ struct CommitOptions {
 //! How `run` schedules Rounds.
 struct Schedule {
     std::chrono::milliseconds interval{60'000};
-    bool dry_run = false;
+    Mode mode = Mode::kLive;  //!< kLive, or kDryRun (decide and report, never send)
     CommitOptions commit;
 };
 
@@ -124,7 +146,8 @@ struct Schedule {
 struct RoundObserver {
     std::function<void(const RoundPlan&, double seconds)> prepared;  //!< after every prepare
     std::function<void(const RoundPlan&, const RoundReport&)> committed;
-    std::function<void(const std::exception&)> failed;  //!< an unexpected exception ended a Round
+    //! An unexpected exception ended a Round: the original one, of its own type.
+    std::function<void(const std::exception&)> failed;
 };
 
 //! One network's worker: its settings (chain id pinned by the first poll), bank signer, accounts,

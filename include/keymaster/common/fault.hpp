@@ -1,6 +1,8 @@
 #pragma once
 
+#include <boost/assert/source_location.hpp>
 #include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -26,6 +28,7 @@ enum class Fault {
     kFees,             //!< no acceptable fee: above maxFeePerGas, or the node's fee data unusable
     kSigning,          //!< the bank's signer refused or failed
     kInternal,         //!< a bug: an exception nobody expected
+    kDeclined,         //!< the operator answered no to top-up's confirmation: nothing was sent
 };
 
 //! The category of `Fault`.
@@ -39,18 +42,39 @@ inline boost::system::error_code make_error_code(Fault f) noexcept { return {sta
 [[nodiscard]] const std::vector<std::string_view>& network_scopes();
 
 //! The process exit code a command returns when this fault decided its result: 2 for config, 1
-//! for the rest, 0 for kNone (kExit* of cli/app.hpp).
+//! for the rest (a declined confirmation included: nothing was sent and the accounts are still
+//! low), 0 for kNone (kExit* of cli/app.hpp).
 [[nodiscard]] int fault_exit_code(Fault f) noexcept;
+//! Of two faults, the one whose exit code is higher (the first on a tie).
+[[nodiscard]] Fault worse(Fault a, Fault b) noexcept;
 
-//! An I/O step of a Round that failed in a known way: carries its Fault.
+//! The one error of the code above the pure core: what kind of trouble (the metric scope and the
+//! exit code come from it) and an operator-readable sentence (naming no secret).
+struct Problem {
+    Fault fault = Fault::kInternal;
+    std::string message;
+    friend bool operator==(const Problem&, const Problem&) = default;
+};
+
+//! A value or the Problem that prevented it.
+template <typename T>
+using Expected = boost::system::result<T, Problem>;
+
+//! An I/O step of a Round that failed in a known way: carries its Fault. Thrown only where an I/O
+//! boundary throws; a step's caller turns it back into a Problem (`problem()`).
 class RoundError : public std::runtime_error {
 public:
     RoundError(Fault f, const std::string& what) : std::runtime_error(what), fault_(f) {}
+    explicit RoundError(const Problem& p) : RoundError(p.fault, p.message) {}
     [[nodiscard]] Fault fault() const noexcept { return fault_; }
+    [[nodiscard]] Problem problem() const { return {fault_, what()}; }
 
 private:
     Fault fault_;
 };
+
+//! `Expected<T>::value()` on a Problem throws it as a RoundError (found by argument-dependent lookup).
+[[noreturn]] inline void throw_exception_from_error(const Problem& p, const boost::source_location&) { throw RoundError(p); }
 
 }  // namespace keymaster
 

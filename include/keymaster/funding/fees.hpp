@@ -2,8 +2,8 @@
 
 #include <optional>
 #include <string>
-#include <variant>
 
+#include "keymaster/common/fault.hpp"
 #include "keymaster/config/config.hpp"
 #include "keymaster/eth/transaction.hpp"
 #include "keymaster/funding/snapshot.hpp"
@@ -24,9 +24,9 @@ struct Fees {
 
 //! Chooses the transaction type (txType, or EIP-1559 when the latest block has a base fee) and
 //! fees: max fee = 2 x base fee + tip (EIP-1559). Never above maxFeePerGas: if the chain's price is
-//! above it, an error says so and nothing is sent. A fee value above max_sane_amount() from the
+//! above it, a Problem (kFees) says so and nothing is sent. A fee value above max_sane_amount() from the
 //! node is an error, never a wrapped number.
-[[nodiscard]] std::variant<Fees, std::string> choose_fees(const NetworkSnapshot& snap, const config::Network& net);
+[[nodiscard]] Expected<Fees> choose_fees(const NetworkSnapshot& snap, const config::Network& net);
 
 //! The highest per-gas fee a replacement of a nonce may have: maxFeePerGas when set, and never more
 //! than `replaceFeeCeiling` times the per-gas cap of that nonce's first transaction.

@@ -35,7 +35,7 @@ struct NetworkPlan {
     std::set<eth::Address> held_per_account;  //!< accounts limits.perAccount held back (wholly or partly)
     Wei total = 0;                      //!< sum of amounts
     std::optional<Fees> fees;
-    std::string fee_error;
+    std::optional<Problem> fee_problem;  //!< why there are no fees (kFees), or no gas limits (kPoll)
     Wei max_fee_cost = 0;  //!< sum of gas_limit x per-gas cap
     bool covered = false;  //!< bank balance >= total + max_fee_cost
 };
@@ -58,6 +58,9 @@ struct Standing {
     std::size_t unknown = 0;  //!< balance unread
 };
 [[nodiscard]] Standing standing(const NetworkPlan& plan);
+
+//! The bank is low: its balance was read and is below the network's bankThreshold (none: never).
+[[nodiscard]] bool bank_low(const config::Network& net, const NetworkSnapshot& snap);
 
 //! Recomputes total, max_fee_cost and covered from the plan's top-ups and fees.
 void update_costs(NetworkPlan& plan);

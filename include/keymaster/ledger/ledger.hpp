@@ -64,8 +64,9 @@ struct Filter {
 class Ledger {
 public:
     //! Opens (creating) <dir>/ledger.sqlite. `lock`: take the single-instance lock (daemon and
-    //! top-up); read-only commands (history) do not.
-    Ledger(const std::string& dir, bool lock);
+    //! top-up); read-only commands (history) do not. `clock` (unix seconds) stamps every write:
+    //! the one the Workers use (empty: the system clock).
+    Ledger(const std::string& dir, bool lock, std::function<double()> clock = {});
     ~Ledger();
     Ledger(const Ledger&) = delete;
     Ledger& operator=(const Ledger&) = delete;

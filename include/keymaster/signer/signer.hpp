@@ -5,29 +5,17 @@
 #include <optional>
 #include <string>
 
+#include "keymaster/common/fault.hpp"
 #include "keymaster/crypto/secp256k1.hpp"
 #include "keymaster/eth/address.hpp"
 
 namespace keymaster::signer {
 
-//! A signature, or why there is none (an operator-readable sentence that names no secret).
-class SignResult {
-public:
-    SignResult(crypto::RecoverableSignature sig) : sig_(sig) {}  // NOLINT: implicit on purpose
-    static SignResult failure(std::string why) {
-        SignResult r;
-        r.error_ = std::move(why);
-        return r;
-    }
-    explicit operator bool() const { return sig_.has_value(); }
-    const crypto::RecoverableSignature& operator*() const { return *sig_; }
-    const std::string& error() const { return error_; }
+//! A signature, or why there is none (Fault::kSigning; a sentence that names no secret).
+using SignResult = Expected<crypto::RecoverableSignature>;
 
-private:
-    SignResult() = default;
-    std::optional<crypto::RecoverableSignature> sig_;
-    std::string error_;
-};
+//! The failure of a signer, as its SignResult.
+[[nodiscard]] inline Problem sign_failure(std::string why) { return Problem{Fault::kSigning, std::move(why)}; }
 
 //! Something that signs 32-byte digests for one address: a local key or a KMS key.
 class Signer {

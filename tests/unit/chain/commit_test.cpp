@@ -6,7 +6,6 @@
 #include <map>
 #include <random>
 #include <set>
-#include <thread>
 
 #include "fake_http_server.hpp"
 #include "keymaster/chain/round.hpp"
@@ -46,6 +45,7 @@ struct FakeChain {
     bool effective_gas_price = true;
     bool revert = false;
     bool drop_lookups = false;
+    bool fail_estimates = false;  // eth_estimateGas gets no answer
     std::uint64_t receipt_lag = 0;  // receipts appear this many blocks after the transaction is mined
     // Called for every eth_sendRawTransaction before it is taken: throw to refuse (RpcError) or
     // DropConnection (no answer). `index` counts every send seen.
@@ -84,7 +84,10 @@ struct FakeChain {
             if (!london) throw std::runtime_error("method not found");
             return to_quantity(1'000'000'000);
         }
-        if (method == "eth_estimateGas") return "0x5208";
+        if (method == "eth_estimateGas") {
+            if (fail_estimates) throw test::DropConnection();
+            return "0x5208";
+        }
         if (method == "eth_sendRawTransaction") return send(params[0].get<std::string>());
         if (method == "eth_getTransactionReceipt") return receipt(params[0].get<std::string>());
         if (method == "eth_getTransactionByHash") {
@@ -173,14 +176,14 @@ struct Rig {
     FakeChain chain;
     test::FakeRpcServer server{io, [this](const std::string& m, const json& p) { return chain.handle(m, p); }};
     std::string dir = temp_dir();
-    ledger::Ledger ledger{dir, true};
+    double clock = unix_now();  // the Worker's and the ledger's clock: tests move it, never sleep
+    double clock_step = 0;      // seconds each reading of the Worker's clock advances it
+    ledger::Ledger ledger{dir, true, [this] { return clock; }};
     std::shared_ptr<signer::Signer> bank =
         std::make_shared<signer::LocalSigner>(crypto::PrivateKey::from_hex(Secret(std::string(64, '1'))).value());
     config::Network net;
     std::shared_ptr<std::vector<funding::Account>> accounts = std::make_shared<std::vector<funding::Account>>();
     std::unique_ptr<chain::Worker> worker;
-    double clock = unix_now();  // the ledger stamps entries with the real time
-    double clock_step = 0;      // seconds each reading of the clock advances it
     int replaced_heard = 0;     // CommitOptions::replaced calls: each replacement when it is broadcast
     std::map<std::pair<std::string, bool>, std::size_t> rpc_calls;  // (method, ok) -> calls, as the metrics count them
 
@@ -600,7 +603,8 @@ TEST_CASE("prepare: an absurd base fee from the node is an error for the round, 
     auto plan = rig.prepare();
     REQUIRE(plan.can_commit());
     CHECK_FALSE(plan.plan.fees);
-    CHECK_THAT(plan.plan.fee_error, Catch::Contains("absurd"));
+    REQUIRE(plan.plan.fee_problem);
+    CHECK_THAT(plan.plan.fee_problem->message, Catch::Contains("absurd"));
     auto report = rig.commit(plan);
     CHECK(report.outcomes[0].fault == Fault::kFees);
     CHECK(rig.sends_seen() == 0);
@@ -611,10 +615,9 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
         n.runway.window = 10;  // enough history after 1 s
         n.runway.threshold = 600;
     });
-    // The ledger stamps settlements with the wall clock: the worker reads the same one here, as in
-    // the daemon, and the rounds are a second apart.
-    rig.worker->set_clock([] { return unix_now(); });
-    auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(1100)); };
+    // The ledger stamps settlements with the Worker's clock, as in the daemon; the rounds are 1.1 s
+    // apart on it (no sleep).
+    auto pause = [&rig] { rig.clock += 1.1; };
     (*rig.accounts)[0].runway = std::make_shared<const config::Runway>(rig.net.runway);  // as the topology resolves it
     const auto a = address_of(1).lower();
     rig.chain.mining = false;  // the top-up stays in the mempool
@@ -645,7 +648,7 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     REQUIRE(rows.size() == 1);
     CHECK(rows[0].spent == kEther / 2);
     REQUIRE(p3.plan.rates.size() == 1);
-    // Over the ~2.2 s observed: some 19,600 ether a day.
+    // Over the 2.2 s observed: some 19,600 ether a day.
     CHECK(p3.plan.rates[0].per_day > kEther / 2 * 86400 / 3);
     CHECK(p3.plan.rates[0].per_day < kEther / 2 * 86400 / 2);
     // The threshold from burn: 10 minutes of that is far above the target (2): capped at it.
@@ -660,4 +663,133 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     REQUIRE(p4.plan.rates.size() == 1);
     CHECK(p4.plan.rates[0].per_day > kEther / 2 * 86400 / 3);
     CHECK(p4.plan.rates[0].per_day <= p3.plan.rates[0].per_day);  // the same spending, a little later
+}
+
+TEST_CASE("commit: a refused replacement is reported the same way in the receipts' wait and in reconcile", "[chain][commit]") {
+    Rig rig(1, [](config::Network& n) { n.replace_after = {1000, 1}; });
+    rig.chain.mining = false;
+    const Wei first_fee = Wei(2) * rig.chain.base_fee + 1'000'000'000;
+    rig.chain.on_send = [&](const eth::SignedTransaction& stx, int) {
+        if (stx.tx.max_fee_per_gas > first_fee) throw std::runtime_error("insufficient funds for gas * price + value");
+    };
+    auto plan = rig.prepare();
+    rig.clock_step = 0.5;  // stuck after replaceAfter 1 s, while commit waits
+    const auto during = rig.commit(plan, std::chrono::milliseconds(300));
+    rig.clock_step = 0;
+    REQUIRE_FALSE(during.problems.empty());
+    CHECK(during.problems[0].fault == Fault::kTopUp);
+    CHECK_THAT(during.problems[0].message, Catch::StartsWith("replacement of 0x") && Catch::Contains("replacement refused"));
+    CHECK(during.outcomes[0].state == chain::Outcome::State::kSent);  // the stuck one is still out there
+
+    rig.clock += 60;
+    auto next = rig.prepare();
+    REQUIRE(next.pending.size() == 1);
+    REQUIRE(next.pending[0].kind == chain::PendingAction::Kind::kReplace);
+    const auto later = rig.commit(next, std::chrono::milliseconds(1));
+    REQUIRE_FALSE(later.problems.empty());
+    CHECK(later.problems[0].fault == Fault::kTopUp);
+    CHECK_THAT(later.problems[0].message, Catch::StartsWith("replacement of 0x") && Catch::Contains("replacement refused"));
+    CHECK(count_state(rig.history(), ledger::State::kFailed) >= 2);  // the refused replacements, one per try
+}
+
+TEST_CASE("prepare: a failed gas estimate keeps the fees make_plan chose; nothing is sent without a gas limit", "[chain][prepare]") {
+    Rig rig(2);
+    rig.chain.fail_estimates = true;
+    auto plan = rig.prepare();
+    REQUIRE(plan.can_commit());
+    REQUIRE(plan.plan.topups.size() == 2);
+    CHECK(plan.plan.fees);  // the pure decision stands
+    REQUIRE(plan.gas_problem);
+    CHECK_THAT(plan.gas_problem->message, Catch::StartsWith("gas estimation failed"));
+    for (const auto& t : plan.plan.topups) CHECK(t.gas_limit == 0);
+    const auto report = rig.commit(plan);
+    for (const auto& o : report.outcomes) {
+        CHECK(o.state == chain::Outcome::State::kFailed);
+        CHECK(o.fault == Fault::kTopUp);
+        CHECK_THAT(o.error, Catch::Contains("gas estimation failed"));
+    }
+    CHECK(rig.sends_seen() == 0);
+    CHECK(rig.history().empty());
+}
+
+TEST_CASE("run: the exception that ends a Round reaches the observer as itself; the Round backs off", "[chain][run]") {
+    Rig rig(1);
+    struct Odd : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+    int rounds = 0;
+    bool same_type = false;
+    std::string what;
+    chain::Schedule schedule;
+    schedule.interval = std::chrono::minutes(10);  // a healthy pace would not start a second Round in this test
+    schedule.mode = chain::Mode::kDryRun;
+    chain::RoundObserver obs;
+    obs.prepared = [&](const chain::RoundPlan&, double) {
+        if (++rounds == 1) throw Odd("odd one");
+        rig.worker->stop();
+    };
+    obs.failed = [&](const std::exception& e) {
+        same_type = dynamic_cast<const Odd*>(&e) != nullptr;
+        what = e.what();
+    };
+    test::run(rig.io, rig.worker->run(schedule, obs), std::chrono::seconds(20));
+    CHECK(same_type);
+    CHECK(what == "odd one");
+    CHECK(rounds == 2);  // the failed Round was followed after the backoff (1 s), not the interval
+}
+
+TEST_CASE("round: has_work and round_ok are decided once, from the plan and the report", "[chain][round]") {
+    chain::RoundPlan base;
+    base.plan.snapshot.reachable = true;
+    chain::PendingAction wait;
+    wait.kind = chain::PendingAction::Kind::kWait;
+    chain::PendingAction again;
+    again.kind = chain::PendingAction::Kind::kRebroadcast;
+    funding::TopUp topup;
+    struct Row {
+        const char* what;
+        std::vector<funding::TopUp> topups;
+        std::vector<chain::PendingAction> pending;
+        std::optional<Problem> problem;
+        bool work;
+    };
+    const std::vector<Row> rows = {
+        {"nothing", {}, {}, std::nullopt, false},
+        {"a top-up", {topup}, {}, std::nullopt, true},
+        {"an entry that only waits for evidence", {}, {wait}, std::nullopt, false},
+        {"an entry to send again", {}, {wait, again}, std::nullopt, true},
+        {"a top-up, but the ledger cannot be read", {topup}, {}, Problem{Fault::kLedger, "x"}, false},
+    };
+    for (const auto& r : rows) {
+        INFO(r.what);
+        auto p = base;
+        p.plan.topups = r.topups;
+        p.pending = r.pending;
+        p.problem = r.problem;
+        CHECK(p.has_work() == r.work);
+    }
+    chain::RoundReport clean, refused, unrecorded;
+    refused.outcomes.push_back(chain::Outcome{});
+    refused.outcomes[0].state = chain::Outcome::State::kFailed;
+    refused.outcomes[0].fault = Fault::kTopUp;
+    unrecorded.problems.push_back({Fault::kLedger, "receipts not recorded"});
+    auto ledger_fault = base;
+    ledger_fault.fail({Fault::kLedger, "cannot read the ledger"});
+    auto poll_fault = base;
+    poll_fault.fail({Fault::kPoll, "unreachable"});
+    CHECK(chain::round_ok(base, nullptr));
+    CHECK(chain::round_ok(base, &clean));
+    CHECK(chain::round_ok(base, &refused));  // a refused top-up is its own failure, not the Round's
+    CHECK_FALSE(chain::round_ok(base, &unrecorded));
+    CHECK_FALSE(chain::round_ok(ledger_fault, nullptr));  // counted as a success before
+    CHECK_FALSE(chain::round_ok(poll_fault, nullptr));
+}
+
+TEST_CASE("round: the first step that fails decides why a Round cannot commit; a later one does not overwrite it", "[chain][round]") {
+    chain::RoundPlan p;
+    p.fail({Fault::kLedger, "cannot read the ledger"});
+    p.fail({Fault::kPoll, "unreachable"});
+    REQUIRE(p.problem);
+    CHECK(p.fault() == Fault::kLedger);
+    CHECK(p.problem->message == "cannot read the ledger");
 }

@@ -73,27 +73,3 @@ TEST_CASE("hex", "[hex]") {
     CHECK(from_hex("zz").error() == Errc::kBadHex);
     CHECK_FALSE(from_hex_fixed<2>("0x010203"));
 }
-
-#include "keymaster/common/fault.hpp"
-
-TEST_CASE("faults: the metric scope and the exit code come from the type", "[fault]") {
-    const std::vector<std::tuple<Fault, std::string_view, int>> rows = {
-        {Fault::kNone, "", 0},           {Fault::kConfig, "config", 2},
-        {Fault::kPoll, "poll", 1},       {Fault::kChainId, "chain_id", 1},
-        {Fault::kBalance, "balance", 1}, {Fault::kBalanceMismatch, "balance_mismatch", 1},
-        {Fault::kBankLow, "bank_low", 1}, {Fault::kBank, "bank", 1},
-        {Fault::kLedger, "ledger", 1},   {Fault::kLimit, "limit", 1},
-        {Fault::kTopUp, "topup", 1},     {Fault::kFees, "topup", 1},
-        {Fault::kSigning, "topup", 1},   {Fault::kInternal, "internal", 1},
-    };
-    for (const auto& [fault, scope, exit] : rows) {
-        INFO(static_cast<int>(fault));
-        CHECK(fault_scope(fault) == scope);
-        CHECK(fault_exit_code(fault) == exit);
-        CHECK(make_error_code(fault).category() == fault_category());
-        CHECK_FALSE(make_error_code(fault).message().empty());
-    }
-    for (auto scope : network_scopes()) CHECK_FALSE(scope.empty());
-    const RoundError e(Fault::kLedger, "ledger cannot be written");
-    CHECK(e.fault() == Fault::kLedger);
-}

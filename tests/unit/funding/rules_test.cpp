@@ -57,11 +57,11 @@ TEST_CASE("fees: the choice of type and fees", "[fees]") {
         net.max_fee_per_gas = r.cap;
         auto got = funding::choose_fees(snap(r.base, r.gas_price, r.tip), net);
         if (!r.want) {
-            CHECK(std::holds_alternative<std::string>(got));
+            CHECK(got.has_error());
             continue;
         }
-        REQUIRE(std::holds_alternative<Fees>(got));
-        CHECK(std::get<Fees>(got) == *r.want);
+        REQUIRE(got.has_value());
+        CHECK(*got == *r.want);
     }
 }
 
@@ -237,4 +237,29 @@ TEST_CASE("bank audit: the balance is compared only across stretches where every
     CHECK(funding::unexplained_outflow(Wei(1000), Wei(600), Wei(300)) == Wei(100));
     CHECK(funding::unexplained_outflow(Wei(1000), Wei(900), Wei(300)) == Wei(0));  // a refill of 200
     CHECK(funding::unexplained_outflow(Wei(1000), Wei(1500), Wei(0)) == Wei(0));
+}
+
+TEST_CASE("bank low: a read balance below bankThreshold, decided once for the daemon and the cli", "[rules][bank]") {
+    struct Row {
+        const char* what;
+        std::optional<Wei> threshold;
+        std::optional<Wei> balance;
+        bool low;
+    };
+    const Wei one = Wei("1000000000000000000");
+    const std::vector<Row> rows = {
+        {"no bankThreshold: never low", std::nullopt, Wei(0), false},
+        {"below it", one, one - 1, true},
+        {"exactly at it", one, one, false},
+        {"above it", one, one * 2, false},
+        {"balance unread: not judged", one, std::nullopt, false},
+    };
+    for (const auto& r : rows) {
+        INFO(r.what);
+        config::Network net;
+        net.bank_threshold = r.threshold;
+        funding::NetworkSnapshot snap;
+        snap.bank_balance = r.balance;
+        CHECK(funding::bank_low(net, snap) == r.low);
+    }
 }

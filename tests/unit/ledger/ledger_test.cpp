@@ -68,6 +68,25 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
     std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("ledger: every time it writes comes from the clock it was given, never the system's", "[ledger][clock]") {
+    const auto dir = temp_dir();
+    double now = 1000.0;  // far from the system clock's reading
+    ledger::Ledger l(dir, true, [&now] { return now; });
+    const auto a = l.record_intent(entry(0, "0xA"));
+    now = 1060.5;
+    l.mark(a, State::kSent);
+    const auto h = l.history({});
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].created == 1000.0);
+    CHECK(h[0].updated == 1060.5);
+    now = 1100.0;
+    l.confirmed(a, true, 7, 21000, Wei(21000));
+    CHECK(l.history({})[0].updated == 1100.0);
+    CHECK(l.spent_since("alpha", "0xBANK", 999.0) == Wei(1000));
+    CHECK(l.spent_since("alpha", "0xBANK", 1001.0) == Wei(0));  // created at 1000 on the given clock
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "[ledger]") {
     const auto dir = temp_dir();
     ledger::Ledger l(dir, true);
