@@ -173,11 +173,11 @@ int cmd_validate(const GlobalOptions& g) {
 
 int cmd_address(const std::string& key_env, const std::string& key_file) {
     auto key = key_env.empty() ? config::read_key_file(key_file) : config::read_key_env(key_env, config::process_env());
-    if (auto* msg = std::get_if<std::string>(&key)) {
-        std::cerr << "keymaster address: " << *msg << "\n";
-        return kExitUsage;
+    if (!key) {
+        std::cerr << "keymaster address: " << key.error().message << "\n";
+        return fault_exit_code(key.error().fault);
     }
-    std::cout << eth::Address::from_public_key(std::get<crypto::PrivateKey>(key).public_key()).checksummed() << "\n";
+    std::cout << eth::Address::from_public_key(key->public_key()).checksummed() << "\n";
     return kExitOk;
 }
 

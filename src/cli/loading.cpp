@@ -18,11 +18,11 @@ class KmsBanks {
 public:
     explicit KmsBanks(config::EnvLookup env) : env_(std::move(env)) {}
 
-    net::awaitable<std::variant<std::shared_ptr<signer::Signer>, std::string>> open(const config::BankRef& b) {
+    net::awaitable<Expected<std::shared_ptr<signer::Signer>>> open(const config::BankRef& b) {
         const std::string endpoint = aws::service_endpoint("kms", b.kms_region, b.kms_endpoint, env_);
         const std::string client_key = b.kms_region + "|" + endpoint + "|" + b.kms_access_key_id;
         const std::string signer_key = client_key + "|" + b.kms_key_id;
-        if (auto it = signers_.find(signer_key); it != signers_.end()) co_return it->second;
+        if (auto it = signers_.find(signer_key); it != signers_.end()) co_return std::shared_ptr<signer::Signer>(it->second);
         auto& client = clients_[client_key];
         if (!client) {
             std::optional<aws::StaticCredentials> creds;
@@ -38,7 +38,7 @@ public:
         } catch (const std::exception& ex) {
             error = ex.what();
         }
-        if (!s) co_return error;
+        if (!s) co_return Problem{Fault::kConfig, error};
         spdlog::info("KMS key {} ({}) is {}; credentials from {}", b.kms_key_id, b.kms_region, s->address().checksummed(),
                      client->credentials().source());
         signers_[signer_key] = s;
@@ -51,13 +51,13 @@ private:
     std::map<std::string, std::shared_ptr<signer::Signer>> signers_;
 };
 
-// The bank signer of one network, or why not.
-net::awaitable<std::variant<std::shared_ptr<signer::Signer>, std::string>> open_bank(KmsBanks& kms, const config::Network& n,
-                                                                                     const config::EnvLookup& env) {
+// The bank signer of one network, or why not (kConfig).
+net::awaitable<Expected<std::shared_ptr<signer::Signer>>> open_bank(KmsBanks& kms, const config::Network& n,
+                                                                    const config::EnvLookup& env) {
     if (n.bank.kind == config::BankRef::Kind::kKms) co_return co_await kms.open(n.bank);
     auto key = config::resolve_bank_key(n.bank, env);
-    if (auto* msg = std::get_if<std::string>(&key)) co_return *msg;
-    co_return std::make_shared<signer::LocalSigner>(std::move(std::get<crypto::PrivateKey>(key)));
+    if (!key) co_return key.error();
+    co_return std::shared_ptr<signer::Signer>(std::make_shared<signer::LocalSigner>(std::move(*key)));
 }
 
 }  // namespace
@@ -85,12 +85,13 @@ net::awaitable<std::optional<Loaded>> load_all(GlobalOptions g, std::vector<std:
     KmsBanks kms(env);
     for (const auto* n : l.selected) {
         auto opened = co_await open_bank(kms, *n, env);
-        if (auto* msg = std::get_if<std::string>(&opened)) {
-            error(g.config + ": " + (n->bank.kind == config::BankRef::Kind::kKms ? n->bank.path + ": " : std::string()) + *msg);
+        if (!opened) {
+            error(g.config + ": " + (n->bank.kind == config::BankRef::Kind::kKms ? n->bank.path + ": " : std::string()) +
+                  opened.error().message);
             ok = false;
             continue;
         }
-        auto s = std::get<std::shared_ptr<signer::Signer>>(std::move(opened));
+        auto s = std::move(*opened);
         l.banks.emplace(n->name, s->address());
         l.signers.emplace(n->name, std::move(s));
     }

@@ -277,8 +277,8 @@ TEST_CASE("config: a KMS bank (Nomad's object, plus endpoint)", "[config][kms]")
     CHECK(warned);
     // There is no key to read for a KMS bank.
     auto key = config::resolve_bank_key(a, env_of({}));
-    REQUIRE(std::holds_alternative<std::string>(key));
-    CHECK(std::get<std::string>(key) == "networks.alpha.bank: a KMS key signs in KMS: there is no key to read");
+    REQUIRE(key.has_error());
+    CHECK(key.error().message == "networks.alpha.bank: a KMS key signs in KMS: there is no key to read");
 }
 
 TEST_CASE("config: spend limits", "[config]") {
@@ -316,14 +316,15 @@ TEST_CASE("config: bank keys from env, file and inline; secrets never in message
     b.kind = config::BankRef::Kind::kEnv;
     b.env_var = "ALPHA_BANK";
     auto missing = config::resolve_bank_key(b, env_of({}));
-    CHECK(std::get<std::string>(missing) == "networks.alpha.bank: environment variable ALPHA_BANK is not set");
+    CHECK(missing.error().message == "networks.alpha.bank: environment variable ALPHA_BANK is not set");
+    CHECK(missing.error().fault == Fault::kConfig);  // exit 2, from the type
     auto ok = config::resolve_bank_key(b, env_of({{"ALPHA_BANK", kKey}}));
-    REQUIRE(std::holds_alternative<crypto::PrivateKey>(ok));
-    CHECK(eth::Address::from_public_key(std::get<crypto::PrivateKey>(ok).public_key()).checksummed() == kA);
+    REQUIRE(ok.has_value());
+    CHECK(eth::Address::from_public_key(ok->public_key()).checksummed() == kA);
     const std::string bad_secret = "0xdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
     auto bad = config::resolve_bank_key(b, env_of({{"ALPHA_BANK", bad_secret}}));
-    CHECK(std::get<std::string>(bad).find("not a valid secp256k1 private key") != std::string::npos);
-    CHECK(std::get<std::string>(bad).find("deadbeef") == std::string::npos);
+    CHECK(bad.error().message.find("not a valid secp256k1 private key") != std::string::npos);
+    CHECK(bad.error().message.find("deadbeef") == std::string::npos);
 
     const auto dir = std::filesystem::temp_directory_path() / ("km-key-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
@@ -333,22 +334,22 @@ TEST_CASE("config: bank keys from env, file and inline; secrets never in message
     b.kind = config::BankRef::Kind::kFile;
     b.file = file;
     auto open = config::resolve_bank_key(b, env_of({}));
-    CHECK(std::get<std::string>(open) == "networks.alpha.bank: key file " + file + ": readable by group or others (chmod 600 it)");
+    CHECK(open.error().message == "networks.alpha.bank: key file " + file + ": readable by group or others (chmod 600 it)");
     ::chmod(file.c_str(), 0640);
     REQUIRE(::chown(file.c_str(), ::geteuid(), ::getegid() + 4242) == 0);  // another group may read it
-    CHECK(std::get<std::string>(config::resolve_bank_key(b, env_of({}))).find("readable by group or others") !=
+    CHECK(config::resolve_bank_key(b, env_of({})).error().message.find("readable by group or others") !=
           std::string::npos);
     REQUIRE(::chown(file.c_str(), ::geteuid(), ::getegid()) == 0);  // only our own group (Kubernetes fsGroup)
-    CHECK(std::holds_alternative<crypto::PrivateKey>(config::resolve_bank_key(b, env_of({}))));
+    CHECK(config::resolve_bank_key(b, env_of({})).has_value());
     ::chmod(file.c_str(), 0600);
     auto fine = config::resolve_bank_key(b, env_of({}));
-    CHECK(std::holds_alternative<crypto::PrivateKey>(fine));
+    CHECK(fine.has_value());
     std::filesystem::remove_all(dir);
 
     b.kind = config::BankRef::Kind::kInline;
     b.inline_key = Secret(bad_secret);
     auto inl = config::resolve_bank_key(b, env_of({}));
-    CHECK(std::get<std::string>(inl).find("deadbeef") == std::string::npos);
+    CHECK(inl.error().message.find("deadbeef") == std::string::npos);
 
     json j = base();
     j["networks"]["alpha"]["bank"] = kKey;
