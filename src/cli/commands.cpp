@@ -47,27 +47,13 @@ struct Session {
                                                               l.accounts.at(n->name), ledger, rpc::RpcObserver{}));
     }
 
-    // Runs `work` for every network at once; results in network order.
+    // Runs `work` for every network at once (run_all); results in network order.
     template <typename T>
     std::vector<T> each(const std::function<net::awaitable<T>(chain::Worker&)>& work) {
-        std::vector<std::optional<T>> slots(workers.size());
-        std::vector<std::exception_ptr> errors(workers.size());
-        std::size_t left = workers.size();
-        for (std::size_t i = 0; i < workers.size(); ++i)
-            net::co_spawn(io, work(*workers[i]), [&, i](std::exception_ptr e, T value) {
-                if (e) errors[i] = e;
-                else slots[i] = std::move(value);
-                --left;
-            });
-        io.restart();
-        while (left > 0 && io.run_one() > 0) {
-        }
-        std::vector<T> out;
-        for (std::size_t i = 0; i < workers.size(); ++i) {
-            if (errors[i]) std::rethrow_exception(errors[i]);
-            out.push_back(std::move(*slots[i]));
-        }
-        return out;
+        std::vector<net::awaitable<T>> tasks;
+        tasks.reserve(workers.size());
+        for (auto& w : workers) tasks.push_back(work(*w));
+        return run_all(io, std::move(tasks));
     }
 
     std::vector<chain::RoundPlan> prepare(chain::Mode mode) {

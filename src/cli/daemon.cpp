@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -133,8 +134,10 @@ private:
         auto sched = schedule();
         sched.commit.replaced = [this, name] { metrics_.replacements(name, 1); };  // counted when broadcast
         net::co_spawn(io_, s.worker->run(std::move(sched), std::move(obs)),
-                      net::bind_cancellation_slot(s.cancel.slot(), [slot, name](std::exception_ptr e) {
+                      net::bind_cancellation_slot(s.cancel.slot(), [this, slot, name](std::exception_ptr e) {
                           slot->running = false;
+                          if (!any_running())
+                              for (auto* t : joining_) t->cancel();  // wake every join()
                           if (!e) return;
                           try {
                               std::rethrow_exception(e);
@@ -149,13 +152,14 @@ private:
     }
 
     // Waits until no Worker's coroutine is alive, or `limit` has passed; whether they all left.
+    // Awaited, not polled: the last Worker to leave cancels the waiting timers.
     net::awaitable<bool> join(std::optional<std::chrono::milliseconds> limit) {
-        net::steady_timer t(io_);
-        const auto deadline = limit ? Clock::now() + *limit : Clock::time_point::max();
-        while (any_running() && Clock::now() < deadline) {
-            t.expires_after(std::chrono::milliseconds(20));
-            co_await t.async_wait(net::use_awaitable);
-        }
+        if (!any_running()) co_return true;
+        net::steady_timer t(io_, limit ? Clock::now() + *limit : Clock::time_point::max());
+        joining_.push_back(&t);
+        boost::system::error_code ec;
+        co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
+        joining_.erase(std::find(joining_.begin(), joining_.end(), &t));
         co_return !any_running();
     }
 
@@ -263,6 +267,7 @@ private:
     std::vector<std::unique_ptr<Slot>> slots_;
     bool stopping_ = false;
     bool reloading_ = false;
+    std::vector<net::steady_timer*> joining_;  // join()s waiting for the last Worker to leave
 };
 
 }  // namespace
