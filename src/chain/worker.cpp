@@ -6,7 +6,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
 
-#include "keymaster/chain/network_state.hpp"
+#include "keymaster/chain/poll.hpp"
+#include "keymaster/funding/limits.hpp"
 #include "keymaster/common/text.hpp"
 #include "keymaster/funding/pending.hpp"
 #include "keymaster/rpc/client.hpp"

@@ -11,7 +11,7 @@
 
 #include "keymaster/common/duration.hpp"
 #include "keymaster/config/config.hpp"
-#include "keymaster/funding/plan.hpp"
+#include "keymaster/funding/topology.hpp"
 #include "keymaster/signer/signer.hpp"
 
 namespace keymaster::cli {

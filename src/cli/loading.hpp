@@ -10,7 +10,7 @@
 
 #include "commands.hpp"
 #include "keymaster/config/config.hpp"
-#include "keymaster/funding/plan.hpp"
+#include "keymaster/funding/topology.hpp"
 #include "keymaster/signer/signer.hpp"
 
 namespace keymaster::cli {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "keymaster/common/fault.hpp"
-#include "keymaster/funding/topup_plan.hpp"
+#include "keymaster/funding/plan.hpp"
 #include "keymaster/ledger/ledger.hpp"
 
 namespace keymaster::rpc {

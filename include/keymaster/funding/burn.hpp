@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "keymaster/funding/plan.hpp"
+#include "keymaster/funding/topology.hpp"
 
 //! Measured burn (pure): what an account spent between polls, its rate over a window, its runway,
 //! and the threshold and target sized from it (`runway`). Times are unix seconds, given.

@@ -1,65 +1,82 @@
 #pragma once
 
 #include <map>
-#include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "keymaster/config/config.hpp"
+#include "keymaster/funding/burn.hpp"
+#include "keymaster/funding/fees.hpp"
+#include "keymaster/funding/snapshot.hpp"
 
-//! Who is funded where (Nomad v2 topology) and the pure top-up rule.
+//! The plan of one network's Round (pure): who is topped up by how much at what levels, who waits,
+//! what the fees may cost; held back by the limits (limits.hpp).
 namespace keymaster::funding {
 
-//! One funded account: an agent address on the network whose bank pays it.
-struct Account {
-    std::string network;  //!< where the balance lives and the bank pays
-    std::string home;     //!< the agent's home network (== network for local agents)
-    config::Role role;
-    eth::Address address;
-    Wei threshold = 0;
-    Wei target = 0;
-    //! The network's runway with the role's over it; shared by the accounts of one role on one
-    //! network (null: no runway block applies).
-    std::shared_ptr<const config::Runway> runway;
-    //! runway.window, or 24 hours.
-    [[nodiscard]] double window() const { return runway ? runway->window_seconds() : 86400.0; }
+//! One planned transfer.
+struct TopUp {
+    Account account;
+    Wei balance = 0;
+    Wei amount = 0;
+    std::uint64_t gas_limit = 21000;
+    Levels levels;  //!< the threshold it fell below and the target it is brought to
 };
 
-//! Accounts funded on one network, in a stable order: local agents, then remote agents by home.
-struct NetworkAccounts {
-    std::string network;
-    std::vector<Account> accounts;
+//! What one network needs this round.
+struct NetworkPlan {
+    NetworkSnapshot snapshot;
+    std::vector<BurnRate> rates;   //!< per snapshot account: measured burn (empty: not known)
+    std::optional<BurnRate> bank_rate;  //!< what the bank sent (top-ups and fees) per day
+    std::vector<TopUp> topups;
+    std::vector<AccountState> unknown;  //!< balance unread: no decision this round
+    std::vector<AccountState> waiting;  //!< below threshold, but an earlier top-up is not confirmed yet
+    std::vector<std::pair<TopUp, std::string>> blocked;  //!< held back by a spend limit, and why
+    std::set<eth::Address> held_per_account;  //!< accounts limits.perAccount held back (wholly or partly)
+    Wei total = 0;                      //!< sum of amounts
+    std::optional<Fees> fees;
+    std::optional<Problem> fee_problem;  //!< why there are no fees (kFees), or no gas limits (kPoll)
+    Wei max_fee_cost = 0;  //!< sum of gas_limit x per-gas cap
+    bool covered = false;  //!< bank balance >= total + max_fee_cost
 };
 
-//! The funding topology of a whole config.
-struct Topology {
-    std::vector<NetworkAccounts> networks;  //!< config order
-    std::vector<std::string> errors;        //!< "file: path: message"
-    std::vector<std::string> notes;         //!< merged duplicates, skipped bank addresses
+//! Applies the decision rule to every account of a snapshot, at its effective levels (from
+//! `rates`, one per snapshot account, when given: see levels()). Accounts in `busy` (a top-up of
+//! theirs is not yet confirmed) get no new one. Chooses the fees when anything is to be sent.
+[[nodiscard]] NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net,
+                                    const std::set<eth::Address>& busy = {}, std::vector<BurnRate> rates = {});
 
-    const NetworkAccounts* find(std::string_view network) const;
+//! Snapshot account i's effective threshold and target (levels() at its rate; the amounts
+//! without one). Computed when asked: nothing per account is stored for it.
+[[nodiscard]] Levels levels_at(const NetworkPlan& plan, std::size_t i);
+
+//! How the plan's accounts stand against their effective thresholds (levels_at: burn-sized where
+//! measured), e.g. after a top-up.
+struct Standing {
+    std::size_t ok = 0;       //!< at or above the effective threshold
+    std::size_t low = 0;      //!< below it
+    std::size_t unknown = 0;  //!< balance unread
 };
+[[nodiscard]] Standing standing(const NetworkPlan& plan);
 
-//! Builds the topology. On network N: N's bank funds N's updater, watchers and kathy; and for
-//! every network H listing N in `replicas`, H's relayer, processor and watchers. N's `ignore`
-//! removes roles (`all` / `local` / `remote`). A bank address listed as an agent is never paid.
-//! `banks` maps a network name to its bank address where known.
-Topology build_topology(const config::Config& cfg, const std::map<std::string, eth::Address>& banks = {});
+//! The bank is low: its balance was read and is below the network's bankThreshold (none: never).
+[[nodiscard]] bool bank_low(const config::Network& net, const NetworkSnapshot& snap);
 
-//! What to do about one account this round.
-enum class Action {
-    kNone,     //!< at or above threshold
-    kTopUp,    //!< below threshold: send target - balance
-    kUnknown,  //!< balance could not be read: no decision
-};
+//! Recomputes total, max_fee_cost and covered from the plan's top-ups and fees.
+void update_costs(NetworkPlan& plan);
 
-struct Decision {
-    Action action = Action::kUnknown;
+//! A top-up of ours confirmed since the last poll: the block it was mined in and what it brought.
+struct ConfirmedTopUp {
+    std::uint64_t block = 0;
     Wei amount = 0;
 };
 
-//! The rule: top up when balance < threshold, by target - balance. An unknown balance decides nothing.
-Decision decide(const Account& account, const std::optional<Wei>& balance);
+//! Whether the endpoint contradicts itself about an account our top-up just reached: the account
+//! sent nothing since the block before the top-up (`nonce_before` == `nonce_now`: it cannot spend
+//! without sending), yet holds less than it held then plus what we sent. An agent that spends is
+//! never a mismatch. Pure.
+[[nodiscard]] bool balance_contradicts(const Wei& before, const Wei& amount, const Wei& now, std::uint64_t nonce_before,
+                                       std::uint64_t nonce_now);
 
 }  // namespace keymaster::funding

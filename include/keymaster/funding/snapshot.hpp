@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "keymaster/funding/plan.hpp"
+#include "keymaster/funding/topology.hpp"
 
 namespace keymaster::funding {
 

@@ -659,6 +659,7 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
 
     // A new worker on the same ledger (a restart) has the same history.
     chain::Worker again(rig.io.get_executor(), rig.net, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    again.set_clock([&rig] { return rig.clock; });  // the same clock as the ledger's
     auto p4 = test::run(rig.io, again.prepare(chain::Mode::kStatus));
     REQUIRE(p4.plan.rates.size() == 1);
     CHECK(p4.plan.rates[0].per_day > kEther / 2 * 86400 / 3);

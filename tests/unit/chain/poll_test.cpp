@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "fake_http_server.hpp"
-#include "keymaster/chain/network_state.hpp"
+#include "keymaster/chain/poll.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "task_runner.hpp"

@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "keymaster/funding/burn.hpp"
-#include "keymaster/funding/topup_plan.hpp"
+#include "keymaster/funding/plan.hpp"
 
 using namespace keymaster;
 

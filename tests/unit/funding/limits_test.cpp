@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "keymaster/funding/topup_plan.hpp"
+#include "keymaster/funding/limits.hpp"
 
 using namespace keymaster;
 

@@ -4,7 +4,7 @@
 
 #include "keymaster/funding/fees.hpp"
 #include "keymaster/funding/pending.hpp"
-#include "keymaster/funding/topup_plan.hpp"
+#include "keymaster/funding/plan.hpp"
 
 using namespace keymaster;
 using funding::Fees;

@@ -1,60 +1,8 @@
-#include "keymaster/funding/topup_plan.hpp"
+#include "keymaster/funding/limits.hpp"
+
+#include <algorithm>
 
 namespace keymaster::funding {
-
-void update_costs(NetworkPlan& plan) {
-    plan.total = 0;
-    plan.max_fee_cost = 0;
-    for (const auto& t : plan.topups) {
-        plan.total += t.amount;
-        if (plan.fees) plan.max_fee_cost += Wei(t.gas_limit) * plan.fees->per_gas_cap();
-    }
-    plan.covered = plan.snapshot.bank_balance && *plan.snapshot.bank_balance >= plan.total + plan.max_fee_cost;
-}
-
-Levels levels_at(const NetworkPlan& plan, std::size_t i) {
-    const auto& a = plan.snapshot.accounts.at(i).account;
-    return i < plan.rates.size() ? levels(a, plan.rates[i]) : Levels{a.threshold, a.target};
-}
-
-bool bank_low(const config::Network& net, const NetworkSnapshot& snap) {
-    return net.bank_threshold && snap.bank_balance && *snap.bank_balance < *net.bank_threshold;
-}
-
-Standing standing(const NetworkPlan& plan) {
-    Standing s;
-    for (std::size_t i = 0; i < plan.snapshot.accounts.size(); ++i) {
-        const auto& a = plan.snapshot.accounts[i];
-        if (!a.balance) ++s.unknown;
-        else if (*a.balance < levels_at(plan, i).threshold) ++s.low;
-        else ++s.ok;
-    }
-    return s;
-}
-
-NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const std::set<eth::Address>& busy,
-                      std::vector<BurnRate> rates) {
-    NetworkPlan plan;
-    plan.snapshot = std::move(snap);
-    plan.rates = std::move(rates);
-    if (!plan.snapshot.reachable) return plan;
-    for (std::size_t i = 0; i < plan.snapshot.accounts.size(); ++i) {
-        const auto& s = plan.snapshot.accounts[i];
-        const auto l = levels_at(plan, i);
-        const auto d = decide(l, s.balance);
-        if (d.action == Action::kUnknown) plan.unknown.push_back(s);
-        else if (d.action == Action::kTopUp && busy.count(s.account.address)) plan.waiting.push_back(s);
-        else if (d.action == Action::kTopUp)
-            plan.topups.push_back(TopUp{s.account, *s.balance, d.amount, net.gas_limit.value_or(21000), l});
-    }
-    if (!plan.topups.empty()) {
-        auto fees = choose_fees(plan.snapshot, net);
-        if (fees) plan.fees = *fees;
-        else plan.fee_problem = fees.error();
-    }
-    update_costs(plan);
-    return plan;
-}
 
 namespace {
 
@@ -121,11 +69,6 @@ std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits,
     plan.topups = std::move(kept);
     update_costs(plan);
     return remaining;
-}
-
-bool balance_contradicts(const Wei& before, const Wei& amount, const Wei& now, std::uint64_t nonce_before,
-                         std::uint64_t nonce_now) {
-    return nonce_before == nonce_now && now < before + amount;
 }
 
 }  // namespace keymaster::funding

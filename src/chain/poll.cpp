@@ -1,4 +1,4 @@
-#include "keymaster/chain/network_state.hpp"
+#include "keymaster/chain/poll.hpp"
 
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "keymaster/funding/plan.hpp"
+#include "keymaster/funding/topology.hpp"
 #include "vectors.hpp"
 
 using namespace keymaster;
