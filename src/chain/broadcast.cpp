@@ -7,6 +7,8 @@
 #include "steps.hpp"
 
 namespace keymaster::chain::detail {
+
+using funding::Fees;
 namespace {
 
 namespace net = boost::asio;

@@ -4,6 +4,9 @@
 #include "steps.hpp"
 
 namespace keymaster::chain::detail {
+
+using funding::Fees;
+using funding::NetworkPlan;
 namespace {
 
 namespace net = boost::asio;

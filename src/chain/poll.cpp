@@ -5,6 +5,9 @@
 
 namespace keymaster::chain {
 
+using funding::AccountState;
+using funding::NetworkSnapshot;
+
 using nlohmann::json;
 
 namespace {

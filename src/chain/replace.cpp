@@ -4,6 +4,8 @@
 #include "steps.hpp"
 
 namespace keymaster::chain::detail {
+
+using funding::Fees;
 namespace {
 
 namespace net = boost::asio;

@@ -46,11 +46,11 @@ struct StepReport {
 };
 
 // --- transactions.cpp: the one place a transaction and its ledger entry are built and journaled ---
-[[nodiscard]] eth::Transaction build_tx(const Fees& fees, std::uint64_t chain_id, std::uint64_t nonce,
+[[nodiscard]] eth::Transaction build_tx(const funding::Fees& fees, std::uint64_t chain_id, std::uint64_t nonce,
                                         const eth::Address& to, const Wei& value, std::uint64_t gas_limit);
 [[nodiscard]] ledger::Entry entry_of(const Context& ctx, const eth::Transaction& tx, const Bytes& raw,
                                      const std::string& home, const std::string& role, std::uint64_t block);
-[[nodiscard]] Fees fees_of(const ledger::Entry& e);
+[[nodiscard]] funding::Fees fees_of(const ledger::Entry& e);
 //! Signs `txs` in order, up to four at a time, whatever the signer (a KMS Sign is a network round
 //! trip). Returns the signed prefix: every result up to and including the first failure; nothing
 //! after it is signed.
@@ -94,7 +94,7 @@ void record_send(Context& ctx, const ledger::Entry& entry, const Sent& sent, Sen
 //! Fills each refused nonce (proven failed) that has others after it with a zero-value transfer from
 //! the bank to itself (role "nonce-filler"); a filler worded "underpriced" and not held is re-signed
 //! with bumped fees (every one of them stays `sent` until one of the nonce is mined).
-[[nodiscard]] boost::asio::awaitable<StepReport> fill_gaps(Context& ctx, const Fees& fees, std::uint64_t chain_id,
+[[nodiscard]] boost::asio::awaitable<StepReport> fill_gaps(Context& ctx, const funding::Fees& fees, std::uint64_t chain_id,
                                                            std::uint64_t block, const std::vector<std::uint64_t>& nonces);
 //! Nonces to fill: failed ones with a transaction held by the node (or of unknown fate) after them.
 [[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<Sent>& sent,
@@ -110,7 +110,7 @@ struct Replacement {
 //! ceiling), journals it before the broadcast; the stuck one becomes `replaced` unless the new
 //! one is refused. An unknown send result leaves the new one `sent` for reconcile. Logs the result
 //! (the one way a replacement is reported, in reconcile's and in the receipts' wait alike).
-[[nodiscard]] boost::asio::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stuck, const Fees& first_fees,
+[[nodiscard]] boost::asio::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stuck, const funding::Fees& first_fees,
                                                                std::uint64_t block);
 
 // --- reconcile.cpp ---

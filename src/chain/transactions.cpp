@@ -13,6 +13,8 @@
 
 namespace keymaster::chain::detail {
 
+using funding::Fees;
+
 namespace net = boost::asio;
 
 eth::Transaction build_tx(const Fees& fees, std::uint64_t chain_id, std::uint64_t nonce, const eth::Address& to,

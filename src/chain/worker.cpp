@@ -18,6 +18,9 @@
 
 namespace keymaster::chain {
 
+using funding::NetworkPlan;
+using funding::NetworkSnapshot;
+
 namespace net = boost::asio;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;

@@ -11,6 +11,8 @@
 #include <random>
 
 namespace keymaster::rpc {
+
+using nlohmann::json;
 namespace {
 
 namespace net = boost::asio;

@@ -4,6 +4,7 @@
 
 namespace keymaster::rpc {
 
+
 std::optional<Wei> as_quantity(const nlohmann::json& v) {
     if (!v.is_string()) return std::nullopt;
     auto r = parse_quantity(v.get<std::string>());

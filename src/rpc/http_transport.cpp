@@ -15,6 +15,7 @@
 #include <charconv>
 
 namespace keymaster::rpc {
+
 namespace {
 
 namespace beast = boost::beast;

@@ -7,6 +7,8 @@
 
 namespace keymaster::rpc {
 
+using nlohmann::json;
+
 bool is_rate_limit(int code, const std::string& message) {
     const std::string m = to_lower(message);
     return code == -32005 || code == 429 || m.find("rate limit") != std::string::npos ||

@@ -12,14 +12,12 @@ class RpcClient;
 
 namespace keymaster::chain {
 
-using funding::AccountState;
-using funding::NetworkSnapshot;
 
 //! Reads chain id, latest block, bank balance and pending nonce, gas prices and every account
 //! balance in one batch (batchSize accounts per request). Never throws for network trouble: an
 //! unreachable network or a chain id other than the configured one comes back with `reachable`
 //! false and the reason. `accounts` must outlive the snapshot (it refers to them).
-[[nodiscard]] boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const config::Network& net,
+[[nodiscard]] boost::asio::awaitable<funding::NetworkSnapshot> poll(rpc::RpcClient& client, const config::Network& net,
                                                            const eth::Address& bank,
                                                            const std::vector<funding::Account>& accounts);
 

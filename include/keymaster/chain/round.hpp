@@ -28,11 +28,6 @@ class Signer;
 //! confirmation between the two phases; `run` runs Rounds on a schedule; `status` only prepares.
 namespace keymaster::chain {
 
-using funding::AccountState;
-using funding::Fees;
-using funding::NetworkPlan;
-using funding::NetworkSnapshot;
-using funding::TopUp;
 
 //! What a Round may do: the one place the mode is kept (a RoundPlan carries the mode it was
 //! prepared in; commit, the burn tracker and the cli ask these functions, never compare).
@@ -55,14 +50,14 @@ struct PendingAction {
     };
     Kind kind = Kind::kRebroadcast;
     ledger::Entry entry;  //!< the newest transaction of the nonce
-    Fees first_fees;      //!< the fees of the nonce's first transaction (replacement ceiling)
+    funding::Fees first_fees;      //!< the fees of the nonce's first transaction (replacement ceiling)
     std::string note;     //!< for the plan, e.g. "nonce taken since block 12, no receipt"
 };
 
 //! Prepare's result: the decision of one network's Round, and everything commit needs.
 struct RoundPlan {
     Mode mode = Mode::kStatus;
-    NetworkPlan plan;                       //!< snapshot, top-ups, waiting, unknown, held back
+    funding::NetworkPlan plan;                       //!< snapshot, top-ups, waiting, unknown, held back
     std::vector<PendingAction> pending;     //!< unresolved ledger entries and what commit does with them
     std::vector<ledger::Entry> settled;     //!< earlier top-ups settled from the chain while preparing
     std::vector<std::string> ledger_log;    //!< one line per ledger change while preparing
@@ -95,7 +90,7 @@ struct RoundPlan {
 
 //! What happened to one top-up.
 struct Outcome {
-    TopUp topup;
+    funding::TopUp topup;
     //! kSent at the end of a commit: sent, unconfirmed at the deadline; the ledger keeps it and a
     //! later Round settles it (never paid twice, never recorded as failed).
     enum class State { kNotSent, kSent, kConfirmed, kFailed } state = State::kNotSent;

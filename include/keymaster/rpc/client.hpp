@@ -18,22 +18,20 @@
 
 namespace keymaster::rpc {
 
-using nlohmann::json;
-
 //! A JSON-RPC error object returned by the node (code, message, data).
 class RpcError : public std::runtime_error {
 public:
-    RpcError(int code, std::string message, json data = nullptr)
+    RpcError(int code, std::string message, nlohmann::json data = nullptr)
         : std::runtime_error("JSON-RPC error " + std::to_string(code) + ": " + message),
           code_(code), message_(std::move(message)), data_(std::move(data)) {}
     int code() const { return code_; }
     const std::string& message() const { return message_; }
-    const json& data() const { return data_; }
+    const nlohmann::json& data() const { return data_; }
 
 private:
     int code_;
     std::string message_;
-    json data_;
+    nlohmann::json data_;
 };
 
 //! Every endpoint failed after retries. The message names the network and the redacted endpoints.
@@ -44,16 +42,16 @@ public:
 
 //! One call of a batch.
 struct Call {
-    Call(std::string m, json p = json::array(), std::string text = {})
+    Call(std::string m, nlohmann::json p = nlohmann::json::array(), std::string text = {})
         : method(std::move(m)), params(std::move(p)), params_text(std::move(text)) {}
     std::string method;
-    json params;
+    nlohmann::json params;
     std::string params_text;  //!< when set: the params already serialized (hot paths), used instead of `params`
 };
 
 //! The outcome of one call: a result, or the node's error for it.
 struct CallResult {
-    std::optional<json> result;
+    std::optional<nlohmann::json> result;
     std::optional<RpcError> error;
     bool ok() const { return result.has_value(); }
 };
@@ -94,7 +92,7 @@ public:
     RpcClient& operator=(const RpcClient&) = delete;
 
     //! One call. Throws RpcError for the node's error, RpcUnavailable when no endpoint answered.
-    boost::asio::awaitable<json> call(std::string method, json params = json::array());
+    boost::asio::awaitable<nlohmann::json> call(std::string method, nlohmann::json params = nlohmann::json::array());
 
     //! Many calls, results in the same order; per-call node errors are in the results.
     //! Throws RpcUnavailable when no endpoint answered.
