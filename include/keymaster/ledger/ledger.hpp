@@ -26,8 +26,10 @@ public:
 
 //! States of a top-up. `intent` and `sent` are unresolved; the others are final.
 enum class State { kIntent, kSent, kConfirmed, kReplaced, kDropped, kFailed };
-std::string_view state_name(State s);
-std::optional<State> parse_state(std::string_view s);
+//! The state's name in the ledger and in `history` ("intent", "sent", ...).
+[[nodiscard]] std::string_view state_name(State s);
+//! The state of a name state_name() gives; nullopt for any other text.
+[[nodiscard]] std::optional<State> parse_state(std::string_view s);
 
 //! One top-up as written before it is broadcast.
 struct Entry {
@@ -78,7 +80,11 @@ public:
     void atomically(const std::function<void()>& fn);
     //! Records a change of state. Throws LedgerError.
     void mark(std::int64_t id, State s, const std::string& error = {});
+    //! Records a receipt: `confirmed` (success) or `failed` (reverted) in `block`, with what it
+    //! paid. Throws LedgerError.
     void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid);
+    //! Records that another transaction of the same nonce (`by_hash`) took the entry's place.
+    //! Throws LedgerError.
     void replaced(std::int64_t id, const std::string& by_hash);
     //! Records the block from which the entry's nonce has been seen taken with no receipt of ours
     //! (0: no longer seen so). Evidence for "dropped", kept across restarts.
@@ -97,7 +103,7 @@ public:
         Wei amount = 0;
         std::uint64_t count = 0;
     };
-    std::map<std::string, Received> received_since(const std::string& network, const std::string& bank, double since) const;
+    [[nodiscard]] std::map<std::string, Received> received_since(const std::string& network, const std::string& bank, double since) const;
     //! A confirmed top-up (nonce fillers left out) and when it was recorded confirmed.
     struct Arrival {
         std::string recipient;  //!< EIP-55
@@ -122,7 +128,8 @@ public:
         double start = 0, stop = 0;
         Wei spent = 0;
     };
-    std::vector<BurnState> burn_states(const std::string& network) const;
+    //! Every account's BurnState of `network`.
+    [[nodiscard]] std::vector<BurnState> burn_states(const std::string& network) const;
     //! Buckets of `network` that end at or after `since`, by address then start.
     std::vector<BurnRow> burn_rows(const std::string& network, double since) const;
     //! Writes states and buckets (replacing those with the same key) in one transaction.
@@ -137,7 +144,9 @@ public:
         std::optional<std::uint64_t> point_nonce, point_block;
         Wei point_balance = 0;
     };
-    std::optional<Audit> audit(const std::string& network, const std::string& bank) const;
+    //! The bank's audit place (none: never audited).
+    [[nodiscard]] std::optional<Audit> audit(const std::string& network, const std::string& bank) const;
+    //! Writes the bank's audit place (replacing the last).
     void save_audit(const std::string& network, const std::string& bank, const Audit& a);
     //! What mined transactions of ours with a nonce in [from, to) took from the bank: amounts of
     //! confirmed ones and the fees of every one (reverted included).
@@ -153,7 +162,8 @@ public:
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;
 
-    const std::string& path() const;
+    //! The ledger file's path (for the log).
+    [[nodiscard]] const std::string& path() const;
 
 private:
     struct Impl;

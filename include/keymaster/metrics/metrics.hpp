@@ -17,6 +17,7 @@ struct AccountLabels {
 //! dashboards and alert rules). Amounts are in the network's native unit (10^decimals base units).
 class Metrics {
 public:
+    //! Registers every family; keymaster_build_info{version,revision} is 1 from the start.
     Metrics(const std::string& version, const std::string& revision);
     ~Metrics();
     Metrics(const Metrics&) = delete;
@@ -26,6 +27,7 @@ public:
     //! valid until forget_account for the same labels).
     struct AccountSeries;
     AccountSeries* account_series(const AccountLabels& a);
+    //! keymaster_account_balance_ether, _threshold_ether and _target_ether of one account.
     void set(AccountSeries* s, double balance, double threshold, double target);
     //! What one poll tells of an account, in one update.
     struct AccountValues {
@@ -35,14 +37,17 @@ public:
         std::optional<double> runway_threshold;  //!< runway.threshold, where set
         bool held_back = false;             //!< limits.perAccount holds back a top-up it needs
     };
+    //! Every per-account series of one poll (balance, levels, spent, runway, held back).
     void update(AccountSeries* s, const AccountValues& v);
     //! The account is no longer funded (config reload): drop its series.
     void forget_account(const AccountLabels& a);
+    //! keymaster_bank_balance_ether of the network's bank.
     void bank(const std::string& network, const std::string& address, double balance);
     //! The network's bankThreshold, for the low-bank alert.
     void bank_threshold(const std::string& network, const std::string& address, double threshold);
     //! How long the bank lasts at what it paid over runway.window (nullopt: +Inf).
     void bank_runway(const std::string& network, const std::string& address, std::optional<double> seconds);
+    //! The bank changed (config reload): drop the old bank's series.
     void forget_bank(const std::string& network, const std::string& address);
     //! A settled top-up. keymaster_topups_total{result="success"|"failure"} and
     //! keymaster_topup_amount_ether_total exist at 0 for every account from account_series() on.
@@ -53,11 +58,17 @@ public:
     void init_network(const std::string& network, const std::vector<std::string>& scopes);
     //! The network is no longer funded (config reload): drop every series of it.
     void forget_network(const std::string& network);
+    //! A fee the bank paid (keymaster_gas_spent_ether_total).
     void gas_spent(const std::string& network, double amount);
+    //! `n` JSON-RPC calls of one method, answered or failed (keymaster_rpc_requests_total).
     void rpc_call(const std::string& network, const std::string& method, bool ok, std::size_t n = 1);
+    //! One HTTP round trip to a node (keymaster_rpc_request_duration_seconds).
     void rpc_round_trip(const std::string& network, double seconds);
+    //! One whole poll: its duration, and when it succeeded its time (keymaster_poll_*).
     void poll(const std::string& network, double seconds, bool ok, double unix_time);
+    //! The latest block seen (keymaster_block_number).
     void block(const std::string& network, double number);
+    //! One error of a scope (keymaster_errors_total{scope}: fault_scope() of its Fault).
     void error(const std::string& network, const std::string& scope);
     //! Transactions of the bank the bank audit could not match to a mined transaction of ours.
     void unaccounted(const std::string& network, std::size_t count);

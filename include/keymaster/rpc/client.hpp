@@ -21,12 +21,13 @@ namespace keymaster::rpc {
 //! A JSON-RPC error object returned by the node (code, message, data).
 class RpcError : public std::runtime_error {
 public:
+    //! The error object's fields; what() says "JSON-RPC error <code>: <message>".
     RpcError(int code, std::string message, nlohmann::json data = nullptr)
         : std::runtime_error("JSON-RPC error " + std::to_string(code) + ": " + message),
           code_(code), message_(std::move(message)), data_(std::move(data)) {}
-    int code() const { return code_; }
-    const std::string& message() const { return message_; }
-    const nlohmann::json& data() const { return data_; }
+    [[nodiscard]] int code() const { return code_; }                       //!< the node's code, e.g. -32000
+    [[nodiscard]] const std::string& message() const { return message_; }  //!< the node's words, as sent
+    [[nodiscard]] const nlohmann::json& data() const { return data_; }     //!< the error's data, or null
 
 private:
     int code_;
@@ -42,18 +43,20 @@ public:
 
 //! One call of a batch.
 struct Call {
+    //! A call of `m` with `p` (or with `text`, params already serialized).
     Call(std::string m, nlohmann::json p = nlohmann::json::array(), std::string text = {})
         : method(std::move(m)), params(std::move(p)), params_text(std::move(text)) {}
-    std::string method;
-    nlohmann::json params;
+    std::string method;     //!< e.g. "eth_getBalance"
+    nlohmann::json params;  //!< a JSON array
     std::string params_text;  //!< when set: the params already serialized (hot paths), used instead of `params`
 };
 
 //! The outcome of one call: a result, or the node's error for it.
 struct CallResult {
-    std::optional<nlohmann::json> result;
-    std::optional<RpcError> error;
-    bool ok() const { return result.has_value(); }
+    std::optional<nlohmann::json> result;  //!< the result (JSON null included), when answered
+    std::optional<RpcError> error;         //!< the node's error, when it refused the call
+    //! A result came back (it may be JSON null: e.g. no receipt yet).
+    [[nodiscard]] bool ok() const { return result.has_value(); }
 };
 
 //! Retry and batching policy.
@@ -65,15 +68,15 @@ struct RpcOptions {
     std::chrono::milliseconds retry_after_cap{60'000};    //!< longest Retry-After honoured
     std::chrono::minutes primary_retry{5};                //!< after a failover, try the first endpoint again this often
     std::size_t batch_size = 100;                         //!< calls per HTTP request
-    TlsOptions tls;
+    TlsOptions tls;                                       //!< an extra trust anchor for https endpoints
 };
 
 //! Hooks for metrics: each JSON-RPC call's outcome, and each HTTP round trip's duration.
 struct RpcObserver {
-    std::function<void(const std::string& method, bool ok)> on_call;
+    std::function<void(const std::string& method, bool ok)> on_call;  //!< one call's outcome
     //! Instead of on_call when set: `n` calls of `method` with that outcome (one per HTTP reply).
     std::function<void(const std::string& method, bool ok, std::size_t n)> on_calls;
-    std::function<void(double seconds)> on_round_trip;
+    std::function<void(double seconds)> on_round_trip;  //!< one HTTP round trip's duration
     //! When set: whether a node's error for `method` is an answer, not a failure (counted ok), e.g.
     //! "already known" for a re-broadcast.
     std::function<bool(const std::string& method, const RpcError& error)> is_answer;
@@ -85,6 +88,8 @@ struct RpcObserver {
 //! endpoints in order. A call that cannot be answered throws; it never yields a default value.
 class RpcClient {
 public:
+    //! A client of `network`'s endpoints, in failover order (secrets: their URLs may hold API keys,
+    //! and are redacted in every message). Connects lazily.
     RpcClient(boost::asio::any_io_executor ex, std::string network, std::vector<Secret> endpoints,
               RpcOptions options = {}, RpcObserver observer = {});
     ~RpcClient();
@@ -105,7 +110,8 @@ public:
     [[nodiscard]] boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls, std::size_t riders = 0,
                                                           Attempts attempts = Attempts::kRetry);
 
-    const std::string& network() const;
+    //! The network's name (for messages).
+    [[nodiscard]] const std::string& network() const;
     //! Index of the endpoint in use (0 = the first).
     std::size_t active_endpoint() const;
     //! HTTP requests sent so far (attempts included).
