@@ -188,6 +188,54 @@ int cmd_keys_list(const GlobalOptions& g, const KeysOptions& o) {
     }
 }
 
+namespace {
+
+// Asks before creating keys (unless --yes); 0 to go on, else the exit code.
+int confirm_creation(const KeysOptions& o, std::size_t missing) {
+    if (missing == 0 || o.yes) return 0;
+    if (!::isatty(STDIN_FILENO)) {
+        std::cerr << "keymaster keys provision: refusing to create keys without confirmation: no terminal; pass --yes\n";
+        return kExitUsage;
+    }
+    std::cerr << "Create " << missing << " KMS key(s)? [y/N] " << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer == "y" || answer == "Y" || answer == "yes") return 0;
+    std::cerr << "Aborted: nothing created\n";
+    return kExitFailure;
+}
+
+// Creates one key and its alias; its key id, or nothing after an error on stderr.
+std::optional<std::string> create_key(boost::asio::io_context& io, aws::KmsClient& kms, const KeysOptions& o,
+                                      const keys::WantedKey& w) {
+    json tags = json::array({json{{"TagKey", "environment"}, {"TagValue", o.environment}},
+                             json{{"TagKey", "key"}, {"TagValue", w.name}}, json{{"TagKey", "created-by"}, {"TagValue", "keymaster"}}});
+    if (!w.network.empty()) tags.push_back({{"TagKey", "network"}, {"TagValue", w.network}});
+    json body = {{"KeySpec", "ECC_SECG_P256K1"},
+                 {"KeyUsage", "SIGN_VERIFY"},
+                 {"Description", "Nomad agent key " + w.alias.substr(6) + " (keymaster)"},
+                 {"Tags", tags}};
+    json created = run_on(io, kms.call("CreateKey", std::move(body), w.alias));
+    const std::string key_id = created.value("KeyMetadata", json::object()).value("KeyId", "");
+    if (key_id.empty()) {
+        std::cerr << "keymaster keys provision: CreateKey for " << w.alias << " returned no key id\n";
+        return std::nullopt;
+    }
+    try {
+        json alias = {{"AliasName", w.alias}, {"TargetKeyId", key_id}};
+        run_on(io, kms.call("CreateAlias", std::move(alias), w.alias));
+    } catch (const aws::AwsError& e) {
+        std::cerr << "keymaster keys provision: key " << key_id << " was created but has no alias: " << e.what()
+                  << "\n  alias it by hand (aws kms create-alias --alias-name " << w.alias << " --target-key-id "
+                  << key_id << ") or schedule its deletion\n";
+        return std::nullopt;
+    }
+    spdlog::info("created {} ({})", w.alias, key_id);
+    return key_id;
+}
+
+}  // namespace
+
 int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o) {
     boost::asio::io_context io;  // the command's one event loop
     if (int rc = require_region(o, "provision")) return rc;
@@ -208,44 +256,11 @@ int cmd_keys_provision(const GlobalOptions& g, const KeysOptions& o) {
         table_out << wanted.size() - missing.size() << " of " << wanted.size() << " keys of " << o.environment
                   << " exist in " << o.region << "; " << missing.size() << " to create\n";
         for (const auto& w : missing) table_out << "  create " << w.alias << "\n";
-        if (!missing.empty() && !o.yes) {
-            if (!::isatty(STDIN_FILENO)) {
-                std::cerr << "keymaster keys provision: refusing to create keys without confirmation: no terminal; pass --yes\n";
-                return kExitUsage;
-            }
-            std::cerr << "Create " << missing.size() << " KMS key(s)? [y/N] " << std::flush;
-            std::string answer;
-            std::getline(std::cin, answer);
-            if (answer != "y" && answer != "Y" && answer != "yes") {
-                std::cerr << "Aborted: nothing created\n";
-                return kExitFailure;
-            }
-        }
+        if (int rc = confirm_creation(o, missing.size())) return rc;
         for (const auto& w : missing) {
-            json tags = json::array({json{{"TagKey", "environment"}, {"TagValue", o.environment}},
-                                     json{{"TagKey", "key"}, {"TagValue", w.name}}, json{{"TagKey", "created-by"}, {"TagValue", "keymaster"}}});
-            if (!w.network.empty()) tags.push_back({{"TagKey", "network"}, {"TagValue", w.network}});
-            json body = {{"KeySpec", "ECC_SECG_P256K1"},
-                         {"KeyUsage", "SIGN_VERIFY"},
-                         {"Description", "Nomad agent key " + w.alias.substr(6) + " (keymaster)"},
-                         {"Tags", tags}};
-            json created = run_on(io, kms->call("CreateKey", std::move(body), w.alias));
-            const std::string key_id = created.value("KeyMetadata", json::object()).value("KeyId", "");
-            if (key_id.empty()) {
-                std::cerr << "keymaster keys provision: CreateKey for " << w.alias << " returned no key id\n";
-                return kExitFailure;
-            }
-            try {
-                json alias = {{"AliasName", w.alias}, {"TargetKeyId", key_id}};
-                run_on(io, kms->call("CreateAlias", std::move(alias), w.alias));
-            } catch (const aws::AwsError& e) {
-                std::cerr << "keymaster keys provision: key " << key_id << " was created but has no alias: " << e.what()
-                          << "\n  alias it by hand (aws kms create-alias --alias-name " << w.alias << " --target-key-id "
-                          << key_id << ") or schedule its deletion\n";
-                return kExitFailure;
-            }
-            aliases[w.alias] = key_id;
-            spdlog::info("created {} ({})", w.alias, key_id);
+            const auto key_id = create_key(io, *kms, o, w);
+            if (!key_id) return kExitFailure;
+            aliases[w.alias] = *key_id;
         }
         auto rows = run_on(io, describe(*kms, wanted, aliases));
         print_rows(table_out, rows);

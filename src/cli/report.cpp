@@ -88,8 +88,7 @@ void RoundView::held_back(const funding::NetworkPlan& plan) {
 
 void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     const auto& n = worker_.network();
-    const auto& p = rp.plan;
-    const auto& snap = p.snapshot;
+    const auto& snap = rp.plan.snapshot;
     for (const auto& line : rp.ledger_log) spdlog::info("{}: ledger: {}", n.name, line);
     settled(rp.settled);
     metrics_.poll(n.name, seconds, snap.reachable, now_());
@@ -103,16 +102,29 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     if (!rp.problem) last_error_.clear();
     last_poll_ = now_();
     metrics_.block(n.name, static_cast<double>(snap.block));
-    const auto bank = worker_.bank().checksummed();
-    if (snap.bank_balance) metrics_.bank(n.name, bank, to_double(*snap.bank_balance, n.decimals));
-    else count(Fault::kPoll);
-    if (snap.bank_balance && p.bank_rate)
-        metrics_.bank_runway(n.name, bank, funding::runway_seconds(*snap.bank_balance, p.bank_rate->per_day));
     for (const auto* problem : {&rp.burn_problem, &rp.audit_problem, &rp.gas_problem})
         if (*problem) {
             count((*problem)->fault);
             spdlog::error("{}: {}", n.name, (*problem)->message);
         }
+    bank_view(rp);
+    account_gauges(rp);
+    mismatches(rp);
+    last_.reset();
+    last_.emplace(snap);
+    last_bank_rate_ = rp.plan.bank_rate;
+    decisions(rp);
+}
+
+// The bank's gauges, its audit and whether it is low.
+void RoundView::bank_view(const chain::RoundPlan& rp) {
+    const auto& n = worker_.network();
+    const auto& snap = rp.plan.snapshot;
+    const auto bank = worker_.bank().checksummed();
+    if (snap.bank_balance) metrics_.bank(n.name, bank, to_double(*snap.bank_balance, n.decimals));
+    else count(Fault::kPoll);
+    if (snap.bank_balance && rp.plan.bank_rate)
+        metrics_.bank_runway(n.name, bank, funding::runway_seconds(*snap.bank_balance, rp.plan.bank_rate->per_day));
     if (!rp.unaccounted.empty()) {
         metrics_.unaccounted(n.name, rp.unaccounted.size());
         std::string nonces;
@@ -135,18 +147,24 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
         spdlog::warn("{}: bank {} holds {} {}, below bankThreshold {}", n.name, bank, format_units(*snap.bank_balance, n.decimals),
                      n.symbol, format_units(*n.bank_threshold, n.decimals));
     }
-    account_gauges(rp);
+}
+
+void RoundView::mismatches(const chain::RoundPlan& rp) {
+    const auto& n = worker_.network();
     for (auto i : rp.mismatches) {
-        const auto& a = snap.accounts[i];
+        const auto& a = rp.plan.snapshot.accounts[i];
         count(Fault::kBalanceMismatch);
         spdlog::error("{}: {} {} was topped up last round and has sent nothing since, but the endpoint reports {} {}, "
                       "less than our top-up left it: a lagging or lying endpoint?",
                       n.name, config::role_name(a.account.role), a.account.address.checksummed(),
                       format_units(*a.balance, n.decimals), n.symbol);
     }
-    last_.reset();
-    last_.emplace(snap);
-    last_bank_rate_ = p.bank_rate;
+}
+
+// Who waits, who is topped up, what the limits held back, whether the bank covers it.
+void RoundView::decisions(const chain::RoundPlan& rp) {
+    const auto& n = worker_.network();
+    const auto& p = rp.plan;
     for (const auto& w : p.waiting)
         spdlog::info("{}: {} {} below threshold, waiting for its earlier top-up to confirm", n.name,
                      config::role_name(w.account.role), w.account.address.checksummed());

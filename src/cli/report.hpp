@@ -53,6 +53,9 @@ private:
     void account_gauges(const chain::RoundPlan& rp);
     void bank_gauges(const funding::NetworkPlan& plan);
     void held_back(const funding::NetworkPlan& plan);
+    void bank_view(const chain::RoundPlan& rp);
+    void mismatches(const chain::RoundPlan& rp);
+    void decisions(const chain::RoundPlan& rp);
 
     metrics::Metrics& metrics_;
     const chain::Worker& worker_;

@@ -71,14 +71,11 @@ struct RpcClient::Impl {
         if (obs.on_call) obs.on_call(method, ok);
     }
 
-    // Sends the calls at `pending` indices as one request; fills final results. Returns the
-    // failure if any call is left without a final result.
-    net::awaitable<std::optional<Failure>> attempt(std::size_t ep, const std::vector<Call>& calls,
-                                                  std::vector<std::size_t>& pending,
-                                                  std::vector<CallResult>& results, std::vector<bool>& done) {
-        std::map<std::uint64_t, std::size_t> by_id;
-        // The body is written directly (no JSON object per call: a poll may carry 10,000 calls).
-        // A lone call goes as a plain object: some endpoints refuse batches.
+    // The request body of the calls at `pending` indices, each given a fresh id (`by_id`: id ->
+    // index). Written directly (no JSON object per call: a poll may carry 10,000 calls). A lone
+    // call goes as a plain object: some endpoints refuse batches.
+    std::string request_body(const std::vector<Call>& calls, const std::vector<std::size_t>& pending,
+                             std::map<std::uint64_t, std::size_t>& by_id) {
         std::string text;
         text.reserve(pending.size() * 100 + 2);
         if (pending.size() != 1) text += '[';
@@ -96,7 +93,46 @@ struct RpcClient::Impl {
             text += '}';
         }
         if (pending.size() != 1) text += ']';
+        return text;
+    }
 
+    // The failure an HTTP status means (none for 200).
+    std::optional<Failure> status_failure(const HttpResponse& res) const {
+        if (res.status == 429) {
+            std::optional<milliseconds> ra;
+            if (res.retry_after) ra = std::min<milliseconds>(*res.retry_after, opt.retry_after_cap);
+            return Failure{"HTTP 429", false, ra};
+        }
+        if (res.status >= 500) return Failure{"HTTP " + std::to_string(res.status)};
+        if (res.status != 200) return Failure{"HTTP " + std::to_string(res.status), true};
+        return std::nullopt;
+    }
+
+    // The observer hears each reply's calls counted per method and outcome, not per call.
+    void observe(const std::vector<Call>& calls, const std::vector<std::pair<std::size_t, CallResult>>& results) {
+        if (!obs.on_calls) {
+            for (const auto& [i, r] : results) count(calls[i].method, answered(calls[i].method, r));
+            return;
+        }
+        std::vector<std::tuple<const std::string*, bool, std::size_t>> counts;
+        for (const auto& [i, r] : results) {
+            const bool ok = answered(calls[i].method, r);
+            auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) {
+                return std::get<1>(c) == ok && *std::get<0>(c) == calls[i].method;
+            });
+            if (it == counts.end()) counts.emplace_back(&calls[i].method, ok, 1);
+            else ++std::get<2>(*it);
+        }
+        for (const auto& [m, ok, n] : counts) obs.on_calls(*m, ok, n);
+    }
+
+    // Sends the calls at `pending` indices as one request; fills final results. Returns the
+    // failure if any call is left without a final result.
+    net::awaitable<std::optional<Failure>> attempt(std::size_t ep, const std::vector<Call>& calls,
+                                                  std::vector<std::size_t>& pending,
+                                                  std::vector<CallResult>& results, std::vector<bool>& done) {
+        std::map<std::uint64_t, std::size_t> by_id;
+        const std::string text = request_body(calls, pending, by_id);
         HttpResponse res;
         const auto start = Clock::now();
         ++requests;
@@ -107,33 +143,13 @@ struct RpcClient::Impl {
             co_return Failure{e.code() == net::error::timed_out ? "timed out" : e.code().message()};
         }
         if (obs.on_round_trip) obs.on_round_trip(std::chrono::duration<double>(Clock::now() - start).count());
-
-        if (res.status == 429) {
-            std::optional<milliseconds> ra;
-            if (res.retry_after) ra = std::min<milliseconds>(*res.retry_after, opt.retry_after_cap);
-            co_return Failure{"HTTP 429", false, ra};
-        }
-        if (res.status >= 500) co_return Failure{"HTTP " + std::to_string(res.status)};
-        if (res.status != 200) co_return Failure{"HTTP " + std::to_string(res.status), true};
+        if (auto f = status_failure(res)) co_return f;
 
         auto parsed = parse_reply(res.body, by_id);
         std::optional<Failure> failure;
         if (parsed.retry_reason) failure = Failure{*parsed.retry_reason};
-        if (obs.on_calls) {
-            // Counted per method and outcome, not per call.
-            std::vector<std::tuple<const std::string*, bool, std::size_t>> counts;
-            for (auto& [i, r] : parsed.results) {
-                const bool ok = answered(calls[i].method, r);
-                auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) {
-                    return std::get<1>(c) == ok && *std::get<0>(c) == calls[i].method;
-                });
-                if (it == counts.end()) counts.emplace_back(&calls[i].method, ok, 1);
-                else ++std::get<2>(*it);
-            }
-            for (const auto& [m, ok, n] : counts) obs.on_calls(*m, ok, n);
-        }
+        observe(calls, parsed.results);
         for (auto& [i, r] : parsed.results) {
-            if (!obs.on_calls) count(calls[i].method, answered(calls[i].method, r));
             results[i] = std::move(r);
             done[i] = true;
         }
