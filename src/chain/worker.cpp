@@ -129,32 +129,48 @@ struct Worker::Impl {
         }
     }
 
+    // What step 4 measured.
+    struct Burn {
+        std::vector<funding::BurnRate> rates;                  //!< per snapshot account
+        std::optional<funding::BurnRate> bank_rate;
+        std::vector<std::pair<std::size_t, Wei>> spent;        //!< accounts that spent since the last poll
+        std::optional<Problem> problem;                        //!< the history could not be read or kept
+    };
+
     // Step 4: measured burn (live: recorded; dry run: in memory; status: read), each account's rate
     // and the bank's. Trouble with it costs no Round: the amounts apply, and the plan says why.
-    std::vector<funding::BurnRate> measure_burn(RoundPlan& rp, const NetworkSnapshot& snap,
-                                                const std::set<eth::Address>& busy,
-                                                std::optional<funding::BurnRate>& bank_rate) {
+    Burn measure_burn(Mode mode, const NetworkSnapshot& snap, const std::set<eth::Address>& busy) {
+        Burn out;
         const double t = now();
         try {
-            if (!reads_ledger(rp.mode)) {
+            if (!reads_ledger(mode)) {
                 if (ledger) burn.load(*ledger, t);
             } else {
-                rp.spent = burn.measure(ledger, sends(rp.mode) ? ledger : nullptr, snap, busy, t);
+                out.spent = burn.measure(ledger, sends(mode) ? ledger : nullptr, snap, busy, t);
             }
-            if (ledger) bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
+            if (ledger) out.bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
         } catch (const std::exception& e) {
-            rp.burn_problem = Problem{Fault::kLedger, std::string("cannot keep the burn history (") + e.what() + "): amounts apply"};
+            out.problem = Problem{Fault::kLedger, std::string("cannot keep the burn history (") + e.what() + "): amounts apply"};
         }
-        return burn.rates(t);
+        out.rates = burn.rates(t);
+        return out;
     }
+
+    // What step 4b found.
+    struct Audit {
+        std::vector<std::uint64_t> unaccounted;
+        Wei unexplained = 0;
+        std::optional<Problem> problem;
+    };
 
     // Step 4b (kLive): the bank audit, from the poll (no round trip of its own): every nonce the
     // bank used since the last audit must be a mined transaction of ours, and, where nothing of the
     // bank's was pending at the poll (so its balance and nonce describe one state), what the bank
     // lost since the last point with nothing unaccounted must be what those took. A bank's first
     // audit starts where it stands.
-    void audit_bank(RoundPlan& rp, const NetworkSnapshot& snap) {
-        if (!sends(rp.mode) || !ledger || !snap.bank_latest_nonce || !snap.bank_balance) return;
+    Audit audit_bank(Mode mode, const NetworkSnapshot& snap) {
+        Audit out;
+        if (!sends(mode) || !ledger || !snap.bank_latest_nonce || !snap.bank_balance) return out;
         const funding::AuditPoint here{*snap.bank_latest_nonce, snap.block, *snap.bank_balance};
         const bool quiet = snap.bank_nonce == snap.bank_latest_nonce;
         const auto bank_id = bank.checksummed();
@@ -170,15 +186,16 @@ struct Worker::Impl {
                 for (const auto& [n, u] : ledger->nonce_uses(net_.name, bank_id, before.next, here.nonce)) records[n] = {u.mined, u.open};
                 const auto walk = funding::audit_nonces(before.next, here.nonce, records);
                 step = funding::next_audit_state(before, walk, here, quiet);
-                rp.unaccounted = walk.unaccounted;
+                out.unaccounted = walk.unaccounted;
                 if (step.compare)
-                    rp.unexplained = funding::unexplained_outflow(
+                    out.unexplained = funding::unexplained_outflow(
                         before.point->balance, here.balance, ledger->outflow(net_.name, bank_id, before.point->nonce, here.nonce));
             }
             save_audit(bank_id, kept, step.state);
         } catch (const std::exception& e) {
-            rp.audit_problem = Problem{Fault::kLedger, std::string("bank audit: cannot use the ledger (") + e.what() + ")"};
+            out.problem = Problem{Fault::kLedger, std::string("bank audit: cannot use the ledger (") + e.what() + ")"};
         }
+        return out;
     }
 
     // Written only when it moved: an idle bank costs no ledger write per poll. A point that moved
@@ -271,11 +288,15 @@ struct Worker::Impl {
 
     // Steps 4 to 7, on a readable ledger and a reachable chain.
     net::awaitable<void> decide(RoundPlan& rp, NetworkSnapshot snap, detail::LedgerView view) {
-        std::optional<funding::BurnRate> bank_rate;
-        auto rates = measure_burn(rp, snap, view.busy, bank_rate);
-        audit_bank(rp, snap);
-        rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(rates));
-        rp.plan.bank_rate = bank_rate;
+        auto measured = measure_burn(rp.mode, snap, view.busy);
+        rp.spent = std::move(measured.spent);
+        rp.burn_problem = std::move(measured.problem);
+        auto audit = audit_bank(rp.mode, snap);
+        rp.unaccounted = std::move(audit.unaccounted);
+        rp.unexplained = audit.unexplained;
+        rp.audit_problem = std::move(audit.problem);
+        rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(measured.rates));
+        rp.plan.bank_rate = measured.bank_rate;
         rp.pending = std::move(view.pending);
         rp.first_nonce = std::max(rp.plan.snapshot.bank_nonce.value_or(0), view.next_nonce.value_or(0));
         if (!reads_ledger(rp.mode) || rp.plan.topups.empty()) co_return;
