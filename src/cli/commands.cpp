@@ -229,6 +229,20 @@ std::string_view pending_verb(chain::PendingAction::Kind k) {
     return "wait";
 }
 
+// What the bank audit found, if anything.
+void print_audit(const config::Network& n, const chain::RoundPlan& rp) {
+    if (rp.audit_problem) std::cout << "  " << rp.audit_problem->message << "\n";
+    if (!rp.unaccounted.empty()) {
+        std::cout << "  BANK AUDIT: nonce(s)";
+        for (auto k : rp.unaccounted) std::cout << " " << k;
+        std::cout << " used by transactions keymaster did not journal (another process sharing the bank key, a "
+                     "leaked key, or a node that executed bytes twice)\n";
+    }
+    if (rp.unexplained > 0)
+        std::cout << "  BANK AUDIT: the bank lost " << amount_str(rp.unexplained, n) << " " << n.symbol
+                  << " more than the amounts and fees of keymaster's mined transactions since the last audit\n";
+}
+
 // The plan of one network; the Fault of its worst problem (kNone: none worth a non-zero exit).
 Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
     const auto& p = rp.plan;
@@ -240,16 +254,7 @@ Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         return worst;
     }
     for (const auto& line : rp.ledger_log) std::cout << "  ledger: " << line << "\n";
-    if (rp.audit_problem) std::cout << "  " << rp.audit_problem->message << "\n";
-    if (!rp.unaccounted.empty()) {
-        std::cout << "  BANK AUDIT: nonce(s)";
-        for (auto k : rp.unaccounted) std::cout << " " << k;
-        std::cout << " used by transactions keymaster did not journal (another process sharing the bank key, a "
-                     "leaked key, or a node that executed bytes twice)\n";
-    }
-    if (rp.unexplained > 0)
-        std::cout << "  BANK AUDIT: the bank lost " << amount_str(rp.unexplained, n) << " " << n.symbol
-                  << " more than the amounts and fees of keymaster's mined transactions since the last audit\n";
+    print_audit(n, rp);
     for (const auto& a : rp.pending)
         std::cout << "  unresolved in the ledger: tx " << a.entry.tx_hash << " (nonce " << a.entry.nonce << ", "
                   << amount_str(a.entry.amount, n) << " " << n.symbol << " to " << a.entry.role << " " << a.entry.recipient

@@ -9,8 +9,10 @@ limit=${FUNCTION_LINES_LIMIT:-60}
 check=(-checks='-*,readability-function-size')
 [[ -f "$build/compile_commands.json" ]] || { echo "no $build/compile_commands.json: build first"; exit 1; }
 # The tool itself runs and sees functions: at a limit of 1 line, a known file has some over it.
-clang-tidy -p "$build" "${check[@]}" -config='{CheckOptions: [{key: readability-function-size.LineThreshold, value: 1}]}' \
-  "$root/src/common/hex.cpp" 2>/dev/null | grep -q "exceeds recommended size" || { echo "clang-tidy reports nothing: cannot check"; exit 1; }
+# (Output captured first: grep -q would end the pipe early, and pipefail would call that a failure.)
+probe=$(clang-tidy -p "$build" "${check[@]}" -config='{CheckOptions: [{key: readability-function-size.LineThreshold, value: 1}]}' \
+  "$root/src/common/hex.cpp" 2>/dev/null || true)
+grep -q "exceeds recommended size" <<<"$probe" || { echo "clang-tidy reports nothing: cannot check"; exit 1; }
 out=$(run-clang-tidy -p "$build" -j 2 -quiet "${check[@]}" \
   -config="{CheckOptions: [{key: readability-function-size.LineThreshold, value: $limit}]}" \
   "$root/src/.*\.cpp$" 2>/dev/null | sed -E 's/\x1b\[[0-9;]*m//g' || true)
