@@ -38,6 +38,9 @@ struct CommandLine {
         app.add_option("--config", g.config, "config file (Nomad keymaster JSON)")->envname("CONFIG_PATH")->capture_default_str();
         data_dir = app.add_option("--data-dir", g.data_dir, "state directory (run: $STATE_DIRECTORY, else /var/lib/keymaster)")
                        ->capture_default_str();
+        app.add_option("--ledger", g.ledger,
+                       "the ledger: sqlite:PATH or postgresql://user@host:port/db (default <data-dir>/ledger.sqlite)")
+            ->envname("KEYMASTER_LEDGER");
         app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error, off")->capture_default_str();
         app.add_option("--log-format", g.log_format, "text or json")->capture_default_str();
         validate = app.add_subcommand("validate", "check the config; print networks and account counts");

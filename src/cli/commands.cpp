@@ -173,14 +173,13 @@ int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks,
     if (!l) return kExitUsage;
     // The burn history, read beside a running daemon without its lock (as history does); no
     // ledger yet: no history, and none is created.
-    std::unique_ptr<ledger::Ledger> history;
-    if (std::filesystem::exists(g.data_dir + "/ledger.sqlite")) {
-        try {
-            history = std::make_unique<ledger::Ledger>(g.data_dir, /*lock=*/false);
-        } catch (const std::exception& e) {
-            std::cerr << "keymaster status: no burn history: " << e.what() << "\n";
-        }
+    auto opened = open_ledger(g, LedgerUse::kIfExists);
+    if (opened.has_error() && opened.error().fault == Fault::kConfig) {
+        std::cerr << "keymaster status: " << opened.error().message << "\n";
+        return fault_exit_code(Fault::kConfig);
     }
+    if (opened.has_error()) std::cerr << "keymaster status: no burn history: " << opened.error().message << "\n";
+    std::unique_ptr<ledger::Ledger> history = opened ? std::move(*opened) : nullptr;
     s.open(*l, history.get());
     const auto plans = s.prepare(chain::Mode::kStatus);
     int exit_code = kExitOk;
@@ -364,13 +363,12 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
         std::cerr << "keymaster top-up: refusing to send without confirmation: no terminal; pass --yes (or --dry-run)\n";
         return kExitUsage;
     }
-    std::unique_ptr<ledger::Ledger> ledger;
-    try {
-        ledger = std::make_unique<ledger::Ledger>(g.data_dir, /*lock=*/!o.dry_run);
-    } catch (const std::exception& e) {
-        std::cerr << "keymaster top-up: " << e.what() << "\n";
-        return kExitUsage;
+    auto opened = open_ledger(g, o.dry_run ? LedgerUse::kRead : LedgerUse::kWrite);
+    if (!opened) {
+        std::cerr << "keymaster top-up: " << opened.error().message << "\n";
+        return kExitUsage;  // nothing sent: like a config error (as before the --ledger option)
     }
+    auto ledger = std::move(*opened);
     s.open(*l, ledger.get());
     // Prepare: nothing is broadcast before the confirmation.
     const auto plans = s.prepare(o.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive);
@@ -477,8 +475,12 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     if (!f) return kExitUsage;
     std::vector<ledger::Entry> entries;
     try {
-        ledger::Ledger l(g.data_dir, /*lock=*/false);
-        entries = l.history(*f);
+        auto opened = open_ledger(g, LedgerUse::kRead);
+        if (!opened) {
+            std::cerr << "keymaster history: " << opened.error().message << "\n";
+            return fault_exit_code(opened.error().fault);
+        }
+        entries = (*opened)->history(*f);
     } catch (const std::exception& e) {
         std::cerr << "keymaster history: " << e.what() << "\n";
         return kExitFailure;

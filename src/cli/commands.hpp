@@ -20,6 +20,7 @@ namespace keymaster::cli {
 struct GlobalOptions {
     std::string config = "./keymaster.json";
     std::string data_dir = "./.keymaster";
+    std::string ledger;  //!< --ledger / KEYMASTER_LEDGER: sqlite:PATH or a Postgres URI ("": <data_dir>/ledger.sqlite)
     std::string log_level = "info";
     std::string log_format = "text";
 };

@@ -49,12 +49,12 @@ public:
     int run() {
         auto l = run_on(io_, load_all(g_, o_.networks, [](const std::string& line) { std::cerr << line << "\n"; }));
         if (!l) return kExitUsage;
-        try {
-            ledger_ = std::make_unique<ledger::Ledger>(g_.data_dir, /*lock=*/true, clock_);
-        } catch (const std::exception& e) {
-            std::cerr << "keymaster run: " << e.what() << "\n";
+        auto opened = open_ledger(g_, LedgerUse::kWrite, clock_);
+        if (!opened) {
+            std::cerr << "keymaster run: " << opened.error().message << "\n";
             return kExitUsage;
         }
+        ledger_ = std::move(*opened);
         spdlog::info("ledger {}", ledger_->path());
         if (!listen()) return kExitUsage;
         metrics_.init_network("", {std::string(fault_scope(Fault::kConfig)), std::string(fault_scope(Fault::kInternal))});

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "keymaster/aws/kms_signer.hpp"
 #include "keymaster/config/secrets.hpp"
@@ -106,6 +107,19 @@ net::awaitable<std::optional<Loaded>> load_all(GlobalOptions g, std::vector<std:
     // accounts they are megabytes).
     for (auto& n : l.cfg.networks) n.agents = {};
     co_return l;
+}
+
+Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, LedgerUse use, std::function<double()> clock) {
+    auto where = ledger::parse_location(g.ledger, g.data_dir);
+    if (!where) return where.error();
+    if (use == LedgerUse::kIfExists && where->kind == ledger::Location::Kind::kSqlite &&
+        !std::filesystem::exists(where->target))
+        return std::unique_ptr<ledger::Ledger>();
+    try {
+        return std::make_unique<ledger::Ledger>(*where, use == LedgerUse::kWrite, std::move(clock));
+    } catch (const std::exception& e) {
+        return Problem{Fault::kLedger, e.what()};
+    }
 }
 
 }  // namespace keymaster::cli

@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "keymaster/config/config.hpp"
 #include "keymaster/funding/topology.hpp"
+#include "keymaster/ledger/ledger.hpp"
 #include "keymaster/signer/signer.hpp"
 
 namespace keymaster::cli {
@@ -31,5 +32,17 @@ struct Loaded {
 //! loop. Every problem goes to `error`, one line each; then nullopt.
 [[nodiscard]] boost::asio::awaitable<std::optional<Loaded>> load_all(GlobalOptions g, std::vector<std::string> only,
                                                                     std::function<void(const std::string&)> error);
+
+//! How a command uses the ledger.
+enum class LedgerUse {
+    kWrite,     //!< top-up and run: created if missing; SQLite's single-instance lock taken
+    kRead,      //!< history, dry runs: created if missing, no lock (beside a running daemon)
+    kIfExists,  //!< status: no lock, and an SQLite ledger that does not exist is not created (nullptr)
+};
+//! The ledger of `--ledger` (KEYMASTER_LEDGER; default `<data-dir>/ledger.sqlite`), opened for
+//! `use` with `clock` (empty: the system clock). A bad URL is a kConfig Problem; a ledger that
+//! cannot be opened or is locked by another keymaster, a kLedger one (messages name no password).
+[[nodiscard]] Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, LedgerUse use,
+                                                                   std::function<double()> clock = {});
 
 }  // namespace keymaster::cli

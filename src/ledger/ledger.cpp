@@ -1,95 +1,49 @@
 #include "keymaster/ledger/ledger.hpp"
 
+#include "db.hpp"
 #include "keymaster/common/text.hpp"
 
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <thread>
 
 namespace keymaster::ledger {
 namespace {
 
 
-//! How long a statement waits for another process's lock on the ledger.
-constexpr std::chrono::milliseconds kBusyTimeout{5000};
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS topups (
-  id INTEGER PRIMARY KEY,
-  created REAL NOT NULL, updated REAL NOT NULL,
-  network TEXT NOT NULL, chain_id INTEGER NOT NULL, bank TEXT NOT NULL,
-  recipient TEXT NOT NULL, home TEXT NOT NULL, role TEXT NOT NULL,
-  amount TEXT NOT NULL, nonce INTEGER NOT NULL, tx_type INTEGER NOT NULL,
-  max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit INTEGER NOT NULL,
-  raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
-  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block INTEGER,
-  taken_block INTEGER);
-CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);
-CREATE INDEX IF NOT EXISTS topups_nonce ON topups(network, bank, nonce);
-CREATE INDEX IF NOT EXISTS topups_created ON topups(created);
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY, topup_id INTEGER NOT NULL REFERENCES topups(id),
-  time REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
-CREATE INDEX IF NOT EXISTS topups_settled ON topups(network, bank, state, updated);
-CREATE TABLE IF NOT EXISTS burn_state (
-  network TEXT NOT NULL, address TEXT NOT NULL, since REAL NOT NULL, time REAL NOT NULL, balance TEXT NOT NULL,
-  PRIMARY KEY (network, address)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bank_audit (
-  network TEXT NOT NULL, bank TEXT NOT NULL, next_nonce INTEGER NOT NULL,
-  point_nonce INTEGER, point_block INTEGER, point_balance TEXT,
-  PRIMARY KEY (network, bank)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS burn (
-  network TEXT NOT NULL, address TEXT NOT NULL, start REAL NOT NULL, stop REAL NOT NULL, spent TEXT NOT NULL,
-  PRIMARY KEY (network, address, start)) WITHOUT ROWID;
-)sql";
-
+// One statement, its values bound by chained calls (the Db's Query underneath).
 class Stmt {
 public:
-    Stmt(sqlite3* db, const char* sql) : db_(db) {
-        if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
-            throw LedgerError(std::string("ledger: ") + sqlite3_errmsg(db));
-    }
-    // sqlite3_finalize repeats the last step's error, which step() has already thrown.
-    ~Stmt() { (void)sqlite3_finalize(s_); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
+    Stmt(detail::Db& db, const std::string& sql) : q_(db.prepare(sql)) {}
     Stmt& bind(int i, const std::string& v) {
-        return check(sqlite3_bind_text(s_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-    }
-    Stmt& bind(int i, std::int64_t v) { return check(sqlite3_bind_int64(s_, i, v)); }
-    Stmt& bind(int i, double v) { return check(sqlite3_bind_double(s_, i, v)); }
-    Stmt& bind_null(int i) { return check(sqlite3_bind_null(s_, i)); }
-    //! Ready to step again with new bindings (sqlite3_reset repeats the last step's error, which
-    //! step() has already thrown).
-    void reset() { (void)sqlite3_reset(s_); }
-    bool step() {
-        const int rc = sqlite3_step(s_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
-        throw LedgerError(std::string("ledger: ") + sqlite3_errmsg(db_));
-    }
-    std::string text(int c) const {
-        auto* p = sqlite3_column_text(s_, c);
-        return p ? reinterpret_cast<const char*>(p) : "";
-    }
-    std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
-    double real(int c) const { return sqlite3_column_double(s_, c); }
-
-private:
-    Stmt& check(int rc) {
-        if (rc != SQLITE_OK) throw LedgerError(std::string("ledger: cannot bind a value: ") + sqlite3_errmsg(db_));
+        q_->bind_text(i, v);
         return *this;
     }
-    sqlite3* db_;
-    sqlite3_stmt* s_ = nullptr;
+    Stmt& bind(int i, std::int64_t v) {
+        q_->bind_i64(i, v);
+        return *this;
+    }
+    Stmt& bind(int i, double v) {
+        q_->bind_real(i, v);
+        return *this;
+    }
+    Stmt& bind_null(int i) {
+        q_->bind_null(i);
+        return *this;
+    }
+    void reset() { q_->reset(); }
+    bool step() { return q_->step(); }
+    [[nodiscard]] std::string text(int c) const { return q_->text(c); }
+    [[nodiscard]] std::int64_t i64(int c) const { return q_->i64(c); }
+    [[nodiscard]] double real(int c) const { return q_->real(c); }
+
+private:
+    std::unique_ptr<detail::Query> q_;
 };
 
 Wei wei(const std::string& s) { return s.empty() ? Wei(0) : Wei(s); }
@@ -150,140 +104,92 @@ std::optional<State> parse_state(std::string_view s) {
     return std::nullopt;
 }
 
-struct Ledger::Impl {
-    std::string path;
-    std::function<double()> clock;  // unix seconds: the caller's clock (the Worker's), else the system's
-    sqlite3* db = nullptr;
-    int lock_fd = -1;
+std::string Location::shown() const { return kind == Kind::kSqlite ? target : detail::redact_url(target); }
 
-    void exec(const char* sql) {
-        char* err = nullptr;
-        if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-            std::string msg = err ? err : "unknown error";
-            sqlite3_free(err);
-            throw LedgerError("ledger " + path + ": " + msg);
-        }
-    }
+Expected<Location> parse_location(const std::string& url, const std::string& data_dir) {
+    if (url.empty()) return Location{Location::Kind::kSqlite, data_dir + "/ledger.sqlite"};
+    if (url.rfind("sqlite:", 0) == 0 && url.size() > 7) return Location{Location::Kind::kSqlite, url.substr(7)};
+    if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) return Location{Location::Kind::kPostgres, url};
+    return Problem{Fault::kConfig, "--ledger " + detail::redact_url(url) +
+                                       ": expected sqlite:PATH or a Postgres URI (postgresql://user@host:port/db)"};
+}
+
+struct Ledger::Impl {
+    std::function<double()> clock;  // unix seconds: the caller's clock (the Worker's), else the system's
+    std::unique_ptr<detail::Db> db;
+    int lock_fd = -1;
 
     // Runs `fn` in one write transaction; on any error rolls back and rethrows.
     // Inside Ledger::atomically() the outer transaction holds them all.
     template <typename Fn>
     auto transaction(Fn&& fn) {
         if (depth > 0) return fn();
-        exec("BEGIN IMMEDIATE");
+        db->begin();
         ++depth;
         try {
             auto result = fn();
             --depth;
-            exec("COMMIT");  // synchronous=FULL: on disk when this returns
+            db->commit();
             return result;
         } catch (...) {
             depth = 0;
-            if (sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) != SQLITE_OK)
-                throw LedgerError("ledger " + path + ": rollback failed after an error: " + sqlite3_errmsg(db));
+            db->rollback();
             throw;
         }
     }
     int depth = 0;
 
-    // Columns added after the first release: a ledger written by an earlier version opens and
-    // gains them. Read first (a current ledger is not written to); the change itself in one write
-    // transaction that checks again, so two processes opening an old ledger at once (the daemon
-    // starting while `history` runs) add the column once.
-    bool has_column(const char* name) {
-        Stmt info(db, "PRAGMA table_info(topups)");
-        bool found = false;
-        while (info.step()) found |= info.text(1) == name;
-        return found;
-    }
-    void migrate() {
-        if (has_column("taken_block")) return;
-        transaction([&] {
-            if (!has_column("taken_block")) exec("ALTER TABLE topups ADD COLUMN taken_block INTEGER");
-            return 0;
-        });
-    }
-
-    // The first opener of a new ledger switches it to WAL (later ones find it so: the mode is kept
-    // in the file). The switch reads the file first, so while another process is writing it (the
-    // daemon starting while `history` runs, both creating the schema) SQLite answers "database is
-    // locked" at once rather than wait on a possible deadlock; ask again, up to the busy timeout.
-    void use_wal() {
-        const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
-        for (;;) {
-            std::string mode;
-            char* err = nullptr;
-            const int rc = sqlite3_exec(
-                db, "PRAGMA journal_mode=WAL",
-                [](void* out, int n, char** values, char**) {
-                    if (n > 0 && values[0]) *static_cast<std::string*>(out) = values[0];
-                    return 0;
-                },
-                &mode, &err);
-            const std::string msg = err ? err : sqlite3_errstr(rc);
-            sqlite3_free(err);
-            if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && std::chrono::steady_clock::now() < deadline) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(10));
-                continue;
-            }
-            if (rc != SQLITE_OK) throw LedgerError("ledger " + path + ": " + msg);
-            if (to_lower(mode) != "wal")
-                throw LedgerError("ledger " + path + ": cannot use WAL journaling (the journal mode stays " + mode + ")");
-            return;
-        }
-    }
-
     void event(std::int64_t id, State s, const std::string& detail) {
-        Stmt(db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
+        Stmt(*db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
             .bind(1, id).bind(2, clock()).bind(3, std::string(state_name(s))).bind(4, detail).step();
     }
-};
 
-Ledger::Ledger(const std::string& dir, bool lock, std::function<double()> clock) : impl_(std::make_unique<Impl>()) {
-    impl_->clock = clock ? std::move(clock) : std::function<double()>([] { return unix_now(); });
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw LedgerError("data dir " + dir + ": " + ec.message());
-    if (lock) {
+    // One keymaster per data directory (SQLite): an exclusive flock on <dir>/keymaster.lock, which
+    // holds the holder's pid.
+    void take_lock(const std::string& dir) {
         const std::string lock_path = dir + "/keymaster.lock";
-        impl_->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (impl_->lock_fd < 0) throw LedgerError("lock " + lock_path + ": " + std::strerror(errno));
-        if (::flock(impl_->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock_fd < 0) throw LedgerError("lock " + lock_path + ": " + std::strerror(errno));
+        if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
             char buf[32] = {};
-            const auto n = ::pread(impl_->lock_fd, buf, sizeof buf - 1, 0);
+            const auto n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
             std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
             while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-            ::close(impl_->lock_fd);
-            impl_->lock_fd = -1;
+            ::close(lock_fd);
+            lock_fd = -1;
             throw LockedError("another keymaster (pid " + pid + ") is using " + dir);
         }
         const std::string pid = std::to_string(::getpid()) + "\n";
-        if (::ftruncate(impl_->lock_fd, 0) != 0 || ::pwrite(impl_->lock_fd, pid.data(), pid.size(), 0) < 0)
+        if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0)
             throw LedgerError("lock " + lock_path + ": " + std::strerror(errno));
     }
-    impl_->path = dir + "/ledger.sqlite";
-    if (sqlite3_open_v2(impl_->path.c_str(), &impl_->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        nullptr) != SQLITE_OK) {
-        const std::string msg = impl_->db ? sqlite3_errmsg(impl_->db) : "cannot open";
-        (void)sqlite3_close_v2(impl_->db);  // always SQLITE_OK (a null handle is a no-op)
-        impl_->db = nullptr;
-        throw LedgerError("ledger " + impl_->path + ": " + msg);
+};
+
+Ledger::Ledger(const std::string& dir, bool lock, std::function<double()> clock)
+    : Ledger(Location{Location::Kind::kSqlite, dir + "/ledger.sqlite"}, lock, std::move(clock)) {}
+
+Ledger::Ledger(const Location& where, bool lock, std::function<double()> clock) : impl_(std::make_unique<Impl>()) {
+    impl_->clock = clock ? std::move(clock) : std::function<double()>([] { return unix_now(); });
+    if (where.kind == Location::Kind::kSqlite) {
+        const auto dir = std::filesystem::path(where.target).parent_path().string();
+        std::error_code ec;
+        std::filesystem::create_directories(dir.empty() ? "." : dir, ec);
+        if (ec) throw LedgerError("data dir " + dir + ": " + ec.message());
+        if (lock) impl_->take_lock(dir.empty() ? "." : dir);
+        impl_->db = detail::open_sqlite(where.target);
+    } else {
+        impl_->db = detail::open_postgres(where.target);
+        if (lock) impl_->db->lock_writer();
     }
-    if (sqlite3_busy_timeout(impl_->db, static_cast<int>(kBusyTimeout.count())) != SQLITE_OK)
-        throw LedgerError("ledger " + impl_->path + ": " + sqlite3_errmsg(impl_->db));
-    impl_->use_wal();
-    impl_->exec("PRAGMA synchronous=FULL");
-    impl_->exec(kSchema);
-    impl_->migrate();
+    impl_->db->create_schema();
 }
 
 Ledger::~Ledger() {
-    // close_v2 always returns SQLITE_OK for a valid handle (it defers until statements are finalized).
-    if (impl_->db) (void)sqlite3_close_v2(impl_->db);
+    impl_->db.reset();
     if (impl_->lock_fd >= 0) ::close(impl_->lock_fd);  // releases the flock
 }
 
-const std::string& Ledger::path() const { return impl_->path; }
+const std::string& Ledger::path() const { return impl_->db->where(); }
 
 void Ledger::atomically(const std::function<void()>& fn) {
     impl_->transaction([&] {
@@ -295,18 +201,18 @@ void Ledger::atomically(const std::function<void()>& fn) {
 std::int64_t Ledger::record_intent(Entry e) {
     const double t = impl_->clock();
     return impl_->transaction([&] {
-        Stmt s(impl_->db,
+        Stmt s(*impl_->db,
                "INSERT INTO topups(created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, "
                "tx_type, max_fee, priority_fee, gas_price, gas_limit, raw, tx_hash, state, sent_block) "
-               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent',?)");
+               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent',?) RETURNING id");
         s.bind(1, t).bind(2, t).bind(3, e.network).bind(4, static_cast<std::int64_t>(e.chain_id)).bind(5, e.bank)
             .bind(6, e.recipient).bind(7, e.home).bind(8, e.role).bind(9, e.amount.str())
             .bind(10, static_cast<std::int64_t>(e.nonce)).bind(11, static_cast<std::int64_t>(e.tx_type))
             .bind(12, e.max_fee.str()).bind(13, e.priority_fee.str()).bind(14, e.gas_price.str())
             .bind(15, static_cast<std::int64_t>(e.gas_limit)).bind(16, e.raw).bind(17, e.tx_hash)
             .bind(18, static_cast<std::int64_t>(e.sent_block));
-        s.step();
-        const auto id = sqlite3_last_insert_rowid(impl_->db);
+        if (!s.step()) throw LedgerError("ledger " + impl_->db->where() + ": the new entry has no id");
+        const auto id = s.i64(0);
         impl_->event(id, State::kIntent, e.tx_hash);
         return id;
     });
@@ -314,7 +220,7 @@ std::int64_t Ledger::record_intent(Entry e) {
 
 void Ledger::mark(std::int64_t id, State st, const std::string& error) {
     impl_->transaction([&] {
-        Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, error=? WHERE id=?")
+        Stmt(*impl_->db, "UPDATE topups SET state=?, updated=?, error=? WHERE id=?")
             .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, error).bind(4, id).step();
         impl_->event(id, st, error);
         return 0;
@@ -324,7 +230,7 @@ void Ledger::mark(std::int64_t id, State st, const std::string& error) {
 void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid) {
     const State st = success ? State::kConfirmed : State::kFailed;
     impl_->transaction([&] {
-        Stmt(impl_->db, "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=? WHERE id=?")
+        Stmt(*impl_->db, "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=? WHERE id=?")
             .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
             .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(7, id).step();
@@ -335,7 +241,7 @@ void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::
 
 void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
     impl_->transaction([&] {
-        Stmt(impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
+        Stmt(*impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
             .bind(1, impl_->clock()).bind(2, by_hash).bind(3, id).step();
         impl_->event(id, State::kReplaced, by_hash);
         return 0;
@@ -344,7 +250,7 @@ void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
 
 void Ledger::taken(std::int64_t id, std::uint64_t since_block) {
     impl_->transaction([&] {
-        Stmt st(impl_->db, "UPDATE topups SET taken_block=?, updated=? WHERE id=?");
+        Stmt st(*impl_->db, "UPDATE topups SET taken_block=?, updated=? WHERE id=?");
         if (since_block) st.bind(1, static_cast<std::int64_t>(since_block));
         else st.bind_null(1);
         st.bind(2, impl_->clock()).bind(3, id).step();
@@ -358,7 +264,7 @@ std::vector<Entry> Ledger::pending(const std::string& network, const std::string
                             "AND NOT EXISTS (SELECT 1 FROM topups u WHERE u.network=t.network AND u.bank=t.bank AND "
                             "u.nonce=t.nonce AND (u.state IN ('confirmed','dropped') OR (u.state='failed' AND u.block > 0))))) "
                             "ORDER BY nonce, id";
-    Stmt s(impl_->db, sql.c_str());
+    Stmt s(*impl_->db, sql.c_str());
     s.bind(1, network).bind(2, bank);
     std::vector<Entry> out;
     while (s.step()) out.push_back(read_entry(s));
@@ -366,7 +272,7 @@ std::vector<Entry> Ledger::pending(const std::string& network, const std::string
 }
 
 Wei Ledger::spent_since(const std::string& network, const std::string& bank, double since) const {
-    Stmt s(impl_->db,
+    Stmt s(*impl_->db,
            "SELECT nonce, amount FROM topups WHERE network=? AND bank=? AND created>=? "
            "AND state IN ('intent','sent','confirmed','replaced')");
     s.bind(1, network).bind(2, bank).bind(3, since);
@@ -383,7 +289,7 @@ Wei Ledger::spent_since(const std::string& network, const std::string& bank, dou
 
 std::map<std::string, Ledger::Received> Ledger::received_since(const std::string& network, const std::string& bank,
                                                                double since) const {
-    Stmt s(impl_->db,
+    Stmt s(*impl_->db,
            "SELECT nonce, recipient, amount FROM topups WHERE network=? AND bank=? AND created>=? AND role<>'nonce-filler' "
            "AND state IN ('intent','sent','confirmed','replaced')");
     s.bind(1, network).bind(2, bank).bind(3, since);
@@ -404,7 +310,7 @@ std::map<std::string, Ledger::Received> Ledger::received_since(const std::string
 
 std::vector<Ledger::Arrival> Ledger::confirmed_since(const std::string& network, const std::string& bank,
                                                      double since) const {
-    Stmt s(impl_->db,
+    Stmt s(*impl_->db,
            "SELECT recipient, amount, updated FROM topups WHERE network=? AND bank=? AND state='confirmed' AND updated>? "
            "AND role<>'nonce-filler'");
     s.bind(1, network).bind(2, bank).bind(3, since);
@@ -414,7 +320,7 @@ std::vector<Ledger::Arrival> Ledger::confirmed_since(const std::string& network,
 }
 
 Wei Ledger::paid_since(const std::string& network, const std::string& bank, double since) const {
-    Stmt s(impl_->db,
+    Stmt s(*impl_->db,
            "SELECT state, amount, fee_paid FROM topups WHERE network=?1 AND bank=?2 AND updated>=?3 AND "
            "(state='confirmed' OR (state='failed' AND block>0))");
     s.bind(1, network).bind(2, bank).bind(3, since);
@@ -424,7 +330,7 @@ Wei Ledger::paid_since(const std::string& network, const std::string& bank, doub
 }
 
 std::vector<Ledger::BurnState> Ledger::burn_states(const std::string& network) const {
-    Stmt s(impl_->db, "SELECT address, since, time, balance FROM burn_state WHERE network=?");
+    Stmt s(*impl_->db, "SELECT address, since, time, balance FROM burn_state WHERE network=?");
     s.bind(1, network);
     std::vector<BurnState> out;
     while (s.step()) out.push_back({s.text(0), s.real(1), s.real(2), wei(s.text(3))});
@@ -432,7 +338,7 @@ std::vector<Ledger::BurnState> Ledger::burn_states(const std::string& network) c
 }
 
 std::vector<Ledger::BurnRow> Ledger::burn_rows(const std::string& network, double since) const {
-    Stmt s(impl_->db, "SELECT address, start, stop, spent FROM burn WHERE network=? AND stop>=? ORDER BY address, start");
+    Stmt s(*impl_->db, "SELECT address, start, stop, spent FROM burn WHERE network=? AND stop>=? ORDER BY address, start");
     s.bind(1, network).bind(2, since);
     std::vector<BurnRow> out;
     while (s.step()) out.push_back({s.text(0), s.real(1), s.real(2), wei(s.text(3))});
@@ -442,12 +348,16 @@ std::vector<Ledger::BurnRow> Ledger::burn_rows(const std::string& network, doubl
 void Ledger::save_burn(const std::string& network, const std::vector<BurnState>& states, const std::vector<BurnRow>& rows) {
     if (states.empty() && rows.empty()) return;
     impl_->transaction([&] {
-        Stmt st(impl_->db, "INSERT OR REPLACE INTO burn_state(network, address, since, time, balance) VALUES(?,?,?,?,?)");
+        Stmt st(*impl_->db,
+                "INSERT INTO burn_state(network, address, since, time, balance) VALUES(?,?,?,?,?) ON CONFLICT(network, address) "
+                "DO UPDATE SET since=excluded.since, time=excluded.time, balance=excluded.balance");
         for (const auto& b : states) {
             st.bind(1, network).bind(2, b.address).bind(3, b.since).bind(4, b.time).bind(5, b.balance.str()).step();
             st.reset();
         }
-        Stmt sr(impl_->db, "INSERT OR REPLACE INTO burn(network, address, start, stop, spent) VALUES(?,?,?,?,?)");
+        Stmt sr(*impl_->db,
+                "INSERT INTO burn(network, address, start, stop, spent) VALUES(?,?,?,?,?) ON CONFLICT(network, address, start) "
+                "DO UPDATE SET stop=excluded.stop, spent=excluded.spent");
         for (const auto& r : rows) {
             sr.bind(1, network).bind(2, r.address).bind(3, r.start).bind(4, r.stop).bind(5, r.spent.str()).step();
             sr.reset();
@@ -458,13 +368,13 @@ void Ledger::save_burn(const std::string& network, const std::vector<BurnState>&
 
 void Ledger::prune_burn(const std::string& network, double before) {
     impl_->transaction([&] {
-        Stmt(impl_->db, "DELETE FROM burn WHERE network=? AND stop<?").bind(1, network).bind(2, before).step();
+        Stmt(*impl_->db, "DELETE FROM burn WHERE network=? AND stop<?").bind(1, network).bind(2, before).step();
         return 0;
     });
 }
 
 std::optional<Ledger::Audit> Ledger::audit(const std::string& network, const std::string& bank) const {
-    Stmt s(impl_->db, "SELECT next_nonce, point_nonce, point_block, point_balance FROM bank_audit WHERE network=? AND bank=?");
+    Stmt s(*impl_->db, "SELECT next_nonce, point_nonce, point_block, point_balance FROM bank_audit WHERE network=? AND bank=?");
     s.bind(1, network).bind(2, bank);
     if (!s.step()) return std::nullopt;
     Audit a;
@@ -479,9 +389,10 @@ std::optional<Ledger::Audit> Ledger::audit(const std::string& network, const std
 
 void Ledger::save_audit(const std::string& network, const std::string& bank, const Audit& a) {
     impl_->transaction([&] {
-        Stmt st(impl_->db,
-                "INSERT OR REPLACE INTO bank_audit(network, bank, next_nonce, point_nonce, point_block, point_balance) "
-                "VALUES(?,?,?,?,?,?)");
+        Stmt st(*impl_->db,
+                "INSERT INTO bank_audit(network, bank, next_nonce, point_nonce, point_block, point_balance) "
+                "VALUES(?,?,?,?,?,?) ON CONFLICT(network, bank) DO UPDATE SET next_nonce=excluded.next_nonce, "
+                "point_nonce=excluded.point_nonce, point_block=excluded.point_block, point_balance=excluded.point_balance");
         st.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(a.next_nonce));
         if (a.point_nonce) {
             st.bind(4, static_cast<std::int64_t>(*a.point_nonce)).bind(5, static_cast<std::int64_t>(a.point_block.value_or(0)));
@@ -495,7 +406,7 @@ void Ledger::save_audit(const std::string& network, const std::string& bank, con
 }
 
 Wei Ledger::outflow(const std::string& network, const std::string& bank, std::uint64_t from, std::uint64_t to) const {
-    Stmt s(impl_->db,
+    Stmt s(*impl_->db,
            "SELECT state, amount, fee_paid FROM topups WHERE network=? AND bank=? AND nonce>=? AND nonce<? AND "
            "(state='confirmed' OR (state='failed' AND block>0))");
     s.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
@@ -506,7 +417,7 @@ Wei Ledger::outflow(const std::string& network, const std::string& bank, std::ui
 
 std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& network, const std::string& bank,
                                                              std::uint64_t from, std::uint64_t to) const {
-    Stmt s(impl_->db, "SELECT nonce, state, block FROM topups WHERE network=? AND bank=? AND nonce>=? AND nonce<?");
+    Stmt s(*impl_->db, "SELECT nonce, state, block FROM topups WHERE network=? AND bank=? AND nonce>=? AND nonce<?");
     s.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
     std::map<std::uint64_t, NonceUse> out;
     while (s.step()) {
@@ -520,14 +431,15 @@ std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& 
 
 std::vector<Entry> Ledger::history(const Filter& f) const {
     std::string sql = std::string("SELECT ") + kColumns + " FROM topups WHERE 1=1";
-    if (f.network) sql += " AND network=?1";
-    if (f.address) sql += " AND lower(recipient)=lower(?2)";
-    if (f.since) sql += " AND created>=?3";
+    if (f.network) sql += " AND network=?";
+    if (f.address) sql += " AND lower(recipient)=lower(CAST(? AS TEXT))";
+    if (f.since) sql += " AND created>=?";
     sql += " ORDER BY created DESC, id DESC";
-    Stmt s(impl_->db, sql.c_str());
-    if (f.network) s.bind(1, *f.network);
-    if (f.address) s.bind(2, *f.address);
-    if (f.since) s.bind(3, *f.since);
+    Stmt s(*impl_->db, sql);
+    int i = 0;  // the parameters in order: only those the filter has
+    if (f.network) s.bind(++i, *f.network);
+    if (f.address) s.bind(++i, *f.address);
+    if (f.since) s.bind(++i, *f.since);
     std::vector<Entry> out;
     while (s.step()) out.push_back(read_entry(s));
     return out;

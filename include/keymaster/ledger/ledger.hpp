@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "keymaster/common/amount.hpp"
+#include "keymaster/common/fault.hpp"
 
 namespace keymaster::ledger {
 
@@ -18,7 +19,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-//! Another keymaster holds the data directory.
+//! Another keymaster holds the data directory (SQLite) or the ledger's lock (Postgres).
 class LockedError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -60,15 +61,35 @@ struct Filter {
     std::optional<double> since;  //!< unix seconds
 };
 
-//! The SQLite journal of every top-up (WAL, synchronous=FULL): an entry is durable before the
-//! transaction is broadcast; each change of state is recorded with its time. One keymaster per
-//! data directory (an exclusive lock on <dir>/keymaster.lock names the holder's pid).
+//! Where a ledger is: an SQLite file (the embedded choice for one instance) or a Postgres
+//! database (several replicas on one shared journal).
+struct Location {
+    enum class Kind { kSqlite, kPostgres };
+    Kind kind = Kind::kSqlite;
+    std::string target;  //!< the SQLite file's path, or the libpq URI (which may hold a password: never log it)
+    //! For logs and messages: the path, or the URI without its password.
+    [[nodiscard]] std::string shown() const;
+};
+
+//! The ledger of `--ledger` (or KEYMASTER_LEDGER): "sqlite:PATH", "postgresql://..." or
+//! "postgres://..." (a libpq URI); empty: `<data_dir>/ledger.sqlite`. Anything else is a Problem
+//! (kConfig) that says what is expected.
+[[nodiscard]] Expected<Location> parse_location(const std::string& url, const std::string& data_dir);
+
+//! The journal of every top-up, in SQLite (WAL, synchronous=FULL) or Postgres: an entry is durable
+//! before the transaction is broadcast; each change of state is recorded with its time. With
+//! SQLite, one keymaster per data directory (an exclusive lock on <dir>/keymaster.lock names the
+//! holder's pid). The same schema and the same semantics on both: the engine does not know which.
 class Ledger {
 public:
     //! Opens (creating) <dir>/ledger.sqlite. `lock`: take the single-instance lock (daemon and
     //! top-up); read-only commands (history) do not. `clock` (unix seconds) stamps every write:
     //! the one the Workers use (empty: the system clock).
     Ledger(const std::string& dir, bool lock, std::function<double()> clock = {});
+    //! Opens (creating, or bringing up to date) the ledger at `where`. `lock`: the single-writer
+    //! lock (SQLite: the flock in the file's directory; Postgres: an advisory lock in the database,
+    //! held by the connection). Throws LockedError when another keymaster holds it.
+    Ledger(const Location& where, bool lock, std::function<double()> clock = {});
     ~Ledger();
     Ledger(const Ledger&) = delete;
     Ledger& operator=(const Ledger&) = delete;
@@ -162,7 +183,7 @@ public:
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;
 
-    //! The ledger file's path (for the log).
+    //! What the ledger is, for the log: the SQLite file's path or the Postgres URI without its password.
     [[nodiscard]] const std::string& path() const;
 
 private:

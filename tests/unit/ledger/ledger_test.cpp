@@ -2,16 +2,52 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
 
 #include "keymaster/ledger/ledger.hpp"
 
 using namespace keymaster;
 using ledger::State;
 
+// The same suite runs on both databases: on SQLite by default, and on Postgres when
+// KEYMASTER_TEST_POSTGRES names a server (a libpq URI of its maintenance database; the
+// integration test ledger_postgres starts one and runs every case not tagged [sqlite]).
+
 namespace {
+
+// The ledger of a test: the SQLite file in `dir`, or a fresh Postgres database named after it.
+ledger::Location at(const std::string& dir) {
+    const char* server = std::getenv("KEYMASTER_TEST_POSTGRES");
+    if (!server || !*server) return {ledger::Location::Kind::kSqlite, dir + "/ledger.sqlite"};
+    std::string db = "km_";
+    for (char c : std::filesystem::path(dir).filename().string()) db += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    static std::set<std::string> created;
+    if (!created.count(db)) {
+        PGconn* c = PQconnectdb(server);
+        REQUIRE(PQstatus(c) == CONNECTION_OK);
+        PQclear(PQexec(c, "SET client_min_messages = warning"));
+        PQclear(PQexec(c, ("DROP DATABASE IF EXISTS " + db).c_str()));
+        PGresult* r = PQexec(c, ("CREATE DATABASE " + db).c_str());
+        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        PQfinish(c);
+        REQUIRE(ok);
+        created.insert(db);
+    }
+    std::string url = server;
+    const auto q = url.find('?');
+    const auto slash = url.rfind('/', q == std::string::npos ? std::string::npos : q);
+    url = url.substr(0, slash + 1) + db + (q == std::string::npos ? "" : url.substr(q));
+    return {ledger::Location::Kind::kPostgres, url};
+}
 
 std::string temp_dir() {
     static int n = 0;
@@ -41,7 +77,7 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
     const auto dir = temp_dir();
     std::int64_t a, b, c;
     {
-        ledger::Ledger l(dir, true);
+        ledger::Ledger l(at(dir), true);
         a = l.record_intent(entry(0, "0xA"));
         b = l.record_intent(entry(1, "0xB"));
         c = l.record_intent(entry(2, "0xC"));
@@ -49,7 +85,7 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
         l.confirmed(b, true, 7, 21000, Wei(21000));
         l.mark(c, State::kSent);
     }
-    ledger::Ledger l(dir, true);
+    ledger::Ledger l(at(dir), true);
     auto p = l.pending("alpha", "0xBANK");
     REQUIRE(p.size() == 2);
     CHECK(p[0].id == a);
@@ -71,7 +107,7 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
 TEST_CASE("ledger: every time it writes comes from the clock it was given, never the system's", "[ledger][clock]") {
     const auto dir = temp_dir();
     double now = 1000.0;  // far from the system clock's reading
-    ledger::Ledger l(dir, true, [&now] { return now; });
+    ledger::Ledger l(at(dir), true, [&now] { return now; });
     const auto a = l.record_intent(entry(0, "0xA"));
     now = 1060.5;
     l.mark(a, State::kSent);
@@ -89,7 +125,7 @@ TEST_CASE("ledger: every time it writes comes from the clock it was given, never
 
 TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "[ledger]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(dir, true);
+    ledger::Ledger l(at(dir), true);
     const auto a = l.record_intent(entry(0, "0xA", "100"));
     const auto a2 = l.record_intent(entry(0, "0xA", "100"));  // a replacement of nonce 0
     l.replaced(a, "0xhash0b");
@@ -105,7 +141,7 @@ TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("ledger: one keymaster per data directory", "[ledger]") {
+TEST_CASE("ledger: one keymaster per data directory", "[ledger][sqlite]") {
     const auto dir = temp_dir();
     {
         ledger::Ledger first(dir, true);
@@ -122,7 +158,7 @@ TEST_CASE("ledger: one keymaster per data directory", "[ledger]") {
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("ledger: an unusable data directory is an error, not a silent success", "[ledger]") {
+TEST_CASE("ledger: an unusable data directory is an error, not a silent success", "[ledger][sqlite]") {
     const auto dir = temp_dir();
     std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
     { std::ofstream(dir) << "a file, not a directory"; }
@@ -135,7 +171,7 @@ TEST_CASE("ledger: an unusable data directory is an error, not a silent success"
 #include <atomic>
 #include <thread>
 
-TEST_CASE("ledger: one written by the previous release opens, gains its new column once, even opened at once by many", "[ledger]") {
+TEST_CASE("ledger: one written by the previous release opens, gains its new column once, even opened at once by many", "[ledger][sqlite]") {
     const auto dir = temp_dir();
     std::filesystem::create_directories(dir);
     // The previous release's schema (no taken_block), with one unresolved top-up in it.
@@ -187,7 +223,7 @@ INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha',
     CHECK(l.burn_states("alpha").size() == 1);
 }
 
-TEST_CASE("ledger: a new ledger is switched to WAL while another process writes it", "[ledger]") {
+TEST_CASE("ledger: a new ledger is switched to WAL while another process writes it", "[ledger][sqlite]") {
     // The first opener of a new ledger switches it to WAL, reading it first: while another
     // connection is writing it (`history` polled beside a daemon's first start, creating the
     // schema), SQLite answers "database is locked" at once, without its busy handler, since
@@ -227,14 +263,14 @@ TEST_CASE("ledger: a new ledger is switched to WAL while another process writes 
 TEST_CASE("ledger: burn history is kept per network, replaced by key, pruned by age, read without the lock", "[ledger][burn]") {
     const auto dir = temp_dir();
     {
-        ledger::Ledger l(dir, true);
+        ledger::Ledger l(at(dir), true);
         l.save_burn("alpha", {{"0xA", 100, 200, Wei(900)}, {"0xB", 100, 150, Wei(50)}},
                     {{"0xA", 100, 150, Wei(60)}, {"0xA", 150, 200, Wei(40)}, {"0xB", 100, 150, Wei(7)}});
         l.save_burn("beta", {{"0xA", 1, 1, Wei(1)}}, {{"0xA", 1, 2, Wei(1)}});
         // The open bucket grows: same key, new stop and amount.
         l.save_burn("alpha", {{"0xA", 100, 230, Wei(880)}}, {{"0xA", 150, 230, Wei(60)}});
         // Another keymaster (status, history) reads beside the one holding the lock.
-        ledger::Ledger reader(dir, false);
+        ledger::Ledger reader(at(dir), false);
         auto states = reader.burn_states("alpha");
         REQUIRE(states.size() == 2);
         const auto& a = states[0].address == "0xA" ? states[0] : states[1];
@@ -257,7 +293,7 @@ TEST_CASE("ledger: burn history is kept per network, replaced by key, pruned by 
 
 TEST_CASE("ledger: arrivals and what the bank paid, from settled entries", "[ledger][burn]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(dir, true);
+    ledger::Ledger l(at(dir), true);
     const auto t0 = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - 1;
     const auto a = l.record_intent(entry(1, "0xA", "1000"));
     const auto b = l.record_intent(entry(2, "0xB", "500"));
@@ -284,7 +320,7 @@ TEST_CASE("ledger: arrivals and what the bank paid, from settled entries", "[led
 TEST_CASE("ledger: the bank audit's nonce uses, outflow and place survive a reopen", "[ledger][audit]") {
     const auto dir = temp_dir();
     {
-        ledger::Ledger l(dir, true);
+        ledger::Ledger l(at(dir), true);
         const auto a = l.record_intent(entry(0, "0xA", "100"));
         const auto a2 = l.record_intent(entry(0, "0xA", "100"));  // its replacement, mined
         l.replaced(a, "0xhash0b");
@@ -309,7 +345,7 @@ TEST_CASE("ledger: the bank audit's nonce uses, outflow and place survive a reop
         l.save_audit("alpha", "0xBANK", {3, std::nullopt, std::nullopt, Wei(0)});
         l.save_audit("alpha", "0xBANK", {4, 2, 99, Wei("123456789012345678901234567890")});
     }
-    ledger::Ledger l(dir, false);
+    ledger::Ledger l(at(dir), false);
     const auto a = l.audit("alpha", "0xBANK");
     REQUIRE(a.has_value());
     CHECK(a->next_nonce == 4);
@@ -318,4 +354,64 @@ TEST_CASE("ledger: the bank audit's nonce uses, outflow and place survive a reop
     CHECK(a->point_balance == Wei("123456789012345678901234567890"));
     CHECK_FALSE(l.audit("beta", "0xBANK").has_value());
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledger: --ledger names SQLite or Postgres; a password is never shown", "[ledger][location]") {
+    auto d = ledger::parse_location("", "/var/lib/keymaster");
+    REQUIRE(d.has_value());
+    CHECK(d->kind == ledger::Location::Kind::kSqlite);
+    CHECK(d->target == "/var/lib/keymaster/ledger.sqlite");
+    auto f = ledger::parse_location("sqlite:/data/x.sqlite", "/ignored");
+    REQUIRE(f.has_value());
+    CHECK(f->kind == ledger::Location::Kind::kSqlite);
+    CHECK(f->target == "/data/x.sqlite");
+    for (const char* url : {"postgresql://km:s3cret@db:5432/keymaster?sslmode=require", "postgres://km:s3cret@db/keymaster"}) {
+        auto p = ledger::parse_location(url, "/ignored");
+        REQUIRE(p.has_value());
+        CHECK(p->kind == ledger::Location::Kind::kPostgres);
+        CHECK(p->target == url);  // libpq gets it whole
+        CHECK(p->shown().find("s3cret") == std::string::npos);
+        CHECK(p->shown().find("km:***@db") != std::string::npos);
+    }
+    auto q = ledger::parse_location("postgresql://db/keymaster?user=km&password=s3cret&sslmode=require", "/x");
+    REQUIRE(q.has_value());
+    CHECK(q->shown() == "postgresql://db/keymaster?user=km&password=***&sslmode=require");
+    for (const char* bad : {"mysql://km:s3cret@db/x", "sqlite:", "/var/lib/keymaster/ledger.sqlite"}) {
+        INFO(bad);
+        auto b = ledger::parse_location(bad, "/x");
+        REQUIRE(b.has_error());
+        CHECK(b.error().fault == Fault::kConfig);
+        CHECK(b.error().message.find("s3cret") == std::string::npos);
+        CHECK(b.error().message.find("expected sqlite:PATH or a Postgres URI") != std::string::npos);
+    }
+}
+
+TEST_CASE("ledger: a Postgres server that cannot be reached is a LedgerError that names it without its password", "[ledger][location][sqlite]") {
+    // (Tagged sqlite: it needs no server, so it runs in the default pass.)
+    const ledger::Location nowhere{ledger::Location::Kind::kPostgres,
+                                   "postgresql://km:s3cret@127.0.0.1:1/keymaster?connect_timeout=2"};
+    try {
+        ledger::Ledger l(nowhere, true);
+        FAIL("connected to nothing");
+    } catch (const ledger::LedgerError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("s3cret") == std::string::npos);
+        CHECK(what.find("postgresql://km:***@127.0.0.1:1/keymaster") != std::string::npos);
+        CHECK(what.find("cannot connect") != std::string::npos);
+    }
+}
+
+TEST_CASE("ledger: one writer per Postgres ledger; readers need no lock", "[ledger][postgres]") {
+    // Runs in the Postgres pass (KEYMASTER_TEST_POSTGRES); on SQLite the data directory's flock
+    // does this ("one keymaster per data directory").
+    const auto dir = temp_dir();
+    const auto where = at(dir);
+    if (where.kind != ledger::Location::Kind::kPostgres) return;
+    {
+        ledger::Ledger first(where, true);
+        CHECK_THROWS_AS(ledger::Ledger(where, true), ledger::LockedError);
+        ledger::Ledger reader(where, false);
+        CHECK(reader.history({}).empty());
+    }
+    ledger::Ledger again(where, true);  // released with the first's connection
 }

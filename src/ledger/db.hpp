@@ -1,0 +1,63 @@
+// The ledger's storage: one SQL interface, two databases (SQLite, Postgres). Not a public header.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace keymaster::ledger::detail {
+
+//! One statement of a Db, its parameters written `?` (numbered in order) and bound by 1-based
+//! index. Throws LedgerError on any failure.
+class Query {
+public:
+    virtual ~Query() = default;
+    virtual void bind_text(int i, const std::string& v) = 0;
+    virtual void bind_i64(int i, std::int64_t v) = 0;
+    virtual void bind_real(int i, double v) = 0;
+    virtual void bind_null(int i) = 0;
+    //! Runs the statement (first call) or moves to the next row; whether a row is there.
+    virtual bool step() = 0;
+    //! Column c of the current row ("" / 0 for NULL).
+    [[nodiscard]] virtual std::string text(int c) const = 0;
+    [[nodiscard]] virtual std::int64_t i64(int c) const = 0;
+    [[nodiscard]] virtual double real(int c) const = 0;
+    [[nodiscard]] virtual bool null(int c) const = 0;
+    //! Ready to run again with new bindings.
+    virtual void reset() = 0;
+};
+
+//! A connection to the ledger's database. Single-threaded. Throws LedgerError on any failure,
+//! with a message that names the database (a Postgres URL without its password) and no secret.
+class Db {
+public:
+    virtual ~Db() = default;
+    //! One or more statements without parameters.
+    virtual void exec(const std::string& sql) = 0;
+    [[nodiscard]] virtual std::unique_ptr<Query> prepare(const std::string& sql) = 0;
+    //! A write transaction: durable when commit() returns (SQLite synchronous=FULL; Postgres
+    //! synchronous_commit as the server has it, on by default).
+    virtual void begin() = 0;
+    virtual void commit() = 0;
+    //! Undoes the open transaction; throws only when even that fails.
+    virtual void rollback() = 0;
+    //! Creates the schema, or brings one written by an earlier version up to date (several
+    //! processes may open one ledger at once: each change is made once).
+    virtual void create_schema() = 0;
+    //! The single-writer lock (Postgres: a session advisory lock, taken again after a reconnect or
+    //! every later statement fails). Throws LockedError when another keymaster holds it. SQLite's
+    //! lock is the data directory's flock, taken by the Ledger: nothing here.
+    virtual void lock_writer() {}
+    //! What the database is, for messages: the SQLite file, or the Postgres URL without its password.
+    [[nodiscard]] virtual const std::string& where() const = 0;
+};
+
+//! Opens (creating) the SQLite file at `path`, in WAL mode, synchronous=FULL.
+[[nodiscard]] std::unique_ptr<Db> open_sqlite(const std::string& path);
+//! Connects to a Postgres database (a libpq URI: postgresql://user[:password]@host[:port]/db?...;
+//! a password may also come from PGPASSWORD or PGPASSFILE, as libpq reads them).
+[[nodiscard]] std::unique_ptr<Db> open_postgres(const std::string& url);
+//! The URL with any password replaced by "***" (for logs and messages).
+[[nodiscard]] std::string redact_url(const std::string& url);
+
+}  // namespace keymaster::ledger::detail
