@@ -52,6 +52,16 @@ public:
     [[nodiscard]] virtual const std::string& where() const = 0;
 };
 
+//! The column types of one database, for the one schema both use.
+struct SchemaTypes {
+    const char* id;           //!< an auto-increment primary key
+    const char* real;         //!< unix seconds
+    const char* integer;      //!< 64-bit
+    const char* table_tail;   //!< after a keyed table's definition (SQLite: " WITHOUT ROWID")
+};
+//! The ledger's tables and indexes (created if missing), in `t`'s types: the one schema.
+[[nodiscard]] std::string schema_sql(const SchemaTypes& t);
+
 //! Opens (creating) the SQLite file at `path`, in WAL mode, synchronous=FULL.
 [[nodiscard]] std::unique_ptr<Db> open_sqlite(const std::string& path);
 //! Connects to a Postgres database (a libpq URI: postgresql://user[:password]@host[:port]/db?...;

@@ -11,38 +11,9 @@
 namespace keymaster::ledger::detail {
 namespace {
 
-// The same tables as SQLite's, in Postgres' types. Created under an advisory lock, so that
-// processes opening a new ledger at once (two replicas starting) create it once.
-constexpr const char* kSchema = R"sql(
-SELECT pg_advisory_xact_lock(7290412);
-CREATE TABLE IF NOT EXISTS topups (
-  id BIGSERIAL PRIMARY KEY,
-  created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL,
-  network TEXT NOT NULL, chain_id BIGINT NOT NULL, bank TEXT NOT NULL,
-  recipient TEXT NOT NULL, home TEXT NOT NULL, role TEXT NOT NULL,
-  amount TEXT NOT NULL, nonce BIGINT NOT NULL, tx_type INTEGER NOT NULL,
-  max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit BIGINT NOT NULL,
-  raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
-  block BIGINT, gas_used BIGINT, fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block BIGINT,
-  taken_block BIGINT);
-CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);
-CREATE INDEX IF NOT EXISTS topups_nonce ON topups(network, bank, nonce);
-CREATE INDEX IF NOT EXISTS topups_created ON topups(created);
-CREATE TABLE IF NOT EXISTS events (
-  id BIGSERIAL PRIMARY KEY, topup_id BIGINT NOT NULL REFERENCES topups(id),
-  time DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, detail TEXT);
-CREATE INDEX IF NOT EXISTS topups_settled ON topups(network, bank, state, updated);
-CREATE TABLE IF NOT EXISTS burn_state (
-  network TEXT NOT NULL, address TEXT NOT NULL, since DOUBLE PRECISION NOT NULL, time DOUBLE PRECISION NOT NULL,
-  balance TEXT NOT NULL, PRIMARY KEY (network, address));
-CREATE TABLE IF NOT EXISTS bank_audit (
-  network TEXT NOT NULL, bank TEXT NOT NULL, next_nonce BIGINT NOT NULL,
-  point_nonce BIGINT, point_block BIGINT, point_balance TEXT,
-  PRIMARY KEY (network, bank));
-CREATE TABLE IF NOT EXISTS burn (
-  network TEXT NOT NULL, address TEXT NOT NULL, start DOUBLE PRECISION NOT NULL, stop DOUBLE PRECISION NOT NULL,
-  spent TEXT NOT NULL, PRIMARY KEY (network, address, start));
-)sql";
+// Created under an advisory lock, so that processes opening a new ledger at once (two replicas
+// starting) create it once.
+constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7290412);\n";
 
 // `?` (numbered in order) and `?N` as Postgres' `$N`; string literals are left alone.
 std::string dollar_params(const std::string& sql) {
@@ -170,7 +141,10 @@ public:
         if (r) PQclear(r);
         if (!ok) throw LedgerError("ledger " + where_ + ": rollback failed after an error: " + error_of(conn_));
     }
-    void create_schema() override { exec(std::string("BEGIN;\n") + kSchema + "COMMIT;"); }
+    void create_schema() override {
+        exec(std::string("BEGIN;\n") + kSchemaLock + schema_sql({"BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BIGINT", ""}) +
+             "COMMIT;");
+    }
     void lock_writer() override {
         if (!try_lock()) throw LockedError("another keymaster is writing the ledger " + where_ + " (it holds its lock)");
         locked_ = true;

@@ -13,35 +13,6 @@ namespace {
 //! How long a statement waits for another process's lock on the ledger.
 constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS topups (
-  id INTEGER PRIMARY KEY,
-  created REAL NOT NULL, updated REAL NOT NULL,
-  network TEXT NOT NULL, chain_id INTEGER NOT NULL, bank TEXT NOT NULL,
-  recipient TEXT NOT NULL, home TEXT NOT NULL, role TEXT NOT NULL,
-  amount TEXT NOT NULL, nonce INTEGER NOT NULL, tx_type INTEGER NOT NULL,
-  max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit INTEGER NOT NULL,
-  raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
-  block INTEGER, gas_used INTEGER, fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block INTEGER,
-  taken_block INTEGER);
-CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);
-CREATE INDEX IF NOT EXISTS topups_nonce ON topups(network, bank, nonce);
-CREATE INDEX IF NOT EXISTS topups_created ON topups(created);
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY, topup_id INTEGER NOT NULL REFERENCES topups(id),
-  time REAL NOT NULL, state TEXT NOT NULL, detail TEXT);
-CREATE INDEX IF NOT EXISTS topups_settled ON topups(network, bank, state, updated);
-CREATE TABLE IF NOT EXISTS burn_state (
-  network TEXT NOT NULL, address TEXT NOT NULL, since REAL NOT NULL, time REAL NOT NULL, balance TEXT NOT NULL,
-  PRIMARY KEY (network, address)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bank_audit (
-  network TEXT NOT NULL, bank TEXT NOT NULL, next_nonce INTEGER NOT NULL,
-  point_nonce INTEGER, point_block INTEGER, point_balance TEXT,
-  PRIMARY KEY (network, bank)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS burn (
-  network TEXT NOT NULL, address TEXT NOT NULL, start REAL NOT NULL, stop REAL NOT NULL, spent TEXT NOT NULL,
-  PRIMARY KEY (network, address, start)) WITHOUT ROWID;
-)sql";
 
 class SqliteQuery final : public Query {
 public:
@@ -126,7 +97,7 @@ public:
     // transaction that checks again, so two processes opening an old ledger at once (the daemon
     // starting while `history` runs) add the column once.
     void create_schema() override {
-        exec(kSchema);
+        exec(schema_sql({"INTEGER PRIMARY KEY", "REAL", "INTEGER", " WITHOUT ROWID"}));
         if (has_column("taken_block")) return;
         begin();
         try {
