@@ -48,6 +48,13 @@ public:
     //! every later statement fails). Throws LockedError when another keymaster holds it. SQLite's
     //! lock is the data directory's flock, taken by the Ledger: nothing here.
     virtual void lock_writer() {}
+    //! An SQL expression for the database's own clock, in unix seconds (a lease's time never comes
+    //! from a machine's clock).
+    [[nodiscard]] virtual const char* now_sql() const = 0;
+    //! What a SELECT adds to lock the rows it reads until the transaction ends ("" where the
+    //! write transaction already excludes every other writer, as SQLite's does).
+    [[nodiscard]] virtual const char* for_update() const = 0;
+    [[nodiscard]] virtual const char* for_share() const = 0;
     //! What the database is, for messages: the SQLite file, or the Postgres URL without its password.
     [[nodiscard]] virtual const std::string& where() const = 0;
 };

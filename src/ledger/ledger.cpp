@@ -127,6 +127,7 @@ struct Ledger::Impl {
         db->begin();
         ++depth;
         try {
+            check_fence();
             auto result = fn();
             --depth;
             db->commit();
@@ -138,6 +139,24 @@ struct Ledger::Impl {
         }
     }
     int depth = 0;
+
+    // The lease a writer was fenced with (none: not fenced).
+    struct Fence {
+        std::string name, holder;
+        std::uint64_t epoch = 0;
+    };
+    std::optional<Fence> fence;
+    bool unfenced = false;  // claim_lease's own transaction
+
+    void check_fence() {
+        if (!fence || unfenced) return;
+        Stmt s(*db, std::string("SELECT 1 FROM lease WHERE name=? AND holder=? AND epoch=? AND expires > ") + db->now_sql() +
+                        db->for_share());
+        s.bind(1, fence->name).bind(2, fence->holder).bind(3, static_cast<std::int64_t>(fence->epoch));
+        if (!s.step())
+            throw FencedError("ledger " + db->where() + ": the lease " + fence->name + " (epoch " + std::to_string(fence->epoch) +
+                              ") is no longer held by " + fence->holder + ": nothing written");
+    }
 
     void event(std::int64_t id, State s, const std::string& detail) {
         Stmt(*db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
@@ -427,6 +446,46 @@ std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& 
         if (state == State::kIntent || state == State::kSent || state == State::kReplaced) u.open = true;
     }
     return out;
+}
+
+Lease decide_lease(const Lease& current, const std::string& me, double now, double seconds) {
+    Lease out = current;
+    const bool live = current.expires > now && !current.holder.empty();
+    if (live && current.holder != me) {
+        out.mine = false;
+        return out;
+    }
+    if (!live || current.holder != me) ++out.epoch;  // a change of holder, or ours again after it expired
+    out.holder = me;
+    out.expires = now + seconds;
+    out.mine = true;
+    return out;
+}
+
+Lease Ledger::claim_lease(const std::string& name, const std::string& holder, double seconds) {
+    impl_->unfenced = true;
+    struct Reset {
+        bool& flag;
+        ~Reset() { flag = false; }
+    } reset{impl_->unfenced};
+    return impl_->transaction([&] {
+        auto& db = *impl_->db;
+        Stmt(db, "INSERT INTO lease(name, holder, epoch, expires) VALUES(?, '', 0, 0) ON CONFLICT(name) DO NOTHING")
+            .bind(1, name).step();
+        Stmt s(db, std::string("SELECT holder, epoch, expires, ") + db.now_sql() + " FROM lease WHERE name=?" + db.for_update());
+        s.bind(1, name);
+        if (!s.step()) throw LedgerError("ledger " + db.where() + ": the lease " + name + " is missing");
+        const Lease current{s.text(0), static_cast<std::uint64_t>(s.i64(1)), s.real(2), false};
+        const auto next = decide_lease(current, holder, s.real(3), seconds);
+        if (next.mine)
+            Stmt(db, "UPDATE lease SET holder=?, epoch=?, expires=? WHERE name=?")
+                .bind(1, next.holder).bind(2, static_cast<std::int64_t>(next.epoch)).bind(3, next.expires).bind(4, name).step();
+        return next;
+    });
+}
+
+void Ledger::fence(const std::string& name, const std::string& holder, std::uint64_t epoch) {
+    impl_->fence = Impl::Fence{name, holder, epoch};
 }
 
 std::vector<Entry> Ledger::history(const Filter& f) const {

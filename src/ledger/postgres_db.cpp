@@ -150,6 +150,9 @@ public:
         locked_ = true;
     }
     const std::string& where() const override { return where_; }
+    const char* now_sql() const override { return "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"; }
+    const char* for_update() const override { return " FOR UPDATE"; }
+    const char* for_share() const override { return " FOR SHARE"; }
 
 private:
     // A connection the server closed (a restart) is opened again before the next statement; the

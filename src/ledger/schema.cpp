@@ -32,7 +32,10 @@ std::string schema_sql(const SchemaTypes& t) {
            "  PRIMARY KEY (network, bank))" + tail + ";\n"
            "CREATE TABLE IF NOT EXISTS burn (\n"
            "  network TEXT NOT NULL, address TEXT NOT NULL, start " + real + " NOT NULL, stop " + real + " NOT NULL,\n"
-           "  spent TEXT NOT NULL, PRIMARY KEY (network, address, start))" + tail + ";\n";
+           "  spent TEXT NOT NULL, PRIMARY KEY (network, address, start))" + tail + ";\n"
+           "CREATE TABLE IF NOT EXISTS lease (\n"
+           "  name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, epoch " + integer + " NOT NULL,\n"
+           "  expires " + real + " NOT NULL)" + tail + ";\n";
 }
 
 }  // namespace keymaster::ledger::detail

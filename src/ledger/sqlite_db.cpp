@@ -91,6 +91,9 @@ public:
             throw LedgerError("ledger " + path_ + ": rollback failed after an error: " + sqlite3_errmsg(db_));
     }
     const std::string& where() const override { return path_; }
+    const char* now_sql() const override { return "((julianday('now') - 2440587.5) * 86400.0)"; }
+    const char* for_update() const override { return ""; }  // BEGIN IMMEDIATE: one writer at a time
+    const char* for_share() const override { return ""; }
 
     // Columns added after the first release: a ledger written by an earlier version opens and
     // gains them. Read first (a current ledger is not written to); the change itself in one write

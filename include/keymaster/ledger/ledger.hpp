@@ -25,6 +25,26 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+//! A write by a holder that no longer holds the leader lease it was fenced with: nothing of it was
+//! written (a deposed leader journals nothing, so it broadcasts nothing new).
+class FencedError : public LedgerError {
+public:
+    using LedgerError::LedgerError;
+};
+
+//! A leader lease as it stands: who holds it, in which epoch (it grows at every change of holder),
+//! until when (the database's clock, unix seconds).
+struct Lease {
+    std::string holder;      //!< "" before anyone held it
+    std::uint64_t epoch = 0;
+    double expires = 0;
+    bool mine = false;       //!< held by the one who asked
+};
+
+//! What claiming a lease does (pure): renew our own unexpired lease (same epoch), take a free or
+//! expired one (epoch + 1), or leave another's unexpired one alone. `now` is the database's clock.
+[[nodiscard]] Lease decide_lease(const Lease& current, const std::string& me, double now, double seconds);
+
 //! States of a top-up. `intent` and `sent` are unresolved; the others are final.
 enum class State { kIntent, kSent, kConfirmed, kReplaced, kDropped, kFailed };
 //! The state's name in the ledger and in `history` ("intent", "sent", ...).
@@ -179,6 +199,15 @@ public:
     };
     std::map<std::uint64_t, NonceUse> nonce_uses(const std::string& network, const std::string& bank, std::uint64_t from,
                                                  std::uint64_t to) const;
+
+    //! Takes or renews the leader lease `name` for `holder`, for `seconds` on the database's clock
+    //! (decide_lease, in one transaction that locks the lease's row). Never fenced. Returns the lease
+    //! as it stands after. Throws LedgerError.
+    Lease claim_lease(const std::string& name, const std::string& holder, double seconds);
+    //! From now on every write transaction first checks, in the same transaction (the lease's row
+    //! locked for share, so that no takeover passes it), that `holder` still holds `name` in
+    //! `epoch` and it has not expired; otherwise it throws FencedError and writes nothing.
+    void fence(const std::string& name, const std::string& holder, std::uint64_t epoch);
 
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;

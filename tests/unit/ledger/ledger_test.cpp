@@ -415,3 +415,65 @@ TEST_CASE("ledger: one writer per Postgres ledger; readers need no lock", "[ledg
     }
     ledger::Ledger again(where, true);  // released with the first's connection
 }
+
+TEST_CASE("lease: renew our own, take a free or expired one (a new epoch), leave another's alone", "[ledger][lease]") {
+    using ledger::Lease;
+    struct Row {
+        const char* what;
+        Lease current;
+        const char* me;
+        bool mine;
+        std::uint64_t epoch;
+        const char* holder;
+    };
+    const double now = 1000;
+    const std::vector<Row> rows = {
+        {"never held", {"", 0, 0, false}, "a", true, 1, "a"},
+        {"ours, live: renewed in the same epoch", {"a", 3, now + 5, false}, "a", true, 3, "a"},
+        {"another's, live: left alone", {"b", 3, now + 5, false}, "a", false, 3, "b"},
+        {"another's, expired: taken, next epoch", {"b", 3, now - 1, false}, "a", true, 4, "a"},
+        {"ours, expired: ours again, in a new epoch (our old fence no longer holds)", {"a", 3, now - 1, false}, "a", true, 4, "a"},
+        {"expires exactly now: expired", {"b", 3, now, false}, "a", true, 4, "a"},
+    };
+    for (const auto& r : rows) {
+        INFO(r.what);
+        const auto got = ledger::decide_lease(r.current, r.me, now, 15);
+        CHECK(got.mine == r.mine);
+        CHECK(got.epoch == r.epoch);
+        CHECK(got.holder == r.holder);
+        if (r.mine) CHECK(got.expires == now + 15);
+        else CHECK(got.expires == r.current.expires);
+    }
+}
+
+TEST_CASE("lease: claimed on the database's clock; a deposed holder's writes are fenced and write nothing", "[ledger][lease]") {
+    const auto dir = temp_dir();
+    const auto where = at(dir);
+    ledger::Ledger a(where, false), b(where, false);  // two replicas on one ledger
+    auto la = a.claim_lease("keymaster", "a", 60);
+    REQUIRE(la.mine);
+    CHECK(la.epoch == 1);
+    CHECK_FALSE(b.claim_lease("keymaster", "b", 60).mine);  // a holds it
+    a.fence("keymaster", "a", la.epoch);
+    (void)a.record_intent(entry(0));
+    CHECK(a.claim_lease("keymaster", "a", 60).epoch == 1);  // renewed: the same epoch
+
+    // a's lease runs out (renewed for no time): its next write is refused, nothing written.
+    (void)a.claim_lease("keymaster", "a", -1);
+    CHECK_THROWS_AS(a.record_intent(entry(1)), ledger::FencedError);
+    CHECK(a.history({}).size() == 1);
+
+    // b takes over in the next epoch and writes; a cannot take it back while b holds it.
+    auto lb = b.claim_lease("keymaster", "b", 60);
+    REQUIRE(lb.mine);
+    CHECK(lb.epoch == 2);
+    b.fence("keymaster", "b", lb.epoch);
+    (void)b.record_intent(entry(1));
+    CHECK_FALSE(a.claim_lease("keymaster", "a", 60).mine);
+    CHECK_THROWS_AS(a.mark(1, State::kSent), ledger::FencedError);
+    CHECK_THROWS_AS(a.atomically([&] { a.mark(1, State::kSent); }), ledger::FencedError);
+    const auto h = b.history({});
+    REQUIRE(h.size() == 2);
+    for (const auto& e : h) CHECK(e.state == State::kIntent);  // a's marks never landed
+    std::filesystem::remove_all(dir);
+}
