@@ -1,5 +1,7 @@
 """The shipped alert rules (etc/prometheus/keymaster-rules.yml, unchanged) under a real Prometheus
-(1 s scrape and evaluation) against the daemon on anvil chains, checked through /api/v1/alerts.
+(1 s scrape and evaluation) against the daemon on anvil chains, checked through /api/v1/alerts; and
+the shipped Alertmanager config (etc/alertmanager/alertmanager.yml, its webhook URLs pointed at a
+local receiver) under a real Alertmanager, checked by what the receiver gets.
 
 Every series exists from the first scrape (at 0), so the first failure is an increase.
 KeymasterAccountBelowThreshold waits 10 minutes (`for: 10m`) and KeymasterNetworkNotPolled 5 minutes
@@ -20,6 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from chains import (DEV_ADDRESS, DEV_KEY, ETHER, Chain, checksum, fresh_address, metric_values, wait_for,  # noqa: E402
                     write_config)
 from daemon_test import Daemon  # noqa: E402
+from alertmanager import Alertmanager, WebhookReceiver  # noqa: E402
 from prom import Prometheus  # noqa: E402
 from proxy import FaultProxy  # noqa: E402
 
@@ -72,10 +75,15 @@ class AlertsFire(unittest.TestCase):
         self.path = write_config(self.config)
         self.daemon = Daemon(self.path, {"KM_BANK": DEV_KEY})
         self.prom = None
+        # The shipped Alertmanager config, its webhooks pointed at a local receiver.
+        self.receiver = WebhookReceiver()
+        self.alertmanager = Alertmanager(self.receiver)
 
     def tearDown(self):
         if self.prom:
             self.prom.stop()
+        self.alertmanager.stop()
+        self.receiver.stop()
         self.daemon.stop()
         self.proxy.stop()
         for c in self.chains.values():
@@ -112,11 +120,16 @@ class AlertsFire(unittest.TestCase):
         self.assertIn("process_start_time_seconds ", text)
 
         # 2. Under Prometheus with the unchanged rules: a healthy funded fleet fires nothing.
-        self.prom = Prometheus([f"127.0.0.1:{self.daemon.port}"], [RULES, short_rules_copy()])
+        self.prom = Prometheus([f"127.0.0.1:{self.daemon.port}"], [RULES, short_rules_copy()],
+                               alertmanager=self.alertmanager.address)
         self.prom.wait_scraped('keymaster_topups_total{network="refused",result="failure"} == 0')
         self.prom.wait_scraped('keymaster_poll_last_success_timestamp_seconds{network="dead"}')
         time.sleep(8)
-        self.assertEqual(self.prom.alerts(), [])
+        # Only the watchdog, which always fires; and it reaches its receiver through Alertmanager.
+        self.assertEqual([a["labels"]["alertname"] for a in self.prom.alerts()], ["KeymasterWatchdog"])
+        wait_for("KeymasterWatchdog delivered to the watchdog receiver",
+                 lambda: [a for a in self.receiver.alerts("/keymaster/watchdog")
+                          if a["labels"]["alertname"] == "KeymasterWatchdog" and a["status"] == "firing"], timeout=30)
 
         # 3. Faults: one refused send (the next round pays), an emptied bank, a dead endpoint.
         self.chains["refused"].set_balance(self.agents["refused"][0], 0)
@@ -125,8 +138,9 @@ class AlertsFire(unittest.TestCase):
         self.chains["dead"].stop()
         wait_for("the refused top-up paid by the next round",
                  lambda: self.chains["refused"].balance(self.agents["refused"][0]) == 2 * ETHER)
-        wait_for("KeymasterTopUpsFailing (unchanged rule)", lambda: self.firing("KeymasterTopUpsFailing", network="refused"),
-                 timeout=30)
+        refused = checksum(self.agents["refused"][0])
+        wait_for("KeymasterTopUpsFailing (unchanged rule)",
+                 lambda: self.firing("KeymasterTopUpsFailing", network="refused", address=refused), timeout=30)
         wait_for("KeymasterAccountBelowThreshold (for: 5s copy)",
                  lambda: self.firing("KeymasterAccountBelowThreshold", network="drained", rules_copy="short"), timeout=40)
         wait_for("KeymasterNetworkNotPolled (> 5 s copy)",
@@ -141,6 +155,18 @@ class AlertsFire(unittest.TestCase):
                  lambda: self.firing("KeymasterBankRunwayShort", network="refused", rules_copy="short"), timeout=40)
         healthy = [a for a in self.prom.alerts() if a["labels"].get("network") == "healthy"]
         self.assertEqual(healthy, [], "the healthy network fires nothing")
+
+        # 4. It reaches a person: the refused top-up at the pager receiver (critical), with its
+        # network and address, after the route's group_wait (30 s).
+        def paged():
+            return [a for a in self.receiver.alerts("/keymaster/pager")
+                    if a["labels"]["alertname"] == "KeymasterTopUpsFailing" and a["status"] == "firing"
+                    and a["labels"].get("network") == "refused" and a["labels"].get("address") == refused]
+        wait_for("KeymasterTopUpsFailing delivered to the pager receiver", paged, timeout=60)
+        self.assertEqual(paged()[0]["labels"]["severity"], "critical")
+        # Nothing of the healthy network reached anyone.
+        for path in ("/keymaster/pager", "/keymaster/chat"):
+            self.assertEqual([a for a in self.receiver.alerts(path) if a["labels"].get("network") == "healthy"], [])
 
 
 if __name__ == "__main__":

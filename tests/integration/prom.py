@@ -1,5 +1,6 @@
 """A real Prometheus (Debian's `prometheus`) for tests: scrapes keymaster every second, evaluates
-rule files every second, and answers queries and alerts over its HTTP API."""
+rule files every second, answers queries and alerts over its HTTP API, and (when given one) sends
+firing alerts to an Alertmanager."""
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ from chains import free_port, wait_for
 
 
 class Prometheus:
-    def __init__(self, targets, rule_files=()):
+    def __init__(self, targets, rule_files=(), alertmanager=None):
         self.dir = tempfile.mkdtemp(prefix="keymaster-prom-")
         names = []
         for path in rule_files:
@@ -24,9 +25,15 @@ class Prometheus:
                     f"rule_files: {json.dumps(names)}\n"
                     "scrape_configs:\n  - job_name: keymaster\n    static_configs:\n"
                     f"      - targets: {json.dumps(targets)}\n")
+            if alertmanager:  # "host:port": firing alerts are sent there
+                f.write("alerting:\n  alertmanagers:\n    - static_configs:\n"
+                        f"        - targets: {json.dumps([alertmanager])}\n")
         self.port = free_port()
+        # Alerts go out again every second (default: every minute): the first ones are dropped while
+        # Prometheus has not yet found its Alertmanager, and a test should not wait a minute for them.
         self.proc = subprocess.Popen(["prometheus", f"--config.file={self.dir}/prometheus.yml",
-                                      f"--storage.tsdb.path={self.dir}/data", f"--web.listen-address=127.0.0.1:{self.port}"],
+                                      f"--storage.tsdb.path={self.dir}/data", f"--web.listen-address=127.0.0.1:{self.port}",
+                                      "--rules.alert.resend-delay=1s"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
 
