@@ -371,9 +371,11 @@ bool round_ok(const RoundPlan& plan, const RoundReport* report) {
 // One Round of run(): prepare, and commit when there is work. Whether it went well (round_ok).
 net::awaitable<bool> Worker::Impl::round(Worker& self, const Schedule& schedule, const RoundObserver& observer,
                                          Clock::time_point start, std::chrono::milliseconds delay) {
-    auto plan = co_await self.prepare(schedule.mode);
+    const bool allowed = !schedule.may_send || schedule.may_send();
+    auto plan = co_await self.prepare(allowed ? schedule.mode : Mode::kDryRun);
     if (observer.prepared) observer.prepared(plan, std::chrono::duration<double>(Clock::now() - start).count());
     if (!sends(plan.mode) || stopping || !plan.has_work()) co_return round_ok(plan, nullptr);
+    if (schedule.may_send && !schedule.may_send()) co_return round_ok(plan, nullptr);  // lost the right meanwhile
     // Receipts are awaited at most until the next poll is due; what is unmined then stays `sent`
     // and the next Rounds' reconcile carries it (receipts, re-broadcast, replacement): polls and
     // metrics keep their pace while a transaction is stuck.

@@ -27,6 +27,7 @@ struct CommandLine {
     HistoryOptions ho;
     RunOptions ro;
     std::string interval = "60s";
+    std::string lease_renew = "2s", lease_duration = "15s";
     CLI::Option* maddr = nullptr;
     long shutdown_s = 30;
     KeysOptions ko;
@@ -41,6 +42,8 @@ struct CommandLine {
         app.add_option("--ledger", g.ledger,
                        "the ledger: sqlite:PATH or postgresql://user@host:port/db (default <data-dir>/ledger.sqlite)")
             ->envname("KEYMASTER_LEDGER");
+        app.add_option("--lease", g.lease, "the leader lease's name on a Postgres ledger (default: the config file's name)")
+            ->envname("KEYMASTER_LEASE");
         app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error, off")->capture_default_str();
         app.add_option("--log-format", g.log_format, "text or json")->capture_default_str();
         validate = app.add_subcommand("validate", "check the config; print networks and account counts");
@@ -90,6 +93,10 @@ struct CommandLine {
         run_cmd->add_flag("--dry-run", ro.dry_run, "decide and log, send nothing")->envname("DRY_RUN");
         run_cmd->add_option("--shutdown-timeout", shutdown_s, "seconds to wait for in-flight top-ups on SIGTERM")
             ->check(CLI::PositiveNumber)->capture_default_str();
+        run_cmd->add_option("--lease-renew", lease_renew, "Postgres ledger: claim the leader lease this often (2s)")
+            ->capture_default_str();
+        run_cmd->add_option("--lease-duration", lease_duration, "Postgres ledger: each claim holds the lease this long (15s)")
+            ->capture_default_str();
     }
 
     void add_keys() {
@@ -127,6 +134,15 @@ struct CommandLine {
             return kExitUsage;
         }
         ro.interval = *d;
+        const auto renew = parse_duration(lease_renew);
+        const auto hold = parse_duration(lease_duration);
+        if (!renew || !hold || renew->count() <= 0 || *hold < *renew * 3) {
+            std::cerr << "--lease-renew " << lease_renew << ", --lease-duration " << lease_duration
+                      << ": expected durations such as 2s and 15s, the duration at least three renewals\n";
+            return kExitUsage;
+        }
+        ro.lease_renew = *renew;
+        ro.lease_duration = *hold;
         if (data_dir->count() == 0) {
             const char* sd = std::getenv("STATE_DIRECTORY");  // systemd's StateDirectory=
             g.data_dir = sd && *sd ? sd : "/var/lib/keymaster";

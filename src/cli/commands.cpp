@@ -12,6 +12,7 @@
 #include <iostream>
 #include <set>
 
+#include "keymaster/chain/leadership.hpp"
 #include "keymaster/chain/round.hpp"
 #include "keymaster/cli/app.hpp"
 #include "keymaster/cli/output.hpp"
@@ -346,6 +347,38 @@ Fault print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans,
     return worst;
 }
 
+// A live top-up on a shared (Postgres) ledger leads for its whole run, confirmation and receipts
+// included: refused while another keymaster leads. Released when it ends.
+struct TopUpLease {
+    std::unique_ptr<chain::Leadership> lead;
+    TopUpLease() = default;
+    TopUpLease(const TopUpLease&) = delete;
+    TopUpLease& operator=(const TopUpLease&) = delete;
+    ~TopUpLease() {
+        try {
+            if (lead) lead->release();
+        } catch (const std::exception& e) {
+            std::cerr << "keymaster top-up: cannot release the lease (" << e.what() << "); it expires by itself\n";
+        }
+    }
+};
+
+bool take_lease(const GlobalOptions& g, const TopUpOptions& o, ledger::Ledger& ledger, TopUpLease& out) {
+    const auto name = lease_name(g);
+    if (!name || o.dry_run) return true;
+    out.lead = std::make_unique<chain::Leadership>(ledger, *name, chain::holder_id(), o.confirm_timeout + std::chrono::minutes(10));
+    try {
+        const auto l = out.lead->claim();
+        if (l.mine) return true;
+        std::cerr << "keymaster top-up: the ledger's lease " << *name << " is held by " << l.holder << " (epoch " << l.epoch
+                  << "): a keymaster run leads and funds these accounts; nothing sent\n";
+    } catch (const std::exception& e) {
+        std::cerr << "keymaster top-up: cannot claim the lease " << *name << ": " << e.what() << "; nothing sent\n";
+    }
+    out.lead.reset();
+    return false;
+}
+
 bool confirmed_by_user() {
     std::cout << "Proceed? [y/N] " << std::flush;
     std::string answer;
@@ -369,6 +402,8 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
         return kExitUsage;  // nothing sent: like a config error (as before the --ledger option)
     }
     auto ledger = std::move(*opened);
+    TopUpLease lease;
+    if (!take_lease(g, o, *ledger, lease)) return kExitUsage;  // nothing sent
     s.open(*l, ledger.get());
     // Prepare: nothing is broadcast before the confirmation.
     const auto plans = s.prepare(o.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive);

@@ -21,6 +21,7 @@ struct GlobalOptions {
     std::string config = "./keymaster.json";
     std::string data_dir = "./.keymaster";
     std::string ledger;  //!< --ledger / KEYMASTER_LEDGER: sqlite:PATH or a Postgres URI ("": <data_dir>/ledger.sqlite)
+    std::string lease;   //!< --lease: the leader lease's name on a shared ledger ("": the config file's name)
     std::string log_level = "info";
     std::string log_format = "text";
 };
@@ -38,6 +39,8 @@ struct RunOptions {
     std::vector<std::string> networks;
     bool dry_run = false;
     std::chrono::seconds shutdown_timeout{30};
+    std::chrono::milliseconds lease_renew{2000};      //!< --lease-renew: claim the lease this often
+    std::chrono::milliseconds lease_duration{15000};  //!< --lease-duration: each claim holds it this long
 };
 
 struct HistoryOptions {

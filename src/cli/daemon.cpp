@@ -16,6 +16,7 @@
 #include <set>
 
 #include "commands.hpp"
+#include "keymaster/chain/leadership.hpp"
 #include "keymaster/cli/app.hpp"
 #include "keymaster/common/text.hpp"
 #include "keymaster/ledger/ledger.hpp"
@@ -58,6 +59,11 @@ public:
         spdlog::info("ledger {}", ledger_->path());
         if (!listen()) return kExitUsage;
         metrics_.init_network("", {std::string(fault_scope(Fault::kConfig)), std::string(fault_scope(Fault::kInternal))});
+        if (auto name = lease_name(g_)) {
+            lead_ = std::make_unique<chain::Leadership>(*ledger_, *name, chain::holder_id(), o_.lease_duration);
+            renew_lease();  // before the first Round: it knows whether it may send
+            net::co_spawn(io_, keep_lease(), net::detached);
+        }
         start(std::move(*l));
         wait_signal();
         io_.restart();
@@ -89,7 +95,37 @@ private:
         chain::Schedule s;
         s.interval = o_.interval;
         s.mode = o_.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive;
+        if (lead_) s.may_send = [lead = lead_.get()] { return lead->leading(); };  // a standby never signs
         return s;
+    }
+
+    // One claim of the leader lease: the gauge, a log line when who leads changes. A ledger that
+    // cannot be reached leaves this replica standing by (it cannot journal anyway).
+    void renew_lease() {
+        const auto before = lead_->last();
+        try {
+            const auto now = lead_->claim();
+            if (chain::lease_changed(before, now)) {
+                if (now.mine) spdlog::info("lease {}: leading (epoch {}, holder {})", lead_->name(), now.epoch, lead_->holder());
+                else spdlog::info("lease {}: standing by; {} leads (epoch {})", lead_->name(), now.holder, now.epoch);
+            }
+        } catch (const std::exception& e) {
+            metrics_.error("", std::string(fault_scope(Fault::kLedger)));
+            spdlog::error("lease {}: cannot claim it: {}; standing by", lead_->name(), e.what());
+        }
+        metrics_.leader(lead_->name(), lead_->leading());
+    }
+
+    // Claims the lease every --lease-renew until shutdown, then releases it so that a standby
+    // takes over at once.
+    net::awaitable<void> keep_lease() {
+        net::steady_timer t(io_);
+        while (!stopping_) {
+            t.expires_after(o_.lease_renew);
+            boost::system::error_code ec;
+            co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
+            if (!stopping_) renew_lease();
+        }
     }
 
     std::unique_ptr<Slot> make_slot(const Loaded& l, const config::Network& n) {
@@ -194,6 +230,7 @@ private:
                     if (s->running) s->cancel.emit(net::cancellation_type::terminal);
                 (void)co_await join(std::nullopt);
             }
+            release_lease();
             server_->stop();
             signals_.cancel();
             io_.stop();
@@ -247,9 +284,25 @@ private:
         return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz, /readyz, /status\n"};
     }
 
+    // Every Worker has left: a standby may take over at once.
+    void release_lease() {
+        if (!lead_) return;
+        try {
+            lead_->release();
+            metrics_.leader(lead_->name(), false);
+        } catch (const std::exception& e) {
+            spdlog::warn("lease {}: cannot release it ({}); it expires by itself", lead_->name(), e.what());
+        }
+    }
+
     // Balances, thresholds, last top-ups and errors. No secrets and no endpoint URLs.
     json status() const {
         json out = {{"version", KEYMASTER_VERSION}, {"dryRun", o_.dry_run}, {"networks", json::array()}};
+        if (lead_) {
+            const auto& l = lead_->last();
+            out["lease"] = {{"name", lead_->name()}, {"holder", lead_->holder()}, {"leading", lead_->leading()},
+                            {"leader", l.holder}, {"epoch", l.epoch}};
+        }
         for (const auto& s : slots_) out["networks"].push_back(s->view->status());
         return out;
     }
@@ -263,6 +316,7 @@ private:
     net::signal_set signals_;
     std::unique_ptr<server::HttpServer> server_;
     std::unique_ptr<ledger::Ledger> ledger_;
+    std::unique_ptr<chain::Leadership> lead_;  //!< with a shared (Postgres) ledger only
     Loaded loaded_;
     std::vector<std::unique_ptr<Slot>> slots_;
     bool stopping_ = false;

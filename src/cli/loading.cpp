@@ -122,4 +122,12 @@ Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, Le
     }
 }
 
+std::optional<std::string> lease_name(const GlobalOptions& g) {
+    auto where = ledger::parse_location(g.ledger, g.data_dir);
+    if (!where || where->kind != ledger::Location::Kind::kPostgres) return std::nullopt;
+    if (!g.lease.empty()) return g.lease;
+    const auto stem = std::filesystem::path(g.config).stem().string();
+    return stem.empty() ? std::string("keymaster") : stem;
+}
+
 }  // namespace keymaster::cli

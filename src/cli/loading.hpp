@@ -45,4 +45,9 @@ enum class LedgerUse {
 [[nodiscard]] Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, LedgerUse use,
                                                                    std::function<double()> clock = {});
 
+//! The leader lease's name when the ledger is shared (Postgres): --lease, else the config file's
+//! name without its extension ("keymaster" for keymaster.json). nullopt for SQLite (one instance:
+//! its lock is the data directory's) and for a bad --ledger (open_ledger says why).
+[[nodiscard]] std::optional<std::string> lease_name(const GlobalOptions& g);
+
 }  // namespace keymaster::cli

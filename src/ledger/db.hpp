@@ -44,10 +44,6 @@ public:
     //! Creates the schema, or brings one written by an earlier version up to date (several
     //! processes may open one ledger at once: each change is made once).
     virtual void create_schema() = 0;
-    //! The single-writer lock (Postgres: a session advisory lock, taken again after a reconnect or
-    //! every later statement fails). Throws LockedError when another keymaster holds it. SQLite's
-    //! lock is the data directory's flock, taken by the Ledger: nothing here.
-    virtual void lock_writer() {}
     //! An SQL expression for the database's own clock, in unix seconds (a lease's time never comes
     //! from a machine's clock).
     [[nodiscard]] virtual const char* now_sql() const = 0;

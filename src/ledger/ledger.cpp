@@ -197,8 +197,7 @@ Ledger::Ledger(const Location& where, bool lock, std::function<double()> clock) 
         if (lock) impl_->take_lock(dir.empty() ? "." : dir);
         impl_->db = detail::open_sqlite(where.target);
     } else {
-        impl_->db = detail::open_postgres(where.target);
-        if (lock) impl_->db->lock_writer();
+        impl_->db = detail::open_postgres(where.target);  // writers share it: the lease decides (claim_lease, fence)
     }
     impl_->db->create_schema();
 }
@@ -481,6 +480,19 @@ Lease Ledger::claim_lease(const std::string& name, const std::string& holder, do
             Stmt(db, "UPDATE lease SET holder=?, epoch=?, expires=? WHERE name=?")
                 .bind(1, next.holder).bind(2, static_cast<std::int64_t>(next.epoch)).bind(3, next.expires).bind(4, name).step();
         return next;
+    });
+}
+
+void Ledger::release_lease(const std::string& name, const std::string& holder) {
+    impl_->unfenced = true;
+    struct Reset {
+        bool& flag;
+        ~Reset() { flag = false; }
+    } reset{impl_->unfenced};
+    impl_->transaction([&] {
+        Stmt(*impl_->db, std::string("UPDATE lease SET expires=") + impl_->db->now_sql() + " WHERE name=? AND holder=?")
+            .bind(1, name).bind(2, holder).step();
+        return 0;
     });
 }
 

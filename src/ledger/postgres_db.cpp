@@ -145,10 +145,6 @@ public:
         exec(std::string("BEGIN;\n") + kSchemaLock + schema_sql({"BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BIGINT", ""}) +
              "COMMIT;");
     }
-    void lock_writer() override {
-        if (!try_lock()) throw LockedError("another keymaster is writing the ledger " + where_ + " (it holds its lock)");
-        locked_ = true;
-    }
     const std::string& where() const override { return where_; }
     const char* now_sql() const override { return "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"; }
     const char* for_update() const override { return " FOR UPDATE"; }
@@ -156,31 +152,14 @@ public:
 
 private:
     // A connection the server closed (a restart) is opened again before the next statement; the
-    // statement that met the closed one has already failed (nothing is retried blind).
-    // A writer takes its lock again on the new connection (the server released it with the old
-    // one); if another keymaster took it meanwhile, every statement fails from then on.
+    // statement that met the closed one has already failed (nothing is retried blind). A writer's
+    // lease is checked in every write transaction (the fence): nothing to take again here.
     void ensure() {
-        if (lost_) throw LedgerError("ledger " + where_ + ": its lock was taken by another keymaster while the connection was down");
         if (PQstatus(conn_) == CONNECTION_OK) return;
         PQreset(conn_);
         if (PQstatus(conn_) != CONNECTION_OK) throw LedgerError("ledger " + where_ + ": cannot connect: " + error_of(conn_));
         exec("SET client_min_messages = warning");
-        if (locked_ && !try_lock()) {
-            lost_ = true;
-            throw LedgerError("ledger " + where_ + ": its lock was taken by another keymaster while the connection was down");
-        }
     }
-
-    bool try_lock() {
-        PGresult* r = PQexec(conn_, "SELECT pg_try_advisory_lock(7290413)");
-        const bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-        const bool got = ok && std::string(PQgetvalue(r, 0, 0)) == "t";
-        if (r) PQclear(r);
-        if (!ok) throw LedgerError("ledger " + where_ + ": cannot take its lock: " + error_of(conn_));
-        return got;
-    }
-    bool locked_ = false;
-    bool lost_ = false;
 
     std::string where_;
     PGconn* conn_ = nullptr;

@@ -72,6 +72,10 @@ struct Metrics::Impl {
         .Name("keymaster_bank_unaccounted_ether_total")
         .Help("What the bank lost beyond the amounts and fees of keymaster's own mined transactions (native unit)")
         .Register(*registry);
+    prometheus::Family<prometheus::Gauge>& leader = prometheus::BuildGauge()
+        .Name("keymaster_leader")
+        .Help("1 while this replica holds the leader lease (it may send), 0 while it stands by")
+        .Register(*registry);
     prometheus::Family<prometheus::Gauge>& build = prometheus::BuildGauge()
         .Name("keymaster_build_info").Help("Build information (always 1)").Register(*registry);
     prometheus::Family<prometheus::Gauge>& start_time = prometheus::BuildGauge()
@@ -267,6 +271,10 @@ void Metrics::unexplained(const std::string& network, double amount) {
 
 void Metrics::replacements(const std::string& network, int count) {
     impl_->replacements.Add({{"network", network}}).Increment(count);
+}
+
+void Metrics::leader(const std::string& lease, bool leading) {
+    impl_->leader.Add({{"lease", lease}}).Set(leading ? 1 : 0);
 }
 
 void Metrics::spend_remaining(const std::string& network, double amount) {

@@ -134,6 +134,9 @@ struct CommitOptions {
 struct Schedule {
     std::chrono::milliseconds interval{60'000};
     Mode mode = Mode::kLive;  //!< kLive, or kDryRun (decide and report, never send)
+    //! When set, asked before each Round and again before its commit: false makes a kLive Round a
+    //! kDryRun one (a standby replica: it polls and reports, never signs).
+    std::function<bool()> may_send;
     CommitOptions commit;
 };
 

@@ -19,7 +19,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-//! Another keymaster holds the data directory (SQLite) or the ledger's lock (Postgres).
+//! Another keymaster holds the data directory (SQLite) or the ledger's leader lease (Postgres).
 class LockedError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -106,9 +106,9 @@ public:
     //! top-up); read-only commands (history) do not. `clock` (unix seconds) stamps every write:
     //! the one the Workers use (empty: the system clock).
     Ledger(const std::string& dir, bool lock, std::function<double()> clock = {});
-    //! Opens (creating, or bringing up to date) the ledger at `where`. `lock`: the single-writer
-    //! lock (SQLite: the flock in the file's directory; Postgres: an advisory lock in the database,
-    //! held by the connection). Throws LockedError when another keymaster holds it.
+    //! Opens (creating, or bringing up to date) the ledger at `where`. `lock`: SQLite's
+    //! single-instance lock (the flock in the file's directory; LockedError when another holds it).
+    //! Postgres is shared by replicas: its writers take the leader lease instead (claim_lease, fence).
     Ledger(const Location& where, bool lock, std::function<double()> clock = {});
     ~Ledger();
     Ledger(const Ledger&) = delete;
@@ -204,6 +204,9 @@ public:
     //! (decide_lease, in one transaction that locks the lease's row). Never fenced. Returns the lease
     //! as it stands after. Throws LedgerError.
     Lease claim_lease(const std::string& name, const std::string& holder, double seconds);
+    //! Ends `holder`'s lease `name` now (a one-off command that finished), if it holds it: the
+    //! next claim by anyone takes it in a new epoch. Throws LedgerError.
+    void release_lease(const std::string& name, const std::string& holder);
     //! From now on every write transaction first checks, in the same transaction (the lease's row
     //! locked for share, so that no takeover passes it), that `holder` still holds `name` in
     //! `epoch` and it has not expired; otherwise it throws FencedError and writes nothing.

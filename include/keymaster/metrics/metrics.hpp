@@ -76,6 +76,9 @@ public:
     void unexplained(const std::string& network, double amount);
     //! Stuck transactions re-signed with higher fees.
     void replacements(const std::string& network, int count);
+    //! keymaster_leader{lease}: 1 while this replica holds the leader lease, 0 while it stands by
+    //! (only with a lease: a shared Postgres ledger).
+    void leader(const std::string& lease, bool leading);
     //! What is left of the network's daily spend limit.
     void spend_remaining(const std::string& network, double amount);
 

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "keymaster/ledger/ledger.hpp"
+
+namespace keymaster::chain {
+
+//! The leader lease of a ledger shared by replicas (Postgres): whether this process may send. The
+//! daemon claims it every `--lease-renew`; `top-up` claims it once for its whole run. Single-threaded.
+class Leadership {
+public:
+    //! `duration`: how long a claim holds the lease (the database's clock).
+    Leadership(ledger::Ledger& ledger, std::string name, std::string holder, std::chrono::milliseconds duration);
+
+    //! Claims or renews the lease (one ledger transaction). A new epoch of ours fences the ledger
+    //! with it, so that every later write checks we still hold it. Returns the lease as it stands.
+    //! Throws LedgerError (then this process does not lead until a claim succeeds).
+    ledger::Lease claim(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+    //! Whether this process may start sending now: it holds the lease, and by its own clock the
+    //! lease has more than a third of `duration` left since the last claim began (a leader that
+    //! cannot renew stops by itself before its lease can expire; the fence catches the rest).
+    [[nodiscard]] bool leading(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const;
+    //! Ends our lease now, if we hold it (a standby takes over at its next claim).
+    void release();
+
+    [[nodiscard]] const std::string& name() const { return name_; }
+    [[nodiscard]] const std::string& holder() const { return holder_; }
+    //! The lease as the last successful claim saw it.
+    [[nodiscard]] const ledger::Lease& last() const { return last_; }
+
+private:
+    ledger::Ledger& ledger_;
+    std::string name_, holder_;
+    std::chrono::milliseconds duration_;
+    ledger::Lease last_;
+    std::chrono::steady_clock::time_point valid_until_{};
+    std::uint64_t fenced_epoch_ = 0;
+};
+
+//! This process's holder id: host name, pid and a random part (unique across restarts).
+[[nodiscard]] std::string holder_id();
+
+//! Whether `previous` and `now` (two claims' results) differ in who leads or in which epoch: a
+//! change worth a log line.
+[[nodiscard]] bool lease_changed(const ledger::Lease& previous, const ledger::Lease& now);
+
+}  // namespace keymaster::chain
