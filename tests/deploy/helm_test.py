@@ -164,6 +164,49 @@ class HelmRender(unittest.TestCase):
         selectors = {n: s["spec"]["selector"]["keymaster/shard"] for (k, n), s in objs.items() if k == "Service"}
         self.assertEqual(selectors, {"km-keymaster-ethereum": "ethereum", "km-keymaster-alt-l1": "alt-l1"})
 
+    def test_a_shared_postgres_ledger_runs_two_replicas_per_shard(self):
+        config = {"networks": {"alpha": {"endpoint": "http://node:8545", "threshold": "1 ether"},
+                               "beta": {"endpoint": "http://node2:8545", "threshold": "1 ether"}}}
+        vals = values_file({"config": config, "ledger": {"url": {"secretName": "keymaster-ledger"}},
+                            "shards": [{"name": "a", "networks": ["alpha"]}, {"name": "b", "networks": ["beta"]}]})
+        r = helm("lint", "--strict", CHART, "-f", vals)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        objs = render(vals)
+        self.assertNotIn("PersistentVolumeClaim", [k for k, _ in objs])  # no ReadWriteOnce volume to wait for
+        for shard in ("a", "b"):
+            name = f"km-keymaster-{shard}"
+            d = objs[("Deployment", name)]
+            self.assertEqual(d["spec"]["replicas"], 2)
+            self.assertEqual(d["spec"]["strategy"], {"type": "RollingUpdate",
+                                                     "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+            pod = d["spec"]["template"]["spec"]
+            c = pod["containers"][0]
+            # Each shard its own lease (shards on one database must not share a leader).
+            self.assertIn(f"--lease={name}", c["args"])
+            self.assertIn("--lease-duration=15s", c["args"])
+            self.assertIn({"name": "KEYMASTER_LEDGER",
+                           "valueFrom": {"secretKeyRef": {"name": "keymaster-ledger", "key": "url"}}}, c["env"])
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            self.assertEqual(volumes["data"], {"name": "data", "emptyDir": {}})
+            term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+            self.assertEqual(term["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname")
+            self.assertEqual(term["podAffinityTerm"]["labelSelector"]["matchLabels"]["keymaster/shard"], shard)
+            pdb = objs[("PodDisruptionBudget", name)]
+            self.assertEqual(pdb["spec"]["minAvailable"], 1)
+            self.assertEqual(pdb["spec"]["selector"]["matchLabels"], d["spec"]["selector"]["matchLabels"])
+        hard = render(vals, values_file({"ledger": {"antiAffinity": "hard"}}))
+        pod = hard[("Deployment", "km-keymaster-a")]["spec"]["template"]["spec"]
+        self.assertIn("requiredDuringSchedulingIgnoredDuringExecution", pod["affinity"]["podAntiAffinity"])
+
+    def test_sqlite_keeps_one_replica_recreate_and_its_volume(self):
+        config = {"networks": {"alpha": {"endpoint": "http://node:8545", "threshold": "1 ether"}}}
+        objs = render(values_file({"config": config}))
+        d = objs[("Deployment", "km-keymaster")]
+        self.check_deployment(d, None)  # replicas 1, Recreate
+        self.assertNotIn("PodDisruptionBudget", [k for k, _ in objs])
+        self.assertNotIn("affinity", d["spec"]["template"]["spec"])
+        self.assertFalse([a for a in d["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("--lease")])
+
     def test_a_network_in_two_shards_is_refused(self):
         # (Not "x" and "y": helm reads YAML 1.1, where an unquoted y is true.)
         bad = values_file({"shards": [{"name": "a", "networks": ["alpha", "beta"]}, {"name": "b", "networks": ["beta"]}]})
