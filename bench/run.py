@@ -16,7 +16,9 @@ with A accounts per chain (an updater and A-1 watchers: funded on their home cha
   chains in parallel; signing is not timed. The ratio of the two;
 - steady poll (`keymaster run`, every account funded): wall time per network poll and HTTP round
   trips per network poll (from keymaster's own metrics), keymaster's CPU seconds per 1,000
-  account-polls and per cycle (all networks once), and its peak RSS.
+  account-polls and per cycle (all networks once), and its peak RSS; with `--ledger postgres`, the
+  rows the idle fleet writes to the ledger per poll (Postgres' statistics; the lease's renewal,
+  one row every --lease-renew, apart).
 """
 import argparse
 import os
@@ -61,14 +63,19 @@ def config_for(chains, accounts):
     return {"networks": nets}
 
 
-def first_funding(c, a):
+def ledger_args(url):
+    return ["--ledger", url] if url else []
+
+
+def first_funding(c, a, url=None):
     chains = start_chains(c)
     try:
         cfg = config_for(chains, a)
         path = write_config(cfg)
         data = tempfile.mkdtemp(prefix="keymaster-bench-")
         t0 = time.monotonic()
-        r = subprocess.run([KEYMASTER, "top-up", "--yes", "--config", path, "--data-dir", data, "--log-level", "warn"],
+        r = subprocess.run([KEYMASTER, "top-up", "--yes", "--config", path, "--data-dir", data, "--log-level", "warn",
+                            *ledger_args(url)],
                            capture_output=True, text=True, env=dict(os.environ, KM_BANK=DEV_KEY))
         wall = time.monotonic() - t0
         if r.returncode != 0:
@@ -122,10 +129,21 @@ def peak_rss_mib(pid):
     return int(m.group(1)) / 1024
 
 
-def steady(path, data, c, a, polls):
+def rows_written(pg, db):
+    """Rows inserted, updated or deleted in the ledger's tables so far, the lease's renewals apart
+    (Postgres' own statistics)."""
+    if not pg:
+        return 0
+    time.sleep(1.5)  # backends report their statistics within a second of going idle
+    out = pg.query(db, "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables "
+                       "WHERE relname <> 'lease'")
+    return int(out)
+
+
+def steady(path, data, c, a, polls, url=None, pg=None, db=None):
     port = free_port()
     proc = subprocess.Popen([KEYMASTER, "run", "--config", path, "--data-dir", data, "--interval", "1s",
-                             "--metrics-addr", f"127.0.0.1:{port}", "--log-level", "warn"],
+                             "--metrics-addr", f"127.0.0.1:{port}", "--log-level", "warn", *ledger_args(url)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, KM_BANK=DEV_KEY))
     try:
         def wait_polls(n):
@@ -141,18 +159,21 @@ def steady(path, data, c, a, polls):
             raise RuntimeError("the daemon did not poll")
         wait_polls(2 * c)  # every network polled twice: warm
         # No scrape while measuring (a scrape of 10,000 accounts costs CPU too): one before, one after.
+        written0 = rows_written(pg, db)
         first = metrics(port)
         cpu0 = cpu_seconds(proc.pid)
         time.sleep(polls * 1.0)
         cpu1 = cpu_seconds(proc.pid)
         last = metrics(port)
+        written = rows_written(pg, db) - written0
         n_polls = last["polls"] - first["polls"]
         cycles = n_polls / c
         return {"poll_ms": 1000 * (last["poll_seconds"] - first["poll_seconds"]) / n_polls,
                 "round_trips": (last["round_trips"] - first["round_trips"]) / n_polls,
                 "cpu_per_1000": (cpu1 - cpu0) / (n_polls * a) * 1000,
                 "cpu_ms_per_cycle": 1000 * (cpu1 - cpu0) / cycles,
-                "rss_mib": peak_rss_mib(proc.pid)}
+                "rss_mib": peak_rss_mib(proc.pid),
+                "rows_per_poll": written / n_polls}
     finally:
         proc.terminate()
         proc.wait(30)
@@ -162,7 +183,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="6x100,4x2500", help="CxA,... (chains x accounts per chain)")
     ap.add_argument("--polls", type=int, default=20, help="steady polls per network to measure")
+    ap.add_argument("--ledger", default="sqlite",
+                    help="sqlite (the data directory's file), postgres (a throwaway server started here, "
+                         "Debian's postgresql-15), or a Postgres URI")
     args = ap.parse_args()
+    pg = None
+    if args.ledger == "postgres":
+        from postgres import Postgres
+        pg = Postgres()
     for tool in (KEYMASTER, FLOOR):
         if not os.access(tool, os.X_OK):
             sys.exit(f"{tool} missing: run scripts/build first")
@@ -170,9 +198,11 @@ def main():
     for size in args.sizes.split(","):
         c, a = (int(x) for x in size.lower().split("x"))
         print(f"== {c} chains x {a} accounts", file=sys.stderr, flush=True)
-        wall, chains, path, data = first_funding(c, a)
+        db = f"bench_{c}x{a}"
+        url = pg.create_database(db) if pg else (None if args.ledger == "sqlite" else args.ledger)
+        wall, chains, path, data = first_funding(c, a, url)
         try:
-            s = steady(path, data, c, a, args.polls)
+            s = steady(path, data, c, a, args.polls, url, pg, db)
         finally:
             stop(chains)
         fl = floor(c, a)
@@ -182,12 +212,14 @@ def main():
     with open("/proc/cpuinfo") as f:
         m = re.search(r"model name\s*:\s*(.+)", f.read())
         cpu = m.group(1).strip() if m else cpu
-    print(f"machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}")
+    if pg:
+        pg.stop()
+    print(f"machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}; ledger: {args.ledger}")
     hdr = ("chains x accounts", "transfers", "first funding s", "node floor s", "ratio", "poll ms/network",
-           "round trips/poll", "CPU s/1000 polls", "CPU ms/cycle", "peak RSS MiB")
+           "round trips/poll", "CPU s/1000 polls", "CPU ms/cycle", "peak RSS MiB", "ledger rows written/poll")
     table = [hdr] + [(r[0], f"{r[1]:,}", f"{r[2]:.2f}", f"{r[3]:.2f}", f"{r[4]:.2f}", f"{r[5]['poll_ms']:.1f}",
                       f"{r[5]['round_trips']:.2f}", f"{r[5]['cpu_per_1000']:.4f}", f"{r[5]['cpu_ms_per_cycle']:.1f}",
-                      f"{r[5]['rss_mib']:.1f}") for r in rows]
+                      f"{r[5]['rss_mib']:.1f}", f"{r[5]['rows_per_poll']:.2f}" if pg else "-") for r in rows]
     print("| " + " | ".join(table[0]) + " |")
     print("|" + "---|" * len(hdr))
     for row in table[1:]:
