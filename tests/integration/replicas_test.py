@@ -24,19 +24,25 @@ def leader(d):
     return metric_values(d.metrics(), "keymaster_leader").get(frozenset({("lease", "keymaster")}))
 
 
+def set_up_fleet(cls, block_time):
+    """A Postgres, an anvil chain with `block_time` s blocks, a config of one network whose updater
+    and watcher are funded on it (cls.funded), and the replicas' environment (1 s interval)."""
+    cls.pg = Postgres()
+    cls.url = cls.pg.create_database("keymaster")
+    cls.chain = Chain(31337, block_time=block_time)
+    cls.agents = [fresh_address() for _ in range(4)]
+    cls.config = write_config({"networks": {"alpha": {
+        "endpoint": cls.chain.url, "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether", "target": "2 ether",
+        "agents": {"updater": cls.agents[0], "watchers": [cls.agents[1]], "relayer": cls.agents[2],
+                   "processor": cls.agents[3]}}}})
+    cls.env = {"KM_BANK": DEV_KEY, "KEYMASTER_LEDGER": cls.url, "PERIOD": "1"}
+    cls.funded = cls.agents[:2]  # updater and watcher, on their home chain (relayer, processor: replicas only)
+
+
 class ReplicasOnPostgres(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.pg = Postgres()
-        cls.url = cls.pg.create_database("keymaster")
-        cls.chain = Chain(31337, block_time=1)
-        cls.agents = [fresh_address() for _ in range(4)]
-        cls.config = write_config({"networks": {"alpha": {
-            "endpoint": cls.chain.url, "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether", "target": "2 ether",
-            "agents": {"updater": cls.agents[0], "watchers": [cls.agents[1]], "relayer": cls.agents[2],
-                       "processor": cls.agents[3]}}}})
-        cls.env = {"KM_BANK": DEV_KEY, "KEYMASTER_LEDGER": cls.url, "PERIOD": "1"}
-        cls.funded = cls.agents[:2]  # updater and watcher, on their home chain
+        set_up_fleet(cls, block_time=1)
 
     @classmethod
     def tearDownClass(cls):
@@ -102,16 +108,7 @@ class FailoverWhileTopUpsAreInTheMempool(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.pg = Postgres()
-        cls.url = cls.pg.create_database("keymaster")
-        cls.chain = Chain(31337, block_time=3)
-        cls.agents = [fresh_address() for _ in range(4)]
-        cls.config = write_config({"networks": {"alpha": {
-            "endpoint": cls.chain.url, "bank": {"keyEnv": "KM_BANK"}, "threshold": "1 ether", "target": "2 ether",
-            "agents": {"updater": cls.agents[0], "watchers": [cls.agents[1]], "relayer": cls.agents[2],
-                       "processor": cls.agents[3]}}}})
-        cls.env = {"KM_BANK": DEV_KEY, "KEYMASTER_LEDGER": cls.url, "PERIOD": "1"}
-        cls.funded = cls.agents[:2]
+        set_up_fleet(cls, block_time=3)
 
     @classmethod
     def tearDownClass(cls):
