@@ -175,11 +175,16 @@ TEST_CASE("burn: effective threshold and target", "[burn]") {
     CHECK(funding::describe_levels(a, funding::levels(a, {milli(10), 86400}), 18, "ETH").empty());
 }
 
-TEST_CASE("burn: the plan decides at the effective levels", "[burn]") {
+// Levels 0.1 / 0.3 by amount; by burn, 6 hours' threshold and 24 hours' target.
+funding::Account runway_account() {
     config::Runway rw;
     rw.threshold = 6 * 3600;
     rw.target = 24 * 3600;
-    const auto a = account(milli(100), milli(300), rw);
+    return account(milli(100), milli(300), rw);
+}
+
+TEST_CASE("burn: the plan decides at the effective levels", "[burn]") {
+    const auto a = runway_account();
     funding::NetworkSnapshot snap;
     snap.reachable = true;
     snap.bank_balance = kEther * 100;
@@ -196,10 +201,7 @@ TEST_CASE("burn: the plan decides at the effective levels", "[burn]") {
 }
 
 TEST_CASE("burn: how accounts stand after a top-up is judged at the effective levels, not the amounts", "[burn]") {
-    config::Runway rw;
-    rw.threshold = 6 * 3600;
-    rw.target = 24 * 3600;
-    const auto a = account(milli(100), milli(300), rw);
+    const auto a = runway_account();
     funding::NetworkSnapshot snap;
     snap.reachable = true;
     snap.accounts.push_back({a, milli(150), {}});   // above the amount threshold, below 6h of 0.8/day (0.2)
