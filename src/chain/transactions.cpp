@@ -129,12 +129,7 @@ net::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth
 
 std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
     try {
-        ctx.ledger->atomically([&] {
-            for (auto& e : entries) {
-                e.created = ctx.now();
-                e.id = ctx.ledger->record_intent(e);
-            }
-        });
+        ctx.ledger->record_intents(entries);
     } catch (const std::exception& ex) {
         return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
     }

@@ -18,6 +18,9 @@ public:
     virtual void bind_null(int i) = 0;
     //! Runs the statement (first call) or moves to the next row; whether a row is there.
     virtual bool step() = 0;
+    //! Runs a statement whose rows nobody reads (a write). Inside a transaction it may only be
+    //! queued: its error then fails a later statement of the transaction, or its commit.
+    virtual void execute() { (void)step(); }
     //! Column c of the current row ("" / 0 for NULL).
     [[nodiscard]] virtual std::string text(int c) const = 0;
     [[nodiscard]] virtual std::int64_t i64(int c) const = 0;

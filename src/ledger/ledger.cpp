@@ -38,6 +38,8 @@ public:
     }
     void reset() { q_->reset(); }
     bool step() { return q_->step(); }
+    //! A write: its rows are not read (it may be queued until the transaction's next read or commit).
+    void exec() { q_->execute(); }
     [[nodiscard]] std::string text(int c) const { return q_->text(c); }
     [[nodiscard]] std::int64_t i64(int c) const { return q_->i64(c); }
     [[nodiscard]] double real(int c) const { return q_->real(c); }
@@ -160,7 +162,7 @@ struct Ledger::Impl {
 
     void event(std::int64_t id, State s, const std::string& detail) {
         Stmt(*db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
-            .bind(1, id).bind(2, clock()).bind(3, std::string(state_name(s))).bind(4, detail).step();
+            .bind(1, id).bind(2, clock()).bind(3, std::string(state_name(s))).bind(4, detail).exec();
     }
 
     // One keymaster per data directory (SQLite): an exclusive flock on <dir>/keymaster.lock, which
@@ -217,29 +219,70 @@ void Ledger::atomically(const std::function<void()>& fn) {
 }
 
 std::int64_t Ledger::record_intent(Entry e) {
+    std::vector<Entry> one(1, std::move(e));
+    record_intents(one);
+    return one[0].id;
+}
+
+namespace {
+
+constexpr const char* kIntentColumns =
+    "INSERT INTO topups(created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, tx_type, max_fee, "
+    "priority_fee, gas_price, gas_limit, raw, tx_hash, state, sent_block) VALUES";
+constexpr const char* kIntentRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent',?)";
+constexpr int kIntentParams = 18;
+
+// The sizes of the multi-row statements `n` entries are written with: few distinct statements
+// (each is prepared once), few statements in all.
+std::vector<std::size_t> intent_chunks(std::size_t n) {
+    std::vector<std::size_t> out;
+    for (const std::size_t size : {64U, 16U, 4U, 1U})
+        for (; n >= size; n -= size) out.push_back(size);
+    return out;
+}
+
+void bind_intent(Stmt& s, int at, const Entry& e, double t) {
+    s.bind(at + 1, t).bind(at + 2, t).bind(at + 3, e.network).bind(at + 4, static_cast<std::int64_t>(e.chain_id))
+        .bind(at + 5, e.bank).bind(at + 6, e.recipient).bind(at + 7, e.home).bind(at + 8, e.role).bind(at + 9, e.amount.str())
+        .bind(at + 10, static_cast<std::int64_t>(e.nonce)).bind(at + 11, static_cast<std::int64_t>(e.tx_type))
+        .bind(at + 12, e.max_fee.str()).bind(at + 13, e.priority_fee.str()).bind(at + 14, e.gas_price.str())
+        .bind(at + 15, static_cast<std::int64_t>(e.gas_limit)).bind(at + 16, e.raw).bind(at + 17, e.tx_hash)
+        .bind(at + 18, static_cast<std::int64_t>(e.sent_block));
+}
+
+}  // namespace
+
+void Ledger::record_intents(std::vector<Entry>& entries) {
     const double t = impl_->clock();
-    return impl_->transaction([&] {
-        Stmt s(*impl_->db,
-               "INSERT INTO topups(created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, "
-               "tx_type, max_fee, priority_fee, gas_price, gas_limit, raw, tx_hash, state, sent_block) "
-               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent',?) RETURNING id");
-        s.bind(1, t).bind(2, t).bind(3, e.network).bind(4, static_cast<std::int64_t>(e.chain_id)).bind(5, e.bank)
-            .bind(6, e.recipient).bind(7, e.home).bind(8, e.role).bind(9, e.amount.str())
-            .bind(10, static_cast<std::int64_t>(e.nonce)).bind(11, static_cast<std::int64_t>(e.tx_type))
-            .bind(12, e.max_fee.str()).bind(13, e.priority_fee.str()).bind(14, e.gas_price.str())
-            .bind(15, static_cast<std::int64_t>(e.gas_limit)).bind(16, e.raw).bind(17, e.tx_hash)
-            .bind(18, static_cast<std::int64_t>(e.sent_block));
-        if (!s.step()) throw LedgerError("ledger " + impl_->db->where() + ": the new entry has no id");
-        const auto id = s.i64(0);
-        impl_->event(id, State::kIntent, e.tx_hash);
-        return id;
+    impl_->transaction([&] {
+        std::size_t first = 0;
+        for (const auto size : intent_chunks(entries.size())) {
+            std::string sql = kIntentColumns;
+            for (std::size_t k = 0; k < size; ++k) sql += (k ? "," : "") + std::string(kIntentRow);
+            Stmt s(*impl_->db, sql + " RETURNING id, tx_hash");
+            for (std::size_t k = 0; k < size; ++k) bind_intent(s, static_cast<int>(k) * kIntentParams, entries[first + k], t);
+            // Each row's id, matched by its transaction's hash (the order of RETURNING is not promised).
+            std::multimap<std::string, std::size_t> by_hash;
+            for (std::size_t k = 0; k < size; ++k) by_hash.emplace(entries[first + k].tx_hash, first + k);
+            while (s.step()) {
+                const auto it = by_hash.find(s.text(1));
+                if (it == by_hash.end()) throw LedgerError("ledger " + impl_->db->where() + ": a new entry came back unknown");
+                entries[it->second].id = s.i64(0);
+                entries[it->second].created = t;
+                by_hash.erase(it);
+            }
+            if (!by_hash.empty()) throw LedgerError("ledger " + impl_->db->where() + ": a new entry has no id");
+            first += size;
+        }
+        for (const auto& e : entries) impl_->event(e.id, State::kIntent, e.tx_hash);
+        return 0;
     });
 }
 
 void Ledger::mark(std::int64_t id, State st, const std::string& error) {
     impl_->transaction([&] {
         Stmt(*impl_->db, "UPDATE topups SET state=?, updated=?, error=? WHERE id=?")
-            .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, error).bind(4, id).step();
+            .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, error).bind(4, id).exec();
         impl_->event(id, st, error);
         return 0;
     });
@@ -251,7 +294,7 @@ void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::
         Stmt(*impl_->db, "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=? WHERE id=?")
             .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
-            .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(7, id).step();
+            .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(7, id).exec();
         impl_->event(id, st, "block " + std::to_string(block) + ", gas used " + std::to_string(gas_used) + ", fee " + fee_paid.str());
         return 0;
     });
@@ -260,7 +303,7 @@ void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::
 void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
     impl_->transaction([&] {
         Stmt(*impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
-            .bind(1, impl_->clock()).bind(2, by_hash).bind(3, id).step();
+            .bind(1, impl_->clock()).bind(2, by_hash).bind(3, id).exec();
         impl_->event(id, State::kReplaced, by_hash);
         return 0;
     });
@@ -271,7 +314,7 @@ void Ledger::taken(std::int64_t id, std::uint64_t since_block) {
         Stmt st(*impl_->db, "UPDATE topups SET taken_block=?, updated=? WHERE id=?");
         if (since_block) st.bind(1, static_cast<std::int64_t>(since_block));
         else st.bind_null(1);
-        st.bind(2, impl_->clock()).bind(3, id).step();
+        st.bind(2, impl_->clock()).bind(3, id).exec();
         return 0;
     });
 }
@@ -370,14 +413,14 @@ void Ledger::save_burn(const std::string& network, const std::vector<BurnState>&
                 "INSERT INTO burn_state(network, address, since, time, balance) VALUES(?,?,?,?,?) ON CONFLICT(network, address) "
                 "DO UPDATE SET since=excluded.since, time=excluded.time, balance=excluded.balance");
         for (const auto& b : states) {
-            st.bind(1, network).bind(2, b.address).bind(3, b.since).bind(4, b.time).bind(5, b.balance.str()).step();
+            st.bind(1, network).bind(2, b.address).bind(3, b.since).bind(4, b.time).bind(5, b.balance.str()).exec();
             st.reset();
         }
         Stmt sr(*impl_->db,
                 "INSERT INTO burn(network, address, start, stop, spent) VALUES(?,?,?,?,?) ON CONFLICT(network, address, start) "
                 "DO UPDATE SET stop=excluded.stop, spent=excluded.spent");
         for (const auto& r : rows) {
-            sr.bind(1, network).bind(2, r.address).bind(3, r.start).bind(4, r.stop).bind(5, r.spent.str()).step();
+            sr.bind(1, network).bind(2, r.address).bind(3, r.start).bind(4, r.stop).bind(5, r.spent.str()).exec();
             sr.reset();
         }
         return 0;
@@ -386,7 +429,7 @@ void Ledger::save_burn(const std::string& network, const std::vector<BurnState>&
 
 void Ledger::prune_burn(const std::string& network, double before) {
     impl_->transaction([&] {
-        Stmt(*impl_->db, "DELETE FROM burn WHERE network=? AND stop<?").bind(1, network).bind(2, before).step();
+        Stmt(*impl_->db, "DELETE FROM burn WHERE network=? AND stop<?").bind(1, network).bind(2, before).exec();
         return 0;
     });
 }
@@ -418,7 +461,7 @@ void Ledger::save_audit(const std::string& network, const std::string& bank, con
         } else {
             st.bind_null(4).bind_null(5).bind_null(6);
         }
-        st.step();
+        st.exec();
         return 0;
     });
 }
@@ -470,7 +513,7 @@ Lease Ledger::claim_lease(const std::string& name, const std::string& holder, do
     return impl_->transaction([&] {
         auto& db = *impl_->db;
         Stmt(db, "INSERT INTO lease(name, holder, epoch, expires) VALUES(?, '', 0, 0) ON CONFLICT(name) DO NOTHING")
-            .bind(1, name).step();
+            .bind(1, name).exec();
         Stmt s(db, std::string("SELECT holder, epoch, expires, ") + db.now_sql() + " FROM lease WHERE name=?" + db.for_update());
         s.bind(1, name);
         if (!s.step()) throw LedgerError("ledger " + db.where() + ": the lease " + name + " is missing");
@@ -478,7 +521,7 @@ Lease Ledger::claim_lease(const std::string& name, const std::string& holder, do
         const auto next = decide_lease(current, holder, s.real(3), seconds);
         if (next.mine)
             Stmt(db, "UPDATE lease SET holder=?, epoch=?, expires=? WHERE name=?")
-                .bind(1, next.holder).bind(2, static_cast<std::int64_t>(next.epoch)).bind(3, next.expires).bind(4, name).step();
+                .bind(1, next.holder).bind(2, static_cast<std::int64_t>(next.epoch)).bind(3, next.expires).bind(4, name).exec();
         return next;
     });
 }
@@ -491,7 +534,7 @@ void Ledger::release_lease(const std::string& name, const std::string& holder) {
     } reset{impl_->unfenced};
     impl_->transaction([&] {
         Stmt(*impl_->db, std::string("UPDATE lease SET expires=") + impl_->db->now_sql() + " WHERE name=? AND holder=?")
-            .bind(1, name).bind(2, holder).step();
+            .bind(1, name).bind(2, holder).exec();
         return 0;
     });
 }

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "db.hpp"
@@ -14,6 +15,15 @@ namespace {
 // Created under an advisory lock, so that processes opening a new ledger at once (two replicas
 // starting) create it once.
 constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7290412);\n";
+
+// Each session: no NOTICE for "already exists" on every start; and every statement planned for its
+// values, though prepared once (with the generic plans Postgres picks after five runs, which cannot
+// see the values, a poll over a ledger of 10,000 entries took 5 to 9 times longer: bench/run.py).
+constexpr const char* kSession = "SET client_min_messages = warning; SET plan_cache_mode = force_custom_plan";
+
+// Statements queued in a transaction before their results are read: bounded, so that the server's
+// answers never fill the socket while libpq is still writing (libpq's pipeline-mode warning).
+constexpr int kMaxQueued = 256;
 
 // `?` (numbered in order) and `?N` as Postgres' `$N`; string literals are left alone.
 std::string dollar_params(const std::string& sql) {
@@ -35,16 +45,216 @@ std::string dollar_params(const std::string& sql) {
     return out;
 }
 
-std::string error_of(const PGconn* conn) {
-    std::string m = conn ? PQerrorMessage(conn) : "out of memory";
+std::string trimmed(std::string m) {
     while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
     return m;
 }
 
+std::string error_of(const PGconn* conn) { return trimmed(conn ? PQerrorMessage(conn) : "out of memory"); }
+
+bool ok(const PGresult* r) {
+    const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+// A statement's values, as libpq takes them (NULL: SQL NULL).
+using Values = std::vector<std::optional<std::string>>;
+
+// One connection. Every statement is prepared once per connection (by its SQL text). Inside a
+// transaction, a statement whose rows nobody reads (send) is queued in libpq's pipeline mode and
+// its result read at the next statement that returns rows, or at COMMIT: a transaction of many
+// writes costs one round trip, not one per write. Any error among them fails the transaction.
+class PostgresDb final : public Db {
+public:
+    explicit PostgresDb(const std::string& url) : where_(redact_url(url)) {
+        conn_ = PQconnectdb(url.c_str());
+        if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+            const std::string msg = error_of(conn_);
+            if (conn_) PQfinish(conn_);
+            conn_ = nullptr;
+            throw LedgerError("ledger " + where_ + ": cannot connect: " + msg);
+        }
+        exec(kSession);
+    }
+    ~PostgresDb() override {
+        if (conn_) PQfinish(conn_);
+    }
+    PostgresDb(const PostgresDb&) = delete;
+    PostgresDb& operator=(const PostgresDb&) = delete;
+
+    void exec(const std::string& sql) override {
+        ensure();
+        if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
+        PGresult* r = PQexec(conn_, sql.c_str());
+        const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
+        const bool good = ok(r);
+        if (r) PQclear(r);
+        if (!good) fail(msg);
+    }
+    std::unique_ptr<Query> prepare(const std::string& sql) override;
+    void begin() override {
+        ensure();
+        in_tx_ = true;
+        queue_text("BEGIN");
+    }
+    void commit() override {
+        queue_text("COMMIT");
+        sync(false);
+        in_tx_ = false;
+    }
+    void rollback() override {
+        in_tx_ = false;
+        if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) {
+            try {
+                sync(false);  // what was queued ends with the transaction; its error is the one already thrown
+            } catch (const LedgerError&) {
+            }
+        }
+        if (PQstatus(conn_) != CONNECTION_OK) return;  // the server ended the transaction with the connection
+        PGresult* r = PQexec(conn_, "ROLLBACK");
+        const bool good = ok(r);
+        if (r) PQclear(r);
+        if (!good) throw LedgerError("ledger " + where_ + ": rollback failed after an error: " + error_of(conn_));
+    }
+    void create_schema() override {
+        exec(std::string("BEGIN;\n") + kSchemaLock + schema_sql({"BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BIGINT", ""}) +
+             "COMMIT;");
+    }
+    const std::string& where() const override { return where_; }
+    const char* now_sql() const override { return "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"; }
+    const char* for_update() const override { return " FOR UPDATE"; }
+    const char* for_share() const override { return " FOR SHARE"; }
+
+    // Runs a statement now (after anything queued, in the same round trip); its result, rows and all.
+    PGresult* run(const std::string& sql, const Values& v) {
+        ensure();
+        const std::string& name = prepared(sql);
+        if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) {
+            auto params = pointers(v);
+            PGresult* r = PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0);
+            if (!ok(r)) {
+                const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
+                if (r) PQclear(r);
+                fail(msg);
+            }
+            return r;
+        }
+        queue(name, v);
+        return sync(true);
+    }
+    // A statement whose rows nobody reads: queued inside a transaction, else run now.
+    void send(const std::string& sql, const Values& v) {
+        if (!in_tx_) {
+            PQclear(run(sql, v));
+            return;
+        }
+        ensure();
+        queue(prepared(sql), v);
+        if (queued_ >= kMaxQueued) sync(false);
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& msg) const {
+        throw LedgerError("ledger " + where_ + ": " + (msg.empty() ? error_of(conn_) : msg));
+    }
+
+    static std::vector<const char*> pointers(const Values& v) {
+        std::vector<const char*> out;
+        out.reserve(v.size());
+        for (const auto& p : v) out.push_back(p ? p->c_str() : nullptr);
+        return out;
+    }
+
+    // The server-side name of `sql` (written with `?`), prepared on first use on this connection.
+    const std::string& prepared(const std::string& sql) {
+        const auto it = names_.find(sql);
+        if (it != names_.end()) return it->second;
+        if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
+        std::string name = "km" + std::to_string(names_.size() + 1);
+        PGresult* r = PQprepare(conn_, name.c_str(), dollar_params(sql).c_str(), 0, nullptr);
+        const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
+        const bool good = ok(r);
+        if (r) PQclear(r);
+        if (!good) fail(msg);
+        return names_.emplace(sql, std::move(name)).first->second;
+    }
+
+    void enter_pipeline() {
+        if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) fail("");
+    }
+    void queue(const std::string& name, const Values& v) {
+        enter_pipeline();
+        auto params = pointers(v);
+        if (PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0) != 1)
+            fail("");
+        ++queued_;
+    }
+    void queue_text(const char* sql) {
+        enter_pipeline();
+        if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) fail("");
+        ++queued_;
+    }
+
+    // Sends what is queued and reads every result: the first error is thrown (the statements after
+    // it were not run); with keep_last, the last statement's result is returned.
+    PGresult* sync(bool keep_last) {
+        const int n = queued_;
+        queued_ = 0;
+        std::string error = PQpipelineSync(conn_) == 1 ? "" : error_of(conn_);
+        PGresult* last = nullptr;
+        for (int i = 0; i < n && error.empty(); ++i) {
+            PGresult* r = PQgetResult(conn_);
+            if (!r) {
+                error = error_of(conn_);
+                break;
+            }
+            if (!ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && error.empty()) error = trimmed(PQresultErrorMessage(r));
+            if (keep_last && i + 1 == n && ok(r)) last = r;
+            else PQclear(r);
+            while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);  // the end of this statement's results
+        }
+        drain();
+        if (!error.empty() || (keep_last && !last)) {
+            if (last) PQclear(last);
+            fail(error);
+        }
+        return last;
+    }
+    // Reads up to the sync point (past an error: the aborted statements) and leaves pipeline mode.
+    void drain() {
+        for (int guard = 0; guard < 2 * kMaxQueued + 4 && PQstatus(conn_) == CONNECTION_OK; ++guard) {
+            PGresult* r = PQgetResult(conn_);
+            const bool end = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+            if (r) PQclear(r);
+            if (end) break;
+        }
+        (void)PQexitPipelineMode(conn_);  // fails only with results still unread: a lost connection, reset by ensure()
+    }
+
+    // A connection the server closed (a restart) is opened again before the next statement, never
+    // inside a transaction (its statements would run outside it); the statement that met the closed
+    // connection has already failed (nothing is retried blind). A writer's lease is checked in every
+    // write transaction (the fence): nothing to take again here.
+    void ensure() {
+        if (PQstatus(conn_) == CONNECTION_OK) return;
+        if (in_tx_) fail("the connection was lost in a transaction");
+        PQreset(conn_);
+        names_.clear();
+        queued_ = 0;
+        if (PQstatus(conn_) != CONNECTION_OK) throw LedgerError("ledger " + where_ + ": cannot connect: " + error_of(conn_));
+        exec(kSession);
+    }
+
+    std::string where_;
+    PGconn* conn_ = nullptr;
+    std::unordered_map<std::string, std::string> names_;  // SQL text -> prepared statement name
+    int queued_ = 0;
+    bool in_tx_ = false;
+};
+
 class PgQuery final : public Query {
 public:
-    PgQuery(PGconn* conn, const std::string& where, const std::string& sql)
-        : conn_(conn), where_(where), sql_(dollar_params(sql)) {}
+    PgQuery(PostgresDb& db, std::string sql) : db_(db), sql_(std::move(sql)) {}
     ~PgQuery() override { clear(); }
     PgQuery(const PgQuery&) = delete;
     PgQuery& operator=(const PgQuery&) = delete;
@@ -58,9 +268,13 @@ public:
     }
     void bind_null(int i) override { slot(i) = std::nullopt; }
     bool step() override {
-        if (!res_) run();
+        if (!res_) {
+            res_ = db_.run(sql_, params_);
+            row_ = -1;
+        }
         return ++row_ < PQntuples(res_);
     }
+    void execute() override { db_.send(sql_, params_); }
     std::string text(int c) const override { return null(c) ? std::string() : std::string(PQgetvalue(res_, row_, c)); }
     std::int64_t i64(int c) const override { return null(c) ? 0 : std::strtoll(PQgetvalue(res_, row_, c), nullptr, 10); }
     double real(int c) const override { return null(c) ? 0.0 : std::strtod(PQgetvalue(res_, row_, c), nullptr); }
@@ -72,98 +286,19 @@ private:
         if (static_cast<std::size_t>(i) > params_.size()) params_.resize(static_cast<std::size_t>(i));
         return params_[static_cast<std::size_t>(i - 1)];
     }
-    void run() {
-        std::vector<const char*> values;
-        values.reserve(params_.size());
-        for (const auto& p : params_) values.push_back(p ? p->c_str() : nullptr);
-        res_ = PQexecParams(conn_, sql_.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
-        const auto st = res_ ? PQresultStatus(res_) : PGRES_FATAL_ERROR;
-        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-            const std::string msg = res_ ? PQresultErrorMessage(res_) : error_of(conn_);
-            clear();
-            throw LedgerError("ledger " + where_ + ": " + (msg.empty() ? error_of(conn_) : msg.substr(0, msg.find_last_not_of("\n ") + 1)));
-        }
-        row_ = -1;
-    }
     void clear() {
         if (res_) PQclear(res_);
         res_ = nullptr;
         row_ = -1;
     }
-    PGconn* conn_;
-    const std::string& where_;
+    PostgresDb& db_;
     std::string sql_;
-    std::vector<std::optional<std::string>> params_;
+    Values params_;
     PGresult* res_ = nullptr;
     int row_ = -1;
 };
 
-class PostgresDb final : public Db {
-public:
-    explicit PostgresDb(const std::string& url) : where_(redact_url(url)) {
-        conn_ = PQconnectdb(url.c_str());
-        if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-            const std::string msg = error_of(conn_);
-            if (conn_) PQfinish(conn_);
-            conn_ = nullptr;
-            throw LedgerError("ledger " + where_ + ": cannot connect: " + msg);
-        }
-        exec("SET client_min_messages = warning");  // no NOTICE for "already exists" on every start
-    }
-    ~PostgresDb() override {
-        if (conn_) PQfinish(conn_);
-    }
-    PostgresDb(const PostgresDb&) = delete;
-    PostgresDb& operator=(const PostgresDb&) = delete;
-
-    void exec(const std::string& sql) override {
-        ensure();
-        PGresult* r = PQexec(conn_, sql.c_str());
-        const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-        std::string msg = r ? PQresultErrorMessage(r) : "";
-        if (r) PQclear(r);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            if (msg.empty()) msg = error_of(conn_);
-            while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-            throw LedgerError("ledger " + where_ + ": " + msg);
-        }
-    }
-    std::unique_ptr<Query> prepare(const std::string& sql) override {
-        ensure();
-        return std::make_unique<PgQuery>(conn_, where_, sql);
-    }
-    void begin() override { exec("BEGIN"); }
-    void commit() override { exec("COMMIT"); }
-    void rollback() override {
-        if (PQstatus(conn_) != CONNECTION_OK) return;  // the server ended the transaction with the connection
-        PGresult* r = PQexec(conn_, "ROLLBACK");
-        const bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (r) PQclear(r);
-        if (!ok) throw LedgerError("ledger " + where_ + ": rollback failed after an error: " + error_of(conn_));
-    }
-    void create_schema() override {
-        exec(std::string("BEGIN;\n") + kSchemaLock + schema_sql({"BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BIGINT", ""}) +
-             "COMMIT;");
-    }
-    const std::string& where() const override { return where_; }
-    const char* now_sql() const override { return "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"; }
-    const char* for_update() const override { return " FOR UPDATE"; }
-    const char* for_share() const override { return " FOR SHARE"; }
-
-private:
-    // A connection the server closed (a restart) is opened again before the next statement; the
-    // statement that met the closed one has already failed (nothing is retried blind). A writer's
-    // lease is checked in every write transaction (the fence): nothing to take again here.
-    void ensure() {
-        if (PQstatus(conn_) == CONNECTION_OK) return;
-        PQreset(conn_);
-        if (PQstatus(conn_) != CONNECTION_OK) throw LedgerError("ledger " + where_ + ": cannot connect: " + error_of(conn_));
-        exec("SET client_min_messages = warning");
-    }
-
-    std::string where_;
-    PGconn* conn_ = nullptr;
-};
+std::unique_ptr<Query> PostgresDb::prepare(const std::string& sql) { return std::make_unique<PgQuery>(*this, sql); }
 
 }  // namespace
 

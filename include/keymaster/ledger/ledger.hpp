@@ -116,6 +116,9 @@ public:
 
     //! Writes a new entry (state intent) and syncs it; returns its id. Throws LedgerError.
     [[nodiscard]] std::int64_t record_intent(Entry e);
+    //! Writes new entries (state intent) in one transaction, a few statements for all of them,
+    //! and sets each one's `id` and `created`. Throws LedgerError (then none is written).
+    void record_intents(std::vector<Entry>& entries);
     //! Runs `fn`, whose ledger calls form one transaction: all of them are on disk when it returns
     //! (one sync instead of one per call), none if it throws.
     void atomically(const std::function<void()>& fn);

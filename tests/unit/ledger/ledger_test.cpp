@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <libpq-fe.h>
@@ -467,4 +468,125 @@ TEST_CASE("lease: claimed on the database's clock; a deposed holder's writes are
     REQUIRE(h.size() == 2);
     for (const auto& e : h) CHECK(e.state == State::kIntent);  // a's marks never landed
     std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// Runs SQL on the test's ledger database itself (SQLite file or Postgres), beside the Ledger.
+void raw_sql(const ledger::Location& where, const std::string& sql) {
+    if (where.kind == ledger::Location::Kind::kSqlite) {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(where.target.c_str(), &db) == SQLITE_OK);
+        char* err = nullptr;
+        const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+        INFO((err ? err : ""));
+        sqlite3_free(err);
+        sqlite3_close(db);
+        REQUIRE(rc == SQLITE_OK);
+        return;
+    }
+    PGconn* c = PQconnectdb(where.target.c_str());
+    REQUIRE(PQstatus(c) == CONNECTION_OK);
+    PGresult* r = PQexec(c, sql.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    INFO(PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    REQUIRE(ok);
+}
+
+// A trigger that refuses (as a full disk or a constraint would) every `op` (INSERT or UPDATE) on
+// topups of the given nonce.
+void refuse(const ledger::Location& where, const char* op, int nonce) {
+    const std::string n = std::to_string(nonce);
+    if (where.kind == ledger::Location::Kind::kSqlite) {
+        raw_sql(where, std::string("CREATE TRIGGER refuse BEFORE ") + op + " ON topups WHEN NEW.nonce = " + n +
+                           " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
+        return;
+    }
+    raw_sql(where, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.nonce = " + n +
+                       " THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;"
+                       "CREATE TRIGGER refuse BEFORE " + op + " ON topups FOR EACH ROW EXECUTE FUNCTION refuse();");
+}
+
+std::vector<ledger::Entry> entries(int n, int first_nonce = 0) {
+    std::vector<ledger::Entry> out;
+    for (int k = 0; k < n; ++k) {
+        const auto nonce = static_cast<std::uint64_t>(first_nonce + k);
+        out.push_back(entry(nonce, ("0xR" + std::to_string(nonce)).c_str(), std::to_string(1000 + nonce).c_str()));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("ledger: a journal batch gets every entry its own id and time, in a few statements", "[ledger][batch]") {
+    const auto dir = temp_dir();
+    double now = 2000.0;
+    ledger::Ledger l(at(dir), true, [&now] { return now; });
+    for (const int n : {0, 1, 3, 85, 150}) {  // 85 = 64 + 16 + 4 + 1: every statement size
+        auto batch = entries(n, 1000 * n);
+        l.record_intents(batch);
+        std::set<std::int64_t> ids;
+        for (const auto& e : batch) {
+            CHECK(e.id > 0);
+            CHECK(e.created == now);
+            ids.insert(e.id);
+        }
+        CHECK(ids.size() == static_cast<std::size_t>(n));
+        // Each id is the row of its own entry.
+        std::map<std::int64_t, ledger::Entry> stored;
+        for (auto& e : l.history({})) stored[e.id] = e;
+        for (const auto& e : batch) {
+            REQUIRE(stored.count(e.id) == 1);
+            CHECK(stored[e.id].recipient == e.recipient);
+            CHECK(stored[e.id].nonce == e.nonce);
+            CHECK(stored[e.id].amount == e.amount);
+            CHECK(stored[e.id].tx_hash == e.tx_hash);
+            CHECK(stored[e.id].state == State::kIntent);
+        }
+        now += 1;
+    }
+    CHECK(l.pending("alpha", "0xBANK").size() == 3 + 85 + 150 + 1);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledger: a write the database refuses fails its whole transaction, queued or not; nothing of it is kept", "[ledger][batch]") {
+    const auto dir = temp_dir();
+    const auto where = at(dir);
+    ledger::Ledger l(where, true);
+    auto first = entries(3);
+    l.record_intents(first);
+    refuse(where, "UPDATE", 1);
+
+    // The refused mark is the second of three writes in one transaction (on Postgres they are
+    // queued and answered at the commit): the transaction fails, and the other two are undone.
+    CHECK_THROWS_AS(l.atomically([&] {
+                        for (const auto& e : first) l.mark(e.id, State::kSent);
+                    }),
+                    ledger::LedgerError);
+    for (const auto& e : l.history({})) CHECK(e.state == State::kIntent);
+    // A refused write before a read in the same transaction fails that read.
+    CHECK_THROWS_AS(l.atomically([&] {
+                        l.mark(first[1].id, State::kSent);
+                        (void)l.pending("alpha", "0xBANK");
+                    }),
+                    ledger::LedgerError);
+    // The ledger is usable after it: the writes it accepts are kept.
+    l.atomically([&] {
+        l.mark(first[0].id, State::kSent);
+        l.mark(first[2].id, State::kSent);
+    });
+    std::map<std::uint64_t, State> states;
+    for (const auto& e : l.history({})) states[e.nonce] = e.state;
+    CHECK(states == std::map<std::uint64_t, State>{{0, State::kSent}, {1, State::kIntent}, {2, State::kSent}});
+
+    // A journal batch with one refused entry writes none of them.
+    ledger::Ledger other(at(dir + "b"), true);
+    refuse(at(dir + "b"), "INSERT", 5);
+    auto batch = entries(85);
+    CHECK_THROWS_AS(other.record_intents(batch), ledger::LedgerError);
+    CHECK(other.history({}).empty());
+    std::filesystem::remove_all(dir);
+    std::filesystem::remove_all(dir + "b");
 }
