@@ -41,7 +41,7 @@ void choose(const Context& ctx, const RoundPlan& plan, std::vector<Payment>& pay
             p.fail(Fault::kTopUp, "gas estimation failed for this recipient");
             continue;
         }
-        const Wei cost = t.amount + Wei(t.gas_limit) * fees.per_gas_cap();
+        const Wei cost = t.amount + funding::max_fee(plan.plan, t);
         if (cost > available) {
             p.fail(Fault::kTopUp,
                    "bank balance too low (" + format_units(available, ctx.net.decimals) + " " + ctx.net.symbol + " left)");

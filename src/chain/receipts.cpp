@@ -121,7 +121,10 @@ private:
         o.tx_hash = e.tx_hash;
         o.ledger_id = e.id;
         o.block = m.receipt.block;
-        o.fee_paid = funding::fee_paid(m.receipt.gas_used, m.receipt.effective_gas_price, fees_of(e));
+        const auto paid = paid_for(ctx_, e, m.receipt);
+        o.fee_paid = paid.total();
+        o.l1_fee = paid.l1;
+        o.operator_fee = paid.operator_fee;
         if (m.receipt.success) {
             o.state = Outcome::State::kConfirmed;
             o.error.clear();
@@ -141,7 +144,8 @@ private:
                 for (const auto& m : mined) {
                     const auto& p = pay_[m.payment];
                     const auto& e = p.entries[m.entry];
-                    ctx_.ledger->confirmed(e.id, m.receipt.success, m.receipt.block, m.receipt.gas_used, p.outcome.fee_paid);
+                    ctx_.ledger->confirmed(e.id, m.receipt.success, m.receipt.block, m.receipt.gas_used, p.outcome.fee_paid,
+                                           p.outcome.l1_fee, p.outcome.operator_fee);
                     for (const auto& other : p.entries)
                         if (other.id != e.id) ctx_.ledger->replaced(other.id, e.tx_hash);
                 }

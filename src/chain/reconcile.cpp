@@ -88,8 +88,11 @@ void settle_nonce(Context& ctx, const std::vector<ledger::Entry>& pending, const
         case funding::NonceState::kMined: {
             auto done = pending[*mined];
             const auto& rec = *facts.receipts[*mined];
-            done.fee_paid = funding::fee_paid(rec.gas_used, rec.effective_gas_price, fees_of(done));
-            ledger.confirmed(done.id, rec.success, rec.block, rec.gas_used, done.fee_paid);
+            const auto paid = paid_for(ctx, done, rec);
+            done.fee_paid = paid.total();
+            done.l1_fee = paid.l1;
+            done.operator_fee = paid.operator_fee;
+            ledger.confirmed(done.id, rec.success, rec.block, rec.gas_used, done.fee_paid, done.l1_fee, done.operator_fee);
             for (auto i : members)
                 if (i != *mined) ledger.replaced(pending[i].id, done.tx_hash);
             done.state = rec.success ? ledger::State::kConfirmed : ledger::State::kFailed;

@@ -12,6 +12,7 @@
 #include "keymaster/chain/round.hpp"
 #include "keymaster/chain/send_result.hpp"
 #include "keymaster/eth/transaction.hpp"
+#include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/signer/signer.hpp"
 
 namespace keymaster::chain::detail {
@@ -51,6 +52,9 @@ struct StepReport {
 [[nodiscard]] ledger::Entry entry_of(const Context& ctx, const eth::Transaction& tx, const Bytes& raw,
                                      const std::string& home, const std::string& role, std::uint64_t block);
 [[nodiscard]] funding::Fees fees_of(const ledger::Entry& e);
+//! The one place a receipt becomes what the bank paid (gas, and an OP Stack chain's L1 data and
+//! operator fees); a receipt whose fee fields cannot be read is logged (the fee is understated).
+[[nodiscard]] funding::FeePaid paid_for(const Context& ctx, const ledger::Entry& e, const rpc::ReceiptInfo& r);
 //! Signs `txs` in order, up to four at a time, whatever the signer (a KMS Sign is a network round
 //! trip). Returns the signed prefix: every result up to and including the first failure; nothing
 //! after it is signed.

@@ -63,6 +63,15 @@ Fees fees_of(const ledger::Entry& e) {
     return f;
 }
 
+funding::FeePaid paid_for(const Context& ctx, const ledger::Entry& e, const rpc::ReceiptInfo& r) {
+    if (r.fee_unreadable)
+        spdlog::error("{}: the receipt of tx {} has an unreadable l1Fee or operator fee field: booked without it, so "
+                      "understated (the bank audit will show the difference)",
+                      ctx.net.name, e.tx_hash);
+    return funding::fee_paid({r.gas_used, r.effective_gas_price, r.l1_fee, r.operator_fee_scalar, r.operator_fee_constant},
+                             fees_of(e));
+}
+
 namespace {
 
 // Shared by the signing coroutines, which may outlive a cancelled caller: they own what they use.

@@ -41,10 +41,12 @@ rpc::RpcOptions rpc_options(const config::Network& n) {
     return o;
 }
 
-// Gas limits: the config's gasLimit, else eth_estimateGas (one batch). A failed estimate leaves
+// Gas limits: the config's gasLimit, else eth_estimateGas (one batch); on Arbitrum always the
+// estimate (it holds the L1 component) times gasMargin, gasLimit a floor. A failed estimate leaves
 // that top-up with gas_limit 0: it will not be sent. The fees make_plan chose stay as they are.
 net::awaitable<std::optional<Problem>> estimate_gas(rpc::RpcClient& client, const config::Network& net, NetworkPlan& plan) {
-    if (plan.topups.empty() || net.gas_limit) co_return std::nullopt;
+    const bool arbitrum = plan.snapshot.l2 == funding::L2Kind::kArbitrum;
+    if (plan.topups.empty() || (net.gas_limit && !arbitrum)) co_return std::nullopt;
     std::vector<rpc::Call> calls;
     for (const auto& t : plan.topups)
         calls.push_back({"eth_estimateGas", json::array({json{{"from", plan.snapshot.bank.lower()},
@@ -60,6 +62,7 @@ net::awaitable<std::optional<Problem>> estimate_gas(rpc::RpcClient& client, cons
     }
     for (std::size_t i = 0; i < plan.topups.size(); ++i) {
         auto g = r[i].ok() ? rpc::as_u64(*r[i].result) : std::nullopt;
+        if (g && arbitrum) g = funding::with_margin(*g, net.gas_margin_permille, net.gas_limit.value_or(0));
         plan.topups[i].gas_limit = g.value_or(0);
     }
     funding::update_costs(plan);
@@ -87,6 +90,7 @@ struct Worker::Impl {
     bool stopping = false;
     int failures = 0;
     detail::BurnTracker burn;
+    std::optional<funding::L2Kind> l2_kind;  // the kind of chain, once a poll has read it
     std::map<eth::Address, funding::ConfirmedTopUp> confirmed_since_poll;  // checked, then cleared, at each poll
     std::mt19937 rng{std::random_device{}()};
 
@@ -273,7 +277,8 @@ struct Worker::Impl {
             rp.settled = std::move(view->settled);
             if (!rp.settled.empty()) burn.paid_changed();
         }
-        auto snap = co_await chain::poll(client, net_, bank, *accounts);
+        auto snap = co_await chain::poll(client, net_, bank, *accounts, l2_kind);
+        if (snap.l2) l2_kind = snap.l2;  // detected once
         if (auto p = check_chain(snap)) rp.fail(*p);
         note_confirmed(rp.settled);
         rp.mismatches = co_await self_contradictions(snap, mode);

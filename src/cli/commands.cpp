@@ -243,6 +243,31 @@ void print_audit(const config::Network& n, const chain::RoundPlan& rp) {
                   << " more than the amounts and fees of keymaster's mined transactions since the last audit\n";
 }
 
+// How an L2's own fees are budgeted in the plan: an OP Stack chain's L1 data and operator fees per
+// transfer, Arbitrum's estimated gas limits.
+void print_chain_fees(const config::Network& n, const funding::NetworkPlan& p) {
+    if (p.fees && p.snapshot.op_fees) {
+        const auto& op = *p.snapshot.op_fees;
+        std::cout << "  OP Stack: each transfer's L1 data fee budgeted at "
+                  << amount_str(funding::times_permille(op.l1_fee_bound, op.margin_permille), n) << " " << n.symbol
+                  << " (the oracle's upper bound " << amount_str(op.l1_fee_bound, n) << " x l1FeeMargin "
+                  << format_units(Wei(op.margin_permille), 3) << ")";
+        if (op.operator_fee_base > 0 || op.operator_fee_per_mgas > 0)
+            std::cout << ", plus the operator fee (" << amount_str(op.operator_fee_base, n) << " + "
+                      << amount_str(op.operator_fee_per_mgas, n) << " per million gas)";
+        std::cout << "; included above\n";
+    }
+    if (p.snapshot.l2 == funding::L2Kind::kArbitrum && !p.topups.empty()) {
+        std::uint64_t lo = UINT64_MAX, hi = 0;
+        for (const auto& t : p.topups) {
+            lo = std::min(lo, t.gas_limit);
+            hi = std::max(hi, t.gas_limit);
+        }
+        std::cout << "  Arbitrum: gas limits from eth_estimateGas x gasMargin " << format_units(Wei(n.gas_margin_permille), 3)
+                  << ": " << lo << (hi != lo ? ".." + std::to_string(hi) : std::string()) << " gas\n";
+    }
+}
+
 // The plan of one network; the Fault of its worst problem (kNone: none worth a non-zero exit).
 Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
     const auto& p = rp.plan;
@@ -292,6 +317,7 @@ Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         std::cout << ", fees at most " << amount_str(p.max_fee_cost, n) << " " << n.symbol << " ("
                   << (p.fees->type == eth::TxType::kLegacy ? "legacy EIP-155" : "EIP-1559") << ")";
     std::cout << "\n";
+    print_chain_fees(n, p);
     if (p.fee_problem) std::cout << "  CANNOT SEND: " << p.fee_problem->message << "\n";
     if (rp.gas_problem) std::cout << "  CANNOT SEND: " << rp.gas_problem->message << "\n";
     std::cout << "  bank " << (p.covered ? "covers it" : "DOES NOT cover it: only what fits will be sent, in order") << "\n\n";
@@ -493,6 +519,8 @@ json history_json(const ledger::Entry& e, const std::string& amount) {
     if (e.block) j["block"] = e.block;
     if (e.gas_used) j["gasUsed"] = e.gas_used;
     if (e.fee_paid > 0) j["feePaidWei"] = e.fee_paid.str();
+    if (e.l1_fee > 0) j["l1FeeWei"] = e.l1_fee.str();
+    if (e.operator_fee > 0) j["operatorFeeWei"] = e.operator_fee.str();
     if (e.tx_type == 0) j["gasPriceWei"] = e.gas_price.str();
     else {
         j["maxFeePerGasWei"] = e.max_fee.str();
@@ -521,19 +549,29 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
         return kExitFailure;
     }
     const auto decimals = history_decimals(g);
-    auto amount_of = [&](const ledger::Entry& e) {
+    auto units = [&](const ledger::Entry& e, const Wei& w) {
         auto it = decimals.find(e.network);
-        return format_units(e.amount, it == decimals.end() ? 18 : it->second);
+        return format_units(w, it == decimals.end() ? 18 : it->second);
+    };
+    auto amount_of = [&](const ledger::Entry& e) { return units(e, e.amount); };
+    // The fee paid, with the parts an OP Stack chain charges beyond gas.
+    auto fee_of = [&](const ledger::Entry& e) {
+        if (e.fee_paid == 0) return std::string();
+        std::string out = units(e, e.fee_paid);
+        if (e.l1_fee > 0) out += " (L1 " + units(e, e.l1_fee) + ")";
+        if (e.operator_fee > 0) out += " (operator " + units(e, e.operator_fee) + ")";
+        return out;
     };
     if (o.json) {
         for (const auto& e : entries) std::cout << history_json(e, amount_of(e)).dump() << "\n";
         return kExitOk;
     }
-    Table t({"TIME", "NETWORK", "ROLE", "HOME", "RECIPIENT", "AMOUNT", "NONCE", "STATE", "TX"},
-            {false, false, false, false, false, true, true, false, false});
+    Table t({"TIME", "NETWORK", "ROLE", "HOME", "RECIPIENT", "AMOUNT", "NONCE", "STATE", "TX", "FEE"},
+            {false, false, false, false, false, true, true, false, false, false});
     for (const auto& e : entries)
         t.add({iso_time(e.created), e.network, e.role, e.home, e.recipient, amount_of(e), std::to_string(e.nonce),
-               std::string(ledger::state_name(e.state)) + (e.error.empty() ? "" : " (" + e.error + ")"), e.tx_hash});
+               std::string(ledger::state_name(e.state)) + (e.error.empty() ? "" : " (" + e.error + ")"), e.tx_hash,
+               fee_of(e)});
     t.print(std::cout, "");
     return kExitOk;
 }

@@ -400,6 +400,31 @@ public:
         }
         if (v.contains("replaceFeeCeiling"))
             net.replace_fee_ceiling = uint(v["replaceFeeCeiling"], path + ".replaceFeeCeiling", 1, 1000).value_or(10);
+        l2(v, path, net);
+    }
+
+    // l2, l1FeeMargin, gasMargin: how an L2's fees are budgeted.
+    void l2(const json& v, const std::string& path, Network& net) {
+        if (v.contains("l2")) {
+            const std::string t = v["l2"].is_string() ? v["l2"].get<std::string>() : "";
+            if (t == "op") net.l2 = L2Setting::kOp;
+            else if (t == "arbitrum") net.l2 = L2Setting::kArbitrum;
+            else if (t == "none") net.l2 = L2Setting::kNone;
+            else error(path + ".l2", "expected \"op\", \"arbitrum\" or \"none\" (absent: detected from the chain)");
+        }
+        if (v.contains("l1FeeMargin"))
+            net.l1_fee_margin_permille = multiplier(v["l1FeeMargin"], path + ".l1FeeMargin").value_or(net.l1_fee_margin_permille);
+        if (v.contains("gasMargin"))
+            net.gas_margin_permille = multiplier(v["gasMargin"], path + ".gasMargin").value_or(net.gas_margin_permille);
+    }
+
+    // A factor from 1 to 10 (e.g. 1.5), in thousandths.
+    std::optional<std::uint64_t> multiplier(const json& v, const std::string& path) {
+        if (!v.is_number() || v.get<double>() < 1.0 || v.get<double>() > 10.0) {
+            error(path, "expected a number from 1 to 10 (e.g. 1.5)");
+            return std::nullopt;
+        }
+        return static_cast<std::uint64_t>(v.get<double>() * 1000.0 + 0.5);
     }
 
     // limits: maxTopUp, daily, reserve, perAccount.
@@ -437,7 +462,7 @@ public:
         static const std::set<std::string> kKnown = {
             "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
             "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
-            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain", "runway"};
+            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain", "runway", "l2", "l1FeeMargin", "gasMargin"};
         for (const auto& [k, _] : v.items())
             if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
 

@@ -1,6 +1,7 @@
 #include "keymaster/funding/fees.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace keymaster::funding {
 namespace {
@@ -70,10 +71,37 @@ std::optional<Fees> bumped_fees(const Fees& old, const Wei& ceiling) {
     return f;
 }
 
-Wei fee_paid(std::uint64_t gas_used, const std::optional<Wei>& effective_gas_price, const Fees& tx) {
-    const Wei price = effective_gas_price && *effective_gas_price <= max_sane_amount() ? *effective_gas_price
-                                                                                        : tx.per_gas_cap();
-    return Wei(gas_used) * price;
+FeePaid fee_paid(const ReceiptFees& r, const Fees& tx) {
+    const auto& egp = r.effective_gas_price;
+    const Wei price = egp && *egp <= max_sane_amount() ? *egp : tx.per_gas_cap();
+    FeePaid out;
+    out.gas = Wei(r.gas_used) * price;
+    out.l1 = r.l1_fee.value_or(0);
+    if (r.operator_fee_scalar || r.operator_fee_constant)
+        out.operator_fee = Wei(r.gas_used) * r.operator_fee_scalar.value_or(0) / 1'000'000 + r.operator_fee_constant.value_or(0);
+    return out;
+}
+
+Wei times_permille(const Wei& w, std::uint64_t permille) { return (w * permille + 999) / 1000; }
+
+Wei max_fee(const Fees& fees, const std::optional<OpFees>& op, std::uint64_t gas_limit) {
+    Wei out = Wei(gas_limit) * fees.per_gas_cap();
+    if (op)
+        out += times_permille(op->l1_fee_bound, op->margin_permille) + op->operator_fee_base +
+               (Wei(gas_limit) * op->operator_fee_per_mgas + 999'999) / 1'000'000;
+    return out;
+}
+
+std::optional<std::uint64_t> with_margin(std::uint64_t estimate, std::uint64_t margin_permille, std::uint64_t floor) {
+    const Wei g = std::max(times_permille(Wei(estimate), margin_permille), Wei(floor));
+    if (g > std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
+    return static_cast<std::uint64_t>(g);
+}
+
+L2Kind detect_l2(std::uint64_t chain_id, bool oracle_has_code, bool arbos_answers) {
+    if (chain_id == 42161 || chain_id == 42170 || chain_id == 421614 || arbos_answers) return L2Kind::kArbitrum;
+    if (oracle_has_code) return L2Kind::kOp;
+    return L2Kind::kNone;
 }
 
 }  // namespace keymaster::funding

@@ -40,7 +40,6 @@ std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits,
                                 const std::map<eth::Address, Received>& received) {
     std::optional<Wei> remaining;
     if (limits.daily) remaining = spent_24h >= *limits.daily ? Wei(0) : *limits.daily - spent_24h;
-    const Wei per_gas = plan.fees ? plan.fees->per_gas_cap() : Wei(0);
     const Wei balance = plan.snapshot.bank_balance.value_or(0);
     std::vector<TopUp> kept;
     Wei total = 0, fees = 0;
@@ -56,7 +55,7 @@ std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits,
                                              " left for the next 24 hours");
             continue;
         }
-        const Wei fee = Wei(t.gas_limit) * per_gas;
+        const Wei fee = max_fee(plan, t);
         if (limits.reserve && (balance < *limits.reserve || balance - *limits.reserve < total + fees + t.amount + fee)) {
             plan.blocked.emplace_back(t, "reserve: the bank must keep " + amount_str(*limits.reserve));
             continue;

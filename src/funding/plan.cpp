@@ -1,13 +1,30 @@
 #include "keymaster/funding/plan.hpp"
 
 namespace keymaster::funding {
+namespace {
+
+// Why the fees a transfer may cost cannot be budgeted: the kind of chain, or an OP Stack chain's
+// L1 data fee, unread this poll. Nothing is sent on a guess.
+std::optional<Problem> extra_fees_unknown(const NetworkSnapshot& snap) {
+    if (!snap.l2)
+        return Problem{Fault::kFees, "the kind of chain (OP Stack, Arbitrum or neither) could not be read; not sending"};
+    if (*snap.l2 == L2Kind::kOp && !snap.op_fees)
+        return Problem{Fault::kFees, "the OP Stack L1 data fee could not be read from the GasPriceOracle; not sending"};
+    return std::nullopt;
+}
+
+}  // namespace
+
+Wei max_fee(const NetworkPlan& plan, const TopUp& t) {
+    return plan.fees ? max_fee(*plan.fees, plan.snapshot.op_fees, t.gas_limit) : Wei(0);
+}
 
 void update_costs(NetworkPlan& plan) {
     plan.total = 0;
     plan.max_fee_cost = 0;
     for (const auto& t : plan.topups) {
         plan.total += t.amount;
-        if (plan.fees) plan.max_fee_cost += Wei(t.gas_limit) * plan.fees->per_gas_cap();
+        plan.max_fee_cost += max_fee(plan, t);
     }
     plan.covered = plan.snapshot.bank_balance && *plan.snapshot.bank_balance >= plan.total + plan.max_fee_cost;
 }
@@ -49,7 +66,8 @@ NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net, const st
     }
     if (!plan.topups.empty()) {
         auto fees = choose_fees(plan.snapshot, net);
-        if (fees) plan.fees = *fees;
+        if (auto why = extra_fees_unknown(plan.snapshot)) plan.fee_problem = std::move(why);
+        else if (fees) plan.fees = *fees;
         else plan.fee_problem = fees.error();
     }
     update_costs(plan);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace keymaster::ledger::detail {
 
@@ -65,8 +66,16 @@ struct SchemaTypes {
     const char* integer;      //!< 64-bit
     const char* table_tail;   //!< after a keyed table's definition (SQLite: " WITHOUT ROWID")
 };
-//! The ledger's tables and indexes (created if missing), in `t`'s types: the one schema.
+//! The ledger's tables and indexes (created if missing), in `t`'s types: the one schema, but for
+//! added_columns().
 [[nodiscard]] std::string schema_sql(const SchemaTypes& t);
+//! A column of topups added after the first release: a ledger written by an earlier version
+//! gains it on open (a new ledger too).
+struct Column {
+    const char* name;
+    const char* type;
+};
+[[nodiscard]] std::vector<Column> added_columns(const SchemaTypes& t);
 
 //! Opens (creating) the SQLite file at `path`, in WAL mode, synchronous=FULL.
 [[nodiscard]] std::unique_ptr<Db> open_sqlite(const std::string& path);

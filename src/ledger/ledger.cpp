@@ -50,10 +50,26 @@ private:
 
 Wei wei(const std::string& s) { return s.empty() ? Wei(0) : Wei(s); }
 
+// The sizes of the multi-row statements `n` rows are written with: few distinct statements (each
+// is prepared once), few statements in all.
+std::vector<std::size_t> row_chunks(std::size_t n) {
+    std::vector<std::size_t> out;
+    for (const std::size_t size : {64U, 16U, 4U, 1U})
+        for (; n >= size; n -= size) out.push_back(size);
+    return out;
+}
+
+// `insert` followed by `size` copies of `row`, comma-separated.
+std::string rows_sql(const char* insert, const char* row, std::size_t size) {
+    std::string sql = insert;
+    for (std::size_t k = 0; k < size; ++k) sql += (k ? "," : "") + std::string(row);
+    return sql;
+}
+
 constexpr const char* kColumns =
     "id, created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, tx_type, max_fee, "
     "priority_fee, gas_price, gas_limit, raw, tx_hash, state, block, gas_used, fee_paid, replaced_by, error, sent_block, "
-    "taken_block";
+    "taken_block, l1_fee, operator_fee";
 
 Entry read_entry(const Stmt& s) {
     Entry e;
@@ -83,6 +99,8 @@ Entry read_entry(const Stmt& s) {
     e.error = s.text(23);
     e.sent_block = static_cast<std::uint64_t>(s.i64(24));
     e.taken_block = static_cast<std::uint64_t>(s.i64(25));
+    e.l1_fee = wei(s.text(26));
+    e.operator_fee = wei(s.text(27));
     return e;
 }
 
@@ -131,11 +149,13 @@ struct Ledger::Impl {
         try {
             check_fence();
             auto result = fn();
+            write_events();
             --depth;
             db->commit();
             return result;
         } catch (...) {
             depth = 0;
+            events.clear();
             db->rollback();
             throw;
         }
@@ -160,9 +180,29 @@ struct Ledger::Impl {
                               ") is no longer held by " + fence->holder + ": nothing written");
     }
 
-    void event(std::int64_t id, State s, const std::string& detail) {
-        Stmt(*db, "INSERT INTO events(topup_id, time, state, detail) VALUES(?,?,?,?)")
-            .bind(1, id).bind(2, clock()).bind(3, std::string(state_name(s))).bind(4, detail).exec();
+    // Every change of state also goes to `events`: kept here until the end of the transaction
+    // that made them (nothing reads them back in it), then written in a few multi-row inserts.
+    struct Event {
+        std::int64_t id;
+        double time;
+        State state;
+        std::string detail;
+    };
+    std::vector<Event> events;
+    void event(std::int64_t id, State s, const std::string& detail) { events.push_back({id, clock(), s, detail}); }
+    void write_events() {
+        std::size_t first = 0;
+        for (const auto size : row_chunks(events.size())) {
+            Stmt s(*db, rows_sql("INSERT INTO events(topup_id, time, state, detail) VALUES", "(?,?,?,?)", size));
+            for (std::size_t k = 0; k < size; ++k) {
+                const auto& e = events[first + k];
+                const int at = static_cast<int>(4 * k);
+                s.bind(at + 1, e.id).bind(at + 2, e.time).bind(at + 3, std::string(state_name(e.state))).bind(at + 4, e.detail);
+            }
+            s.exec();
+            first += size;
+        }
+        events.clear();
     }
 
     // One keymaster per data directory (SQLite): an exclusive flock on <dir>/keymaster.lock, which
@@ -232,15 +272,6 @@ constexpr const char* kIntentColumns =
 constexpr const char* kIntentRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'intent',?)";
 constexpr int kIntentParams = 18;
 
-// The sizes of the multi-row statements `n` entries are written with: few distinct statements
-// (each is prepared once), few statements in all.
-std::vector<std::size_t> intent_chunks(std::size_t n) {
-    std::vector<std::size_t> out;
-    for (const std::size_t size : {64U, 16U, 4U, 1U})
-        for (; n >= size; n -= size) out.push_back(size);
-    return out;
-}
-
 void bind_intent(Stmt& s, int at, const Entry& e, double t) {
     s.bind(at + 1, t).bind(at + 2, t).bind(at + 3, e.network).bind(at + 4, static_cast<std::int64_t>(e.chain_id))
         .bind(at + 5, e.bank).bind(at + 6, e.recipient).bind(at + 7, e.home).bind(at + 8, e.role).bind(at + 9, e.amount.str())
@@ -256,10 +287,8 @@ void Ledger::record_intents(std::vector<Entry>& entries) {
     const double t = impl_->clock();
     impl_->transaction([&] {
         std::size_t first = 0;
-        for (const auto size : intent_chunks(entries.size())) {
-            std::string sql = kIntentColumns;
-            for (std::size_t k = 0; k < size; ++k) sql += (k ? "," : "") + std::string(kIntentRow);
-            Stmt s(*impl_->db, sql + " RETURNING id, tx_hash");
+        for (const auto size : row_chunks(entries.size())) {
+            Stmt s(*impl_->db, rows_sql(kIntentColumns, kIntentRow, size) + " RETURNING id, tx_hash");
             for (std::size_t k = 0; k < size; ++k) bind_intent(s, static_cast<int>(k) * kIntentParams, entries[first + k], t);
             // Each row's id, matched by its transaction's hash (the order of RETURNING is not promised).
             std::multimap<std::string, std::size_t> by_hash;
@@ -288,14 +317,24 @@ void Ledger::mark(std::int64_t id, State st, const std::string& error) {
     });
 }
 
-void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid) {
+void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid,
+                       const Wei& l1_fee, const Wei& operator_fee) {
     const State st = success ? State::kConfirmed : State::kFailed;
     impl_->transaction([&] {
-        Stmt(*impl_->db, "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=? WHERE id=?")
-            .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, static_cast<std::int64_t>(block))
+        Stmt s(*impl_->db,
+               "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=?, l1_fee=?, operator_fee=? WHERE id=?");
+        s.bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
-            .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(7, id).exec();
-        impl_->event(id, st, "block " + std::to_string(block) + ", gas used " + std::to_string(gas_used) + ", fee " + fee_paid.str());
+            .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(9, id);
+        int at = 7;
+        for (const Wei* part : {&l1_fee, &operator_fee}) {  // NULL where the chain charges no such part
+            if (*part > 0) s.bind(at++, part->str());
+            else s.bind_null(at++);
+        }
+        s.exec();
+        impl_->event(id, st, "block " + std::to_string(block) + ", gas used " + std::to_string(gas_used) + ", fee " + fee_paid.str() +
+                                 (l1_fee > 0 ? " (L1 data fee " + l1_fee.str() + ")" : "") +
+                                 (operator_fee > 0 ? " (operator fee " + operator_fee.str() + ")" : ""));
         return 0;
     });
 }

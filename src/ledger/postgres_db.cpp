@@ -117,8 +117,11 @@ public:
         if (!good) throw LedgerError("ledger " + where_ + ": rollback failed after an error: " + error_of(conn_));
     }
     void create_schema() override {
-        exec(std::string("BEGIN;\n") + kSchemaLock + schema_sql({"BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BIGINT", ""}) +
-             "COMMIT;");
+        const SchemaTypes types{"BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BIGINT", ""};
+        std::string sql = std::string("BEGIN;\n") + kSchemaLock + schema_sql(types);
+        for (const auto& c : added_columns(types))
+            sql += std::string("ALTER TABLE topups ADD COLUMN IF NOT EXISTS ") + c.name + " " + c.type + ";\n";
+        exec(sql + "COMMIT;");
     }
     const std::string& where() const override { return where_; }
     const char* now_sql() const override { return "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"; }

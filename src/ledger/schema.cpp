@@ -1,4 +1,5 @@
 #include <string>
+#include <vector>
 
 #include "db.hpp"
 
@@ -14,8 +15,7 @@ std::string schema_sql(const SchemaTypes& t) {
            "  amount TEXT NOT NULL, nonce " + integer + " NOT NULL, tx_type INTEGER NOT NULL,\n"
            "  max_fee TEXT NOT NULL, priority_fee TEXT NOT NULL, gas_price TEXT NOT NULL, gas_limit " + integer + " NOT NULL,\n"
            "  raw TEXT NOT NULL, tx_hash TEXT NOT NULL, state TEXT NOT NULL,\n"
-           "  block " + integer + ", gas_used " + integer + ", fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block " + integer + ",\n"
-           "  taken_block " + integer + ");\n"
+           "  block " + integer + ", gas_used " + integer + ", fee_paid TEXT, replaced_by TEXT, error TEXT, sent_block " + integer + ");\n"
            "CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);\n"
            "CREATE INDEX IF NOT EXISTS topups_nonce ON topups(network, bank, nonce);\n"
            "CREATE INDEX IF NOT EXISTS topups_created ON topups(created);\n"
@@ -36,6 +36,10 @@ std::string schema_sql(const SchemaTypes& t) {
            "CREATE TABLE IF NOT EXISTS lease (\n"
            "  name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, epoch " + integer + " NOT NULL,\n"
            "  expires " + real + " NOT NULL)" + tail + ";\n";
+}
+
+std::vector<Column> added_columns(const SchemaTypes& t) {
+    return {{"taken_block", t.integer}, {"l1_fee", "TEXT"}, {"operator_fee", "TEXT"}};
 }
 
 }  // namespace keymaster::ledger::detail

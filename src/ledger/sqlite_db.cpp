@@ -1,5 +1,6 @@
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -95,16 +96,19 @@ public:
     const char* for_update() const override { return ""; }  // BEGIN IMMEDIATE: one writer at a time
     const char* for_share() const override { return ""; }
 
-    // Columns added after the first release: a ledger written by an earlier version opens and
-    // gains them. Read first (a current ledger is not written to); the change itself in one write
+    // Columns added after the first release (added_columns): a ledger written by an earlier
+    // version opens and gains them. Read first (a current ledger is not written to); the change itself in one write
     // transaction that checks again, so two processes opening an old ledger at once (the daemon
     // starting while `history` runs) add the column once.
     void create_schema() override {
-        exec(schema_sql({"INTEGER PRIMARY KEY", "REAL", "INTEGER", " WITHOUT ROWID"}));
-        if (has_column("taken_block")) return;
+        const SchemaTypes types{"INTEGER PRIMARY KEY", "REAL", "INTEGER", " WITHOUT ROWID"};
+        exec(schema_sql(types));
+        const auto columns = added_columns(types);
+        if (std::all_of(columns.begin(), columns.end(), [&](const Column& c) { return has_column(c.name); })) return;
         begin();
         try {
-            if (!has_column("taken_block")) exec("ALTER TABLE topups ADD COLUMN taken_block INTEGER");
+            for (const auto& c : columns)
+                if (!has_column(c.name)) exec(std::string("ALTER TABLE topups ADD COLUMN ") + c.name + " " + c.type);
             commit();
         } catch (...) {
             rollback();

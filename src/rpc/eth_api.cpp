@@ -42,6 +42,16 @@ std::optional<ReceiptInfo> as_receipt(const nlohmann::json& v) {
     r.block = *block;
     r.gas_used = *gas;
     if (v.contains("effectiveGasPrice")) r.effective_gas_price = as_quantity(v["effectiveGasPrice"]);
+    const std::pair<const char*, std::optional<Wei>*> parts[] = {
+        {"l1Fee", &r.l1_fee}, {"operatorFeeScalar", &r.operator_fee_scalar}, {"operatorFeeConstant", &r.operator_fee_constant}};
+    for (const auto& [name, slot] : parts) {
+        if (!v.contains(name) || v[name].is_null()) continue;
+        *slot = as_quantity(v[name]);
+        if (!*slot || **slot > max_sane_amount()) {
+            *slot = std::nullopt;
+            r.fee_unreadable = true;
+        }
+    }
     return r;
 }
 

@@ -17,8 +17,11 @@ namespace keymaster::chain {
 //! balance in one batch (batchSize accounts per request). Never throws for network trouble: an
 //! unreachable network or a chain id other than the configured one comes back with `reachable`
 //! false and the reason. `accounts` must outlive the snapshot (it refers to them).
+//! The kind of chain (`l2`) is the config's, else `known` (an earlier poll's), else detected in
+//! this batch; on an OP Stack chain the batch also reads the GasPriceOracle (op_fees).
 [[nodiscard]] boost::asio::awaitable<funding::NetworkSnapshot> poll(rpc::RpcClient& client, const config::Network& net,
                                                            const eth::Address& bank,
-                                                           const std::vector<funding::Account>& accounts);
+                                                           const std::vector<funding::Account>& accounts,
+                                                           std::optional<funding::L2Kind> known = std::nullopt);
 
 }  // namespace keymaster::chain

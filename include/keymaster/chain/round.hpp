@@ -97,7 +97,9 @@ struct Outcome {
     std::string tx_hash;
     std::uint64_t nonce = 0;
     std::uint64_t block = 0;
-    Wei fee_paid = 0;
+    Wei fee_paid = 0;      //!< the whole fee (ledger::Entry::fee_paid)
+    Wei l1_fee = 0;        //!< of which the OP Stack L1 data fee
+    Wei operator_fee = 0;  //!< of which the OP Stack operator fee
     Fault fault = Fault::kNone;  //!< why it failed (kTopUp, kSigning, kFees, kLedger, ...)
     std::string error;
     std::int64_t ledger_id = 0;

@@ -99,6 +99,9 @@ struct ReplaceAfter {
 //! Which transaction type to send.
 enum class TxTypeSetting { kAuto, kLegacy, kEip1559 };
 
+//! The kind of chain a network is, for its fees (`l2`): detected from the chain unless set.
+enum class L2Setting { kDetect, kNone, kOp, kArbitrum };
+
 //! One network of the config, validated.
 struct Network {
     std::string name;
@@ -126,6 +129,13 @@ struct Network {
     //! (`replaceFeeCeiling`; maxFeePerGas, when set, caps them too).
     std::uint64_t replace_fee_ceiling = 10;
     Runway runway;  //!< `runway`; roles.<role>.runway overrides it field by field
+    L2Setting l2 = L2Setting::kDetect;  //!< `l2`: "op", "arbitrum", "none"; absent: detected
+    //! OP Stack: the L1 data fee's upper bound is budgeted times this (`l1FeeMargin`, default 1.5),
+    //! in thousandths.
+    std::uint64_t l1_fee_margin_permille = 1500;
+    //! Arbitrum: a transfer's gas limit is eth_estimateGas times this (`gasMargin`, default 1.2),
+    //! in thousandths.
+    std::uint64_t gas_margin_permille = 1200;
 };
 
 //! A loaded configuration.

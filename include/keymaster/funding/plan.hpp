@@ -37,7 +37,7 @@ struct NetworkPlan {
     Wei total = 0;                      //!< sum of amounts
     std::optional<Fees> fees;
     std::optional<Problem> fee_problem;  //!< why there are no fees (kFees), or no gas limits (kPoll)
-    Wei max_fee_cost = 0;  //!< sum of gas_limit x per-gas cap
+    Wei max_fee_cost = 0;  //!< sum of max_fee() of the top-ups
     bool covered = false;  //!< bank balance >= total + max_fee_cost
 };
 
@@ -62,6 +62,10 @@ struct Standing {
 
 //! The bank is low: its balance was read and is below the network's bankThreshold (none: never).
 [[nodiscard]] bool bank_low(const config::Network& net, const NetworkSnapshot& snap);
+
+//! The most top-up `t` may cost in fees: max_fee() at the plan's fees and the chain's own extra
+//! fees (OP Stack); 0 while the plan has no fees.
+[[nodiscard]] Wei max_fee(const NetworkPlan& plan, const TopUp& t);
 
 //! Recomputes total, max_fee_cost and covered from the plan's top-ups and fees.
 void update_costs(NetworkPlan& plan);

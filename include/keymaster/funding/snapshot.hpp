@@ -17,6 +17,18 @@ struct AccountState {
     std::string error;
 };
 
+//! The kind of chain a network is, for its fees.
+enum class L2Kind { kNone, kOp, kArbitrum };
+
+//! What an OP Stack chain charges a transfer beyond gas x price, read from its GasPriceOracle in
+//! the poll's batch.
+struct OpFees {
+    Wei l1_fee_bound = 0;           //!< the L1 data fee's upper bound for a transfer's size
+    std::uint64_t margin_permille = 1500;  //!< l1FeeMargin: the bound is budgeted times this
+    Wei operator_fee_base = 0;      //!< getOperatorFee(0): the operator fee's constant part
+    Wei operator_fee_per_mgas = 0;  //!< what the operator fee adds per million gas
+};
+
 //! Everything one poll of a network learns, from one batched round trip.
 struct NetworkSnapshot {
     std::string network;
@@ -32,6 +44,8 @@ struct NetworkSnapshot {
     std::optional<std::uint64_t> bank_latest_nonce;  //!< mined transaction count (the bank audit's)
     std::optional<Wei> gas_price;
     std::optional<Wei> priority_fee;  //!< eth_maxPriorityFeePerGas, if the node has it
+    std::optional<L2Kind> l2;         //!< set or detected (empty: not known yet)
+    std::optional<OpFees> op_fees;    //!< OP Stack: this poll's oracle reads (empty: unread)
     std::vector<AccountState> accounts;  //!< in the order of the accounts polled
 };
 

@@ -69,7 +69,9 @@ struct Entry {
     std::string tx_hash;  //!< 0x-hex
     State state = State::kIntent;
     std::uint64_t block = 0, gas_used = 0;
-    Wei fee_paid = 0;
+    Wei fee_paid = 0;  //!< everything the transaction cost the bank in fees: gas and the parts below
+    Wei l1_fee = 0;        //!< of which the OP Stack L1 data fee
+    Wei operator_fee = 0;  //!< of which the OP Stack operator fee
     std::string replaced_by, error;
     std::uint64_t sent_block = 0;  //!< the chain's latest block when it was signed
     std::uint64_t taken_block = 0;  //!< the block its nonce was first seen used by another transaction (0: not seen)
@@ -126,7 +128,10 @@ public:
     void mark(std::int64_t id, State s, const std::string& error = {});
     //! Records a receipt: `confirmed` (success) or `failed` (reverted) in `block`, with what it
     //! paid. Throws LedgerError.
-    void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid);
+    //! `fee_paid` is the whole fee; `l1_fee` and `operator_fee` the parts of it an OP Stack chain
+    //! charges beyond gas.
+    void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid,
+                   const Wei& l1_fee = 0, const Wei& operator_fee = 0);
     //! Records that another transaction of the same nonce (`by_hash`) took the entry's place.
     //! Throws LedgerError.
     void replaced(std::int64_t id, const std::string& by_hash);

@@ -28,7 +28,14 @@ struct ReceiptInfo {
     std::uint64_t block = 0;
     std::uint64_t gas_used = 0;
     std::optional<Wei> effective_gas_price;
+    std::optional<Wei> l1_fee;                 //!< OP Stack: `l1Fee`
+    std::optional<Wei> operator_fee_scalar;    //!< OP Stack since Isthmus: `operatorFeeScalar`
+    std::optional<Wei> operator_fee_constant;  //!< and `operatorFeeConstant`
+    //! One of those three is there but malformed or above max_sane_amount(): the receipt still
+    //! proves the transaction mined, but what it paid is understated (the caller says so).
+    bool fee_unreadable = false;
 };
+//! A receipt's fields; empty when status, blockNumber or gasUsed is missing or malformed.
 std::optional<ReceiptInfo> as_receipt(const nlohmann::json& v);
 
 }  // namespace keymaster::rpc

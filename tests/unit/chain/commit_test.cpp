@@ -54,6 +54,36 @@ struct FakeChain {
     // Other senders' nonces (lower-case address): (from block, nonce), oldest first.
     std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> nonces;
     std::set<std::string> lie_empty;              // balances reported as 0
+    // The kind of chain it plays: an L1 (nothing at the oracle's address), the OP Stack (a
+    // GasPriceOracle answering the values below; receipts carry l1Fee and the operator fee's
+    // fields, and the bank pays them) or Arbitrum (ArbSys answers; estimates are `estimate`).
+    enum class L2 { kNone, kOp, kArbitrum } l2 = L2::kNone;
+    Wei l1_fee_bound = Wei(3'000'000'000'000);  // getL1FeeUpperBound(size)
+    Wei l1_fee = Wei(2'000'000'000'000);        // what a receipt's l1Fee says was paid
+    std::uint64_t operator_scalar = 0, operator_constant = 0;
+    bool oracle_answers = true;
+    std::uint64_t estimate = 21000;
+    std::string bank;  // lower-case: pays the amounts and every fee
+
+    static std::string word(const Wei& v) {
+        std::string h = to_quantity(v).substr(2);
+        return "0x" + std::string(64 - h.size(), '0') + h;
+    }
+    Wei operator_fee(std::uint64_t gas) const { return Wei(gas) * operator_scalar / 1'000'000 + operator_constant; }
+
+    json call(const json& tx) {
+        const auto to = to_lower(tx.value("to", ""));
+        const auto data = tx.value("data", "");
+        if (to == "0x420000000000000000000000000000000000000f" && l2 == L2::kOp) {
+            if (!oracle_answers) throw std::runtime_error("execution reverted");
+            const auto selector = data.substr(0, 10);
+            if (selector == "0xf1c7a58b") return word(l1_fee_bound);  // getL1FeeUpperBound(uint256)
+            if (selector == "0x275aedd2") return word(operator_fee(from_hex_u64("0x" + data.substr(10))));  // getOperatorFee
+            throw std::runtime_error("execution reverted");
+        }
+        if (to == "0x0000000000000000000000000000000000000064" && l2 == L2::kArbitrum) return word(Wei(20));  // arbOSVersion
+        return "0x";
+    }
 
     json handle(const std::string& method, const json& params) {
         if (method == "eth_chainId") return to_quantity(kChainId);
@@ -86,8 +116,13 @@ struct FakeChain {
         }
         if (method == "eth_estimateGas") {
             if (fail_estimates) throw test::DropConnection();
-            return "0x5208";
+            return to_quantity(estimate);
         }
+        if (method == "eth_getCode")
+            return l2 == L2::kOp && to_lower(params[0].get<std::string>()) == "0x420000000000000000000000000000000000000f"
+                       ? "0x6080"
+                       : "0x";
+        if (method == "eth_call") return call(params[0]);
         if (method == "eth_sendRawTransaction") return send(params[0].get<std::string>());
         if (method == "eth_getTransactionReceipt") return receipt(params[0].get<std::string>());
         if (method == "eth_getTransactionByHash") {
@@ -138,9 +173,19 @@ struct FakeChain {
                     t.block = block;
                     ++mined_nonce;
                     if (!revert) balances[t.stx.tx.to->lower()] += t.stx.tx.value;
+                    if (!bank.empty()) balances[bank] -= (revert ? Wei(0) : t.stx.tx.value) + fee_of(t);
                     again = true;
                 }
         }
+    }
+
+    Wei price_of(const Tx& t) const {
+        return t.stx.tx.type == eth::TxType::kLegacy ? t.stx.tx.gas_price
+                                                     : std::min(t.stx.tx.max_fee_per_gas, base_fee + t.stx.tx.max_priority_fee_per_gas);
+    }
+    // What a mined transaction costs its sender in fees (21000 gas used), as the chain charges it.
+    Wei fee_of(const Tx& t) const {
+        return Wei(21000) * price_of(t) + (l2 == L2::kOp ? l1_fee + operator_fee(21000) : Wei(0));
     }
 
     json receipt(const std::string& hash) {
@@ -148,10 +193,12 @@ struct FakeChain {
         if (it == txs.end() || !it->second.block || block < *it->second.block + receipt_lag) return nullptr;
         const auto& t = it->second;
         json r = {{"status", revert ? "0x0" : "0x1"}, {"blockNumber", to_quantity(*t.block)}, {"gasUsed", "0x5208"}};
-        const Wei price = t.stx.tx.type == eth::TxType::kLegacy ? t.stx.tx.gas_price
-                                                                : std::min(t.stx.tx.max_fee_per_gas,
-                                                                           base_fee + t.stx.tx.max_priority_fee_per_gas);
-        if (effective_gas_price) r["effectiveGasPrice"] = to_quantity(price);
+        if (effective_gas_price) r["effectiveGasPrice"] = to_quantity(price_of(t));
+        if (l2 == L2::kOp) {
+            r["l1Fee"] = to_quantity(l1_fee);
+            r["operatorFeeScalar"] = to_quantity(operator_scalar);
+            r["operatorFeeConstant"] = to_quantity(operator_constant);
+        }
         return r;
     }
 };
@@ -793,4 +840,108 @@ TEST_CASE("round: the first step that fails decides why a Round cannot commit; a
     REQUIRE(p.problem);
     CHECK(p.fault() == Fault::kLedger);
     CHECK(p.problem->message == "cannot read the ledger");
+}
+
+// --- Fees as each chain charges them (OP Stack, Arbitrum) ---
+
+TEST_CASE("l2: on an OP Stack chain the plan budgets the L1 data and operator fees, and the ledger books what the bank lost", "[chain][l2]") {
+    Rig rig(3);
+    rig.chain.l2 = FakeChain::L2::kOp;
+    rig.chain.operator_scalar = 2'000'000;  // 2 wei per gas: 42,000 for a transfer
+    rig.chain.operator_constant = 7;
+    rig.chain.bank = rig.bank->address().lower();
+    const Wei start = rig.chain.balance(rig.chain.bank);
+    auto plan = rig.prepare();
+    REQUIRE(plan.can_commit());
+    REQUIRE(plan.plan.snapshot.l2 == funding::L2Kind::kOp);
+    REQUIRE(plan.plan.snapshot.op_fees.has_value());
+    const Wei per_gas = plan.plan.fees->per_gas_cap();
+    // Each transfer: gas x cap, the oracle's bound x 1.5 (the default l1FeeMargin), the operator fee for 21000 gas.
+    CHECK(plan.plan.max_fee_cost == (Wei(21000) * per_gas + rig.chain.l1_fee_bound * 3 / 2 + 42'007) * 3);
+    auto report = rig.commit(plan);
+    Wei booked = 0;
+    for (const auto& o : report.outcomes) {
+        REQUIRE(o.ok());
+        CHECK(o.l1_fee == rig.chain.l1_fee);
+        CHECK(o.operator_fee == Wei(42'007));
+        CHECK(o.fee_paid == Wei(21000) * (rig.chain.base_fee + 1'000'000'000) + rig.chain.l1_fee + 42'007);
+    }
+    for (const auto& e : rig.history()) {
+        CHECK(e.l1_fee == rig.chain.l1_fee);
+        CHECK(e.operator_fee == Wei(42'007));
+        booked += e.amount + e.fee_paid;
+    }
+    // To the wei: what the ledger says the bank paid is what it lost on chain.
+    CHECK(start - rig.chain.balance(rig.chain.bank) == booked);
+    CHECK(rig.ledger.paid_since("alpha", rig.bank->address().checksummed(), 0) == booked);
+}
+
+TEST_CASE("l2: a bank that covers gas x price but not the L1 data fee is short before anything is sent", "[chain][l2]") {
+    Rig rig(1);
+    rig.chain.l2 = FakeChain::L2::kOp;
+    rig.chain.l1_fee_bound = kEther / 10;  // 0.15 ether budgeted per transfer
+    // Enough for the amount and its gas at the plan's cap, not for the L1 fee.
+    rig.chain.balances[rig.bank->address().lower()] = kEther * 2 + kEther / 100;
+    auto plan = rig.prepare();
+    CHECK_FALSE(plan.plan.covered);
+    auto report = rig.commit(plan);
+    for (const auto& o : report.outcomes) {
+        CHECK(o.state == chain::Outcome::State::kFailed);
+        CHECK(o.error.find("bank balance too low") != std::string::npos);
+    }
+    CHECK(rig.sends_seen() == 0);
+    CHECK(rig.history().empty());
+}
+
+TEST_CASE("l2: an OP Stack chain whose oracle does not answer is not sent to (its fees cannot be budgeted)", "[chain][l2]") {
+    Rig rig(1);
+    rig.chain.l2 = FakeChain::L2::kOp;
+    rig.chain.oracle_answers = false;
+    auto plan = rig.prepare();
+    REQUIRE(plan.plan.fee_problem.has_value());
+    CHECK(plan.plan.fee_problem->fault == Fault::kFees);
+    auto report = rig.commit(plan);
+    for (const auto& o : report.outcomes) CHECK(o.fault == Fault::kFees);
+    CHECK(rig.sends_seen() == 0);
+    CHECK(rig.history().empty());
+}
+
+TEST_CASE("l2: on Arbitrum the gas limit is eth_estimateGas x gasMargin, never 21000", "[chain][l2]") {
+    Rig rig(2);
+    rig.chain.l2 = FakeChain::L2::kArbitrum;
+    rig.chain.estimate = 700'000;  // a transfer's estimate with its L1 component
+    auto plan = rig.prepare();
+    REQUIRE(plan.plan.snapshot.l2 == funding::L2Kind::kArbitrum);
+    for (const auto& t : plan.plan.topups) CHECK(t.gas_limit == 840'000u);  // + 20%
+    auto report = rig.commit(plan);
+    for (const auto& e : rig.history()) CHECK(e.gas_limit == 840'000u);
+    for (const auto& o : report.outcomes) CHECK(o.ok());
+}
+
+TEST_CASE("l2: the kind is detected once; set in the config, it is not probed and the oracle is read only on OP", "[chain][l2]") {
+    SECTION("detected on the first poll only") {
+        Rig rig(1);
+        rig.chain.l2 = FakeChain::L2::kOp;
+        (void)rig.prepare();
+        (void)rig.prepare();
+        CHECK(rig.rpc_calls[{"eth_getCode", true}] == 1);
+        CHECK(rig.rpc_calls[{"eth_call", true}] == 1 + 2 * 3);  // ArbSys once; the oracle each poll
+    }
+    SECTION("\"l2\": \"none\" on an L1") {
+        Rig rig(1, [](config::Network& n) { n.l2 = config::L2Setting::kNone; });
+        auto plan = rig.prepare();
+        CHECK(plan.plan.snapshot.l2 == funding::L2Kind::kNone);
+        CHECK(rig.rpc_calls[{"eth_getCode", true}] == 0);
+        CHECK(rig.rpc_calls[{"eth_call", true}] + rig.rpc_calls[{"eth_call", false}] == 0);
+    }
+    SECTION("\"l2\": \"op\" with l1FeeMargin 2") {
+        Rig rig(1, [](config::Network& n) {
+            n.l2 = config::L2Setting::kOp;
+            n.l1_fee_margin_permille = 2000;
+        });
+        rig.chain.l2 = FakeChain::L2::kOp;
+        auto plan = rig.prepare();
+        CHECK(rig.rpc_calls[{"eth_getCode", true}] == 0);
+        CHECK(plan.plan.max_fee_cost == Wei(21000) * plan.plan.fees->per_gas_cap() + rig.chain.l1_fee_bound * 2);
+    }
 }

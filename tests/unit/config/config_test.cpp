@@ -427,6 +427,30 @@ TEST_CASE("config: replaceFeeCeiling, a multiple of a nonce's first fees", "[con
     CHECK(only_error(j) == "keymaster.json: networks.alpha.replaceFeeCeiling: expected a whole number from 1 to 1000");
 }
 
+TEST_CASE("config: l2, l1FeeMargin and gasMargin", "[config][l2]") {
+    json j = base();
+    auto net = [&]() { return *std::get<config::Config>(config::parse(j.dump(), "keymaster.json", env_of({}))).find("alpha"); };
+    CHECK(net().l2 == config::L2Setting::kDetect);
+    CHECK(net().l1_fee_margin_permille == 1500);
+    CHECK(net().gas_margin_permille == 1200);
+    for (const auto& [text, want] : std::vector<std::pair<std::string, config::L2Setting>>{
+             {"op", config::L2Setting::kOp}, {"arbitrum", config::L2Setting::kArbitrum}, {"none", config::L2Setting::kNone}}) {
+        j["networks"]["alpha"]["l2"] = text;
+        CHECK(net().l2 == want);
+    }
+    j["networks"]["alpha"]["l1FeeMargin"] = 2;
+    j["networks"]["alpha"]["gasMargin"] = 1.25;
+    CHECK(net().l1_fee_margin_permille == 2000);
+    CHECK(net().gas_margin_permille == 1250);
+    j["networks"]["alpha"]["l2"] = "optimism";
+    CHECK(only_error(j) == "keymaster.json: networks.alpha.l2: expected \"op\", \"arbitrum\" or \"none\" (absent: detected from the chain)");
+    j["networks"]["alpha"].erase("l2");
+    for (const json& bad : {json(0.5), json(11), json("1.5")}) {
+        j["networks"]["alpha"]["l1FeeMargin"] = bad;
+        CHECK(only_error(j) == "keymaster.json: networks.alpha.l1FeeMargin: expected a number from 1 to 10 (e.g. 1.5)");
+    }
+}
+
 TEST_CASE("config: limits.perAccount", "[config]") {
     json j = base();
     j["networks"]["alpha"]["limits"] = {{"perAccount", {{"daily", "2 ether"}, {"topUps", 6}}}};

@@ -105,7 +105,72 @@ TEST_CASE("fees: what a mined transaction paid", "[fees]") {
                                           {std::nullopt, legacy, Wei(21000) * 7 * kGwei},  // pre-London receipt
                                           {std::nullopt, dynamic, Wei(21000) * 30 * kGwei},
                                           {Wei(1) << 250, legacy, Wei(21000) * 7 * kGwei}})  // absurd: the tx's own
-        CHECK(funding::fee_paid(21000, r.effective, r.fees) == r.want);
+        CHECK(funding::fee_paid({21000, r.effective, std::nullopt, std::nullopt, std::nullopt}, r.fees).total() == r.want);
+}
+
+TEST_CASE("fees: what a mined transaction paid on an OP Stack chain, by part", "[fees][l2]") {
+    const Fees dynamic{eth::TxType::kDynamicFee, 0, 30 * kGwei, 2 * kGwei};
+    struct Row {
+        std::optional<Wei> l1, scalar, constant;
+        funding::FeePaid want;
+    };
+    const Wei gas = Wei(21000) * 12 * kGwei;
+    for (const auto& r : std::vector<Row>{
+             {std::nullopt, std::nullopt, std::nullopt, {gas, 0, 0}},             // an L1 chain's receipt
+             {Wei(123456789), std::nullopt, std::nullopt, {gas, 123456789, 0}},   // OP Stack before Isthmus
+             {Wei(5), Wei(0), Wei(0), {gas, 5, 0}},                               // Isthmus, no operator fee set
+             // Isthmus: gasUsed x scalar / 1e6 + constant = 21000 x 2,000,000 / 1e6 + 7 = 42,007
+             {Wei(5), Wei(2'000'000), Wei(7), {gas, 5, 42'007}},
+             {Wei(5), Wei(1), std::nullopt, {gas, 5, 0}},                         // 21000 / 1e6 rounds down
+         }) {
+        const auto paid = funding::fee_paid({21000, 12 * kGwei, r.l1, r.scalar, r.constant}, dynamic);
+        CHECK(paid == r.want);
+        CHECK(paid.total() == r.want.gas + r.want.l1 + r.want.operator_fee);
+    }
+}
+
+TEST_CASE("fees: the most a transfer may cost, with an OP Stack chain's L1 data and operator fees", "[fees][l2]") {
+    const Fees dynamic{eth::TxType::kDynamicFee, 0, 30 * kGwei, 2 * kGwei};
+    const Wei gas = Wei(21000) * 30 * kGwei;
+    struct Row {
+        std::optional<funding::OpFees> op;
+        std::uint64_t gas_limit;
+        Wei want;
+    };
+    for (const auto& r : std::vector<Row>{
+             {std::nullopt, 21000, gas},
+             {funding::OpFees{1000, 1500, 0, 0}, 21000, gas + 1500},         // the bound x 1.5
+             {funding::OpFees{1001, 1500, 0, 0}, 21000, gas + 1502},         // rounded up
+             {funding::OpFees{1000, 1000, 7, 0}, 21000, gas + 1000 + 7},     // plus the operator fee's constant
+             // and its part per gas: 21000 x 2,000,000 / 1e6 = 42,000
+             {funding::OpFees{1000, 1000, 7, 2'000'000}, 21000, gas + 1000 + 7 + 42'000},
+             {funding::OpFees{0, 1000, 0, 1}, 21000, gas + 1},                // rounded up, never down
+         })
+        CHECK(funding::max_fee(dynamic, r.op, r.gas_limit) == r.want);
+}
+
+TEST_CASE("fees: Arbitrum's gas limit is the estimate times the margin, rounded up, at least the floor", "[fees][l2]") {
+    CHECK(funding::with_margin(21000, 1200, 0) == 25200u);
+    CHECK(funding::with_margin(100001, 1200, 0) == 120002u);  // 120001.2 rounded up
+    CHECK(funding::with_margin(21000, 1000, 0) == 21000u);
+    CHECK(funding::with_margin(21000, 1200, 30000) == 30000u);  // gasLimit: a floor
+    CHECK(funding::with_margin(UINT64_MAX, 1200, 0) == std::nullopt);
+}
+
+TEST_CASE("fees: the kind of chain from the poll's probes", "[fees][l2]") {
+    struct Row {
+        std::uint64_t chain_id;
+        bool oracle_code, arbos;
+        funding::L2Kind want;
+    };
+    for (const auto& r : std::vector<Row>{{1, false, false, funding::L2Kind::kNone},
+                                          {10, true, false, funding::L2Kind::kOp},
+                                          {8453, true, false, funding::L2Kind::kOp},
+                                          {42161, false, false, funding::L2Kind::kArbitrum},  // by chain id
+                                          {42170, false, false, funding::L2Kind::kArbitrum},
+                                          {421614, false, false, funding::L2Kind::kArbitrum},
+                                          {999, false, true, funding::L2Kind::kArbitrum}})  // ArbSys answers
+        CHECK(funding::detect_l2(r.chain_id, r.oracle_code, r.arbos) == r.want);
 }
 
 TEST_CASE("pending: is it stuck (replaceAfter seconds or blocks, whichever first)", "[pending]") {

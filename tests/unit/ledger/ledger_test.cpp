@@ -142,6 +142,25 @@ TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "
     std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("ledger: a fee is booked whole and by part (an OP Stack chain's L1 data and operator fees)", "[ledger][l2]") {
+    const auto dir = temp_dir();
+    ledger::Ledger l(at(dir), true);
+    const auto a = l.record_intent(entry(0, "0xA", "100"));
+    const auto b = l.record_intent(entry(1, "0xB", "100"));
+    l.confirmed(a, true, 5, 21000, Wei(1000) + 300 + 20, Wei(300), Wei(20));
+    l.confirmed(b, true, 5, 21000, Wei(1000));  // an L1 chain: no parts
+    std::map<std::int64_t, ledger::Entry> h;
+    for (auto& e : l.history({})) h[e.id] = e;
+    CHECK(h[a].fee_paid == Wei(1320));
+    CHECK(h[a].l1_fee == Wei(300));
+    CHECK(h[a].operator_fee == Wei(20));
+    CHECK(h[b].fee_paid == Wei(1000));
+    CHECK(h[b].l1_fee == Wei(0));
+    // What the bank paid counts the whole fee.
+    CHECK(l.paid_since("alpha", "0xBANK", 0) == Wei(200 + 1320 + 1000));
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("ledger: one keymaster per data directory", "[ledger][sqlite]") {
     const auto dir = temp_dir();
     {
@@ -218,6 +237,13 @@ INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha',
     CHECK(p[0].taken_block == 0);
     l.taken(p[0].id, 12);
     CHECK(l.pending("alpha", "0xBANK")[0].taken_block == 12);
+    // And the fee's parts (issue 21): booked on its receipt.
+    l.confirmed(p[0].id, true, 13, 21000, Wei(900), Wei(500), Wei(100));
+    const auto h = l.history({});
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].fee_paid == Wei(900));
+    CHECK(h[0].l1_fee == Wei(500));
+    CHECK(h[0].operator_fee == Wei(100));
     // It gained the burn history too.
     CHECK(l.burn_states("alpha").empty());
     l.save_burn("alpha", {{"0xA", 1, 2, Wei(5)}}, {});

@@ -215,6 +215,29 @@ TEST_CASE("eth api: malformed values are unknown, never zero", "[rpc]") {
     auto r = rpc::as_receipt(json{{"status", "0x1"}, {"blockNumber", "0x2"}, {"gasUsed", "0x5208"}});
     CHECK(r->success);
     CHECK(r->gas_used == 21000);
+    CHECK_FALSE(r->l1_fee);
+    CHECK_FALSE(r->fee_unreadable);
+}
+
+TEST_CASE("eth api: an OP Stack receipt's fee fields; a malformed one is flagged, the receipt still proves the mining", "[rpc][l2]") {
+    json v = {{"status", "0x1"},         {"blockNumber", "0x2"},       {"gasUsed", "0x5208"},
+              {"l1Fee", "0x1c6bf52634000"}, {"operatorFeeScalar", "0x1e8480"}, {"operatorFeeConstant", "0x7"}};
+    auto r = rpc::as_receipt(v);
+    REQUIRE(r);
+    CHECK(*r->l1_fee == Wei(500'000'000'000'000));
+    CHECK(*r->operator_fee_scalar == Wei(2'000'000));
+    CHECK(*r->operator_fee_constant == Wei(7));
+    CHECK_FALSE(r->fee_unreadable);
+    v["operatorFeeScalar"] = nullptr;  // null: absent
+    CHECK_FALSE(rpc::as_receipt(v)->operator_fee_scalar);
+    CHECK_FALSE(rpc::as_receipt(v)->fee_unreadable);
+    for (const json& bad : {json("12"), json("0x" + std::string(40, 'f')), json(5)}) {
+        v["l1Fee"] = bad;
+        r = rpc::as_receipt(v);
+        REQUIRE(r);  // mined all the same
+        CHECK_FALSE(r->l1_fee);
+        CHECK(r->fee_unreadable);
+    }
 }
 
 TEST_CASE("rpc: an error the observer takes as an answer is counted ok (\"already known\")", "[rpc]") {
