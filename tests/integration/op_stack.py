@@ -7,12 +7,10 @@ The oracle is a contract written here (EVM assembly, no compiler): for any call 
 sload(selector) + calldataload(4) * sload(selector + 1), so its answers are set with
 anvil_setStorageAt: getL1FeeUpperBound(size) = the bound, getOperatorFee(gas) = constant + gas x
 per-gas fee."""
-import http.server
-import json
 import threading
-import urllib.request
 
-from chains import Chain, free_port, rpc
+from chains import Chain, rpc
+from proxy import FaultProxy
 
 ORACLE = "0x420000000000000000000000000000000000000F"
 # PUSH1 0 CALLDATALOAD PUSH1 0xe0 SHR            selector
@@ -37,29 +35,8 @@ class OpStackChain:
         self.set_slot(GET_L1_FEE_UPPER_BOUND, l1_fee_bound)
         self.set_slot(GET_OPERATOR_FEE, operator_constant)
         self.set_slot(GET_OPERATOR_FEE + 1, operator_per_gas)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/rpc"
-        node = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                answer = node.forward(json.loads(body))
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.proxy = FaultProxy(self.chain.url, rewrite=self.add_fees_to_receipts)
+        self.url = self.proxy.url
 
     def set_slot(self, slot, value):
         rpc(self.chain.url, "anvil_setStorageAt", [ORACLE, "0x%064x" % slot, "0x%064x" % value])
@@ -67,19 +44,12 @@ class OpStackChain:
     def set_l1_fee_bound(self, wei):
         self.set_slot(GET_L1_FEE_UPPER_BOUND, wei)
 
-    def forward(self, request):
-        req = urllib.request.Request(self.chain.url, json.dumps(request).encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            answer = json.load(r)
-        reqs = request if isinstance(request, list) else [request]
-        answers = answer if isinstance(answer, list) else [answer]
+    def add_fees_to_receipts(self, reqs, answers):
         by_id = {a.get("id"): a for a in answers}
         for r in reqs:
-            a = by_id.get(r.get("id"), {})
-            receipt = a.get("result")
+            receipt = by_id.get(r.get("id"), {}).get("result")
             if r.get("method") == "eth_getTransactionReceipt" and receipt and receipt["from"].lower() == self.bank:
                 self.add_fees(receipt)
-        return answer
 
     def add_fees(self, receipt):
         gas_used = int(receipt["gasUsed"], 16)
@@ -94,5 +64,5 @@ class OpStackChain:
             self.chain.set_balance(self.bank, self.chain.balance(self.bank) - extra)
 
     def stop(self):
-        self.server.shutdown()
+        self.proxy.stop()
         self.chain.stop()

@@ -13,8 +13,11 @@ from chains import free_port
 
 
 class FaultProxy:
-    def __init__(self, upstream, rates=None, lie_empty=(), seed=1, refuse_raw=(), lose_raw_replies=()):
+    def __init__(self, upstream, rates=None, lie_empty=(), seed=1, refuse_raw=(), lose_raw_replies=(), rewrite=None):
         self.upstream = upstream
+        # Called with each request (a list of calls) and the node's answers (a list), which it may
+        # change in place before they are passed on.
+        self.rewrite = rewrite
         # Indices (0-based, over HTTP requests carrying eth_sendRawTransaction) forwarded to the node
         # whose reply is then lost: the connection closes without an answer.
         self.lose_raw_replies = set(lose_raw_replies)
@@ -122,6 +125,8 @@ class FaultProxy:
             answer = json.load(r)
         if refused:
             answer = (answer if isinstance(answer, list) else [answer]) + errors
+        if self.rewrite:
+            self.rewrite(request if isinstance(request, list) else [request], answer if isinstance(answer, list) else [answer])
         if self.lie_empty:
             reqs = request if isinstance(request, list) else [request]
             answers = answer if isinstance(answer, list) else [answer]
