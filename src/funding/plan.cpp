@@ -7,7 +7,8 @@ namespace {
 // L1 data fee, unread this poll. Nothing is sent on a guess.
 std::optional<Problem> extra_fees_unknown(const NetworkSnapshot& snap) {
     if (!snap.l2)
-        return Problem{Fault::kFees, "the kind of chain (OP Stack, Arbitrum or neither) could not be read; not sending"};
+        return Problem{Fault::kFees, "the kind of chain (OP Stack, Arbitrum or neither) could not be read; not sending "
+                                     "(\"l2\" in the network's config skips the probe)"};
     if (*snap.l2 == L2Kind::kOp && !snap.op_fees)
         return Problem{Fault::kFees, "the OP Stack L1 data fee could not be read from the GasPriceOracle; not sending"};
     return std::nullopt;

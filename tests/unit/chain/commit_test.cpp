@@ -62,6 +62,7 @@ struct FakeChain {
     Wei l1_fee = Wei(2'000'000'000'000);        // what a receipt's l1Fee says was paid
     std::uint64_t operator_scalar = 0, operator_constant = 0;
     bool oracle_answers = true;
+    bool code_answers = true;  // eth_getCode: a node that refuses it leaves the kind of chain unknown
     std::uint64_t estimate = 21000;
     std::string bank;  // lower-case: pays the amounts and every fee
 
@@ -118,6 +119,7 @@ struct FakeChain {
             if (fail_estimates) throw test::DropConnection();
             return to_quantity(estimate);
         }
+        if (method == "eth_getCode" && !code_answers) throw std::runtime_error("method not supported");
         if (method == "eth_getCode")
             return l2 == L2::kOp && to_lower(params[0].get<std::string>()) == "0x420000000000000000000000000000000000000f"
                        ? "0x6080"
@@ -904,6 +906,21 @@ TEST_CASE("l2: an OP Stack chain whose oracle does not answer is not sent to (it
     for (const auto& o : report.outcomes) CHECK(o.fault == Fault::kFees);
     CHECK(rig.sends_seen() == 0);
     CHECK(rig.history().empty());
+}
+
+TEST_CASE("l2: a chain whose kind cannot be read is not sent to until it can; \"l2\" in the config skips the probe", "[chain][l2]") {
+    Rig rig(1);
+    rig.chain.code_answers = false;
+    auto plan = rig.prepare();
+    REQUIRE(plan.plan.fee_problem.has_value());
+    CHECK(plan.plan.fee_problem->fault == Fault::kFees);
+    CHECK(plan.plan.fee_problem->message.find("\"l2\"") != std::string::npos);
+    (void)rig.commit(plan);
+    CHECK(rig.sends_seen() == 0);
+    rig.chain.code_answers = true;  // the next poll asks again
+    auto next = rig.prepare();
+    CHECK(next.plan.snapshot.l2 == funding::L2Kind::kNone);
+    CHECK_FALSE(next.plan.fee_problem.has_value());
 }
 
 TEST_CASE("l2: on Arbitrum the gas limit is eth_estimateGas x gasMargin, never 21000", "[chain][l2]") {
