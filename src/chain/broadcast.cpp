@@ -21,12 +21,20 @@ std::vector<rpc::Call> calls_of(const char* method, const std::vector<std::strin
     return calls;
 }
 
+// An eth_chainId answer of the network's own chain (a batch whose answers lead to a ledger write
+// or a send carries one: an endpoint that failed over to another chain decides nothing).
+bool on_our_chain(const Context& ctx, const rpc::CallResult& chain_id) {
+    const auto id = chain_id.ok() ? rpc::as_u64(*chain_id.result) : std::nullopt;
+    return id && (!ctx.net.chain_id || *id == *ctx.net.chain_id);
+}
+
 // After any answer other than a hash: the chain decides, in one batch (the bank's latest and
 // pending nonce, then each transaction's own hash and its receipt). Words never decide alone.
 net::awaitable<void> gather_evidence(Context& ctx, const std::vector<ledger::Entry>& entries, std::vector<Sent>& sent) {
     std::vector<std::size_t> which;
     std::vector<rpc::Call> calls;
     const auto bank = ctx.signer->address().lower();
+    calls.push_back({"eth_chainId", json::array()});
     calls.push_back({"eth_getTransactionCount", json::array({bank, "latest"})});
     calls.push_back({"eth_getTransactionCount", json::array({bank, "pending"})});
     for (std::size_t k = 0; k < sent.size(); ++k)
@@ -44,17 +52,22 @@ net::awaitable<void> gather_evidence(Context& ctx, const std::vector<ledger::Ent
                      "is unknown (reconcile settles it)",
                      ctx.net.name, which.size(), e.what());
     }
+    if (!r.empty() && !on_our_chain(ctx, r[0])) {
+        spdlog::warn("{}: the evidence for {} send(s) came from another chain (or without its id): their fate is unknown",
+                     ctx.net.name, which.size());
+        r.clear();
+    }
     SendEvidence common;
     if (!r.empty()) {
-        common.latest_nonce = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-        common.pending_nonce = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
+        common.latest_nonce = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
+        common.pending_nonce = r[2].ok() ? rpc::as_u64(*r[2].result) : std::nullopt;
     }
     for (std::size_t c = 0; c < which.size(); ++c) {
         auto& s = sent[which[c]];
         SendEvidence ev = common;
         if (!r.empty()) {
-            const auto& by_hash = r[2 + 2 * c];
-            const auto& receipt = r[3 + 2 * c];
+            const auto& by_hash = r[3 + 2 * c];
+            const auto& receipt = r[4 + 2 * c];
             ev.answered = by_hash.ok() && receipt.ok();
             ev.held = by_hash.ok() && !by_hash.result->is_null();
             ev.mined = receipt.ok() && !receipt.result->is_null();
@@ -73,7 +86,8 @@ std::string Sent::why() const {
 
 net::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vector<ledger::Entry> entries) {
     if (entries.empty()) co_return entries;
-    std::vector<rpc::Call> calls{{"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})}};
+    std::vector<rpc::Call> calls{{"eth_chainId", json::array()},
+                                 {"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})}};
     for (const auto& e : entries) calls.push_back({"eth_getTransactionByHash", json::array({e.tx_hash})});
     std::vector<rpc::CallResult> r;
     try {
@@ -82,11 +96,11 @@ net::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vecto
         spdlog::warn("{}: cannot ask the chain before a re-broadcast ({}); not re-broadcasting now", ctx.net.name, e.what());
         co_return std::vector<ledger::Entry>{};
     }
-    const auto latest = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-    if (!latest) co_return std::vector<ledger::Entry>{};
+    const auto latest = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
+    if (!latest || !on_our_chain(ctx, r[0])) co_return std::vector<ledger::Entry>{};
     std::vector<ledger::Entry> out;
     for (std::size_t k = 0; k < entries.size(); ++k)
-        if (entries[k].nonce >= *latest && r[k + 1].ok() && r[k + 1].result->is_null()) out.push_back(std::move(entries[k]));
+        if (entries[k].nonce >= *latest && r[k + 2].ok() && r[k + 2].result->is_null()) out.push_back(std::move(entries[k]));
     co_return out;
 }
 

@@ -34,7 +34,8 @@ void choose(const Context& ctx, const RoundPlan& plan, std::vector<Payment>& pay
     const auto& snap = plan.plan.snapshot;
     const Fees& fees = *plan.plan.fees;
     std::uint64_t nonce = plan.first_nonce;
-    Wei available = *snap.bank_balance;
+    // What our unresolved transactions may still take leaves the bank first.
+    Wei available = *snap.bank_balance > plan.in_flight ? *snap.bank_balance - plan.in_flight : Wei(0);
     for (auto& p : payments) {
         const auto& t = p.outcome.topup;
         if (t.gas_limit == 0) {
@@ -168,6 +169,12 @@ net::awaitable<StepReport> send_payments(Context& ctx, const RoundPlan& plan, st
     co_return report;
 }
 
+std::string join_nonces(const std::vector<std::uint64_t>& nonces) {
+    std::string out;
+    for (auto n : nonces) out += (out.empty() ? "" : ", ") + std::to_string(n);
+    return out;
+}
+
 // Why no payment can be sent at all, if so.
 std::optional<Problem> cannot_send(const NetworkPlan& p) {
     if (!p.fees) return p.fee_problem.value_or(Problem{Fault::kFees, "no fee information"});
@@ -179,7 +186,12 @@ std::optional<Problem> cannot_send(const NetworkPlan& p) {
 
 net::awaitable<RoundReport> commit_round(Context& ctx, const RoundPlan& plan, const CommitOptions& opt) {
     auto payments = payments_of(plan);
-    StepReport steps = co_await resolve_pending(ctx, plan.pending, plan.plan.snapshot.block);
+    const auto block = ctx.block_at_least(plan.plan.snapshot.block);
+    StepReport steps = co_await resolve_pending(ctx, plan.pending, block);
+    if (!plan.gaps.empty() && plan.plan.fees) {  // every Round, whatever became of an earlier filler
+        spdlog::warn("{}: nonce(s) {} hold ours back: filling them", ctx.net.name, join_nonces(plan.gaps));
+        steps += co_await fill_gaps(ctx, *plan.plan.fees, plan.plan.snapshot.chain_id, block, plan.gaps);
+    }
     if (!payments.empty()) {
         if (const auto problem = cannot_send(plan.plan)) fail_unsent(payments, 0, *problem);
         else {

@@ -88,7 +88,7 @@ private:
 
     net::awaitable<bool> fetch(const std::vector<std::size_t>& w, std::optional<std::uint64_t>& block, std::vector<Mined>& mined) {
         last_fetch_ = Clock::now();
-        std::vector<rpc::Call> calls{{"eth_blockNumber", json::array()}};
+        std::vector<rpc::Call> calls{{"eth_chainId", json::array()}, {"eth_blockNumber", json::array()}};
         std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (payment, entry)
         for (auto i : w)
             for (std::size_t k = 0; k < pay_[i].entries.size(); ++k) {
@@ -102,13 +102,27 @@ private:
             spdlog::warn("{}: receipt poll failed: {}", ctx_.net.name, e.what());
             co_return false;
         }
-        block = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-        if (block) receipts_block_ = block;
+        // What is written from this batch is written only for the chain it is meant for.
+        const auto chain = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+        if (!chain || (ctx_.net.chain_id && *chain != *ctx_.net.chain_id)) {
+            spdlog::warn("{}: receipt poll: {}; nothing recorded", ctx_.net.name,
+                         chain ? "chain id " + std::to_string(*chain) + ", expected " + std::to_string(*ctx_.net.chain_id)
+                               : std::string("eth_chainId failed"));
+            co_return false;
+        }
+        block = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
+        if (block) {
+            receipts_block_ = block;
+            ctx_.saw(*block);
+            block = ctx_.block_at_least(*block);
+        }
         for (std::size_t c = 0; c < which.size(); ++c) {
-            const auto& res = r[c + 1];
+            const auto& res = r[c + 2];
             if (!res.ok() || res.result->is_null()) continue;
             auto rec = rpc::as_receipt(*res.result);
-            if (rec) mined.push_back({which[c].first, which[c].second, *rec});
+            if (!rec) continue;
+            ctx_.saw(rec->block);
+            mined.push_back({which[c].first, which[c].second, *rec});
         }
         co_return true;
     }
@@ -145,7 +159,7 @@ private:
                     const auto& p = pay_[m.payment];
                     const auto& e = p.entries[m.entry];
                     ctx_.ledger->confirmed(e.id, m.receipt.success, m.receipt.block, m.receipt.gas_used, p.outcome.fee_paid,
-                                           p.outcome.l1_fee, p.outcome.operator_fee);
+                                           p.outcome.l1_fee, p.outcome.operator_fee, m.receipt.block_hash);
                     for (const auto& other : p.entries)
                         if (other.id != e.id) ctx_.ledger->replaced(other.id, e.tx_hash);
                 }

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "keymaster/common/text.hpp"
 #include "keymaster/funding/pending.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
@@ -13,6 +14,7 @@ namespace {
 
 namespace net = boost::asio;
 using nlohmann::json;
+using funding::NonceState;
 
 // Entries sharing a nonce are one payment (replacements): judged together, oldest first.
 using Groups = std::map<std::uint64_t, std::vector<std::size_t>>;
@@ -23,9 +25,23 @@ Groups group_by_nonce(const std::vector<ledger::Entry>& pending) {
     return g;
 }
 
-Expected<std::vector<ledger::Entry>> read_pending(const Context& ctx) {
+// The ledger's entries of this bank on this chain (whatever network name they were journaled
+// under); before the chain id is known (a dry run's first Round), those of the network's name.
+struct Ours {
+    std::vector<ledger::Entry> pending, unfinal;
+};
+
+Expected<Ours> read_ours(const Context& ctx, bool with_unfinal) {
+    const auto bank = ctx.signer->address().checksummed();
     try {
-        return ctx.ledger->pending(ctx.net.name, ctx.signer->address().checksummed());
+        Ours o;
+        if (!ctx.net.chain_id) {
+            o.pending = ctx.ledger->pending(ctx.net.name, bank);
+            return o;
+        }
+        o.pending = ctx.ledger->pending(*ctx.net.chain_id, bank);
+        if (with_unfinal) o.unfinal = ctx.ledger->unfinal(*ctx.net.chain_id, bank);
+        return o;
     } catch (const std::exception& e) {
         return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
     }
@@ -42,110 +58,386 @@ PendingAction action_for(const Context& ctx, const std::vector<ledger::Entry>& p
     return a;
 }
 
-// What the chain says about the unresolved entries: latest nonce, block, and each receipt.
-struct ChainFacts {
-    std::uint64_t latest_nonce = 0, block = 0;
-    std::vector<std::optional<rpc::ReceiptInfo>> receipts;
+// The most an entry's fees can cost: its gas limit at its per-gas cap.
+Wei worst_fee(const ledger::Entry& e) { return Wei(e.gas_limit) * (e.tx_type == 2 ? e.max_fee : e.gas_price); }
+
+// An unresolved payment in the view: its account waits, its nonce is ours, the reserve counts it.
+void add_unresolved(LedgerView& view, PendingAction a) {
+    if (auto to = eth::Address::parse(a.entry.recipient)) view.busy.insert(*to);
+    view.next_nonce = std::max(view.next_nonce.value_or(0), a.entry.nonce + 1);
+    view.nonces.insert(a.entry.nonce);
+    view.in_flight.push_back({a.entry.nonce, a.entry.role == "nonce-filler" ? Wei(0) : a.entry.amount, worst_fee(a.entry)});
+    view.pending.push_back(std::move(a));
+}
+
+// One answer of the batch: its result, or whether the call failed.
+struct Answer {
+    std::optional<json> result;  // null results included
+    bool failed = true;
 };
 
-net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const std::vector<ledger::Entry>& pending) {
-    std::vector<rpc::Call> calls;
-    calls.push_back({"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})});
-    calls.push_back({"eth_blockNumber", json::array()});
-    for (const auto& e : pending) calls.push_back({"eth_getTransactionReceipt", json::array({e.tx_hash})});
+// The reconcile batch, built with each call's place remembered (never read by position).
+class Batch {
+public:
+    std::size_t add(std::string method, json params) {
+        calls_.push_back({std::move(method), std::move(params)});
+        return calls_.size() - 1;
+    }
+    std::vector<rpc::Call> take() { return std::move(calls_); }
+
+private:
+    std::vector<rpc::Call> calls_;
+};
+
+Answer answer_of(const std::vector<rpc::CallResult>& r, std::size_t i) {
+    if (i >= r.size() || !r[i].ok()) return {};
+    return {*r[i].result, false};
+}
+
+// What the chain says, in one batch: its id, the bank's latest nonce, the latest block, the
+// finalized block (where asked and answered); per unresolved entry its receipt and the
+// transaction by hash; per mined entry not final its receipt and the block at its height.
+struct ChainFacts {
+    std::uint64_t chain_id = 0, latest_nonce = 0, block = 0;
+    std::optional<std::uint64_t> finalized;
+    bool fresh = true;  // not older than the newest block seen before this batch
+    struct Of {
+        std::optional<rpc::ReceiptInfo> receipt;
+        bool receipt_failed = false;
+        std::optional<rpc::TxInfo> tx;  // by hash (pending entries)
+        bool tx_failed = false;
+    };
+    std::vector<Of> pending, unfinal;
+    std::map<std::uint64_t, std::optional<std::string>> hash_at;  // height -> block hash ("" none; nullopt failed)
+};
+
+ChainFacts::Of read_of(const std::vector<rpc::CallResult>& r, std::size_t receipt_at, std::optional<std::size_t> tx_at) {
+    ChainFacts::Of o;
+    const auto rec = answer_of(r, receipt_at);
+    o.receipt_failed = rec.failed;
+    if (!rec.failed && !rec.result->is_null()) {
+        o.receipt = rpc::as_receipt(*rec.result);
+        o.receipt_failed = !o.receipt;
+    }
+    if (tx_at) {
+        const auto tx = answer_of(r, *tx_at);
+        o.tx_failed = tx.failed;
+        if (!tx.failed && !tx.result->is_null()) o.tx = rpc::as_tx(*tx.result);
+    }
+    return o;
+}
+
+net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const Ours& ours) {
+    Batch b;
+    const auto at_chain = b.add("eth_chainId", json::array());
+    const auto at_nonce = b.add("eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"}));
+    const auto at_block = b.add("eth_blockNumber", json::array());
+    std::optional<std::size_t> at_final;
+    if (!ours.unfinal.empty() && !ctx.net.finality) at_final = b.add("eth_getBlockByNumber", json::array({"finalized", false}));
+    std::vector<std::pair<std::size_t, std::size_t>> pending_at, unfinal_at;
+    for (const auto& e : ours.pending)
+        pending_at.emplace_back(b.add("eth_getTransactionReceipt", json::array({e.tx_hash})),
+                                b.add("eth_getTransactionByHash", json::array({e.tx_hash})));
+    std::map<std::uint64_t, std::size_t> height_at;
+    for (const auto& e : ours.unfinal) {
+        unfinal_at.emplace_back(b.add("eth_getTransactionReceipt", json::array({e.tx_hash})), 0);
+        if (!height_at.count(e.block))
+            height_at[e.block] = b.add("eth_getBlockByNumber", json::array({to_quantity(Wei(e.block)), false}));
+    }
     std::vector<rpc::CallResult> r;
     try {
-        r = co_await ctx.client.batch(std::move(calls));
+        r = co_await ctx.client.batch(b.take());
     } catch (const std::exception& e) {
         co_return Problem{Fault::kPoll, std::string("cannot reconcile the ledger: ") + e.what()};
     }
-    const auto latest = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-    const auto block = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
-    if (!latest || !block)
-        co_return Problem{Fault::kPoll, "cannot reconcile the ledger: eth_getTransactionCount or eth_blockNumber failed"};
-    ChainFacts f{*latest, *block, {}};
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-        const auto& res = r[i + 2];
-        if (!res.ok()) co_return Problem{Fault::kPoll, "cannot reconcile the ledger: receipt query failed: " + res.error->message()};
-        f.receipts.push_back(res.result->is_null() ? std::nullopt : rpc::as_receipt(*res.result));
+    const auto chain = answer_of(r, at_chain), latest = answer_of(r, at_nonce), block = answer_of(r, at_block);
+    const auto chain_id = chain.failed ? std::nullopt : rpc::as_u64(*chain.result);
+    const auto nonce = latest.failed ? std::nullopt : rpc::as_u64(*latest.result);
+    const auto head = block.failed ? std::nullopt : rpc::as_u64(*block.result);
+    if (!chain_id || !nonce || !head)
+        co_return Problem{Fault::kPoll, "cannot reconcile the ledger: eth_chainId, eth_getTransactionCount or eth_blockNumber failed"};
+    if (ctx.net.chain_id && *chain_id != *ctx.net.chain_id)
+        co_return Problem{Fault::kChainId, "chain id mismatch: expected " + std::to_string(*ctx.net.chain_id) +
+                                               ", endpoint reports " + std::to_string(*chain_id) + "; the ledger is not touched"};
+    ChainFacts f;
+    f.chain_id = *chain_id;
+    f.latest_nonce = *nonce;
+    f.block = *head;
+    f.fresh = !funding::is_stale(*head, ctx.block_at_least(0));
+    ctx.saw(*head);
+    if (at_final)
+        if (const auto fin = answer_of(r, *at_final); !fin.failed && !fin.result->is_null())
+            if (const auto info = rpc::as_block(*fin.result)) f.finalized = info->number;
+    for (const auto& [rec, tx] : pending_at) f.pending.push_back(read_of(r, rec, tx));
+    for (const auto& [rec, _] : unfinal_at) f.unfinal.push_back(read_of(r, rec, std::nullopt));
+    for (const auto& [height, at] : height_at) {
+        const auto a = answer_of(r, at);
+        if (a.failed) f.hash_at[height] = std::nullopt;
+        else if (a.result->is_null()) f.hash_at[height] = std::string();
+        else if (const auto info = rpc::as_block(*a.result); info && !info->hash.empty()) f.hash_at[height] = info->hash;
+        else f.hash_at[height] = std::nullopt;
     }
+    for (const auto& o : f.pending)
+        if (o.receipt) ctx.saw(o.receipt->block);
     co_return f;
 }
 
-// Records one nonce's fate in the ledger (inside the caller's transaction); adds to `view`.
-void settle_nonce(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
-                  const ChainFacts& facts, LedgerView& view) {
+// --- The search for the transaction that used a nonce (only for nonces seen taken for a while
+// with no receipt of ours: a node without receipts, or a drop) ---
+
+// Who used `nonce` of the bank, from the chain's blocks: the first block where the bank's nonce
+// count passes it (probed 16 heights a batch between `lo`, where it had not, and `hi`), then that
+// block's transactions. Any failed query leaves it unknown.
+struct NonceUse {
+    funding::NonceUser user = funding::NonceUser::kUnknown;
+    std::optional<rpc::TxInfo> tx;  // the transaction that used it
+};
+
+net::awaitable<std::optional<std::uint64_t>> block_using(Context& ctx, std::uint64_t nonce, std::uint64_t lo, std::uint64_t hi) {
+    const auto bank = ctx.signer->address().lower();
+    while (hi - lo > 1) {
+        std::vector<std::uint64_t> heights;
+        const std::uint64_t step = std::max<std::uint64_t>(1, (hi - lo) / 17);
+        for (std::uint64_t h = lo + step; h < hi && heights.size() < 16; h += step) heights.push_back(h);
+        std::vector<rpc::Call> calls;
+        for (auto h : heights) calls.push_back({"eth_getTransactionCount", json::array({bank, to_quantity(Wei(h))})});
+        std::vector<rpc::CallResult> r;
+        try {
+            r = co_await ctx.client.batch(std::move(calls));
+        } catch (const std::exception&) {
+            co_return std::nullopt;
+        }
+        std::uint64_t next_lo = lo, next_hi = hi;
+        for (std::size_t k = 0; k < heights.size(); ++k) {
+            const auto count = r[k].ok() ? rpc::as_u64(*r[k].result) : std::nullopt;
+            if (!count) co_return std::nullopt;  // (a pruned node has no state there)
+            if (*count > nonce) {
+                next_hi = heights[k];
+                break;
+            }
+            next_lo = heights[k];
+        }
+        lo = next_lo;
+        hi = next_hi;
+    }
+    co_return hi;
+}
+
+net::awaitable<NonceUse> who_used(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
+                                  std::uint64_t newest) {
     const std::uint64_t nonce = pending[members.front()].nonce;
-    std::optional<std::size_t> mined;
+    std::uint64_t lo = newest;
+    for (auto i : members) lo = std::min(lo, pending[i].sent_block);
+    lo = lo > 0 ? lo - 1 : 0;
+    NonceUse out;
+    const auto height = co_await block_using(ctx, nonce, lo, newest);
+    if (!height) co_return out;
+    json block;
+    try {
+        std::string method = "eth_getBlockByNumber";  // (GCC 12: no literal inside co_await)
+        json params = json::array({to_quantity(Wei(*height)), true});
+        block = co_await ctx.client.call(std::move(method), std::move(params));
+    } catch (const std::exception&) {
+        co_return out;
+    }
+    if (!block.is_object() || !block.contains("transactions") || !block["transactions"].is_array()) co_return out;
+    const auto bank = ctx.signer->address().lower();
+    for (const auto& t : block["transactions"]) {
+        auto tx = rpc::as_tx(t);
+        if (!tx || tx->from != bank || tx->nonce != nonce) continue;
+        if (tx->block_hash.empty() && block.contains("hash") && block["hash"].is_string()) tx->block_hash = block["hash"].get<std::string>();
+        if (!tx->block) tx->block = *height;
+        out.user = funding::NonceUser::kOther;
+        for (auto i : members)
+            if (to_lower(pending[i].tx_hash) == tx->hash) out.user = funding::NonceUser::kOurs;
+        out.tx = std::move(tx);
+        co_return out;
+    }
+    co_return out;
+}
+
+// --- Recording what the chain proved (inside one ledger transaction) ---
+
+// A receipt of ours: the nonce's payment is mined; its other transactions were replaced by it.
+void book_receipt(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members, std::size_t mined,
+                  const rpc::ReceiptInfo& rec, LedgerView& view) {
+    auto done = pending[mined];
+    const auto paid = paid_for(ctx, done, rec);
+    done.fee_paid = paid.total();
+    done.l1_fee = paid.l1;
+    done.operator_fee = paid.operator_fee;
+    ctx.ledger->confirmed(done.id, rec.success, rec.block, rec.gas_used, done.fee_paid, done.l1_fee, done.operator_fee, rec.block_hash);
+    for (auto i : members)
+        if (i != mined) ctx.ledger->replaced(pending[i].id, done.tx_hash);
+    done.state = rec.success ? ledger::State::kConfirmed : ledger::State::kFailed;
+    done.block = rec.block;
+    view.log.push_back(done.tx_hash + (rec.success ? " confirmed" : " reverted") + " in block " + std::to_string(rec.block));
+    view.settled.push_back(std::move(done));
+}
+
+// Mined as the node shows it by hash or in a block, with no receipt: confirmed at the most its
+// fee can be (its gas limit at the price it paid where shown, else its cap), marked estimated
+// until a receipt is seen while it is not final.
+void book_without_receipt(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
+                          const rpc::TxInfo& tx, LedgerView& view) {
+    std::size_t mined = members.back();
+    for (auto i : members)
+        if (to_lower(pending[i].tx_hash) == tx.hash) mined = i;
+    auto done = pending[mined];
+    const Wei price = tx.gas_price.value_or(done.tx_type == 2 ? done.max_fee : done.gas_price);
+    done.fee_paid = Wei(done.gas_limit) * price;
+    ctx.ledger->confirmed(done.id, true, *tx.block, done.gas_limit, done.fee_paid, 0, 0, tx.block_hash, true);
+    for (auto i : members)
+        if (i != mined) ctx.ledger->replaced(pending[i].id, done.tx_hash);
+    done.state = ledger::State::kConfirmed;
+    done.block = *tx.block;
+    done.fee_estimated = true;
+    view.log.push_back(done.tx_hash + " mined in block " + std::to_string(*tx.block) +
+                       " (the node serves no receipt for it: fee booked at most " + done.fee_paid.str() + " wei, estimated)");
+    view.settled.push_back(std::move(done));
+}
+
+void book_dropped(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
+                  const rpc::TxInfo& by, LedgerView& view) {
+    const std::uint64_t nonce = pending[members.front()].nonce;
+    const std::string why = "nonce " + std::to_string(nonce) + " used by " + by.hash + " in block " + std::to_string(by.block.value_or(0)) +
+                            ", not ours";
+    for (auto i : members) {
+        ctx.ledger->mark(pending[i].id, ledger::State::kDropped, why);
+        auto done = pending[i];
+        done.state = ledger::State::kDropped;
+        view.settled.push_back(std::move(done));
+    }
+    view.log.push_back(pending[members.back()].tx_hash + " dropped: " + why + "; the account is decided afresh");
+}
+
+// What one nonce's evidence says (no ledger change), from the batch.
+funding::NonceJudgement judge(const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members, const ChainFacts& f,
+                              std::uint64_t newest) {
+    funding::NonceEvidence ev;
     std::optional<std::uint64_t> since;
     for (auto i : members) {
-        if (facts.receipts[i]) mined = i;
+        const auto& o = f.pending[i];
+        ev.receipt = ev.receipt || o.receipt.has_value();
+        ev.mined_by_hash = ev.mined_by_hash || (o.tx && o.tx->block);
+        ev.failed_query = ev.failed_query || o.receipt_failed || o.tx_failed;
         if (pending[i].taken_block) since = std::min(since.value_or(pending[i].taken_block), pending[i].taken_block);
     }
-    const auto j = funding::judge_nonce(mined.has_value(), facts.latest_nonce > nonce, since, facts.block);
-    auto& ledger = *ctx.ledger;
+    ev.taken = f.latest_nonce > pending[members.front()].nonce;
+    return funding::judge_nonce(ev, since, newest);
+}
+
+// One nonce's fate, recorded (inside the caller's transaction) and added to `view`. `use`: what
+// the search found, for a kSearch nonce.
+void settle_nonce(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members, const ChainFacts& f,
+                  const funding::NonceJudgement& j, const NonceUse& use, std::uint64_t newest, LedgerView& view) {
+    const std::uint64_t nonce = pending[members.front()].nonce;
     switch (j.state) {
-        case funding::NonceState::kMined: {
-            auto done = pending[*mined];
-            const auto& rec = *facts.receipts[*mined];
-            const auto paid = paid_for(ctx, done, rec);
-            done.fee_paid = paid.total();
-            done.l1_fee = paid.l1;
-            done.operator_fee = paid.operator_fee;
-            ledger.confirmed(done.id, rec.success, rec.block, rec.gas_used, done.fee_paid, done.l1_fee, done.operator_fee);
+        case NonceState::kMined:
             for (auto i : members)
-                if (i != *mined) ledger.replaced(pending[i].id, done.tx_hash);
-            done.state = rec.success ? ledger::State::kConfirmed : ledger::State::kFailed;
-            done.block = rec.block;
-            view.log.push_back(done.tx_hash + (rec.success ? " confirmed" : " reverted") + " in block " + std::to_string(rec.block));
-            view.settled.push_back(std::move(done));
-            return;
-        }
-        case funding::NonceState::kDropped:
-            for (auto i : members) {
-                ledger.mark(pending[i].id, ledger::State::kDropped,
-                            "nonce " + std::to_string(nonce) + " used by another transaction since block " +
-                                std::to_string(*j.taken_since) + ", no receipt of ours");
-                auto done = pending[i];
-                done.state = ledger::State::kDropped;
-                view.settled.push_back(std::move(done));
-            }
-            view.log.push_back(pending[members.back()].tx_hash + " dropped: nonce " + std::to_string(nonce) +
-                               " used by another transaction since block " + std::to_string(*j.taken_since) +
-                               "; the account is decided afresh");
-            return;
-        case funding::NonceState::kTaken:
-        case funding::NonceState::kUnmined: break;
+                if (f.pending[i].receipt) return book_receipt(ctx, pending, members, i, *f.pending[i].receipt, view);
+            break;
+        case NonceState::kMinedNoReceipt:
+            for (auto i : members)
+                if (f.pending[i].tx && f.pending[i].tx->block) return book_without_receipt(ctx, pending, members, *f.pending[i].tx, view);
+            break;
+        case NonceState::kSearch:
+            if (use.user == funding::NonceUser::kOurs) return book_without_receipt(ctx, pending, members, *use.tx, view);
+            if (use.user == funding::NonceUser::kOther && f.fresh) return book_dropped(ctx, pending, members, *use.tx, view);
+            break;
+        case NonceState::kUnknown:
+        case NonceState::kTaken:
+        case NonceState::kUnmined: break;
     }
-    const std::uint64_t want = j.state == funding::NonceState::kTaken ? *j.taken_since : 0;
-    for (auto i : members)
-        if (pending[i].taken_block != want) ledger.taken(pending[i].id, want);
-    auto a = action_for(ctx, pending, members, facts.block);
-    if (j.state == funding::NonceState::kTaken) {
+    const bool taken = j.state == NonceState::kTaken || j.state == NonceState::kSearch;
+    if (j.state != NonceState::kUnknown) {
+        const std::uint64_t want = taken ? *j.taken_since : 0;
+        for (auto i : members)
+            if (pending[i].taken_block != want) ctx.ledger->taken(pending[i].id, want);
+    }
+    auto a = action_for(ctx, pending, members, newest);
+    if (j.state != NonceState::kUnmined) {
         a.kind = PendingAction::Kind::kWait;
-        a.note = "nonce taken since block " + std::to_string(want) + ", no receipt of ours yet: dropped after " +
-                 std::to_string(funding::kDropEvidenceBlocks) + " blocks";
+        a.note = j.state == NonceState::kUnknown
+                     ? "the node did not answer about it: it waits"
+                     : "nonce taken since block " + std::to_string(*j.taken_since) +
+                           ", no receipt of ours yet: the chain's blocks decide whether it is ours (mined) or another's (dropped)";
         view.log.push_back(a.entry.tx_hash + " (nonce " + std::to_string(nonce) + "): " + a.note);
     }
-    if (auto to = eth::Address::parse(a.entry.recipient)) view.busy.insert(*to);
-    view.next_nonce = std::max(view.next_nonce.value_or(0), nonce + 1);
-    view.pending.push_back(std::move(a));
+    add_unresolved(view, std::move(a));
+}
+
+// A mined entry not final yet, re-checked: still there (final when its block is), moved to another
+// block (booked there), or gone (sent again: the account waits, the same bytes go out again).
+void recheck(Context& ctx, const ledger::Entry& e, const ChainFacts::Of& o, const ChainFacts& f, std::uint64_t newest, LedgerView& view) {
+    funding::MinedEvidence ev;
+    if (o.receipt) ev.receipt = std::make_pair(o.receipt->block, o.receipt->block_hash);
+    ev.receipt_failed = o.receipt_failed;
+    if (const auto it = f.hash_at.find(e.block); it != f.hash_at.end()) ev.hash_at_height = it->second;
+    ev.fresh = f.fresh;
+    switch (funding::recheck_mined({e.block, e.block_hash}, ev)) {
+        case funding::Recheck::kUnknown: return;
+        case funding::Recheck::kHolds: {
+            if (o.receipt && e.fee_estimated) {  // the receipt came at last: the fee as paid
+                const auto paid = paid_for(ctx, e, *o.receipt);
+                ctx.ledger->confirmed(e.id, o.receipt->success, o.receipt->block, o.receipt->gas_used, paid.total(), paid.l1,
+                                      paid.operator_fee, o.receipt->block_hash);
+                view.log.push_back(e.tx_hash + ": receipt seen, fee booked as paid");
+            }
+            const auto depth = ctx.net.finality.value_or(funding::default_finality(f.chain_id));
+            if (funding::is_final(e.block, newest, depth, ctx.net.finality.has_value(), f.finalized)) ctx.ledger->finalized(e.id);
+            return;
+        }
+        case funding::Recheck::kMoved: {
+            const auto paid = paid_for(ctx, e, *o.receipt);
+            ctx.ledger->confirmed(e.id, o.receipt->success, o.receipt->block, o.receipt->gas_used, paid.total(), paid.l1,
+                                  paid.operator_fee, o.receipt->block_hash);
+            ++view.reorged;
+            view.log.push_back(e.tx_hash + " reorged: block " + std::to_string(e.block) + " no longer holds it; mined again in block " +
+                               std::to_string(o.receipt->block));
+            return;
+        }
+        case funding::Recheck::kGone: {
+            const std::string why = "reorged: block " + std::to_string(e.block) + " (" + e.block_hash + ") is no longer the chain's";
+            ctx.ledger->reorged(e.id, why);
+            ++view.reorged;
+            view.log.push_back(e.tx_hash + " " + why + "; it is unresolved again (the account waits, the same bytes are sent again if the node lost them)");
+            auto back = e;
+            back.state = ledger::State::kSent;
+            PendingAction a;
+            a.entry = back;
+            a.first_fees = fees_of(back);
+            a.kind = PendingAction::Kind::kRebroadcast;
+            a.note = "reorged out of block " + std::to_string(e.block) + ": commit sends it again if the node lost it";
+            add_unresolved(view, std::move(a));
+            return;
+        }
+    }
 }
 
 }  // namespace
 
 net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     LedgerView view;
-    const auto read = read_pending(ctx);
+    const auto read = read_ours(ctx, true);
     if (!read) co_return read.error();
-    const auto& pending = *read;
-    if (pending.empty()) co_return view;
-    const auto facts = co_await ask_chain(ctx, pending);
+    const auto& ours = *read;
+    if (ours.pending.empty() && ours.unfinal.empty()) co_return view;
+    const auto facts = co_await ask_chain(ctx, ours);
     if (!facts) co_return facts.error();
-    const auto groups = group_by_nonce(pending);
+    const std::uint64_t newest = ctx.block_at_least(facts->block);
+    const auto groups = group_by_nonce(ours.pending);
+    std::map<std::uint64_t, funding::NonceJudgement> judged;
+    std::map<std::uint64_t, NonceUse> used;
+    for (const auto& [nonce, members] : groups) {
+        judged[nonce] = judge(ours.pending, members, *facts, newest);
+        if (judged[nonce].state == NonceState::kSearch) used[nonce] = co_await who_used(ctx, ours.pending, members, newest);
+    }
     try {
         ctx.ledger->atomically([&] {
-            for (const auto& [nonce, members] : groups) settle_nonce(ctx, pending, members, *facts, view);
+            for (const auto& [nonce, members] : groups)
+                settle_nonce(ctx, ours.pending, members, *facts, judged[nonce], used[nonce], newest, view);
+            for (std::size_t i = 0; i < ours.unfinal.size(); ++i) recheck(ctx, ours.unfinal[i], facts->unfinal[i], *facts, newest, view);
         });
     } catch (const std::exception& e) {
         co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
@@ -155,15 +447,10 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
 
 Expected<LedgerView> pending_view(const Context& ctx) {
     LedgerView view;
-    const auto read = read_pending(ctx);
+    const auto read = read_ours(ctx, false);
     if (!read) return read.error();
-    const auto& pending = *read;
-    for (const auto& [nonce, members] : group_by_nonce(pending)) {
-        auto a = action_for(ctx, pending, members, 0);
-        if (auto to = eth::Address::parse(a.entry.recipient)) view.busy.insert(*to);
-        view.next_nonce = std::max(view.next_nonce.value_or(0), nonce + 1);
-        view.pending.push_back(std::move(a));
-    }
+    const auto& pending = read->pending;
+    for (const auto& [nonce, members] : group_by_nonce(pending)) add_unresolved(view, action_for(ctx, pending, members, 0));
     return view;
 }
 

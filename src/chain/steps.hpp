@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -12,10 +13,29 @@
 #include "keymaster/chain/round.hpp"
 #include "keymaster/chain/send_result.hpp"
 #include "keymaster/eth/transaction.hpp"
+#include "keymaster/funding/pending.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/signer/signer.hpp"
 
 namespace keymaster::chain::detail {
+
+//! What the Worker has seen of its chain, across Rounds: the newest block in any answer (polls,
+//! reconcile, receipts). A view older than it decides nothing a newer one could contradict, and
+//! block counts are taken from it, never from a number that went backwards.
+struct Seen {
+    std::uint64_t newest = 0;
+    void block(std::uint64_t b) { newest = std::max(newest, b); }
+    //! `b`, or the newest block seen if that is later.
+    [[nodiscard]] std::uint64_t at_least(std::uint64_t b) const { return std::max(newest, b); }
+};
+
+//! The sender lease a live Round holds for its bank on its chain (shared ledger only): journal()
+//! checks and extends it in the same ledger transaction as the intents it writes.
+struct SenderLease {
+    std::string name, holder;
+    std::uint64_t epoch = 0;
+    double seconds = 0;
+};
 
 //! What every step works with.
 struct Context {
@@ -25,6 +45,13 @@ struct Context {
     const config::Network& net;
     std::function<double()> now;     //!< the Worker's clock (unix seconds)
     std::function<void()> replaced;  //!< a replacement was broadcast (counted then, not at the Round's end)
+    Seen* seen = nullptr;            //!< the Worker's (none: nothing seen is kept)
+    const SenderLease* sender = nullptr;  //!< held for this Round (none: the ledger is not shared)
+    //! The newest block seen, or `b` if later.
+    [[nodiscard]] std::uint64_t block_at_least(std::uint64_t b) const { return seen ? seen->at_least(b) : b; }
+    void saw(std::uint64_t b) const {
+        if (seen) seen->block(b);
+    }
 };
 
 //! One top-up through commit, in one record: the decision, the transaction chosen for it, every
@@ -65,7 +92,8 @@ struct StepReport {
                                                                         const std::string& home, const std::string& role,
                                                                         std::uint64_t block);
 //! The one place an intent is journaled: every entry in one ledger transaction (one sync), each
-//! given its id and its creation time (the Worker's clock). Durable before any broadcast; on a
+//! given its id and its creation time (the Worker's clock), after checking in that transaction
+//! that the Round still holds its sender lease (ctx.sender). Durable before any broadcast; on a
 //! Problem (kLedger) none is written.
 [[nodiscard]] std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries);
 
@@ -124,11 +152,17 @@ struct LedgerView {
     std::vector<ledger::Entry> settled;
     std::set<eth::Address> busy;
     std::optional<std::uint64_t> next_nonce;
+    std::set<std::uint64_t> nonces;          //!< every unresolved nonce of ours
+    std::vector<funding::InFlight> in_flight;  //!< what the unresolved entries may still take from the bank
+    int reorged = 0;                         //!< mined entries whose block the chain no longer holds
     std::vector<std::string> log;
 };
-//! kLive: asks the chain about every unresolved entry (one batch) and records what it proves:
-//! mined (confirmed or reverted), dropped (with evidence over several blocks). kPoll or kLedger
-//! when the chain or the ledger cannot be used.
+//! kLive: asks the chain, in one batch that carries eth_chainId (a mismatch writes nothing), about
+//! every unresolved entry (receipt and by hash) and every mined one not final yet (receipt, the
+//! block at its height), and records what it proves: mined (confirmed or reverted; without a
+//! receipt, at an estimated fee), dropped (the block that used the nonce holds another
+//! transaction), reorged (back to sent), final. kChainId, kPoll or kLedger when the chain or the
+//! ledger cannot be used.
 [[nodiscard]] boost::asio::awaitable<Expected<LedgerView>> reconcile(Context& ctx);
 //! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
 [[nodiscard]] Expected<LedgerView> pending_view(const Context& ctx);

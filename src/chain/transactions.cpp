@@ -138,7 +138,10 @@ net::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth
 
 std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
     try {
-        ctx.ledger->record_intents(entries);
+        ctx.ledger->atomically([&] {
+            if (ctx.sender) ctx.ledger->hold_lease(ctx.sender->name, ctx.sender->holder, ctx.sender->epoch, ctx.sender->seconds);
+            ctx.ledger->record_intents(entries);
+        });
     } catch (const std::exception& ex) {
         return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
     }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "keymaster/chain/poll.hpp"
+#include "keymaster/funding/fees.hpp"
 #include "keymaster/funding/limits.hpp"
 #include "keymaster/common/text.hpp"
 #include "keymaster/funding/pending.hpp"
@@ -93,15 +94,83 @@ struct Worker::Impl {
     std::optional<funding::L2Kind> l2_kind;  // the kind of chain, once a poll has read it
     std::map<eth::Address, funding::ConfirmedTopUp> confirmed_since_poll;  // checked, then cleared, at each poll
     std::mt19937 rng{std::random_device{}()};
+    detail::Seen seen;  // the newest block seen on this network, across Rounds
+    double stale_logged = -1e18;  // when a stale view was last logged (once a minute)
+    // The sender lease (shared ledger): who we are, for how long a claim holds, and the claim held
+    // by the current live Round (none: not claimed, or not ours).
+    std::string sender_holder;
+    std::chrono::milliseconds sender_duration{0};
+    std::optional<detail::SenderLease> sender;
 
-    detail::Context context() { return detail::Context{client, signer, ledger, net_, now, {}}; }
+    detail::Context context() {
+        auto ctx = detail::Context{client, signer, ledger, net_, now, {}};
+        ctx.seen = &seen;
+        ctx.sender = sender ? &*sender : nullptr;
+        return ctx;
+    }
+
+    // Step 0 (kLive): the chain id, before the ledger is read by it (the first Round only, when
+    // the config has none: one eth_chainId).
+    net::awaitable<std::optional<Problem>> pin_chain_id() {
+        if (net_.chain_id) co_return std::nullopt;
+        try {
+            std::string method = "eth_chainId";  // (GCC 12: no literal inside co_await)
+            const auto id = rpc::as_u64(co_await client.call(std::move(method), json::array()));
+            if (!id) co_return Problem{Fault::kPoll, "eth_chainId: malformed answer"};
+            net_.chain_id = *id;
+            spdlog::info("{}: chain id {}", net_.name, *id);
+        } catch (const std::exception& e) {
+            co_return Problem{Fault::kPoll, std::string("eth_chainId failed: ") + e.what()};
+        }
+        co_return std::nullopt;
+    }
+
+    // Step 0b (kLive, shared ledger): the sender lease of this bank on this chain, whatever the
+    // processes or their configs are named: another holder means this Round sends nothing.
+    std::optional<Problem> claim_sender() {
+        sender.reset();
+        if (sender_holder.empty() || !ledger || !net_.chain_id) return std::nullopt;
+        const std::string name = kSenderLeasePrefix + std::to_string(*net_.chain_id) + ":" + bank.lower();
+        const double seconds = std::chrono::duration<double>(sender_duration).count();
+        try {
+            const auto lease = ledger->claim_lease(name, sender_holder, seconds);
+            if (!lease.mine)
+                return Problem{Fault::kSender, "bank " + bank.checksummed() + " on chain " + std::to_string(*net_.chain_id) +
+                                                   " is sent from by " + lease.holder + " (lease " + name + ", epoch " +
+                                                   std::to_string(lease.epoch) + "): nothing sent"};
+            sender = detail::SenderLease{name, sender_holder, lease.epoch, seconds};
+        } catch (const std::exception& e) {
+            return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
+        }
+        return std::nullopt;
+    }
 
     // Step 1: the ledger's unresolved entries (the accounts they pay wait). Step 2 is the poll.
     net::awaitable<Expected<detail::LedgerView>> read_ledger(Mode mode) {
+        if (mode == Mode::kLive) {
+            if (auto p = co_await pin_chain_id()) co_return *p;
+            if (auto p = claim_sender()) co_return *p;
+            auto ctx = context();
+            co_return co_await detail::reconcile(ctx);
+        }
         auto ctx = context();
-        if (mode == Mode::kLive) co_return co_await detail::reconcile(ctx);
         if (reads_ledger(mode)) co_return detail::pending_view(ctx);
         co_return detail::LedgerView{};
+    }
+
+    // Step 2b: a poll older than a block already seen decides nothing (read your own writes):
+    // counted, logged once a minute. Then it is seen.
+    bool stale_poll(const NetworkSnapshot& snap) {
+        if (!snap.reachable) return false;
+        const bool stale = funding::is_stale(snap.block, seen.newest);
+        if (stale && now() - stale_logged >= 60) {
+            stale_logged = now();
+            spdlog::warn("{}: the endpoint answered from block {}, older than block {} already seen (a backend behind "
+                         "another?): no top-up is planned from it (logged once a minute)",
+                         net_.name, snap.block, seen.newest);
+        }
+        seen.block(snap.block);
+        return stale;
     }
 
     // Step 3: the chain id is pinned by the first poll; every later one must see the same.
@@ -117,16 +186,17 @@ struct Worker::Impl {
 
     // Step 7: limits, from what the ledger saw sent in 24 hours (after step 5, the decision, and 6,
     // gas): what is left of limits.daily.
-    Expected<std::optional<Wei>> apply_limits(NetworkPlan& plan) {
+    Expected<std::optional<Wei>> apply_limits(NetworkPlan& plan, const Wei& in_flight) {
         if (!ledger) return std::optional<Wei>{};
         try {
             const double day_ago = now() - 86400;
-            const Wei spent = ledger->spent_since(net_.name, bank.checksummed(), day_ago);
+            const auto chain = plan.snapshot.chain_id;
+            const Wei spent = ledger->spent_since(chain, bank.checksummed(), day_ago);
             std::map<eth::Address, funding::Received> received;
             if (net_.limits.per_account.any())
-                for (const auto& [recipient, r] : ledger->received_since(net_.name, bank.checksummed(), day_ago))
+                for (const auto& [recipient, r] : ledger->received_since(chain, bank.checksummed(), day_ago))
                     if (auto a = eth::Address::parse(recipient)) received[*a] = {r.amount, r.count};
-            return funding::apply_limits(plan, net_.limits, spent, received);
+            return funding::apply_limits(plan, net_.limits, spent, received, in_flight);
         } catch (const std::exception& e) {
             return Problem{Fault::kLedger, std::string("cannot read spending from the ledger (") + e.what() +
                                                "); sending nothing this round"};
@@ -280,6 +350,7 @@ struct Worker::Impl {
         auto snap = co_await chain::poll(client, net_, bank, *accounts, l2_kind);
         if (snap.l2) l2_kind = snap.l2;  // detected once
         if (auto p = check_chain(snap)) rp.fail(*p);
+        rp.stale = stale_poll(snap);
         note_confirmed(rp.settled);
         rp.mismatches = co_await self_contradictions(snap, mode);
         confirmed_since_poll.clear();
@@ -289,6 +360,20 @@ struct Worker::Impl {
         }
         co_await decide(rp, std::move(snap), std::move(*view));
         co_return rp;
+    }
+
+    // Step 5b: balances that could mislead decide nothing: every one of a stale poll, and those
+    // the endpoint contradicts itself about (a top-up of ours it does not show).
+    void hold_misleading(RoundPlan& rp) {
+        if (rp.stale) {
+            funding::hold_unknown(rp.plan, {}, "stale view: block " + std::to_string(rp.plan.snapshot.block) + ", block " +
+                                                   std::to_string(seen.newest) + " already seen");
+            return;
+        }
+        std::set<eth::Address> contradicted;
+        for (auto i : rp.mismatches) contradicted.insert(rp.plan.snapshot.accounts[i].account.address);
+        if (!contradicted.empty())
+            funding::hold_unknown(rp.plan, contradicted, "the endpoint does not show our confirmed top-up: no second one");
     }
 
     // Steps 4 to 7, on a readable ledger and a reachable chain.
@@ -303,10 +388,21 @@ struct Worker::Impl {
         rp.plan = funding::make_plan(std::move(snap), net_, view.busy, std::move(measured.rates));
         rp.plan.bank_rate = measured.bank_rate;
         rp.pending = std::move(view.pending);
-        rp.first_nonce = std::max(rp.plan.snapshot.bank_nonce.value_or(0), view.next_nonce.value_or(0));
+        rp.reorged = view.reorged;
+        rp.in_flight = funding::in_flight_total(view.in_flight);
+        hold_misleading(rp);
+        const auto& s = rp.plan.snapshot;
+        // The next nonce: past every transaction the node holds, every one mined, and ours.
+        rp.first_nonce = std::max({s.bank_nonce.value_or(0), s.bank_latest_nonce.value_or(0), view.next_nonce.value_or(0)});
+        if (!rp.stale && s.bank_nonce)
+            rp.gaps = funding::nonce_gaps(std::max(*s.bank_nonce, s.bank_latest_nonce.value_or(0)), view.nonces);
+        if (!rp.gaps.empty() && !rp.plan.fees && !rp.plan.fee_problem) {  // a filler needs fees even with no top-up
+            if (auto fees = funding::choose_fees(s, net_)) rp.plan.fees = *fees;
+            else rp.plan.fee_problem = fees.error();
+        }
         if (!reads_ledger(rp.mode) || rp.plan.topups.empty()) co_return;
         rp.gas_problem = co_await estimate_gas(client, net_, rp.plan);
-        auto left = apply_limits(rp.plan);
+        auto left = apply_limits(rp.plan, rp.in_flight);
         if (left) rp.spend_remaining = *left;
         else rp.fail(left.error());
     }
@@ -365,7 +461,7 @@ void report_failure(const std::exception_ptr& error, const RoundObserver& observ
 
 bool RoundPlan::has_work() const {
     if (!can_commit()) return false;
-    if (!plan.topups.empty()) return true;
+    if (!plan.topups.empty() || !gaps.empty()) return true;
     return std::any_of(pending.begin(), pending.end(), [](const auto& a) { return a.kind != PendingAction::Kind::kWait; });
 }
 
@@ -430,5 +526,10 @@ const std::vector<funding::Account>& Worker::accounts() const { return *impl_->a
 bool Worker::ready() const { return impl_->ready; }
 std::vector<funding::BurnRate> Worker::burn_rates() const { return impl_->burn.rates(impl_->now()); }
 void Worker::set_clock(std::function<double()> now) { impl_->now = std::move(now); }
+void Worker::set_sender(std::string holder, std::chrono::milliseconds duration) {
+    impl_->sender_holder = std::move(holder);
+    impl_->sender_duration = duration;
+}
+std::string Worker::sender_lease() const { return impl_->sender ? impl_->sender->name : std::string(); }
 
 }  // namespace keymaster::chain

@@ -375,13 +375,22 @@ Fault print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans,
 
 // A live top-up on a shared (Postgres) ledger leads for its whole run, confirmation and receipts
 // included: refused while another keymaster leads. Released when it ends.
+// Its Workers hold the sender leases of their banks for as long (one sender per bank and chain,
+// whatever the processes are named), released with it.
 struct TopUpLease {
     std::unique_ptr<chain::Leadership> lead;
+    ledger::Ledger* ledger = nullptr;
+    std::chrono::milliseconds duration{0};
     TopUpLease() = default;
     TopUpLease(const TopUpLease&) = delete;
     TopUpLease& operator=(const TopUpLease&) = delete;
+    void senders(Session& s) const {
+        if (lead)
+            for (auto& w : s.workers) w->set_sender(lead->holder(), duration);
+    }
     ~TopUpLease() {
         try {
+            if (lead) ledger->release_held(chain::kSenderLeasePrefix, lead->holder());
             if (lead) lead->release();
         } catch (const std::exception& e) {
             std::cerr << "keymaster top-up: cannot release the lease (" << e.what() << "); it expires by itself\n";
@@ -392,7 +401,9 @@ struct TopUpLease {
 bool take_lease(const GlobalOptions& g, const TopUpOptions& o, ledger::Ledger& ledger, TopUpLease& out) {
     const auto name = lease_name(g);
     if (!name || o.dry_run) return true;
-    out.lead = std::make_unique<chain::Leadership>(ledger, *name, chain::holder_id(), o.confirm_timeout + std::chrono::minutes(10));
+    out.ledger = &ledger;
+    out.duration = o.confirm_timeout + std::chrono::minutes(10);
+    out.lead = std::make_unique<chain::Leadership>(ledger, *name, chain::holder_id(), out.duration);
     try {
         const auto l = out.lead->claim();
         if (l.mine) return true;
@@ -431,6 +442,7 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
     TopUpLease lease;
     if (!take_lease(g, o, *ledger, lease)) return kExitUsage;  // nothing sent
     s.open(*l, ledger.get());
+    lease.senders(s);
     // Prepare: nothing is broadcast before the confirmation.
     const auto plans = s.prepare(o.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive);
     Fault worst = Fault::kNone;

@@ -114,6 +114,21 @@ private:
             spdlog::error("lease {}: cannot claim it: {}; standing by", lead_->name(), e.what());
         }
         metrics_.leader(lead_->name(), lead_->leading());
+        keep_senders();
+    }
+
+    // The sender leases of our Workers' banks (one per bank and chain, claimed by their live
+    // Rounds): renewed with the group's lease while we lead it, so that between Rounds no other
+    // process takes a bank we send from; ended when we stop leading, so that the new leader can.
+    void keep_senders() {
+        const double seconds = std::chrono::duration<double>(o_.lease_duration).count();
+        try {
+            if (lead_->leading()) (void)ledger_->renew_held(chain::kSenderLeasePrefix, lead_->holder(), seconds);
+            else ledger_->release_held(chain::kSenderLeasePrefix, lead_->holder());
+        } catch (const std::exception& e) {
+            metrics_.error("", std::string(fault_scope(Fault::kLedger)));
+            spdlog::error("sender leases: cannot renew them: {}", e.what());
+        }
     }
 
     // Claims the lease every --lease-renew until shutdown, then releases it so that a standby
@@ -139,6 +154,7 @@ private:
         slot->worker = std::make_unique<chain::Worker>(io_.get_executor(), n, l.signers.at(n.name), l.accounts.at(n.name),
                                                        ledger_.get(), obs);
         slot->worker->set_clock(clock_);
+        if (lead_) slot->worker->set_sender(lead_->holder(), o_.lease_duration);  // one sender per bank and chain
         slot->view = std::make_unique<RoundView>(metrics_, *slot->worker, clock_);
         return slot;
     }
@@ -288,6 +304,7 @@ private:
     void release_lease() {
         if (!lead_) return;
         try {
+            ledger_->release_held(chain::kSenderLeasePrefix, lead_->holder());
             lead_->release();
             metrics_.leader(lead_->name(), false);
         } catch (const std::exception& e) {

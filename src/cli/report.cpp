@@ -92,6 +92,8 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     for (const auto& line : rp.ledger_log) spdlog::info("{}: ledger: {}", n.name, line);
     settled(rp.settled);
     metrics_.poll(n.name, seconds, snap.reachable, now_());
+    if (rp.reorged) metrics_.reorged(n.name, rp.reorged);
+    if (rp.stale) metrics_.stale_read(n.name);
     if (rp.problem) {
         last_error_ = rp.problem->message;
         count(rp.problem->fault);

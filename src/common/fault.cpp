@@ -23,6 +23,7 @@ public:
             case Fault::kSigning: return "signing failed";
             case Fault::kInternal: return "internal error";
             case Fault::kDeclined: return "confirmation declined";
+            case Fault::kSender: return "another process sends from this bank on this chain";
         }
         return "unknown fault";
     }
@@ -52,19 +53,20 @@ std::string_view fault_scope(Fault f) noexcept {
         case Fault::kSigning: return "topup";
         case Fault::kInternal: return "internal";
         case Fault::kDeclined: return "declined";
+        case Fault::kSender: return "sender";
     }
     return "internal";
 }
 
 const std::vector<std::string_view>& network_scopes() {
     static const std::vector<std::string_view> kScopes = {"poll",  "chain_id", "balance", "balance_mismatch", "bank_low",
-                                                          "bank",  "ledger",   "limit",   "topup"};
+                                                          "bank",  "ledger",   "limit",   "topup", "sender"};
     return kScopes;
 }
 
 int fault_exit_code(Fault f) noexcept {
     if (f == Fault::kNone) return 0;
-    return f == Fault::kConfig ? 2 : 1;
+    return f == Fault::kConfig || f == Fault::kSender ? 2 : 1;
 }
 
 Fault worse(Fault a, Fault b) noexcept { return fault_exit_code(b) > fault_exit_code(a) ? b : a; }

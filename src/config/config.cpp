@@ -387,6 +387,7 @@ public:
         }
         if (v.contains("bankThreshold")) net.bank_threshold = amount(v["bankThreshold"], path + ".bankThreshold");
         if (v.contains("batchSize")) net.batch_size = uint(v["batchSize"], path + ".batchSize", 1, 1000).value_or(100);
+        if (v.contains("finality")) net.finality = uint(v["finality"], path + ".finality", 1, 100'000);
         if (v.contains("replaceAfter")) {
             const auto& ra = v["replaceAfter"];
             const std::string rp = path + ".replaceAfter";
@@ -462,7 +463,7 @@ public:
         static const std::set<std::string> kKnown = {
             "name", "endpoint", "endpoints", "replicas", "bank", "threshold", "treshold", "watcherThreshold",
             "target", "roles", "agents", "ignore", "chainId", "gasLimit", "txType", "maxFeePerGas", "decimals",
-            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain", "runway", "l2", "l1FeeMargin", "gasMargin"};
+            "symbol", "bankThreshold", "batchSize", "limits", "replaceAfter", "replaceFeeCeiling", "domain", "runway", "l2", "l1FeeMargin", "gasMargin", "finality"};
         for (const auto& [k, _] : v.items())
             if (!kKnown.count(k)) warn(path + "." + k, "unknown key, ignored");
 

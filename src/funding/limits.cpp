@@ -37,12 +37,12 @@ bool per_account(TopUp& t, const config::PerAccountLimits& pa, const std::map<et
 }  // namespace
 
 std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h,
-                                const std::map<eth::Address, Received>& received) {
+                                const std::map<eth::Address, Received>& received, const Wei& in_flight) {
     std::optional<Wei> remaining;
     if (limits.daily) remaining = spent_24h >= *limits.daily ? Wei(0) : *limits.daily - spent_24h;
     const Wei balance = plan.snapshot.bank_balance.value_or(0);
     std::vector<TopUp> kept;
-    Wei total = 0, fees = 0;
+    Wei total = in_flight, fees = 0;  // (what is in flight leaves the bank first)
     auto amount_str = [](const Wei& w) { return format_units(w); };
     for (auto t : plan.topups) {
         if (limits.max_top_up && t.amount > *limits.max_top_up) t.amount = *limits.max_top_up;

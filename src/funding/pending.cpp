@@ -1,5 +1,7 @@
 #include "keymaster/funding/pending.hpp"
 
+#include <algorithm>
+
 namespace keymaster::funding {
 
 bool is_stuck(double created, std::uint64_t sent_block, const config::ReplaceAfter& after, double now,
@@ -8,12 +10,66 @@ bool is_stuck(double created, std::uint64_t sent_block, const config::ReplaceAft
            (sent_block > 0 && block >= sent_block + after.blocks);
 }
 
-NonceJudgement judge_nonce(bool mined, bool taken, std::optional<std::uint64_t> taken_since, std::uint64_t block) {
-    if (mined) return {NonceState::kMined, std::nullopt};
-    if (!taken) return {NonceState::kUnmined, std::nullopt};
+NonceJudgement judge_nonce(const NonceEvidence& e, std::optional<std::uint64_t> taken_since, std::uint64_t block) {
+    if (e.receipt) return {NonceState::kMined, std::nullopt};
+    if (e.mined_by_hash) return {NonceState::kMinedNoReceipt, std::nullopt};
+    if (e.failed_query) return {NonceState::kUnknown, taken_since};
+    if (!e.taken) return {NonceState::kUnmined, std::nullopt};
     const std::uint64_t since = taken_since && *taken_since <= block ? *taken_since : block;
-    if (block >= since + kDropEvidenceBlocks) return {NonceState::kDropped, since};
+    if (block >= since + kDropEvidenceBlocks) return {NonceState::kSearch, since};
     return {NonceState::kTaken, since};
+}
+
+Recheck recheck_mined(const MinedCheck& booked, const MinedEvidence& e) {
+    if (e.receipt) {
+        const bool same = e.receipt->first == booked.block && (booked.hash.empty() || e.receipt->second == booked.hash);
+        return same ? Recheck::kHolds : Recheck::kMoved;
+    }
+    if (!e.hash_at_height) return Recheck::kUnknown;
+    if (!booked.hash.empty() && *e.hash_at_height == booked.hash) return Recheck::kHolds;  // a receipt that lags
+    // Absence is concluded only from a view not older than what was seen, and from blocks: the
+    // chain's block at that height is another (or there is none), and no receipt says otherwise.
+    if (!e.fresh || e.receipt_failed || booked.hash.empty()) return Recheck::kUnknown;
+    return Recheck::kGone;
+}
+
+bool is_final(std::uint64_t block, std::uint64_t newest, std::uint64_t depth, bool depth_configured,
+              std::optional<std::uint64_t> finalized_tag) {
+    if (!depth_configured && finalized_tag) return block <= *finalized_tag;
+    return newest >= block && newest - block >= depth;
+}
+
+std::uint64_t default_finality(std::uint64_t chain_id) {
+    switch (chain_id) {
+        case 137:    // Polygon PoS: reorgs of over a hundred blocks have been seen
+        case 80002:  // Polygon Amoy
+            return 256;
+        case 43114:  // Avalanche C-Chain: final when accepted
+        case 43113:  // Fuji
+            return 1;
+        default: return 64;  // two Ethereum epochs
+    }
+}
+
+std::vector<std::uint64_t> nonce_gaps(std::uint64_t free_from, const std::set<std::uint64_t>& ours) {
+    std::vector<std::uint64_t> out;
+    if (ours.empty()) return out;
+    const std::uint64_t top = *ours.rbegin();
+    for (std::uint64_t n = free_from; n < top && out.size() < 64; ++n)
+        if (!ours.count(n)) out.push_back(n);
+    return out;
+}
+
+Wei in_flight_total(const std::vector<InFlight>& entries) {
+    std::map<std::uint64_t, Wei> by_nonce;
+    for (const auto& e : entries) {
+        auto& most = by_nonce[e.nonce];
+        const Wei w = e.amount + e.worst_fee;
+        if (w > most) most = w;
+    }
+    Wei total = 0;
+    for (const auto& [_, w] : by_nonce) total += w;
+    return total;
 }
 
 BankAudit audit_nonces(std::uint64_t from, std::uint64_t latest, const std::map<std::uint64_t, NonceRecord>& records) {

@@ -80,4 +80,21 @@ bool balance_contradicts(const Wei& before, const Wei& amount, const Wei& now, s
     return nonce_before == nonce_now && now < before + amount;
 }
 
+void hold_unknown(NetworkPlan& plan, const std::set<eth::Address>& who, const std::string& why) {
+    std::vector<TopUp> kept;
+    for (auto& t : plan.topups) {
+        if (!who.empty() && !who.count(t.account.address)) {
+            kept.push_back(std::move(t));
+            continue;
+        }
+        for (const auto& a : plan.snapshot.accounts)  // (AccountState refers to the snapshot's account)
+            if (a.account.address == t.account.address) {
+                plan.unknown.push_back({a.account, t.balance, why});
+                break;
+            }
+    }
+    plan.topups = std::move(kept);
+    update_costs(plan);
+}
+
 }  // namespace keymaster::funding

@@ -69,7 +69,7 @@ std::string rows_sql(const char* insert, const char* row, std::size_t size) {
 constexpr const char* kColumns =
     "id, created, updated, network, chain_id, bank, recipient, home, role, amount, nonce, tx_type, max_fee, "
     "priority_fee, gas_price, gas_limit, raw, tx_hash, state, block, gas_used, fee_paid, replaced_by, error, sent_block, "
-    "taken_block, l1_fee, operator_fee";
+    "taken_block, l1_fee, operator_fee, block_hash, is_final, fee_estimated";
 
 Entry read_entry(const Stmt& s) {
     Entry e;
@@ -101,6 +101,9 @@ Entry read_entry(const Stmt& s) {
     e.taken_block = static_cast<std::uint64_t>(s.i64(25));
     e.l1_fee = wei(s.text(26));
     e.operator_fee = wei(s.text(27));
+    e.block_hash = s.text(28);
+    e.is_final = s.i64(29) != 0;
+    e.fee_estimated = s.i64(30) != 0;
     return e;
 }
 
@@ -161,6 +164,17 @@ struct Ledger::Impl {
         }
     }
     int depth = 0;
+
+    // A transaction the fence does not check (the lease's own claims and releases).
+    template <typename Fn>
+    auto unfenced_transaction(Fn&& fn) {
+        unfenced = true;
+        struct Reset {
+            bool& flag;
+            ~Reset() { flag = false; }
+        } reset{unfenced};
+        return transaction(std::forward<Fn>(fn));
+    }
 
     // The lease a writer was fenced with (none: not fenced).
     struct Fence {
@@ -318,23 +332,44 @@ void Ledger::mark(std::int64_t id, State st, const std::string& error) {
 }
 
 void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid,
-                       const Wei& l1_fee, const Wei& operator_fee) {
+                       const Wei& l1_fee, const Wei& operator_fee, const std::string& block_hash, bool estimated) {
     const State st = success ? State::kConfirmed : State::kFailed;
     impl_->transaction([&] {
         Stmt s(*impl_->db,
-               "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=?, l1_fee=?, operator_fee=? WHERE id=?");
+               "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=?, l1_fee=?, operator_fee=?, "
+               "block_hash=?, fee_estimated=?, is_final=0 WHERE id=?");
         s.bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
-            .bind(6, success ? std::string() : "reverted in block " + std::to_string(block)).bind(9, id);
+            .bind(6, success ? std::string() : "reverted in block " + std::to_string(block))
+            .bind(9, block_hash).bind(10, static_cast<std::int64_t>(estimated ? 1 : 0)).bind(11, id);
         int at = 7;
         for (const Wei* part : {&l1_fee, &operator_fee}) {  // NULL where the chain charges no such part
             if (*part > 0) s.bind(at++, part->str());
             else s.bind_null(at++);
         }
         s.exec();
-        impl_->event(id, st, "block " + std::to_string(block) + ", gas used " + std::to_string(gas_used) + ", fee " + fee_paid.str() +
+        impl_->event(id, st, "block " + std::to_string(block) + (block_hash.empty() ? "" : " " + block_hash) + ", gas used " +
+                                 std::to_string(gas_used) + ", fee " + fee_paid.str() + (estimated ? " (estimated: no receipt yet)" : "") +
                                  (l1_fee > 0 ? " (L1 data fee " + l1_fee.str() + ")" : "") +
                                  (operator_fee > 0 ? " (operator fee " + operator_fee.str() + ")" : ""));
+        return 0;
+    });
+}
+
+void Ledger::finalized(std::int64_t id) {
+    impl_->transaction([&] {
+        Stmt(*impl_->db, "UPDATE topups SET is_final=1 WHERE id=?").bind(1, id).exec();
+        return 0;
+    });
+}
+
+void Ledger::reorged(std::int64_t id, const std::string& why) {
+    impl_->transaction([&] {
+        Stmt(*impl_->db,
+             "UPDATE topups SET state='sent', updated=?, block=NULL, gas_used=NULL, fee_paid=NULL, l1_fee=NULL, "
+             "operator_fee=NULL, block_hash=NULL, fee_estimated=0, is_final=0, taken_block=NULL, error=? WHERE id=?")
+            .bind(1, impl_->clock()).bind(2, why).bind(3, id).exec();
+        impl_->event(id, State::kSent, why);
         return 0;
     });
 }
@@ -358,24 +393,46 @@ void Ledger::taken(std::int64_t id, std::uint64_t since_block) {
     });
 }
 
-std::vector<Entry> Ledger::pending(const std::string& network, const std::string& bank) const {
-    const std::string sql = std::string("SELECT ") + kColumns +
-                            " FROM topups t WHERE network=?1 AND bank=?2 AND (state IN ('intent','sent') OR (state='replaced' "
-                            "AND NOT EXISTS (SELECT 1 FROM topups u WHERE u.network=t.network AND u.bank=t.bank AND "
-                            "u.nonce=t.nonce AND (u.state IN ('confirmed','dropped') OR (u.state='failed' AND u.block > 0))))) "
-                            "ORDER BY nonce, id";
-    Stmt s(*impl_->db, sql.c_str());
-    s.bind(1, network).bind(2, bank);
+namespace {
+
+// Which rows of a bank a query reads: those journaled under a network's name, or those on a chain
+// (whatever network name they were journaled under). `sql` names the column as SCOPE.
+struct Scope {
+    const char* column;
+    std::string name;
+    std::int64_t chain = 0;
+    [[nodiscard]] std::string sql(std::string text) const {
+        for (auto at = text.find("SCOPE"); at != std::string::npos; at = text.find("SCOPE", at)) text.replace(at, 5, column);
+        return text;
+    }
+    void bind(Stmt& s, int at) const {
+        if (name.empty()) s.bind(at, chain);
+        else s.bind(at, name);
+    }
+};
+Scope by_network(const std::string& network) { return {"network", network, 0}; }
+Scope by_chain(std::uint64_t chain_id) { return {"chain_id", "", static_cast<std::int64_t>(chain_id)}; }
+
+std::vector<Entry> pending_in(detail::Db& db, const Scope& scope, const std::string& bank) {
+    const std::string sql = scope.sql(
+        std::string("SELECT ") + kColumns +
+        " FROM topups t WHERE SCOPE=?1 AND bank=?2 AND (state IN ('intent','sent') OR (state='replaced' "
+        "AND NOT EXISTS (SELECT 1 FROM topups u WHERE u.SCOPE=t.SCOPE AND u.bank=t.bank AND "
+        "u.nonce=t.nonce AND (u.state IN ('confirmed','dropped') OR (u.state='failed' AND u.block > 0))))) "
+        "ORDER BY nonce, id");
+    Stmt s(db, sql.c_str());
+    scope.bind(s, 1);
+    s.bind(2, bank);
     std::vector<Entry> out;
     while (s.step()) out.push_back(read_entry(s));
     return out;
 }
 
-Wei Ledger::spent_since(const std::string& network, const std::string& bank, double since) const {
-    Stmt s(*impl_->db,
-           "SELECT nonce, amount FROM topups WHERE network=? AND bank=? AND created>=? "
-           "AND state IN ('intent','sent','confirmed','replaced')");
-    s.bind(1, network).bind(2, bank).bind(3, since);
+Wei spent_in(detail::Db& db, const Scope& scope, const std::string& bank, double since) {
+    Stmt s(db, scope.sql("SELECT nonce, amount FROM topups WHERE SCOPE=? AND bank=? AND created>=? "
+                                                  "AND state IN ('intent','sent','confirmed','replaced')"));
+    scope.bind(s, 1);
+    s.bind(2, bank).bind(3, since);
     // Replacements share a nonce: one payment, counted once (at its largest amount).
     std::map<std::int64_t, Wei> by_nonce;
     while (s.step()) {
@@ -387,25 +444,64 @@ Wei Ledger::spent_since(const std::string& network, const std::string& bank, dou
     return total;
 }
 
-std::map<std::string, Ledger::Received> Ledger::received_since(const std::string& network, const std::string& bank,
-                                                               double since) const {
-    Stmt s(*impl_->db,
-           "SELECT nonce, recipient, amount FROM topups WHERE network=? AND bank=? AND created>=? AND role<>'nonce-filler' "
-           "AND state IN ('intent','sent','confirmed','replaced')");
-    s.bind(1, network).bind(2, bank).bind(3, since);
+std::map<std::string, Ledger::Received> received_in(detail::Db& db, const Scope& scope, const std::string& bank,
+                                                    double since) {
+    Stmt s(db,
+           scope.sql("SELECT nonce, recipient, amount FROM topups WHERE SCOPE=? AND bank=? AND created>=? AND "
+                     "role<>'nonce-filler' AND state IN ('intent','sent','confirmed','replaced')"));
+    scope.bind(s, 1);
+    s.bind(2, bank).bind(3, since);
     std::map<std::int64_t, std::pair<std::string, Wei>> by_nonce;  // one payment per nonce, at its largest amount
     while (s.step()) {
         auto& [recipient, amount] = by_nonce[s.i64(0)];
         recipient = s.text(1);
         amount = std::max(amount, wei(s.text(2)));
     }
-    std::map<std::string, Received> out;
+    std::map<std::string, Ledger::Received> out;
     for (const auto& [nonce, payment] : by_nonce) {
         auto& r = out[payment.first];
         r.amount += payment.second;
         ++r.count;
     }
     return out;
+}
+
+}  // namespace
+
+std::vector<Entry> Ledger::pending(const std::string& network, const std::string& bank) const {
+    return pending_in(*impl_->db, by_network(network), bank);
+}
+
+std::vector<Entry> Ledger::pending(std::uint64_t chain_id, const std::string& bank) const {
+    return pending_in(*impl_->db, by_chain(chain_id), bank);
+}
+
+std::vector<Entry> Ledger::unfinal(std::uint64_t chain_id, const std::string& bank) const {
+    Stmt s(*impl_->db, std::string("SELECT ") + kColumns +
+                           " FROM topups WHERE chain_id=? AND bank=? AND is_final=0 AND "
+                           "(state='confirmed' OR (state='failed' AND block>0)) ORDER BY nonce, id");
+    s.bind(1, static_cast<std::int64_t>(chain_id)).bind(2, bank);
+    std::vector<Entry> out;
+    while (s.step()) out.push_back(read_entry(s));
+    return out;
+}
+
+Wei Ledger::spent_since(const std::string& network, const std::string& bank, double since) const {
+    return spent_in(*impl_->db, by_network(network), bank, since);
+}
+
+Wei Ledger::spent_since(std::uint64_t chain_id, const std::string& bank, double since) const {
+    return spent_in(*impl_->db, by_chain(chain_id), bank, since);
+}
+
+std::map<std::string, Ledger::Received> Ledger::received_since(const std::string& network, const std::string& bank,
+                                                               double since) const {
+    return received_in(*impl_->db, by_network(network), bank, since);
+}
+
+std::map<std::string, Ledger::Received> Ledger::received_since(std::uint64_t chain_id, const std::string& bank,
+                                                               double since) const {
+    return received_in(*impl_->db, by_chain(chain_id), bank, since);
 }
 
 std::vector<Ledger::Arrival> Ledger::confirmed_since(const std::string& network, const std::string& bank,
@@ -544,12 +640,7 @@ Lease decide_lease(const Lease& current, const std::string& me, double now, doub
 }
 
 Lease Ledger::claim_lease(const std::string& name, const std::string& holder, double seconds) {
-    impl_->unfenced = true;
-    struct Reset {
-        bool& flag;
-        ~Reset() { flag = false; }
-    } reset{impl_->unfenced};
-    return impl_->transaction([&] {
+    return impl_->unfenced_transaction([&] {
         auto& db = *impl_->db;
         Stmt(db, "INSERT INTO lease(name, holder, epoch, expires) VALUES(?, '', 0, 0) ON CONFLICT(name) DO NOTHING")
             .bind(1, name).exec();
@@ -566,12 +657,7 @@ Lease Ledger::claim_lease(const std::string& name, const std::string& holder, do
 }
 
 void Ledger::release_lease(const std::string& name, const std::string& holder) {
-    impl_->unfenced = true;
-    struct Reset {
-        bool& flag;
-        ~Reset() { flag = false; }
-    } reset{impl_->unfenced};
-    impl_->transaction([&] {
+    impl_->unfenced_transaction([&] {
         Stmt(*impl_->db, std::string("UPDATE lease SET expires=") + impl_->db->now_sql() + " WHERE name=? AND holder=?")
             .bind(1, name).bind(2, holder).exec();
         return 0;
@@ -581,6 +667,44 @@ void Ledger::release_lease(const std::string& name, const std::string& holder) {
 void Ledger::fence(const std::string& name, const std::string& holder, std::uint64_t epoch) {
     impl_->fence = Impl::Fence{name, holder, epoch};
 }
+
+void Ledger::hold_lease(const std::string& name, const std::string& holder, std::uint64_t epoch, double seconds) {
+    impl_->transaction([&] {
+        auto& db = *impl_->db;
+        Stmt s(db, std::string("SELECT holder, epoch, ") + db.now_sql() + " FROM lease WHERE name=?" + db.for_update());
+        s.bind(1, name);
+        const bool found = s.step();
+        if (!found || s.text(0) != holder || static_cast<std::uint64_t>(s.i64(1)) != epoch)
+            throw FencedError("the lease " + name + " is held by " + (found && !s.text(0).empty() ? s.text(0) : "nobody") +
+                              ", no longer by " + holder + " (epoch " + std::to_string(epoch) + "): nothing written");
+        Stmt(db, "UPDATE lease SET expires=? WHERE name=?").bind(1, s.real(2) + seconds).bind(2, name).exec();
+        return 0;
+    });
+}
+
+std::size_t Ledger::renew_held(const std::string& prefix, const std::string& holder, double seconds) {
+    return impl_->unfenced_transaction([&] {
+        auto& db = *impl_->db;
+        const std::string now = db.now_sql();
+        Stmt s(db, "UPDATE lease SET expires=" + now + " + ? WHERE holder=? AND substr(name, 1, ?)=? AND expires > " + now +
+                       " RETURNING name");
+        s.bind(1, seconds).bind(2, holder).bind(3, static_cast<std::int64_t>(prefix.size())).bind(4, prefix);
+        std::size_t n = 0;
+        while (s.step()) ++n;
+        return n;
+    });
+}
+
+void Ledger::release_held(const std::string& prefix, const std::string& holder) {
+    impl_->unfenced_transaction([&] {
+        Stmt(*impl_->db, std::string("UPDATE lease SET expires=") + impl_->db->now_sql() +
+                             " WHERE holder=? AND substr(name, 1, ?)=? AND expires > " + impl_->db->now_sql())
+            .bind(1, holder).bind(2, static_cast<std::int64_t>(prefix.size())).bind(3, prefix).exec();
+        return 0;
+    });
+}
+
+double Ledger::now() const { return impl_->clock(); }
 
 std::vector<Entry> Ledger::history(const Filter& f) const {
     std::string sql = std::string("SELECT ") + kColumns + " FROM topups WHERE 1=1";

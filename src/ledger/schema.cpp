@@ -19,6 +19,7 @@ std::string schema_sql(const SchemaTypes& t) {
            "CREATE INDEX IF NOT EXISTS topups_pending ON topups(network, bank, state);\n"
            "CREATE INDEX IF NOT EXISTS topups_nonce ON topups(network, bank, nonce);\n"
            "CREATE INDEX IF NOT EXISTS topups_created ON topups(created);\n"
+           "CREATE INDEX IF NOT EXISTS topups_chain ON topups(chain_id, bank, state);\n"
            "CREATE TABLE IF NOT EXISTS events (\n"
            "  id " + id + ", topup_id " + integer + " NOT NULL REFERENCES topups(id),\n"
            "  time " + real + " NOT NULL, state TEXT NOT NULL, detail TEXT);\n"
@@ -39,7 +40,9 @@ std::string schema_sql(const SchemaTypes& t) {
 }
 
 std::vector<Column> added_columns(const SchemaTypes& t) {
-    return {{"taken_block", t.integer}, {"l1_fee", "TEXT"}, {"operator_fee", "TEXT"}};
+    // is_final: entries booked before it existed are final; confirmed() sets 0 until finalized().
+    return {{"taken_block", t.integer}, {"l1_fee", "TEXT"},           {"operator_fee", "TEXT"},
+            {"block_hash", "TEXT"},     {"is_final", "INTEGER DEFAULT 1"}, {"fee_estimated", "INTEGER DEFAULT 0"}};
 }
 
 }  // namespace keymaster::ledger::detail

@@ -64,6 +64,14 @@ struct Metrics::Impl {
         .Name("keymaster_spend_remaining_ether").Help("What is left of the daily spend limit").Register(*registry);
     prometheus::Family<prometheus::Counter>& replacements = prometheus::BuildCounter()
         .Name("keymaster_replacements_total").Help("Stuck transactions re-signed with higher fees").Register(*registry);
+    prometheus::Family<prometheus::Counter>& stale_reads = prometheus::BuildCounter()
+        .Name("keymaster_stale_reads_total")
+        .Help("Polls answered from a block older than one already seen on the network: no top-up planned from them")
+        .Register(*registry);
+    prometheus::Family<prometheus::Counter>& reorged = prometheus::BuildCounter()
+        .Name("keymaster_reorged_topups_total")
+        .Help("Mined top-ups whose block the chain no longer holds (sent again, or booked where mined again)")
+        .Register(*registry);
     prometheus::Family<prometheus::Counter>& unaccounted = prometheus::BuildCounter()
         .Name("keymaster_bank_unaccounted_transactions_total")
         .Help("Transactions of the bank (by nonce) that keymaster did not journal or that were not its own mined transaction")
@@ -197,6 +205,8 @@ void Metrics::topup(const AccountLabels& a, bool success, double amount, double 
 void Metrics::init_network(const std::string& network, const std::vector<std::string>& scopes) {
     const Labels n{{"network", network}};
     impl_->replacements.Add(n);
+    impl_->stale_reads.Add(n);
+    impl_->reorged.Add(n);
     impl_->unaccounted.Add(n);
     impl_->unexplained.Add(n);
     impl_->gas.Add(n);
@@ -205,7 +215,7 @@ void Metrics::init_network(const std::string& network, const std::vector<std::st
 
 void Metrics::forget_network(const std::string& network) {
     const Labels n{{"network", network}};
-    for (auto* f : {&impl_->replacements, &impl_->unaccounted, &impl_->unexplained, &impl_->gas})
+    for (auto* f : {&impl_->replacements, &impl_->stale_reads, &impl_->reorged, &impl_->unaccounted, &impl_->unexplained, &impl_->gas})
         if (f->Has(n)) f->Remove(&f->Add(n));
     for (auto* f : {&impl_->poll_last, &impl_->block, &impl_->spend_remaining})
         if (f->Has(n)) f->Remove(&f->Add(n));
@@ -272,6 +282,10 @@ void Metrics::unexplained(const std::string& network, double amount) {
 void Metrics::replacements(const std::string& network, int count) {
     impl_->replacements.Add({{"network", network}}).Increment(count);
 }
+
+void Metrics::stale_read(const std::string& network) { impl_->stale_reads.Add({{"network", network}}).Increment(); }
+
+void Metrics::reorged(const std::string& network, int count) { impl_->reorged.Add({{"network", network}}).Increment(count); }
 
 void Metrics::leader(const std::string& lease, bool leading) {
     impl_->leader.Add({{"lease", lease}}).Set(leading ? 1 : 0);

@@ -1,5 +1,6 @@
 #include "keymaster/rpc/eth_api.hpp"
 
+#include <cctype>
 #include <limits>
 
 namespace keymaster::rpc {
@@ -24,6 +25,7 @@ std::optional<BlockInfo> as_block(const nlohmann::json& v) {
     if (!n) return std::nullopt;
     BlockInfo b;
     b.number = *n;
+    if (v.contains("hash") && v["hash"].is_string()) b.hash = v["hash"].get<std::string>();
     if (v.contains("baseFeePerGas") && !v["baseFeePerGas"].is_null()) {
         b.base_fee = as_quantity(v["baseFeePerGas"]);
         if (!b.base_fee) return std::nullopt;
@@ -41,6 +43,7 @@ std::optional<ReceiptInfo> as_receipt(const nlohmann::json& v) {
     r.success = *status == 1;
     r.block = *block;
     r.gas_used = *gas;
+    if (v.contains("blockHash") && v["blockHash"].is_string()) r.block_hash = v["blockHash"].get<std::string>();
     if (v.contains("effectiveGasPrice")) r.effective_gas_price = as_quantity(v["effectiveGasPrice"]);
     const std::pair<const char*, std::optional<Wei>*> parts[] = {
         {"l1Fee", &r.l1_fee}, {"operatorFeeScalar", &r.operator_fee_scalar}, {"operatorFeeConstant", &r.operator_fee_constant}};
@@ -53,6 +56,27 @@ std::optional<ReceiptInfo> as_receipt(const nlohmann::json& v) {
         }
     }
     return r;
+}
+
+std::optional<TxInfo> as_tx(const nlohmann::json& v) {
+    if (!v.is_object() || !v.contains("hash") || !v["hash"].is_string() || !v.contains("from") || !v["from"].is_string() ||
+        !v.contains("nonce"))
+        return std::nullopt;
+    const auto nonce = as_u64(v["nonce"]);
+    if (!nonce) return std::nullopt;
+    TxInfo t;
+    t.hash = v["hash"].get<std::string>();
+    t.from = v["from"].get<std::string>();
+    for (auto* text : {&t.hash, &t.from})
+        for (auto& c : *text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    t.nonce = *nonce;
+    if (v.contains("blockNumber") && !v["blockNumber"].is_null()) {
+        t.block = as_u64(v["blockNumber"]);
+        if (!t.block) return std::nullopt;
+        if (v.contains("blockHash") && v["blockHash"].is_string()) t.block_hash = v["blockHash"].get<std::string>();
+    }
+    if (v.contains("gasPrice") && !v["gasPrice"].is_null()) t.gas_price = as_quantity(v["gasPrice"]);
+    return t;
 }
 
 }  // namespace keymaster::rpc

@@ -73,6 +73,14 @@ struct RoundPlan {
     std::optional<Problem> audit_problem;   //!< the audit could not read or keep its place in the ledger
     std::optional<Problem> gas_problem;     //!< eth_estimateGas gave no answer: no top-up has a gas limit
     std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
+    //! The poll read the chain at a block older than one already seen on this network (a backend
+    //! behind another, a lagging node): no top-up is planned from it (its accounts are unknown).
+    bool stale = false;
+    int reorged = 0;                        //!< mined top-ups reconcile found no longer in their block
+    //! Nonces below our highest unresolved one that neither the node holds nor we have an entry
+    //! for: nothing after them can be mined until commit fills them.
+    std::vector<std::uint64_t> gaps;
+    Wei in_flight = 0;                      //!< what our unresolved transactions may still take from the bank
     //! Set: this network cannot commit this Round. The first step that fails sets it; no later
     //! step overwrites it (see `fail`).
     std::optional<Problem> problem;
@@ -150,6 +158,9 @@ struct RoundObserver {
     std::function<void(const std::exception&)> failed;
 };
 
+//! The sender leases' names start with this (`sender:<chain id>:<bank, lower case>`).
+inline constexpr const char* kSenderLeasePrefix = "sender:";
+
 //! One network's worker: its settings (chain id pinned by the first poll), bank signer, accounts,
 //! RPC client, and what one Round tells the next. Single-threaded: used on one io_context.
 class Worker {
@@ -188,6 +199,12 @@ public:
 
     //! The wall clock, replaceable in tests (unix seconds).
     void set_clock(std::function<double()> now);
+    //! On a shared ledger: every live Round first claims the sender lease of its bank on its chain
+    //! (`sender:<chain id>:<bank>`) as `holder` for `duration`, and sends nothing (kSender, naming
+    //! who sends) while another holds it; journal writes check it.
+    void set_sender(std::string holder, std::chrono::milliseconds duration);
+    //! The sender lease's name while this Worker holds it ("" otherwise), for the daemon's renewal.
+    [[nodiscard]] std::string sender_lease() const;
 
 private:
     struct Impl;

@@ -29,6 +29,7 @@ enum class Fault {
     kSigning,          //!< the bank's signer refused or failed
     kInternal,         //!< a bug: an exception nobody expected
     kDeclined,         //!< the operator answered no to top-up's confirmation: nothing was sent
+    kSender,           //!< another process sends from this bank on this chain (its sender lease): nothing sent
 };
 
 //! The category of `Fault`.
@@ -41,7 +42,8 @@ inline boost::system::error_code make_error_code(Fault f) noexcept { return {sta
 //! Every scope a network can report (for zero-initialised series), in a stable order.
 [[nodiscard]] const std::vector<std::string_view>& network_scopes();
 
-//! The process exit code a command returns when this fault decided its result: 2 for config, 1
+//! The process exit code a command returns when this fault decided its result: 2 for config and
+//! for another process sending from the bank (kSender: refused, as a held lease is), 1
 //! for the rest (a declined confirmation included: nothing was sent and the accounts are still
 //! low), 0 for kNone (kExit* of cli/app.hpp).
 [[nodiscard]] int fault_exit_code(Fault f) noexcept;

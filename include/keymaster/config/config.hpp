@@ -136,6 +136,9 @@ struct Network {
     //! Arbitrum: a transfer's gas limit is eth_estimateGas times this (`gasMargin`, default 1.2),
     //! in thousandths.
     std::uint64_t gas_margin_permille = 1200;
+    //! `finality`: a mined block is final this many blocks under the newest (none: the chain's
+    //! `finalized` block where the node answers that tag, else funding::default_finality).
+    std::optional<std::uint64_t> finality;
 };
 
 //! A loaded configuration.

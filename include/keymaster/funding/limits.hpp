@@ -18,9 +18,10 @@ struct Received {
 //! that received perAccount.topUps transfers in 24 hours (`received`) gets none, and one whose
 //! perAccount.daily would be exceeded gets only what is left of it (the rest is held back); top-ups
 //! that would take the last 24 hours' spending (`spent_24h`) above `daily`, or the bank below
-//! `reserve` (with the most the fees can cost), are held back in order. Returns what is left of the
-//! daily budget, if there is one.
+//! `reserve` (with the most the fees can cost, and what is still in flight: `in_flight`, the amounts
+//! and worst-case fees of every unresolved transaction of ours), are held back in order. Returns
+//! what is left of the daily budget, if there is one.
 std::optional<Wei> apply_limits(NetworkPlan& plan, const config::Limits& limits, const Wei& spent_24h,
-                                const std::map<eth::Address, Received>& received = {});
+                                const std::map<eth::Address, Received>& received = {}, const Wei& in_flight = 0);
 
 }  // namespace keymaster::funding

@@ -47,6 +47,9 @@ struct NetworkPlan {
 [[nodiscard]] NetworkPlan make_plan(NetworkSnapshot snap, const config::Network& net,
                                     const std::set<eth::Address>& busy = {}, std::vector<BurnRate> rates = {});
 
+//! Takes the planned top-ups of `who` (every one when `who` is empty) out of the plan: their
+//! accounts are `unknown` this Round with `why` (a balance that cannot be trusted decides nothing).
+void hold_unknown(NetworkPlan& plan, const std::set<eth::Address>& who, const std::string& why);
 //! Snapshot account i's effective threshold and target (levels() at its rate; the amounts
 //! without one). Computed when asked: nothing per account is stored for it.
 [[nodiscard]] Levels levels_at(const NetworkPlan& plan, std::size_t i);

@@ -75,6 +75,9 @@ struct Entry {
     std::string replaced_by, error;
     std::uint64_t sent_block = 0;  //!< the chain's latest block when it was signed
     std::uint64_t taken_block = 0;  //!< the block its nonce was first seen used by another transaction (0: not seen)
+    std::string block_hash;   //!< the hash of `block` as the chain showed it when it was booked ("" before)
+    bool is_final = true;     //!< a mined entry whose block is final (false: re-checked by every live Round)
+    bool fee_estimated = false;  //!< fee_paid is the most it can be (mined seen without a receipt)
 };
 
 //! A query for `keymaster history`.
@@ -130,8 +133,17 @@ public:
     //! paid. Throws LedgerError.
     //! `fee_paid` is the whole fee; `l1_fee` and `operator_fee` the parts of it an OP Stack chain
     //! charges beyond gas.
+    //! `block_hash`: the block's hash as the chain showed it (kept to notice a reorg); `estimated`:
+    //! the transaction was seen mined without its receipt and `fee_paid` is the most it can be.
+    //! The entry is not final until finalized().
     void confirmed(std::int64_t id, bool success, std::uint64_t block, std::uint64_t gas_used, const Wei& fee_paid,
-                   const Wei& l1_fee = 0, const Wei& operator_fee = 0);
+                   const Wei& l1_fee = 0, const Wei& operator_fee = 0, const std::string& block_hash = {},
+                   bool estimated = false);
+    //! Records that the entry's block is final: no longer re-checked.
+    void finalized(std::int64_t id);
+    //! Records that the block holding the entry is gone (a reorg): it is `sent` again (unresolved,
+    //! its booking undone), with `why` in its events.
+    void reorged(std::int64_t id, const std::string& why);
     //! Records that another transaction of the same nonce (`by_hash`) took the entry's place.
     //! Throws LedgerError.
     void replaced(std::int64_t id, const std::string& by_hash);
@@ -142,9 +154,17 @@ public:
     //! Unresolved entries of a network and bank, oldest nonce first: intent and sent, and replaced
     //! ones whose nonce is not yet settled (the replaced transaction may still be the one mined).
     std::vector<Entry> pending(const std::string& network, const std::string& bank) const;
+    //! The same, found by chain id and bank (whatever network name they were journaled under): what
+    //! must be reconciled before that bank sends again on that chain.
+    std::vector<Entry> pending(std::uint64_t chain_id, const std::string& bank) const;
+    //! Mined entries (confirmed, or reverted in a block) of the bank on the chain whose block is not
+    //! final yet, oldest nonce first.
+    std::vector<Entry> unfinal(std::uint64_t chain_id, const std::string& bank) const;
     //! What the bank of `network` committed since `since` (unix seconds): every entry not dropped
     //! or failed, each nonce counted once.
     Wei spent_since(const std::string& network, const std::string& bank, double since) const;
+    //! The same, for the bank on a chain (whatever network names it was journaled under).
+    Wei spent_since(std::uint64_t chain_id, const std::string& bank, double since) const;
     //! What each recipient of the bank of `network` was sent since `since` (unix seconds), by
     //! EIP-55 address: amount and number of transfers, counted as spent_since() counts (every
     //! entry not dropped or failed, each nonce once). Nonce fillers are not counted.
@@ -153,6 +173,8 @@ public:
         std::uint64_t count = 0;
     };
     [[nodiscard]] std::map<std::string, Received> received_since(const std::string& network, const std::string& bank, double since) const;
+    //! The same, for the bank on a chain (whatever network names it was journaled under).
+    [[nodiscard]] std::map<std::string, Received> received_since(std::uint64_t chain_id, const std::string& bank, double since) const;
     //! A confirmed top-up (nonce fillers left out) and when it was recorded confirmed.
     struct Arrival {
         std::string recipient;  //!< EIP-55
@@ -219,6 +241,20 @@ public:
     //! locked for share, so that no takeover passes it), that `holder` still holds `name` in
     //! `epoch` and it has not expired; otherwise it throws FencedError and writes nothing.
     void fence(const std::string& name, const std::string& holder, std::uint64_t epoch);
+    //! Inside a write transaction (atomically): checks that `holder` still holds lease `name` in
+    //! `epoch` (locking its row, so no takeover passes it) and extends it by `seconds`, even if it
+    //! expired meanwhile (nobody took it: the holder and epoch are unchanged). Otherwise throws
+    //! FencedError naming who holds it now; nothing of the transaction is written.
+    void hold_lease(const std::string& name, const std::string& holder, std::uint64_t epoch, double seconds);
+    //! Renews, for `seconds`, every lease whose name starts with `prefix` that `holder` holds and
+    //! that has not expired. Never fenced. Returns how many.
+    std::size_t renew_held(const std::string& prefix, const std::string& holder, double seconds);
+    //! Ends every lease whose name starts with `prefix` that `holder` holds. Never fenced.
+    void release_held(const std::string& prefix, const std::string& holder);
+    //! Now on the ledger's clock (unix seconds): on Postgres the database's (the clock given at
+    //! open, corrected by the database's at open and at every lease claim), else the given clock.
+    //! Every time the ledger stamps, and every window over it, uses this.
+    [[nodiscard]] double now() const;
 
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;

@@ -53,7 +53,8 @@ public:
     //! keymaster_topup_amount_ether_total exist at 0 for every account from account_series() on.
     void topup(const AccountLabels& a, bool success, double amount, double unix_time);
     //! Zero-initialised series of a network: keymaster_errors_total for each scope,
-    //! keymaster_replacements_total, keymaster_bank_unaccounted_transactions_total,
+    //! keymaster_replacements_total, keymaster_stale_reads_total, keymaster_reorged_topups_total,
+    //! keymaster_bank_unaccounted_transactions_total,
     //! keymaster_bank_unaccounted_ether_total and keymaster_gas_spent_ether_total ("" network: the daemon's own).
     void init_network(const std::string& network, const std::vector<std::string>& scopes);
     //! The network is no longer funded (config reload): drop every series of it.
@@ -76,6 +77,10 @@ public:
     void unexplained(const std::string& network, double amount);
     //! Stuck transactions re-signed with higher fees.
     void replacements(const std::string& network, int count);
+    //! A poll answered from a block older than one already seen (keymaster_stale_reads_total).
+    void stale_read(const std::string& network);
+    //! Mined top-ups whose block the chain no longer holds (keymaster_reorged_topups_total).
+    void reorged(const std::string& network, int count);
     //! keymaster_leader{lease}: 1 while this replica holds the leader lease, 0 while it stands by
     //! (only with a lease: a shared Postgres ledger).
     void leader(const std::string& lease, bool leading);

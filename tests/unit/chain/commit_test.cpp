@@ -46,7 +46,12 @@ struct FakeChain {
     bool revert = false;
     bool drop_lookups = false;
     bool fail_estimates = false;  // eth_estimateGas gets no answer
-    std::uint64_t receipt_lag = 0;  // receipts appear this many blocks after the transaction is mined
+    std::uint64_t receipt_lag = 0;  // receipts (and lookups by hash) appear this many blocks after the transaction is mined
+    bool no_index = false;          // a node without a transaction index: no receipt, null by hash, ever
+    std::set<std::string> index_errors;  // receipts answered with geth's "transaction indexing is in progress"
+    std::uint64_t salt = 0;         // part of every block's hash: a reorg changes it
+    // Nonces of the bank used by transactions not of this chain's pool (someone else's): nonce -> block.
+    std::map<std::uint64_t, std::uint64_t> foreign;
     // Called for every eth_sendRawTransaction before it is taken: throw to refuse (RpcError) or
     // DropConnection (no answer). `index` counts every send seen.
     std::function<void(const eth::SignedTransaction&, int index)> on_send;
@@ -93,8 +98,21 @@ struct FakeChain {
             return to_quantity(block);
         }
         if (method == "eth_getBlockByNumber") {
-            json b = {{"number", to_quantity(block)}};
+            const auto tag = params[0].get<std::string>();
+            if (tag == "finalized" || tag == "safe") throw std::runtime_error("unknown block");
+            const std::uint64_t n = tag == "latest" || tag == "pending" ? block : from_hex_u64(tag);
+            if (n > block) return nullptr;
+            json b = {{"number", to_quantity(n)}, {"hash", block_hash(n)}};
             if (london) b["baseFeePerGas"] = to_quantity(base_fee);
+            if (params.size() > 1 && params[1].get<bool>()) {
+                b["transactions"] = json::array();
+                for (const auto& [h, t] : txs)
+                    if (t.block == n) b["transactions"].push_back(by_hash(t));
+                for (const auto& [nonce, at] : foreign)
+                    if (at == n)
+                        b["transactions"].push_back(json{{"hash", "0xf0" + std::string(62, '0')}, {"from", bank_address},
+                                                         {"nonce", to_quantity(nonce)}, {"blockNumber", to_quantity(n)}});
+            }
             return b;
         }
         if (method == "eth_getBalance")
@@ -108,7 +126,9 @@ struct FakeChain {
                     if (from <= at) n = v;
                 return to_quantity(n);
             }
-            return to_quantity(params[1] == "pending" ? mined_nonce + pool().size() : mined_nonce);
+            const auto tag = params[1].get<std::string>();
+            if (tag != "latest" && tag != "pending") return to_quantity(nonce_at(from_hex_u64(tag)));
+            return to_quantity(tag == "pending" ? mined_nonce + pool().size() : mined_nonce);
         }
         if (method == "eth_gasPrice") return to_quantity(base_fee + 1'000'000'000);
         if (method == "eth_maxPriorityFeePerGas") {
@@ -130,10 +150,37 @@ struct FakeChain {
         if (method == "eth_getTransactionByHash") {
             if (drop_lookups) throw test::DropConnection();
             auto it = txs.find(params[0].get<std::string>());
-            return it == txs.end() ? json(nullptr) : json{{"hash", it->first}};
+            if (it == txs.end() || no_index) return nullptr;
+            auto t = by_hash(it->second);
+            if (it->second.block && block < *it->second.block + receipt_lag) t["blockNumber"] = nullptr;  // a backend behind
+            return t;
         }
         throw std::runtime_error("unexpected " + method);
     }
+
+    std::string block_hash(std::uint64_t n) const {
+        const std::string h = to_quantity(Wei(n * 1000 + salt)).substr(2);
+        return "0x" + std::string(64 - h.size(), 'b') + h;
+    }
+    std::string bank_address = "0x" + std::string(40, '0');  // lower case, as nodes answer `from`
+    json by_hash(const Tx& t) const {
+        json j = {{"hash", t.hash}, {"from", bank_address}, {"nonce", to_quantity(t.stx.tx.nonce)}, {"blockNumber", nullptr}};
+        if (t.block) {
+            j["blockNumber"] = to_quantity(*t.block);
+            j["blockHash"] = block_hash(*t.block);
+            j["gasPrice"] = to_quantity(price_of(t));
+        }
+        return j;
+    }
+    // The bank's nonce count at block `n`: its transactions (ours and someone else's) mined by then.
+    std::uint64_t nonce_at(std::uint64_t n) const {
+        std::uint64_t count = 0;
+        for (const auto& [h, t] : txs) count += t.block && *t.block <= n;
+        for (const auto& [nonce, at] : foreign) count += at <= n;
+        return count;
+    }
+    // Someone else's transaction takes the bank's next nonce in the current block.
+    void take_nonce() { foreign[mined_nonce++] = block; }
 
     Wei balance(const std::string& a) {
         auto it = balances.find(to_lower(a));
@@ -191,10 +238,12 @@ struct FakeChain {
     }
 
     json receipt(const std::string& hash) {
+        if (index_errors.count(hash)) throw std::runtime_error("transaction indexing is in progress");
         auto it = txs.find(hash);
-        if (it == txs.end() || !it->second.block || block < *it->second.block + receipt_lag) return nullptr;
+        if (it == txs.end() || no_index || !it->second.block || block < *it->second.block + receipt_lag) return nullptr;
         const auto& t = it->second;
-        json r = {{"status", revert ? "0x0" : "0x1"}, {"blockNumber", to_quantity(*t.block)}, {"gasUsed", "0x5208"}};
+        json r = {{"status", revert ? "0x0" : "0x1"}, {"blockNumber", to_quantity(*t.block)}, {"gasUsed", "0x5208"},
+                  {"blockHash", block_hash(*t.block)}};
         if (effective_gas_price) r["effectiveGasPrice"] = to_quantity(price_of(t));
         if (l2 == L2::kOp) {
             r["l1Fee"] = to_quantity(l1_fee);
@@ -244,6 +293,7 @@ struct Rig {
         for (int i = 1; i <= n; ++i)
             accounts->push_back({"alpha", "alpha", config::Role::kWatcher, address_of(i), kEther, kEther * 2, {}});
         chain.balances[bank->address().lower()] = kEther * 1000;
+        chain.bank_address = bank->address().lower();
         rpc::RpcObserver obs;
         obs.on_calls = [this](const std::string& m, bool ok, std::size_t k) { rpc_calls[{m, ok}] += k; };
         worker = std::make_unique<chain::Worker>(io.get_executor(), net, bank, accounts, &ledger, obs);
@@ -590,7 +640,7 @@ TEST_CASE("reconcile: our nonce taken by another transaction, no receipt of ours
     auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));
     REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);
     rig.chain.txs.clear();  // someone else's transaction took the nonce
-    rig.chain.mined_nonce = 1;
+    rig.chain.take_nonce();
     auto taken = rig.prepare();
     REQUIRE(taken.pending.size() == 1);
     CHECK(taken.pending[0].kind == chain::PendingAction::Kind::kWait);

@@ -20,6 +20,7 @@ TEST_CASE("faults: the metric scope and the exit code come from the type", "[fau
         {Fault::kTopUp, "topup", 1},     {Fault::kFees, "topup", 1},
         {Fault::kSigning, "topup", 1},   {Fault::kInternal, "internal", 1},
         {Fault::kDeclined, "declined", 1},
+        {Fault::kSender, "sender", 2},
     };
     for (const auto& [fault, scope, exit] : rows) {
         INFO(static_cast<int>(fault));

@@ -188,26 +188,111 @@ TEST_CASE("pending: is it stuck (replaceAfter seconds or blocks, whichever first
         CHECK(funding::is_stuck(r.created, r.sent_block, after, r.now, r.block) == r.want);
 }
 
-TEST_CASE("pending: dropped needs the nonce taken with no receipt for several blocks in a row", "[pending]") {
+TEST_CASE("pending: positive evidence first; a failed query concludes nothing; only a search of blocks can drop", "[pending]") {
     using S = funding::NonceState;
     struct Row {
-        bool mined, taken;
+        bool receipt, by_hash, failed, taken;
         std::optional<std::uint64_t> since;
         std::uint64_t block;
         S want;
         std::optional<std::uint64_t> want_since;
     };
-    for (const auto& r : std::vector<Row>{{true, true, 5, 100, S::kMined, {}},
-                                          {false, false, {}, 100, S::kUnmined, {}},
-                                          {false, false, 90, 100, S::kUnmined, {}},  // no longer taken: evidence reset
-                                          {false, true, {}, 100, S::kTaken, 100},     // first seen
-                                          {false, true, 100, 102, S::kTaken, 100},
-                                          {false, true, 100, 103, S::kDropped, 100},
-                                          {false, true, 200, 100, S::kTaken, 100}}) {  // a reorg: since after now
-        const auto j = funding::judge_nonce(r.mined, r.taken, r.since, r.block);
+    for (const auto& r : std::vector<Row>{
+             {true, false, false, true, 5, 100, S::kMined, {}},
+             {true, true, true, true, 5, 100, S::kMined, {}},             // a receipt wins over a failed query
+             {false, true, false, true, 5, 100, S::kMinedNoReceipt, {}},  // a node without receipts: mined by hash
+             {false, true, true, true, {}, 100, S::kMinedNoReceipt, {}},
+             {false, false, true, true, 90, 100, S::kUnknown, 90},        // geth's "indexing in progress": it waits
+             {false, false, true, false, {}, 100, S::kUnknown, {}},
+             {false, false, false, false, {}, 100, S::kUnmined, {}},
+             {false, false, false, false, 90, 100, S::kUnmined, {}},  // no longer taken: evidence reset
+             {false, false, false, true, {}, 100, S::kTaken, 100},    // first seen
+             {false, false, false, true, 100, 102, S::kTaken, 100},
+             {false, false, false, true, 100, 103, S::kSearch, 100},   // never "dropped" from receipts alone
+             {false, false, false, true, 100, 5000, S::kSearch, 100},
+             {false, false, false, true, 200, 100, S::kTaken, 100}}) {  // a reorg: since after now
+        INFO(r.receipt << r.by_hash << r.failed << r.taken << " block " << r.block);
+        const auto j = funding::judge_nonce({r.receipt, r.by_hash, r.failed, r.taken}, r.since, r.block);
         CHECK(j.state == r.want);
         CHECK(j.taken_since == r.want_since);
     }
+}
+
+TEST_CASE("pending: a view older than the newest block seen is stale", "[pending][stale]") {
+    CHECK_FALSE(funding::is_stale(100, 0));
+    CHECK_FALSE(funding::is_stale(100, 100));
+    CHECK_FALSE(funding::is_stale(101, 100));
+    CHECK(funding::is_stale(97, 100));  // a backend three blocks behind
+}
+
+TEST_CASE("pending: a mined entry not final is re-checked from its receipt and the block at its height", "[pending][reorg]") {
+    using R = funding::Recheck;
+    using Rec = std::optional<std::pair<std::uint64_t, std::string>>;
+    struct Row {
+        std::string booked_hash;
+        Rec receipt;
+        bool receipt_failed;
+        std::optional<std::string> at_height;
+        bool fresh;
+        R want;
+    };
+    const funding::MinedCheck at{10, "0xaa"};
+    for (const auto& r : std::vector<Row>{
+             {"0xaa", Rec{{10, "0xaa"}}, false, std::string("0xaa"), true, R::kHolds},
+             {"0xaa", Rec{{10, "0xaa"}}, false, std::nullopt, false, R::kHolds},     // a receipt is enough
+             {"0xaa", Rec{{12, "0xcc"}}, false, std::string("0xbb"), true, R::kMoved},  // re-included elsewhere
+             {"0xaa", Rec{{10, "0xbb"}}, false, std::string("0xbb"), true, R::kMoved},  // same height, new block
+             {"0xaa", Rec{}, false, std::string("0xaa"), true, R::kHolds},           // the receipt lags: the block holds it
+             {"0xaa", Rec{}, false, std::string("0xaa"), false, R::kHolds},
+             {"0xaa", Rec{}, false, std::string("0xbb"), true, R::kGone},            // another block there: reorged
+             {"0xaa", Rec{}, false, std::string(""), true, R::kGone},                // no block there any more
+             {"0xaa", Rec{}, false, std::string("0xbb"), false, R::kUnknown},        // a stale view proves no absence
+             {"0xaa", Rec{}, true, std::string("0xbb"), true, R::kUnknown},          // the receipt query failed
+             {"0xaa", Rec{}, false, std::nullopt, true, R::kUnknown},                // the block query failed
+             {"", Rec{}, false, std::string("0xbb"), true, R::kUnknown}}) {          // booked without a hash
+        INFO(r.booked_hash << " " << (r.receipt ? r.receipt->second : "no receipt") << " " << r.at_height.value_or("?"));
+        funding::MinedEvidence ev{r.receipt, r.receipt_failed, r.at_height, r.fresh};
+        CHECK(funding::recheck_mined({at.block, r.booked_hash}, ev) == r.want);
+    }
+}
+
+TEST_CASE("pending: finality from the configured depth, else the finalized tag, else the chain's default", "[pending][finality]") {
+    struct Row {
+        std::uint64_t block, newest, depth;
+        bool configured;
+        std::optional<std::uint64_t> tag;
+        bool want;
+    };
+    for (const auto& r : std::vector<Row>{{100, 163, 64, false, {}, false},
+                                          {100, 164, 64, false, {}, true},
+                                          {100, 101, 64, false, 100, true},    // the node's finalized block
+                                          {100, 500, 64, false, 99, false},    // deep, but the tag says not yet
+                                          {100, 119, 20, true, 500, false},    // a configured depth wins over the tag
+                                          {100, 120, 20, true, {}, true},
+                                          {100, 90, 20, true, {}, false}}) {   // newest behind the block
+        INFO(r.block << " newest " << r.newest << " depth " << r.depth);
+        CHECK(funding::is_final(r.block, r.newest, r.depth, r.configured, r.tag) == r.want);
+    }
+    CHECK(funding::default_finality(1) == 64);
+    CHECK(funding::default_finality(31337) == 64);
+    CHECK(funding::default_finality(137) == 256);
+    CHECK(funding::default_finality(43114) == 1);
+}
+
+TEST_CASE("pending: the reserve counts each unresolved nonce once, at its largest amount and worst fee", "[pending][limits]") {
+    CHECK(funding::in_flight_total({}) == Wei(0));
+    CHECK(funding::in_flight_total({{5, 100, 10}, {6, 50, 5}}) == Wei(165));
+    CHECK(funding::in_flight_total({{5, 100, 10}, {5, 100, 12}, {6, 0, 3}}) == Wei(115));  // a replacement; a filler
+}
+
+TEST_CASE("pending: nonce gaps below our highest unresolved nonce, from the first one nobody holds", "[pending][gaps]") {
+    using V = std::vector<std::uint64_t>;
+    CHECK(funding::nonce_gaps(5, {}) == V{});
+    CHECK(funding::nonce_gaps(5, {5, 6, 7}) == V{});
+    CHECK(funding::nonce_gaps(5, {6, 7}) == V{5});        // a refused send, or a filler that failed
+    CHECK(funding::nonce_gaps(5, {5, 8}) == V{6, 7});
+    CHECK(funding::nonce_gaps(9, {5, 8}) == V{});         // the node holds or mined everything below 9
+    CHECK(funding::nonce_gaps(3, {4}) == V{3});
 }
 
 TEST_CASE("plan: a balance mismatch is an endpoint contradicting itself, never an agent that spends", "[plan]") {
