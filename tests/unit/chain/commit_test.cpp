@@ -128,7 +128,7 @@ struct FakeChain {
             }
             const auto tag = params[1].get<std::string>();
             if (tag != "latest" && tag != "pending") return to_quantity(nonce_at(from_hex_u64(tag)));
-            return to_quantity(tag == "pending" ? mined_nonce + pool().size() : mined_nonce);
+            return to_quantity(tag == "pending" ? pending_nonce() : mined_nonce);
         }
         if (method == "eth_gasPrice") return to_quantity(base_fee + 1'000'000'000);
         if (method == "eth_maxPriorityFeePerGas") {
@@ -149,6 +149,7 @@ struct FakeChain {
         if (method == "eth_getTransactionReceipt") return receipt(params[0].get<std::string>());
         if (method == "eth_getTransactionByHash") {
             if (drop_lookups) throw test::DropConnection();
+            if (index_errors.count(params[0].get<std::string>())) throw std::runtime_error("transaction indexing is in progress");
             auto it = txs.find(params[0].get<std::string>());
             if (it == txs.end() || no_index) return nullptr;
             auto t = by_hash(it->second);
@@ -178,6 +179,14 @@ struct FakeChain {
         for (const auto& [h, t] : txs) count += t.block && *t.block <= n;
         for (const auto& [nonce, at] : foreign) count += at <= n;
         return count;
+    }
+    // The pending nonce as geth counts it: past the pool's transactions that follow on from the latest.
+    std::uint64_t pending_nonce() {
+        std::set<std::uint64_t> held;
+        for (auto* t : pool()) held.insert(t->stx.tx.nonce);
+        std::uint64_t n = mined_nonce;
+        while (held.count(n)) ++n;
+        return n;
     }
     // Someone else's transaction takes the bank's next nonce in the current block.
     void take_nonce() { foreign[mined_nonce++] = block; }
@@ -580,6 +589,11 @@ TEST_CASE("prepare: balance_mismatch only where the endpoint contradicts itself,
     auto next = rig.prepare();
     REQUIRE(next.mismatches.size() == 1);
     CHECK(next.plan.snapshot.accounts[next.mismatches[0]].account.address.lower() == liar);
+    // The contradiction holds the liar's account (no second top-up); the spender is paid.
+    REQUIRE(next.plan.topups.size() == 1);
+    CHECK(next.plan.topups[0].account.address.lower() == spender);
+    REQUIRE(next.plan.unknown.size() == 1);
+    CHECK(next.plan.unknown[0].account.address.lower() == liar);
 }
 
 TEST_CASE("commit: a replacement whose broadcast hits a transport error stays pending, not failed", "[chain][commit]") {
@@ -1011,4 +1025,218 @@ TEST_CASE("l2: the kind is detected once; set in the config, it is not probed an
         CHECK(rig.rpc_calls[{"eth_getCode", true}] == 0);
         CHECK(plan.plan.max_fee_cost == Wei(21000) * plan.plan.fees->per_gas_cap() + rig.chain.l1_fee_bound * 2);
     }
+}
+
+// --- Issue 26: never pay twice, part two ---
+
+TEST_CASE("prepare: a poll older than a block already seen plans nothing; a fresh one does", "[chain][stale]") {
+    Rig rig(2);
+    auto report = rig.commit(rig.prepare());
+    for (const auto& o : report.outcomes) REQUIRE(o.ok());
+    const auto seen = rig.chain.block;
+    rig.chain.mining = false;
+    // A backend three blocks behind answers the next poll: the accounts read as they were.
+    for (int i = 1; i <= 2; ++i) rig.chain.balances[address_of(i).lower()] = 0;
+    rig.chain.block = seen - 3;
+    auto stale = rig.prepare();
+    CHECK(stale.stale);
+    CHECK(stale.plan.topups.empty());
+    CHECK(stale.plan.unknown.size() == 2);
+    CHECK_FALSE(stale.has_work());
+    // The backend ahead answers again: a fresh view at the newest block decides.
+    rig.chain.block = seen;
+    auto fresh = rig.prepare();
+    CHECK_FALSE(fresh.stale);
+    CHECK(fresh.plan.topups.size() == 2);
+}
+
+TEST_CASE("reconcile: a node without receipts: a mined top-up is found in its block, booked at most its fee, never dropped",
+          "[chain][reconcile][evidence]") {
+    Rig rig(1);
+    rig.chain.no_index = true;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(50));
+    REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);
+    REQUIRE(rig.chain.mined_nonce == 1);
+    rig.chain.mining = false;
+    for (int k = 0; k < 5; ++k) {
+        auto p = rig.prepare();
+        CHECK(p.plan.topups.empty());  // the account waits: never paid a second time
+        rig.chain.block += 1;
+    }
+    const auto h = rig.history();
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].state == ledger::State::kConfirmed);
+    CHECK(h[0].fee_estimated);
+    CHECK(h[0].fee_paid == Wei(21000) * (rig.chain.base_fee + 1'000'000'000));  // gas limit x the price it paid
+    CHECK(count_state(h, ledger::State::kDropped) == 0);
+    CHECK(rig.ledger.spent_since(kChainId, rig.bank->address().checksummed(), 0) == kEther * 2);  // counted against daily
+    // The receipt comes at last (the node finished indexing): the fee as paid, no longer estimated.
+    rig.chain.no_index = false;
+    (void)rig.prepare();
+    CHECK_FALSE(rig.history()[0].fee_estimated);
+}
+
+TEST_CASE("reconcile: an error on one receipt delays that entry only", "[chain][reconcile][evidence]") {
+    Rig rig(2);
+    rig.chain.mining = false;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));
+    REQUIRE(report.outcomes.size() == 2);
+    rig.chain.index_errors.insert(report.outcomes[0].tx_hash);
+    rig.chain.mining = true;
+    rig.chain.mine();
+    rig.chain.mining = false;
+    auto p = rig.prepare();
+    REQUIRE_FALSE(p.problem);
+    REQUIRE(p.settled.size() == 1);  // the other one
+    CHECK(p.settled[0].tx_hash == report.outcomes[1].tx_hash);
+    REQUIRE(p.pending.size() == 1);
+    CHECK(p.pending[0].kind == chain::PendingAction::Kind::kWait);
+    CHECK(p.plan.topups.empty());
+    rig.chain.index_errors.clear();
+    rig.chain.block += 1;
+    CHECK(rig.prepare().settled.size() == 1);
+    CHECK(count_state(rig.history(), ledger::State::kConfirmed) == 2);
+}
+
+TEST_CASE("reconcile: a top-up whose block is reorged away is sent again, the same bytes, and booked once", "[chain][reorg]") {
+    Rig rig(1, [](config::Network& n) { n.finality = 10; });
+    auto report = rig.commit(rig.prepare());
+    REQUIRE(report.outcomes[0].ok());
+    const auto hash = report.outcomes[0].tx_hash;
+    rig.chain.mining = false;
+    // The block is reorged away and the node forgot the transaction's place: unmined, balance back.
+    auto& tx = rig.chain.txs.at(hash);
+    tx.block.reset();
+    rig.chain.mined_nonce = 0;
+    rig.chain.balances[address_of(1).lower()] = 0;
+    rig.chain.salt = 7;
+    auto p = rig.prepare();
+    CHECK(p.reorged == 1);
+    CHECK(p.plan.topups.empty());  // the account waits for its top-up: never a second one
+    REQUIRE(p.pending.size() == 1);
+    CHECK(p.pending[0].entry.tx_hash == hash);
+    CHECK(rig.history()[0].state == ledger::State::kSent);
+    rig.chain.mining = true;
+    (void)rig.commit(p);
+    (void)rig.prepare();
+    const auto h = rig.history();
+    REQUIRE(h.size() == 1);  // one top-up, once
+    CHECK(h[0].state == ledger::State::kConfirmed);
+    CHECK(h[0].block == *rig.chain.txs.at(hash).block);
+    CHECK(rig.chain.balance(address_of(1).lower()) == kEther * 2);
+    // Final once `finality` blocks deep: no longer re-checked.
+    rig.chain.mining = false;
+    rig.chain.block += 10;
+    (void)rig.prepare();
+    CHECK(rig.history()[0].is_final);
+}
+
+TEST_CASE("reconcile: an endpoint on another chain writes nothing to the ledger", "[chain][chain_id]") {
+    Rig rig(1, [](config::Network& n) { n.chain_id = kChainId + 1; });
+    (void)rig.ledger.record_intent([&] {
+        ledger::Entry e;
+        e.network = "alpha";
+        e.chain_id = kChainId + 1;
+        e.bank = rig.bank->address().checksummed();
+        e.recipient = address_of(1).checksummed();
+        e.role = "watcher";
+        e.amount = kEther;
+        e.tx_hash = "0x" + std::string(64, 'a');
+        e.raw = "0x00";
+        return e;
+    }());
+    rig.chain.take_nonce();  // the other chain's bank nonce 0 is used: no evidence about ours
+    for (int k = 0; k < 5; ++k) {
+        auto p = rig.prepare();
+        CHECK(p.fault() == Fault::kChainId);
+        rig.chain.block += 1;
+    }
+    const auto h = rig.history();
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].state == ledger::State::kIntent);
+    CHECK(h[0].taken_block == 0);
+}
+
+TEST_CASE("reconcile: in-flight top-ups are found by chain and bank, whatever the network is named now", "[chain][rename]") {
+    Rig rig(1);
+    rig.chain.mining = false;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));
+    REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);
+    // The operator renames the network: a new Worker, same chain and bank.
+    auto renamed = rig.net;
+    renamed.name = "beta";
+    renamed.chain_id = kChainId;
+    chain::Worker beta(rig.io.get_executor(), renamed, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    beta.set_clock([&rig] { return rig.clock; });
+    auto p = test::run(rig.io, beta.prepare(chain::Mode::kLive));
+    CHECK(p.plan.topups.empty());  // its top-up is in flight: the account waits
+    REQUIRE(p.pending.size() == 1);
+    CHECK(p.pending[0].entry.tx_hash == report.outcomes[0].tx_hash);
+}
+
+TEST_CASE("prepare: one sender per bank and chain, whatever the processes are named", "[chain][sender]") {
+    Rig rig(1);
+    rig.worker->set_sender("host/1/aaaa", std::chrono::seconds(30));
+    auto net2 = rig.net;
+    net2.name = "other-name";
+    chain::Worker second(rig.io.get_executor(), net2, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    second.set_clock([&rig] { return rig.clock; });
+    second.set_sender("host/2/bbbb", std::chrono::seconds(30));
+    auto first = rig.prepare();
+    REQUIRE_FALSE(first.problem);
+    CHECK(rig.worker->sender_lease() == "sender:" + std::to_string(kChainId) + ":" + rig.bank->address().lower());
+    auto refused = test::run(rig.io, second.prepare(chain::Mode::kLive));
+    REQUIRE(refused.problem);
+    CHECK(refused.fault() == Fault::kSender);
+    CHECK_THAT(refused.problem->message, Catch::Contains("host/1/aaaa"));
+    CHECK(fault_exit_code(refused.fault()) == 2);
+    // A plan prepared before another took the bank journals nothing: the lease is checked in the
+    // journal's own transaction.
+    rig.ledger.release_held(chain::kSenderLeasePrefix, "host/1/aaaa");
+    auto taken = test::run(rig.io, second.prepare(chain::Mode::kLive));
+    REQUIRE_FALSE(taken.problem);
+    auto report = rig.commit(first);
+    REQUIRE(report.outcomes.size() == 1);
+    CHECK(report.outcomes[0].state == chain::Outcome::State::kFailed);
+    CHECK(report.outcomes[0].fault == Fault::kLedger);
+    CHECK(rig.sends_seen() == 0);
+    CHECK(rig.history().empty());
+}
+
+TEST_CASE("commit: a nonce gap whose filler failed is filled again next Round", "[chain][gaps]") {
+    Rig rig(3);
+    int fillers = 0;
+    rig.chain.on_send = [&](const eth::SignedTransaction& stx, int index) {
+        if (index == 1) throw std::runtime_error("intrinsic gas too low (refused by the test)");
+        if (stx.tx.value == 0 && fillers++ == 0) throw std::runtime_error("intrinsic gas too low (filler refused by the test)");
+    };
+    rig.chain.mining = false;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));
+    CHECK(report.outcomes[1].state == chain::Outcome::State::kFailed);
+    CHECK(count_state(rig.history(), ledger::State::kFailed, "nonce-filler") == 1);
+    rig.chain.mining = true;
+    auto next = rig.prepare();
+    REQUIRE(next.gaps == std::vector<std::uint64_t>{1});
+    CHECK(next.has_work());
+    (void)rig.commit(next);
+    (void)rig.prepare();
+    CHECK(rig.chain.mined_nonce == 4);  // two top-ups, the filler, and the refused account paid afresh
+    for (int i = 1; i <= 3; ++i) CHECK(rig.chain.balance(address_of(i).lower()) == kEther * 2);
+}
+
+TEST_CASE("prepare: the reserve and the bank's budget count what is in flight", "[chain][reserve]") {
+    Rig rig(2, [](config::Network& n) { n.limits.reserve = kEther * 997; });
+    rig.accounts->at(1).threshold = 0;  // only account 1 is low at first
+    rig.chain.mining = false;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));
+    REQUIRE(report.outcomes.size() == 1);
+    REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);  // 2 ether in flight, unmined
+    rig.accounts->at(1).threshold = kEther;
+    auto p = rig.prepare();
+    CHECK(p.in_flight > kEther * 2);
+    // 1000 in the bank, 2 (and fees) in flight, 997 kept: 2 more would break the reserve (they
+    // would not without what is in flight).
+    CHECK(p.plan.topups.empty());
+    REQUIRE(p.plan.blocked.size() == 1);
+    CHECK_THAT(p.plan.blocked[0].second, Catch::Contains("reserve"));
 }
