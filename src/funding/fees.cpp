@@ -71,14 +71,16 @@ std::optional<Fees> bumped_fees(const Fees& old, const Wei& ceiling) {
     return f;
 }
 
-FeePaid fee_paid(const ReceiptFees& r, const Fees& tx) {
+FeePaid fee_paid(const ReceiptFees& r, const Fees& tx, bool jovian) {
     const auto& egp = r.effective_gas_price;
     const Wei price = egp && *egp <= max_sane_amount() ? *egp : tx.per_gas_cap();
     FeePaid out;
     out.gas = Wei(r.gas_used) * price;
     out.l1 = r.l1_fee.value_or(0);
-    if (r.operator_fee_scalar || r.operator_fee_constant)
-        out.operator_fee = Wei(r.gas_used) * r.operator_fee_scalar.value_or(0) / 1'000'000 + r.operator_fee_constant.value_or(0);
+    if (r.operator_fee_scalar || r.operator_fee_constant) {
+        const Wei scaled = Wei(r.gas_used) * r.operator_fee_scalar.value_or(0);
+        out.operator_fee = (jovian ? scaled * 100 : scaled / 1'000'000) + r.operator_fee_constant.value_or(0);
+    }
     return out;
 }
 

@@ -49,15 +49,17 @@ struct ReceiptFees {
 struct FeePaid {
     Wei gas = 0;           //!< gasUsed x effectiveGasPrice
     Wei l1 = 0;            //!< OP Stack: the L1 data fee
-    Wei operator_fee = 0;  //!< OP Stack since Isthmus: gasUsed x operatorFeeScalar / 1e6 + operatorFeeConstant
+    Wei operator_fee = 0;  //!< OP Stack since Isthmus: see fee_paid
     [[nodiscard]] Wei total() const { return gas + l1 + operator_fee; }
     bool operator==(const FeePaid&) const = default;
 };
 
 //! What a mined transaction paid: gasUsed x effectiveGasPrice (a receipt without one, pre-London,
 //! or with an absurd one is priced at the transaction's own gas price or max fee), plus the
-//! receipt's L1 data fee and operator fee where it carries them.
-[[nodiscard]] FeePaid fee_paid(const ReceiptFees& r, const Fees& tx);
+//! receipt's L1 data fee and operator fee where it carries them: gasUsed x operatorFeeScalar / 1e6
+//! + operatorFeeConstant (Isthmus, rounded down), or on a chain past `jovian` gasUsed x
+//! operatorFeeScalar x 100 + operatorFeeConstant.
+[[nodiscard]] FeePaid fee_paid(const ReceiptFees& r, const Fees& tx, bool jovian);
 
 //! The most one transfer of `gas_limit` gas may cost in fees: gas_limit x the per-gas cap, and on
 //! an OP Stack chain its L1 data fee's bound times the margin and its operator fee for gas_limit.

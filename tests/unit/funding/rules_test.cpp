@@ -105,28 +105,48 @@ TEST_CASE("fees: what a mined transaction paid", "[fees]") {
                                           {std::nullopt, legacy, Wei(21000) * 7 * kGwei},  // pre-London receipt
                                           {std::nullopt, dynamic, Wei(21000) * 30 * kGwei},
                                           {Wei(1) << 250, legacy, Wei(21000) * 7 * kGwei}})  // absurd: the tx's own
-        CHECK(funding::fee_paid({21000, r.effective, std::nullopt, std::nullopt, std::nullopt}, r.fees).total() == r.want);
+        CHECK(funding::fee_paid({21000, r.effective, std::nullopt, std::nullopt, std::nullopt}, r.fees, false).total() == r.want);
 }
 
 TEST_CASE("fees: what a mined transaction paid on an OP Stack chain, by part", "[fees][l2]") {
     const Fees dynamic{eth::TxType::kDynamicFee, 0, 30 * kGwei, 2 * kGwei};
     struct Row {
         std::optional<Wei> l1, scalar, constant;
+        bool jovian;  // the oracle's isJovian()
         funding::FeePaid want;
     };
     const Wei gas = Wei(21000) * 12 * kGwei;
     for (const auto& r : std::vector<Row>{
-             {std::nullopt, std::nullopt, std::nullopt, {gas, 0, 0}},             // an L1 chain's receipt
-             {Wei(123456789), std::nullopt, std::nullopt, {gas, 123456789, 0}},   // OP Stack before Isthmus
-             {Wei(5), Wei(0), Wei(0), {gas, 5, 0}},                               // Isthmus, no operator fee set
+             {std::nullopt, std::nullopt, std::nullopt, false, {gas, 0, 0}},            // an L1 chain's receipt
+             {Wei(123456789), std::nullopt, std::nullopt, false, {gas, 123456789, 0}},  // OP Stack before Isthmus
+             {Wei(5), Wei(0), Wei(0), false, {gas, 5, 0}},                              // Isthmus, no operator fee set
              // Isthmus: gasUsed x scalar / 1e6 + constant = 21000 x 2,000,000 / 1e6 + 7 = 42,007
-             {Wei(5), Wei(2'000'000), Wei(7), {gas, 5, 42'007}},
-             {Wei(5), Wei(1), std::nullopt, {gas, 5, 0}},                         // 21000 / 1e6 rounds down
+             {Wei(5), Wei(2'000'000), Wei(7), false, {gas, 5, 42'007}},
+             {Wei(5), Wei(1), std::nullopt, false, {gas, 5, 0}},                        // 21000 / 1e6 rounds down
+             // Jovian: gasUsed x scalar x 100 + constant = 21000 x 2 x 100 + 7 = 4,200,007
+             {Wei(5), Wei(2), Wei(7), true, {gas, 5, 4'200'007}},
+             {Wei(5), Wei(1), std::nullopt, true, {gas, 5, 2'100'000}},                 // nothing rounds
+             {Wei(5), Wei(0), Wei(7), true, {gas, 5, 7}},                               // the constant alone
+             {Wei(5), Wei(0), Wei(0), true, {gas, 5, 0}},                               // no operator fee set
+             // Isthmus' scalar read by Jovian's formula: 1e8 times Isthmus' part (4,200,000,000,000 + 7)
+             {Wei(5), Wei(2'000'000), Wei(7), true, {gas, 5, Wei(4'200'000'000'007)}},
+             {Wei(5), std::nullopt, std::nullopt, true, {gas, 5, 0}},                   // a receipt without the fields
          }) {
-        const auto paid = funding::fee_paid({21000, 12 * kGwei, r.l1, r.scalar, r.constant}, dynamic);
+        INFO("scalar " << r.scalar.value_or(0) << ", constant " << r.constant.value_or(0) << (r.jovian ? ", Jovian" : ", Isthmus"));
+        const auto paid = funding::fee_paid({21000, 12 * kGwei, r.l1, r.scalar, r.constant}, dynamic, r.jovian);
         CHECK(paid == r.want);
         CHECK(paid.total() == r.want.gas + r.want.l1 + r.want.operator_fee);
     }
+}
+
+TEST_CASE("fees: Jovian's operator fee at its widest fits in the checked 256 bits", "[fees][l2]") {
+    const Fees dynamic{eth::TxType::kDynamicFee, 0, 30 * kGwei, 2 * kGwei};
+    // The spec's maximum: gas (uint64) x scalar (uint32) x 100 + constant (uint64), 103 bits.
+    const Wei u64 = UINT64_MAX, u32 = UINT32_MAX;
+    const auto widest = funding::fee_paid({UINT64_MAX, 1, std::nullopt, u32, u64}, dynamic, true);
+    CHECK(widest.operator_fee == u64 * u32 * 100 + u64);
+    // And a node's absurd fields (up to max_sane_amount, 2^128 - 1) are booked, never wrapped.
+    CHECK_NOTHROW(funding::fee_paid({UINT64_MAX, 1, max_sane_amount(), max_sane_amount(), max_sane_amount()}, dynamic, true));
 }
 
 TEST_CASE("fees: the most a transfer may cost, with an OP Stack chain's L1 data and operator fees", "[fees][l2]") {
