@@ -41,7 +41,7 @@ json call_to(const char* to, const std::string& data) {
 struct L2Calls {
     bool detect = false;
     bool op = false;
-    [[nodiscard]] std::size_t count() const { return (detect ? 2 : 0) + (op ? 4 : 0); }
+    [[nodiscard]] std::size_t count() const { return (detect ? 2 : 0) + (op ? 5 : 0); }
 };
 
 void add_l2_calls(std::vector<rpc::Call>& calls, const L2Calls& l2) {
@@ -51,13 +51,14 @@ void add_l2_calls(std::vector<rpc::Call>& calls, const L2Calls& l2) {
     }
     if (!l2.op) return;
     // getL1FeeUpperBound(size) since Fjord; getL1Fee(size bytes of 0xff) before it (every byte
-    // non-zero: its most); getOperatorFee(0) and (1e6) since Isthmus.
+    // non-zero: its most); getOperatorFee(0) and (1e6) since Isthmus; isJovian() since Jovian.
     std::string data = "0x49948e0e" + word(32) + word(kTransferSize) + std::string(2 * kTransferSize, 'f');
     data.append((64 - (2 * kTransferSize) % 64) % 64, '0');
     calls.push_back({"eth_call", call_to(kOracle, "0xf1c7a58b" + word(kTransferSize))});
     calls.push_back({"eth_call", call_to(kOracle, data)});
     calls.push_back({"eth_call", call_to(kOracle, "0x275aedd2" + word(0))});
     calls.push_back({"eth_call", call_to(kOracle, "0x275aedd2" + word(kMillion))});
+    calls.push_back({"eth_call", call_to(kOracle, "0x105d0b81")});
 }
 
 // A 32-byte word an eth_call returned, as a number.
@@ -79,8 +80,9 @@ std::optional<funding::L2Kind> detected(std::uint64_t chain_id, const rpc::CallR
     return funding::detect_l2(chain_id, text != "0x" && !text.empty(), word_of(arbos).has_value());
 }
 
-// The oracle's reads: the L1 fee's bound (empty: neither function answered) and the operator fee
-// (none where getOperatorFee does not exist: before Isthmus).
+// The oracle's reads: the L1 fee's bound (empty: neither function answered), the operator fee
+// (none where getOperatorFee does not exist: before Isthmus) and whether receipts' operator fee is
+// Jovian's (an oracle that does not answer isJovian is before Jovian).
 std::optional<funding::OpFees> op_fees(const rpc::CallResult* r, const config::Network& net) {
     auto bound = word_of(r[0]);
     if (!bound) bound = word_of(r[1]);
@@ -93,6 +95,7 @@ std::optional<funding::OpFees> op_fees(const rpc::CallResult* r, const config::N
         f.operator_fee_base = *base;
         f.operator_fee_per_mgas = *at_million > *base ? *at_million - *base : Wei(0);
     }
+    f.jovian = word_of(r[4]) == Wei(1);
     return f;
 }
 

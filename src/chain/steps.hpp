@@ -45,6 +45,7 @@ struct Context {
     const config::Network& net;
     std::function<double()> now;     //!< the Worker's clock (unix seconds)
     std::function<void()> replaced;  //!< a replacement was broadcast (counted then, not at the Round's end)
+    bool jovian = false;             //!< an OP Stack chain past Jovian (a poll read it): its operator fee formula
     Seen* seen = nullptr;            //!< the Worker's (none: nothing seen is kept)
     const SenderLease* sender = nullptr;  //!< held for this Round (none: the ledger is not shared)
     //! The newest block seen, or `b` if later.
@@ -80,7 +81,8 @@ struct StepReport {
                                      const std::string& home, const std::string& role, std::uint64_t block);
 [[nodiscard]] funding::Fees fees_of(const ledger::Entry& e);
 //! The one place a receipt becomes what the bank paid (gas, and an OP Stack chain's L1 data and
-//! operator fees); a receipt whose fee fields cannot be read is logged (the fee is understated).
+//! operator fees, the latter by Jovian's formula where `ctx.jovian`); a receipt whose fee fields
+//! cannot be read is logged (the fee is understated).
 [[nodiscard]] funding::FeePaid paid_for(const Context& ctx, const ledger::Entry& e, const rpc::ReceiptInfo& r);
 //! Signs `txs` in order, up to four at a time, whatever the signer (a KMS Sign is a network round
 //! trip). Returns the signed prefix: every result up to and including the first failure; nothing

@@ -69,7 +69,7 @@ funding::FeePaid paid_for(const Context& ctx, const ledger::Entry& e, const rpc:
                       "understated (the bank audit will show the difference)",
                       ctx.net.name, e.tx_hash);
     return funding::fee_paid({r.gas_used, r.effective_gas_price, r.l1_fee, r.operator_fee_scalar, r.operator_fee_constant},
-                             fees_of(e), false);
+                             fees_of(e), ctx.jovian);
 }
 
 namespace {

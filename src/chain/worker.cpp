@@ -92,6 +92,7 @@ struct Worker::Impl {
     int failures = 0;
     detail::BurnTracker burn;
     std::optional<funding::L2Kind> l2_kind;  // the kind of chain, once a poll has read it
+    bool jovian = false;  // an OP Stack chain past Jovian, once a poll has read it (a fork is one-way)
     std::map<eth::Address, funding::ConfirmedTopUp> confirmed_since_poll;  // checked, then cleared, at each poll
     std::mt19937 rng{std::random_device{}()};
     detail::Seen seen;  // the newest block seen on this network, across Rounds
@@ -104,6 +105,7 @@ struct Worker::Impl {
 
     detail::Context context() {
         auto ctx = detail::Context{client, signer, ledger, net_, now, {}};
+        ctx.jovian = jovian;
         ctx.seen = &seen;
         ctx.sender = sender ? &*sender : nullptr;
         return ctx;
@@ -349,6 +351,7 @@ struct Worker::Impl {
         }
         auto snap = co_await chain::poll(client, net_, bank, *accounts, l2_kind);
         if (snap.l2) l2_kind = snap.l2;  // detected once
+        if (snap.op_fees && snap.op_fees->jovian) jovian = true;
         if (auto p = check_chain(snap)) rp.fail(*p);
         rp.stale = stale_poll(snap);
         note_confirmed(rp.settled);

@@ -27,6 +27,9 @@ struct OpFees {
     std::uint64_t margin_permille = 1500;  //!< l1FeeMargin: the bound is budgeted times this
     Wei operator_fee_base = 0;      //!< getOperatorFee(0): the operator fee's constant part
     Wei operator_fee_per_mgas = 0;  //!< what the operator fee adds per million gas
+    //! isJovian(): receipts' operator fee is Jovian's formula (false where the oracle does not
+    //! answer it: before Jovian)
+    bool jovian = false;
 };
 
 //! Everything one poll of a network learns, from one batched round trip.

@@ -66,6 +66,7 @@ struct FakeChain {
     Wei l1_fee_bound = Wei(3'000'000'000'000);  // getL1FeeUpperBound(size)
     Wei l1_fee = Wei(2'000'000'000'000);        // what a receipt's l1Fee says was paid
     std::uint64_t operator_scalar = 0, operator_constant = 0;
+    bool jovian = false;  // past Jovian: isJovian() answers true and the operator fee is Jovian's
     bool oracle_answers = true;
     bool code_answers = true;  // eth_getCode: a node that refuses it leaves the kind of chain unknown
     std::uint64_t estimate = 21000;
@@ -75,7 +76,9 @@ struct FakeChain {
         std::string h = to_quantity(v).substr(2);
         return "0x" + std::string(64 - h.size(), '0') + h;
     }
-    Wei operator_fee(std::uint64_t gas) const { return Wei(gas) * operator_scalar / 1'000'000 + operator_constant; }
+    Wei operator_fee(std::uint64_t gas) const {
+        return (jovian ? Wei(gas) * operator_scalar * 100 : Wei(gas) * operator_scalar / 1'000'000) + operator_constant;
+    }
 
     json call(const json& tx) {
         const auto to = to_lower(tx.value("to", ""));
@@ -85,6 +88,7 @@ struct FakeChain {
             const auto selector = data.substr(0, 10);
             if (selector == "0xf1c7a58b") return word(l1_fee_bound);  // getL1FeeUpperBound(uint256)
             if (selector == "0x275aedd2") return word(operator_fee(from_hex_u64("0x" + data.substr(10))));  // getOperatorFee
+            if (selector == "0x105d0b81" && jovian) return word(Wei(1));  // isJovian(): absent before Jovian
             throw std::runtime_error("execution reverted");
         }
         if (to == "0x0000000000000000000000000000000000000064" && l2 == L2::kArbitrum) return word(Wei(20));  // arbOSVersion
@@ -921,6 +925,7 @@ TEST_CASE("l2: on an OP Stack chain the plan budgets the L1 data and operator fe
     REQUIRE(plan.can_commit());
     REQUIRE(plan.plan.snapshot.l2 == funding::L2Kind::kOp);
     REQUIRE(plan.plan.snapshot.op_fees.has_value());
+    CHECK_FALSE(plan.plan.snapshot.op_fees->jovian);  // isJovian() reverts: Isthmus' formula
     const Wei per_gas = plan.plan.fees->per_gas_cap();
     // Each transfer: gas x cap, the oracle's bound x 1.5 (the default l1FeeMargin), the operator fee for 21000 gas.
     CHECK(plan.plan.max_fee_cost == (Wei(21000) * per_gas + rig.chain.l1_fee_bound * 3 / 2 + 42'007) * 3);
@@ -940,6 +945,46 @@ TEST_CASE("l2: on an OP Stack chain the plan budgets the L1 data and operator fe
     // To the wei: what the ledger says the bank paid is what it lost on chain.
     CHECK(start - rig.chain.balance(rig.chain.bank) == booked);
     CHECK(rig.ledger.paid_since("alpha", rig.bank->address().checksummed(), 0) == booked);
+}
+
+TEST_CASE("l2: on an OP Stack chain past Jovian the ledger books Jovian's operator fee (x 100, not / 1e6)", "[chain][l2]") {
+    Rig rig(2);
+    rig.chain.l2 = FakeChain::L2::kOp;
+    rig.chain.jovian = true;
+    rig.chain.operator_scalar = 2;  // Jovian: 21000 x 2 x 100 + 7 = 4,200,007 for a transfer (Isthmus' reading: 7)
+    rig.chain.operator_constant = 7;
+    rig.chain.bank = rig.bank->address().lower();
+    const Wei start = rig.chain.balance(rig.chain.bank);
+    auto plan = rig.prepare();
+    REQUIRE(plan.can_commit());
+    REQUIRE(plan.plan.snapshot.op_fees.has_value());
+    CHECK(plan.plan.snapshot.op_fees->jovian);
+    // Budgeted from the oracle's getOperatorFee, which computes the chain's own formula.
+    CHECK(plan.plan.max_fee_cost ==
+          (Wei(21000) * plan.plan.fees->per_gas_cap() + rig.chain.l1_fee_bound * 3 / 2 + 4'200'007) * 2);
+    SECTION("booked when commit sees the receipt") {
+        auto report = rig.commit(plan);
+        for (const auto& o : report.outcomes) {
+            REQUIRE(o.ok());
+            CHECK(o.operator_fee == Wei(4'200'007));
+        }
+    }
+    SECTION("booked when reconcile settles it in a later Round") {
+        rig.chain.receipt_lag = 4;
+        auto report = rig.commit(plan, std::chrono::milliseconds(1));
+        for (const auto& o : report.outcomes) REQUIRE(o.state == chain::Outcome::State::kSent);
+        rig.chain.mining = false;
+        rig.chain.block += 4;
+        auto next = rig.prepare();
+        REQUIRE(next.settled.size() == 2);
+    }
+    Wei booked = 0;
+    for (const auto& e : rig.history()) {
+        CHECK(e.state == ledger::State::kConfirmed);
+        CHECK(e.operator_fee == Wei(4'200'007));
+        booked += e.amount + e.fee_paid;
+    }
+    CHECK(start - rig.chain.balance(rig.chain.bank) == booked);  // to the wei
 }
 
 TEST_CASE("l2: a bank that covers gas x price but not the L1 data fee is short before anything is sent", "[chain][l2]") {
@@ -1007,6 +1052,7 @@ TEST_CASE("l2: the kind is detected once; set in the config, it is not probed an
         (void)rig.prepare();
         CHECK(rig.rpc_calls[{"eth_getCode", true}] == 1);
         CHECK(rig.rpc_calls[{"eth_call", true}] == 1 + 2 * 3);  // ArbSys once; the oracle each poll
+        CHECK(rig.rpc_calls[{"eth_call", false}] == 2 * 2);     // getL1Fee and isJovian revert (past Fjord, before Jovian)
     }
     SECTION("\"l2\": \"none\" on an L1") {
         Rig rig(1, [](config::Network& n) { n.l2 = config::L2Setting::kNone; });
