@@ -4,6 +4,7 @@
 #include "keymaster/common/hex.hpp"
 #include "keymaster/funding/fees.hpp"
 #include "keymaster/rpc/eth_api.hpp"
+#include "batch.hpp"
 
 #include <cstdio>
 
@@ -109,10 +110,16 @@ std::optional<funding::L2Kind> configured(config::L2Setting s) {
     return std::nullopt;
 }
 
-//! The poll's calls: the fixed ones, those about the kind of chain, then one eth_getBalance per
-//! account with its params written directly (a poll may carry 10,000 of them).
-std::vector<rpc::Call> poll_calls(const eth::Address& bank, const std::vector<funding::Account>& accounts, const L2Calls& l2) {
-    std::vector<rpc::Call> calls = {
+//! The poll's calls: the fixed ones, those about the kind of chain (the first request carries them
+//! on top of batchSize), then one eth_getBalance per account with its params written directly (a
+//! poll may carry 10,000 of them); every later request starts with an eth_blockNumber (Batch).
+struct PollCalls {
+    detail::Batch batch;
+    std::vector<std::size_t> account_at;  //!< each account's eth_getBalance
+};
+PollCalls poll_calls(const eth::Address& bank, const std::vector<funding::Account>& accounts, const L2Calls& l2,
+                     std::size_t batch_size) {
+    std::vector<rpc::Call> fixed = {
         {"eth_chainId", json::array()},
         {"eth_getBlockByNumber", json::array({"latest", false})},
         {"eth_getBalance", json::array({bank.lower(), "latest"})},
@@ -121,8 +128,11 @@ std::vector<rpc::Call> poll_calls(const eth::Address& bank, const std::vector<fu
         {"eth_maxPriorityFeePerGas", json::array()},
         {"eth_getTransactionCount", json::array({bank.lower(), "latest"})},
     };
-    calls.reserve(kFixed + l2.count() + accounts.size());
-    add_l2_calls(calls, l2);
+    add_l2_calls(fixed, l2);
+    PollCalls out{detail::Batch(batch_size, fixed.size()), {}};
+    out.batch.reserve(fixed.size() + accounts.size());
+    out.account_at.reserve(accounts.size());
+    for (auto& c : fixed) (void)out.batch.add(std::move(c));
     static constexpr char kDigits[] = "0123456789abcdef";
     for (const auto& a : accounts) {
         rpc::Call c{"eth_getBalance", json(), "[\"0x" + std::string(40, '0') + "\",\"latest\"]"};
@@ -130,9 +140,9 @@ std::vector<rpc::Call> poll_calls(const eth::Address& bank, const std::vector<fu
             c.params_text[4 + 2 * k] = kDigits[a.address.bytes()[k] >> 4];
             c.params_text[5 + 2 * k] = kDigits[a.address.bytes()[k] & 0xf];
         }
-        calls.push_back(std::move(c));
+        out.account_at.push_back(out.batch.add(std::move(c)));
     }
-    return calls;
+    return out;
 }
 
 //! The network as not polled: `error` on the snapshot, `why` on every account (balance unknown).
@@ -158,10 +168,10 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
     snap.accounts.reserve(accounts.size());
     if (auto set = configured(net.l2)) known = set;
     const L2Calls l2{!known, !known || *known == funding::L2Kind::kOp};
-    const std::size_t fixed = kFixed + l2.count();
+    auto calls = poll_calls(bank, accounts, l2, net.batch_size);
     std::vector<rpc::CallResult> r;
     try {
-        r = co_await client.batch(poll_calls(bank, accounts, l2), fixed);
+        r = co_await client.batch(calls.batch.take(), calls.batch.riders());
     } catch (const std::exception& e) {
         co_return not_polled(std::move(snap), accounts, e.what(), "network unreachable");
     }
@@ -180,7 +190,8 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
                              "chain id mismatch");
     }
     snap.reachable = true;
-    snap.block = block->number;
+    // The poll is as old as its oldest request (a provider may answer each from another backend).
+    snap.block = std::min(block->number, calls.batch.oldest_head(r).value_or(block->number));
     snap.base_fee = block->base_fee;
     if (value(2)) snap.bank_balance = rpc::as_quantity(*value(2));
     if (value(3)) snap.bank_nonce = rpc::as_u64(*value(3));
@@ -191,7 +202,7 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
     if (snap.l2 == funding::L2Kind::kOp) snap.op_fees = op_fees(&r[kFixed + (l2.detect ? 2 : 0)], net);
     for (std::size_t i = 0; i < accounts.size(); ++i) {
         AccountState s{accounts[i], std::nullopt, {}};
-        const auto& res = r[fixed + i];
+        const auto& res = r[calls.account_at[i]];
         if (res.ok()) {
             s.balance = rpc::as_quantity(*res.result);
             if (!s.balance) s.error = "malformed balance";

@@ -7,6 +7,7 @@
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/signer/signer.hpp"
+#include "batch.hpp"
 #include "steps.hpp"
 
 namespace keymaster::chain::detail {
@@ -76,19 +77,6 @@ struct Answer {
     bool failed = true;
 };
 
-// The reconcile batch, built with each call's place remembered (never read by position).
-class Batch {
-public:
-    std::size_t add(std::string method, json params) {
-        calls_.push_back({std::move(method), std::move(params)});
-        return calls_.size() - 1;
-    }
-    std::vector<rpc::Call> take() { return std::move(calls_); }
-
-private:
-    std::vector<rpc::Call> calls_;
-};
-
 Answer answer_of(const std::vector<rpc::CallResult>& r, std::size_t i) {
     if (i >= r.size() || !r[i].ok()) return {};
     return {*r[i].result, false};
@@ -128,25 +116,25 @@ ChainFacts::Of read_of(const std::vector<rpc::CallResult>& r, std::size_t receip
 }
 
 net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const Ours& ours) {
-    Batch b;
-    const auto at_chain = b.add("eth_chainId", json::array());
-    const auto at_nonce = b.add("eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"}));
-    const auto at_block = b.add("eth_blockNumber", json::array());
+    Batch b(ctx.net.batch_size, 0);
+    const auto at_chain = b.add({"eth_chainId", json::array()});
+    const auto at_nonce = b.add({"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})});
+    const auto at_block = b.add({"eth_blockNumber", json::array()});
     std::optional<std::size_t> at_final;
-    if (!ours.unfinal.empty() && !ctx.net.finality) at_final = b.add("eth_getBlockByNumber", json::array({"finalized", false}));
+    if (!ours.unfinal.empty() && !ctx.net.finality) at_final = b.add({"eth_getBlockByNumber", json::array({"finalized", false})});
     std::vector<std::pair<std::size_t, std::size_t>> pending_at, unfinal_at;
     for (const auto& e : ours.pending)
-        pending_at.emplace_back(b.add("eth_getTransactionReceipt", json::array({e.tx_hash})),
-                                b.add("eth_getTransactionByHash", json::array({e.tx_hash})));
+        pending_at.emplace_back(b.add({"eth_getTransactionReceipt", json::array({e.tx_hash})}),
+                                b.add({"eth_getTransactionByHash", json::array({e.tx_hash})}));
     std::map<std::uint64_t, std::size_t> height_at;
     for (const auto& e : ours.unfinal) {
-        unfinal_at.emplace_back(b.add("eth_getTransactionReceipt", json::array({e.tx_hash})), 0);
+        unfinal_at.emplace_back(b.add({"eth_getTransactionReceipt", json::array({e.tx_hash})}), 0);
         if (!height_at.count(e.block))
-            height_at[e.block] = b.add("eth_getBlockByNumber", json::array({to_quantity(Wei(e.block)), false}));
+            height_at[e.block] = b.add({"eth_getBlockByNumber", json::array({to_quantity(Wei(e.block)), false})});
     }
     std::vector<rpc::CallResult> r;
     try {
-        r = co_await ctx.client.batch(b.take());
+        r = co_await ctx.client.batch(b.take(), b.riders());
     } catch (const std::exception& e) {
         co_return Problem{Fault::kPoll, std::string("cannot reconcile the ledger: ") + e.what()};
     }
@@ -163,7 +151,8 @@ net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const Ours& ours) {
     f.chain_id = *chain_id;
     f.latest_nonce = *nonce;
     f.block = *head;
-    f.fresh = !funding::is_stale(*head, ctx.block_at_least(0));
+    // As fresh as its oldest request (a provider may answer each from another backend).
+    f.fresh = !funding::is_stale(std::min(*head, b.oldest_head(r).value_or(*head)), ctx.block_at_least(0));
     ctx.saw(*head);
     if (at_final)
         if (const auto fin = answer_of(r, *at_final); !fin.failed && !fin.result->is_null())
@@ -423,6 +412,7 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     if (!read) co_return read.error();
     const auto& ours = *read;
     if (ours.pending.empty() && ours.unfinal.empty()) co_return view;
+    for (const auto& e : ours.unfinal) ctx.saw(e.block);  // what the chain showed, even to an earlier process
     const auto facts = co_await ask_chain(ctx, ours);
     if (!facts) co_return facts.error();
     const std::uint64_t newest = ctx.block_at_least(facts->block);

@@ -533,6 +533,11 @@ json history_json(const ledger::Entry& e, const std::string& amount) {
     if (e.fee_paid > 0) j["feePaidWei"] = e.fee_paid.str();
     if (e.l1_fee > 0) j["l1FeeWei"] = e.l1_fee.str();
     if (e.operator_fee > 0) j["operatorFeeWei"] = e.operator_fee.str();
+    if (e.block) {  // mined: where, whether that block is final yet, whether the fee is the receipt's
+        if (!e.block_hash.empty()) j["blockHash"] = e.block_hash;
+        j["final"] = e.is_final;
+        j["feeEstimated"] = e.fee_estimated;
+    }
     if (e.tx_type == 0) j["gasPriceWei"] = e.gas_price.str();
     else {
         j["maxFeePerGasWei"] = e.max_fee.str();

@@ -14,6 +14,7 @@ namespace {
 // A node: every balance is the account number in wei (the address's last two bytes).
 json node(const std::string& method, const json& params) {
     if (method == "eth_chainId") return "0x7a69";
+    if (method == "eth_blockNumber") return "0x10";
     if (method == "eth_getBlockByNumber") return json{{"number", "0x10"}, {"baseFeePerGas", "0x3b9aca00"}};
     if (method == "eth_getBalance") return to_quantity(Wei(std::stoul(params[0].get<std::string>().substr(38), nullptr, 16)));
     if (method == "eth_getTransactionCount") return "0x5";
@@ -44,6 +45,7 @@ TEST_CASE("poll: one HTTP round trip per network up to batchSize accounts, ceil(
         rpc::RpcClient client(io.get_executor(), "alpha", {Secret(server.url())}, o);
         config::Network net;
         net.name = "alpha";
+        net.batch_size = batch;
         const auto accts = accounts(n);
         ByteArray<20> bank{};
         bank[0] = 0xba;
@@ -61,4 +63,30 @@ TEST_CASE("poll: one HTTP round trip per network up to batchSize accounts, ceil(
             CHECK(snap.accounts[i].balance == Wei(i + 1));
         }
     }
+}
+
+TEST_CASE("poll: a poll split over requests is as old as its oldest request (each may come from another backend)", "[chain][poll][stale]") {
+    boost::asio::io_context io;
+    // Later requests are answered by a backend three blocks behind the one that served the first.
+    test::FakeRpcServer server(io, [](const std::string& method, const json& params) -> json {
+        if (method == "eth_blockNumber") return "0xd";
+        return node(method, params);
+    });
+    rpc::RpcOptions o;
+    o.batch_size = 10;
+    rpc::RpcClient client(io.get_executor(), "alpha", {Secret(server.url())}, o);
+    config::Network net;
+    net.name = "alpha";
+    net.batch_size = 10;
+    ByteArray<20> bank{};
+    bank[0] = 0xba;
+    const auto one_request = accounts(10);
+    auto snap = test::run(io, chain::poll(client, net, eth::Address(bank), one_request));
+    CHECK(snap.block == 16);  // one request: its own block
+    CHECK(server.requests() == 1);
+    const auto three_requests = accounts(25);
+    snap = test::run(io, chain::poll(client, net, eth::Address(bank), three_requests));
+    CHECK(snap.block == 13);
+    CHECK(server.requests() == 1 + 3);
+    for (std::size_t i = 0; i < three_requests.size(); ++i) CHECK(snap.accounts[i].balance == Wei(i + 1));
 }
