@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include "keymaster/common/text.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/rpc/client.hpp"
@@ -86,8 +88,14 @@ std::string Sent::why() const {
 
 net::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vector<ledger::Entry> entries) {
     if (entries.empty()) co_return entries;
-    std::vector<rpc::Call> calls{{"eth_chainId", json::array()},
-                                 {"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})}};
+    // Each entry's own bank's latest nonce (a bank no longer configured may have entries here too).
+    std::map<std::string, std::size_t> latest_at;
+    std::vector<rpc::Call> calls{{"eth_chainId", json::array()}};
+    for (const auto& e : entries) {
+        const auto bank = to_lower(e.bank);
+        if (latest_at.emplace(bank, calls.size()).second) calls.push_back({"eth_getTransactionCount", json::array({bank, "latest"})});
+    }
+    const std::size_t first_hash = calls.size();
     for (const auto& e : entries) calls.push_back({"eth_getTransactionByHash", json::array({e.tx_hash})});
     std::vector<rpc::CallResult> r;
     try {
@@ -96,11 +104,14 @@ net::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vecto
         spdlog::warn("{}: cannot ask the chain before a re-broadcast ({}); not re-broadcasting now", ctx.net.name, e.what());
         co_return std::vector<ledger::Entry>{};
     }
-    const auto latest = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
-    if (!latest || !on_our_chain(ctx, r[0])) co_return std::vector<ledger::Entry>{};
+    if (!on_our_chain(ctx, r[0])) co_return std::vector<ledger::Entry>{};
     std::vector<ledger::Entry> out;
-    for (std::size_t k = 0; k < entries.size(); ++k)
-        if (entries[k].nonce >= *latest && r[k + 2].ok() && r[k + 2].result->is_null()) out.push_back(std::move(entries[k]));
+    for (std::size_t k = 0; k < entries.size(); ++k) {
+        const auto& nonce = r[latest_at.at(to_lower(entries[k].bank))];
+        const auto latest = nonce.ok() ? rpc::as_u64(*nonce.result) : std::nullopt;
+        const auto& held = r[first_hash + k];
+        if (latest && entries[k].nonce >= *latest && held.ok() && held.result->is_null()) out.push_back(std::move(entries[k]));
+    }
     co_return out;
 }
 

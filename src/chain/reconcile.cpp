@@ -53,7 +53,7 @@ PendingAction action_for(const Context& ctx, const std::vector<ledger::Entry>& p
     PendingAction a;
     a.entry = pending[members.back()];
     a.first_fees = fees_of(pending[members.front()]);
-    const bool stuck = funding::is_stuck(a.entry.created, a.entry.sent_block, ctx.net.replace_after, ctx.now(), block);
+    const bool stuck = !ctx.orphan && funding::is_stuck(a.entry.created, a.entry.sent_block, ctx.net.replace_after, ctx.now(), block);
     a.kind = stuck ? PendingAction::Kind::kReplace : PendingAction::Kind::kRebroadcast;
     a.note = stuck ? "unmined for replaceAfter: commit replaces it with higher fees" : "unmined: commit sends it again";
     return a;
@@ -62,9 +62,14 @@ PendingAction action_for(const Context& ctx, const std::vector<ledger::Entry>& p
 // The most an entry's fees can cost: its gas limit at its per-gas cap.
 Wei worst_fee(const ledger::Entry& e) { return Wei(e.gas_limit) * (e.tx_type == 2 ? e.max_fee : e.gas_price); }
 
-// An unresolved payment in the view: its account waits, its nonce is ours, the reserve counts it.
-void add_unresolved(LedgerView& view, PendingAction a) {
+// An unresolved payment in the view: its account waits, its nonce is ours, the reserve counts it
+// (another bank's, an orphan's: only its account waits).
+void add_unresolved(const Context& ctx, LedgerView& view, PendingAction a) {
     if (auto to = eth::Address::parse(a.entry.recipient)) view.busy.insert(*to);
+    if (ctx.orphan) {
+        view.pending.push_back(std::move(a));
+        return;
+    }
     view.next_nonce = std::max(view.next_nonce.value_or(0), a.entry.nonce + 1);
     view.nonces.insert(a.entry.nonce);
     view.in_flight.push_back({a.entry.nonce, a.entry.role == "nonce-filler" ? Wei(0) : a.entry.amount, worst_fee(a.entry)});
@@ -353,7 +358,7 @@ void settle_nonce(Context& ctx, const std::vector<ledger::Entry>& pending, const
                            ", no receipt of ours yet: the chain's blocks decide whether it is ours (mined) or another's (dropped)";
         view.log.push_back(a.entry.tx_hash + " (nonce " + std::to_string(nonce) + "): " + a.note);
     }
-    add_unresolved(view, std::move(a));
+    add_unresolved(ctx, view, std::move(a));
 }
 
 // A mined entry not final yet, re-checked: still there (final when its block is), moved to another
@@ -398,7 +403,7 @@ void recheck(Context& ctx, const ledger::Entry& e, const ChainFacts::Of& o, cons
             a.first_fees = fees_of(back);
             a.kind = PendingAction::Kind::kRebroadcast;
             a.note = "reorged out of block " + std::to_string(e.block) + ": commit sends it again if the node lost it";
-            add_unresolved(view, std::move(a));
+            add_unresolved(ctx, view, std::move(a));
             return;
         }
     }
@@ -435,12 +440,56 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     co_return view;
 }
 
+namespace {
+
+// A bank this process holds no key of: its address, for reading the chain and the ledger.
+class WatchOnly final : public signer::Signer {
+public:
+    explicit WatchOnly(eth::Address a) : address_(a) {}
+    eth::Address address() const override { return address_; }
+    net::awaitable<signer::SignResult> sign(const Hash32&) override {
+        co_return signer::sign_failure("bank " + address_.checksummed() + " is no longer configured: its key is not held");
+    }
+
+private:
+    eth::Address address_;
+};
+
+}  // namespace
+
+net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std::set<std::string>& configured, LedgerView& view) {
+    if (!ctx.net.chain_id) co_return std::nullopt;
+    std::vector<std::string> banks;
+    try {
+        banks = ctx.ledger->unresolved_banks(*ctx.net.chain_id);
+    } catch (const std::exception& e) {
+        co_return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
+    }
+    for (const auto& bank : banks) {
+        const auto address = eth::Address::parse(bank);
+        if (!address || configured.count(address->lower())) continue;
+        Context other = ctx;
+        other.signer = std::make_shared<WatchOnly>(*address);
+        other.orphan = true;
+        other.sender = nullptr;  // nothing of it is journaled
+        auto settled = co_await reconcile(other);
+        if (!settled) co_return settled.error();
+        view.orphans.push_back(address->checksummed());
+        for (auto& a : settled->pending) view.pending.push_back(std::move(a));
+        for (auto& e : settled->settled) view.settled.push_back(std::move(e));
+        for (auto& l : settled->log) view.log.push_back("bank " + address->checksummed() + " (no longer configured): " + l);
+        view.busy.insert(settled->busy.begin(), settled->busy.end());
+        view.reorged += settled->reorged;
+    }
+    co_return std::nullopt;
+}
+
 Expected<LedgerView> pending_view(const Context& ctx) {
     LedgerView view;
     const auto read = read_ours(ctx, false);
     if (!read) return read.error();
     const auto& pending = read->pending;
-    for (const auto& [nonce, members] : group_by_nonce(pending)) add_unresolved(view, action_for(ctx, pending, members, 0));
+    for (const auto& [nonce, members] : group_by_nonce(pending)) add_unresolved(ctx, view, action_for(ctx, pending, members, 0));
     return view;
 }
 

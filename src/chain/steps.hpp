@@ -43,11 +43,14 @@ struct Context {
     std::shared_ptr<signer::Signer> signer;
     ledger::Ledger* ledger;  //!< null only when there is no ledger (status before the first top-up)
     const config::Network& net;
-    std::function<double()> now;     //!< the Worker's clock (unix seconds)
+    std::function<double()> now;     //!< the Worker's clock on the ledger's time (unix seconds; the database's on Postgres)
     std::function<void()> replaced;  //!< a replacement was broadcast (counted then, not at the Round's end)
     bool jovian = false;             //!< an OP Stack chain past Jovian (a poll read it): its operator fee formula
     Seen* seen = nullptr;            //!< the Worker's (none: nothing seen is kept)
     const SenderLease* sender = nullptr;  //!< held for this Round (none: the ledger is not shared)
+    //! The signer's bank is no longer configured (reconcile_orphans): its key is not held, its
+    //! unresolved entries are settled and sent again as they are, never replaced.
+    bool orphan = false;
     //! The newest block seen, or `b` if later.
     [[nodiscard]] std::uint64_t block_at_least(std::uint64_t b) const { return seen ? seen->at_least(b) : b; }
     void saw(std::uint64_t b) const {
@@ -157,6 +160,7 @@ struct LedgerView {
     std::set<std::uint64_t> nonces;          //!< every unresolved nonce of ours
     std::vector<funding::InFlight> in_flight;  //!< what the unresolved entries may still take from the bank
     int reorged = 0;                         //!< mined entries whose block the chain no longer holds
+    std::vector<std::string> orphans;        //!< banks no longer configured whose entries were reconciled here
     std::vector<std::string> log;
 };
 //! kLive: asks the chain, in one batch that carries eth_chainId (a mismatch writes nothing), about
@@ -166,6 +170,13 @@ struct LedgerView {
 //! transaction), reorged (back to sent), final. kChainId, kPoll or kLedger when the chain or the
 //! ledger cannot be used.
 [[nodiscard]] boost::asio::awaitable<Expected<LedgerView>> reconcile(Context& ctx);
+//! kLive: the same for every other bank with unresolved entries on the chain that no network of the
+//! config funds from (`configured`: lower-case addresses; a bank replaced in the config, its
+//! top-ups still in flight): settled from the chain, sent again as they are if the node lost them,
+//! never replaced (no key); their accounts wait. Added to `view` (not its nonces or what is in
+//! flight: they are another bank's); the banks are listed in `view.orphans`.
+[[nodiscard]] boost::asio::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std::set<std::string>& configured,
+                                                                              LedgerView& view);
 //! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
 [[nodiscard]] Expected<LedgerView> pending_view(const Context& ctx);
 //! Commit's first step: re-broadcast or replace the plan's pending entries.

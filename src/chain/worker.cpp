@@ -102,9 +102,14 @@ struct Worker::Impl {
     std::string sender_holder;
     std::chrono::milliseconds sender_duration{0};
     std::optional<detail::SenderLease> sender;
+    std::set<std::string> configured_banks;  // lower case: any other bank's entries on the chain are orphans
+
+    // Now on the ledger's clock (the database's on Postgres): for what is compared with the
+    // ledger's stamps (replaceAfter, the 24-hour windows of the limits).
+    double ledger_now() { return now() + (ledger ? ledger->clock_offset() : 0); }
 
     detail::Context context() {
-        auto ctx = detail::Context{client, signer, ledger, net_, now, {}};
+        auto ctx = detail::Context{client, signer, ledger, net_, [this] { return ledger_now(); }, {}};
         ctx.jovian = jovian;
         ctx.seen = &seen;
         ctx.sender = sender ? &*sender : nullptr;
@@ -153,7 +158,10 @@ struct Worker::Impl {
             if (auto p = co_await pin_chain_id()) co_return *p;
             if (auto p = claim_sender()) co_return *p;
             auto ctx = context();
-            co_return co_await detail::reconcile(ctx);
+            auto view = co_await detail::reconcile(ctx);
+            if (view && !configured_banks.empty())
+                if (auto p = co_await detail::reconcile_orphans(ctx, configured_banks, *view)) co_return *p;
+            co_return view;
         }
         auto ctx = context();
         if (reads_ledger(mode)) co_return detail::pending_view(ctx);
@@ -191,7 +199,7 @@ struct Worker::Impl {
     Expected<std::optional<Wei>> apply_limits(NetworkPlan& plan, const Wei& in_flight) {
         if (!ledger) return std::optional<Wei>{};
         try {
-            const double day_ago = now() - 86400;
+            const double day_ago = ledger_now() - 86400;
             const auto chain = plan.snapshot.chain_id;
             const Wei spent = ledger->spent_since(chain, bank.checksummed(), day_ago);
             std::map<eth::Address, funding::Received> received;
@@ -392,6 +400,7 @@ struct Worker::Impl {
         rp.plan.bank_rate = measured.bank_rate;
         rp.pending = std::move(view.pending);
         rp.reorged = view.reorged;
+        rp.orphan_banks = std::move(view.orphans);
         rp.in_flight = funding::in_flight_total(view.in_flight);
         hold_misleading(rp);
         const auto& s = rp.plan.snapshot;
@@ -532,6 +541,10 @@ void Worker::set_clock(std::function<double()> now) { impl_->now = std::move(now
 void Worker::set_sender(std::string holder, std::chrono::milliseconds duration) {
     impl_->sender_holder = std::move(holder);
     impl_->sender_duration = duration;
+}
+void Worker::set_configured_banks(std::set<std::string> banks) {
+    impl_->configured_banks.clear();
+    for (const auto& b : banks) impl_->configured_banks.insert(to_lower(b));
 }
 std::string Worker::sender_lease() const { return impl_->sender ? impl_->sender->name : std::string(); }
 

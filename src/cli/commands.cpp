@@ -46,6 +46,7 @@ struct Session {
         for (const auto* n : l.selected)
             workers.push_back(std::make_unique<chain::Worker>(io.get_executor(), *n, l.signers.at(n->name),
                                                               l.accounts.at(n->name), ledger, rpc::RpcObserver{}));
+        for (auto& w : workers) w->set_configured_banks(bank_addresses(l));
     }
 
     // Runs `work` for every network at once (run_all); results in network order.
@@ -268,6 +269,20 @@ void print_chain_fees(const config::Network& n, const funding::NetworkPlan& p) {
     }
 }
 
+// What the ledger holds and reconcile did: changes, the bank audit, banks no longer configured,
+// unresolved entries and what commit does with them.
+void print_ledger(const config::Network& n, const chain::RoundPlan& rp) {
+    for (const auto& line : rp.ledger_log) std::cout << "  ledger: " << line << "\n";
+    print_audit(n, rp);
+    for (const auto& bank : rp.orphan_banks)
+        std::cout << "  bank " << bank << " is no longer configured: its unresolved top-ups on this chain are reconciled "
+                  << "here (settled, sent again as they are, never replaced); their accounts wait\n";
+    for (const auto& a : rp.pending)
+        std::cout << "  unresolved in the ledger: tx " << a.entry.tx_hash << " (nonce " << a.entry.nonce << ", "
+                  << amount_str(a.entry.amount, n) << " " << n.symbol << " to " << a.entry.role << " " << a.entry.recipient
+                  << "): " << a.note << "; on commit: " << pending_verb(a.kind) << "\n";
+}
+
 // The plan of one network; the Fault of its worst problem (kNone: none worth a non-zero exit).
 Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
     const auto& p = rp.plan;
@@ -278,12 +293,7 @@ Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
         std::cout << "\n";
         return worst;
     }
-    for (const auto& line : rp.ledger_log) std::cout << "  ledger: " << line << "\n";
-    print_audit(n, rp);
-    for (const auto& a : rp.pending)
-        std::cout << "  unresolved in the ledger: tx " << a.entry.tx_hash << " (nonce " << a.entry.nonce << ", "
-                  << amount_str(a.entry.amount, n) << " " << n.symbol << " to " << a.entry.role << " " << a.entry.recipient
-                  << "): " << a.note << "; on commit: " << pending_verb(a.kind) << "\n";
+    print_ledger(n, rp);
     for (const auto& [b, why] : p.blocked) {
         worst = worse(worst, Fault::kLimit);
         std::cout << "  held back: " << amount_str(b.amount, n) << " " << n.symbol << " to " << config::role_name(b.account.role)

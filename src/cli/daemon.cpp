@@ -155,6 +155,7 @@ private:
                                                        ledger_.get(), obs);
         slot->worker->set_clock(clock_);
         if (lead_) slot->worker->set_sender(lead_->holder(), o_.lease_duration);  // one sender per bank and chain
+        slot->worker->set_configured_banks(bank_addresses(l));  // another bank's entries in flight are reconciled too
         slot->view = std::make_unique<RoundView>(metrics_, *slot->worker, clock_);
         return slot;
     }

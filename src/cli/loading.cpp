@@ -122,6 +122,12 @@ Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, Le
     }
 }
 
+std::set<std::string> bank_addresses(const Loaded& l) {
+    std::set<std::string> out;
+    for (const auto& [name, address] : l.banks) out.insert(address.lower());
+    return out;
+}
+
 std::optional<std::string> lease_name(const GlobalOptions& g) {
     auto where = ledger::parse_location(g.ledger, g.data_dir);
     if (!where || where->kind != ledger::Location::Kind::kPostgres) return std::nullopt;

@@ -3,6 +3,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,9 @@ struct Loaded {
     std::map<std::string, eth::Address> banks;
     std::map<std::string, std::shared_ptr<const std::vector<funding::Account>>> accounts;  //!< by network
 };
+
+//! The addresses (lower case) of every bank the loaded networks fund from (Worker::set_configured_banks).
+[[nodiscard]] std::set<std::string> bank_addresses(const Loaded& l);
 
 //! Loads and validates the config and opens the bank keys of the selected networks (all when
 //! `only` is empty): key files and env vars, and KMS keys (GetPublicKey) on the caller's event

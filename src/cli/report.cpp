@@ -115,6 +115,7 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     last_.reset();
     last_.emplace(snap);
     last_bank_rate_ = rp.plan.bank_rate;
+    if (chain::sends(rp.mode)) orphan_banks_ = rp.orphan_banks;
     decisions(rp);
 }
 
@@ -226,6 +227,7 @@ json RoundView::status() const {
                {"bank", {{"address", worker_.bank().checksummed()}, {"balance", nullptr}}},
                {"accounts", json::array()}};
     if (n.chain_id) jn["chainId"] = *n.chain_id;
+    jn["orphanBanks"] = orphan_banks_;  // banks no longer configured whose top-ups in flight this network reconciles
     if (last_) {
         jn["block"] = last_->block;
         if (last_->bank_balance) jn["bank"]["balance"] = format_units(*last_->bank_balance, n.decimals);

@@ -63,6 +63,7 @@ private:
     std::vector<metrics::Metrics::AccountSeries*> series_;  // accounts()[i]'s gauges
     std::optional<funding::NetworkSnapshot> last_;
     std::optional<funding::BurnRate> last_bank_rate_;  // accounts' rates are asked of the worker
+    std::vector<std::string> orphan_banks_;  // banks no longer configured, reconciled by the last live Round
     std::string last_error_;
     double last_poll_ = 0;
     std::map<eth::Address, LastTopUp> last_topup_;

@@ -139,6 +139,14 @@ Expected<Location> parse_location(const std::string& url, const std::string& dat
 
 struct Ledger::Impl {
     std::function<double()> clock;  // unix seconds: the caller's clock (the Worker's), else the system's
+    // Shared (Postgres): the database's clock less ours, measured at open and at every lease claim,
+    // so that every replica stamps and counts windows on one clock (0 on SQLite: one process).
+    double offset = 0;
+    bool shared = false;
+    [[nodiscard]] double now() const { return clock() + offset; }
+    void measure_offset(double db_now, double before, double after) {
+        if (shared) offset = db_now - (before + after) / 2;
+    }
     std::unique_ptr<detail::Db> db;
     int lock_fd = -1;
 
@@ -203,7 +211,7 @@ struct Ledger::Impl {
         std::string detail;
     };
     std::vector<Event> events;
-    void event(std::int64_t id, State s, const std::string& detail) { events.push_back({id, clock(), s, detail}); }
+    void event(std::int64_t id, State s, const std::string& detail) { events.push_back({id, now(), s, detail}); }
     void write_events() {
         std::size_t first = 0;
         for (const auto size : row_chunks(events.size())) {
@@ -254,8 +262,14 @@ Ledger::Ledger(const Location& where, bool lock, std::function<double()> clock) 
         impl_->db = detail::open_sqlite(where.target);
     } else {
         impl_->db = detail::open_postgres(where.target);  // writers share it: the lease decides (claim_lease, fence)
+        impl_->shared = true;
     }
     impl_->db->create_schema();
+    if (impl_->shared) {
+        const double before = impl_->clock();
+        Stmt s(*impl_->db, std::string("SELECT ") + impl_->db->now_sql());
+        if (s.step()) impl_->measure_offset(s.real(0), before, impl_->clock());
+    }
 }
 
 Ledger::~Ledger() {
@@ -298,7 +312,7 @@ void bind_intent(Stmt& s, int at, const Entry& e, double t) {
 }  // namespace
 
 void Ledger::record_intents(std::vector<Entry>& entries) {
-    const double t = impl_->clock();
+    const double t = impl_->now();
     impl_->transaction([&] {
         std::size_t first = 0;
         for (const auto size : row_chunks(entries.size())) {
@@ -325,7 +339,7 @@ void Ledger::record_intents(std::vector<Entry>& entries) {
 void Ledger::mark(std::int64_t id, State st, const std::string& error) {
     impl_->transaction([&] {
         Stmt(*impl_->db, "UPDATE topups SET state=?, updated=?, error=? WHERE id=?")
-            .bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, error).bind(4, id).exec();
+            .bind(1, std::string(state_name(st))).bind(2, impl_->now()).bind(3, error).bind(4, id).exec();
         impl_->event(id, st, error);
         return 0;
     });
@@ -338,7 +352,7 @@ void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::
         Stmt s(*impl_->db,
                "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=?, l1_fee=?, operator_fee=?, "
                "block_hash=?, fee_estimated=?, is_final=0 WHERE id=?");
-        s.bind(1, std::string(state_name(st))).bind(2, impl_->clock()).bind(3, static_cast<std::int64_t>(block))
+        s.bind(1, std::string(state_name(st))).bind(2, impl_->now()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
             .bind(6, success ? std::string() : "reverted in block " + std::to_string(block))
             .bind(9, block_hash).bind(10, static_cast<std::int64_t>(estimated ? 1 : 0)).bind(11, id);
@@ -368,7 +382,7 @@ void Ledger::reorged(std::int64_t id, const std::string& why) {
         Stmt(*impl_->db,
              "UPDATE topups SET state='sent', updated=?, block=NULL, gas_used=NULL, fee_paid=NULL, l1_fee=NULL, "
              "operator_fee=NULL, block_hash=NULL, fee_estimated=0, is_final=0, taken_block=NULL, error=? WHERE id=?")
-            .bind(1, impl_->clock()).bind(2, why).bind(3, id).exec();
+            .bind(1, impl_->now()).bind(2, why).bind(3, id).exec();
         impl_->event(id, State::kSent, why);
         return 0;
     });
@@ -377,7 +391,7 @@ void Ledger::reorged(std::int64_t id, const std::string& why) {
 void Ledger::replaced(std::int64_t id, const std::string& by_hash) {
     impl_->transaction([&] {
         Stmt(*impl_->db, "UPDATE topups SET state='replaced', updated=?, replaced_by=? WHERE id=?")
-            .bind(1, impl_->clock()).bind(2, by_hash).bind(3, id).exec();
+            .bind(1, impl_->now()).bind(2, by_hash).bind(3, id).exec();
         impl_->event(id, State::kReplaced, by_hash);
         return 0;
     });
@@ -388,7 +402,7 @@ void Ledger::taken(std::int64_t id, std::uint64_t since_block) {
         Stmt st(*impl_->db, "UPDATE topups SET taken_block=?, updated=? WHERE id=?");
         if (since_block) st.bind(1, static_cast<std::int64_t>(since_block));
         else st.bind_null(1);
-        st.bind(2, impl_->clock()).bind(3, id).exec();
+        st.bind(2, impl_->now()).bind(3, id).exec();
         return 0;
     });
 }
@@ -474,6 +488,14 @@ std::vector<Entry> Ledger::pending(const std::string& network, const std::string
 
 std::vector<Entry> Ledger::pending(std::uint64_t chain_id, const std::string& bank) const {
     return pending_in(*impl_->db, by_chain(chain_id), bank);
+}
+
+std::vector<std::string> Ledger::unresolved_banks(std::uint64_t chain_id) const {
+    Stmt s(*impl_->db, "SELECT DISTINCT bank FROM topups WHERE chain_id=? AND state IN ('intent','sent') ORDER BY bank");
+    s.bind(1, static_cast<std::int64_t>(chain_id));
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
+    return out;
 }
 
 std::vector<Entry> Ledger::unfinal(std::uint64_t chain_id, const std::string& bank) const {
@@ -640,6 +662,7 @@ Lease decide_lease(const Lease& current, const std::string& me, double now, doub
 }
 
 Lease Ledger::claim_lease(const std::string& name, const std::string& holder, double seconds) {
+    const double before = impl_->clock();
     return impl_->unfenced_transaction([&] {
         auto& db = *impl_->db;
         Stmt(db, "INSERT INTO lease(name, holder, epoch, expires) VALUES(?, '', 0, 0) ON CONFLICT(name) DO NOTHING")
@@ -648,6 +671,7 @@ Lease Ledger::claim_lease(const std::string& name, const std::string& holder, do
         s.bind(1, name);
         if (!s.step()) throw LedgerError("ledger " + db.where() + ": the lease " + name + " is missing");
         const Lease current{s.text(0), static_cast<std::uint64_t>(s.i64(1)), s.real(2), false};
+        impl_->measure_offset(s.real(3), before, impl_->clock());
         const auto next = decide_lease(current, holder, s.real(3), seconds);
         if (next.mine)
             Stmt(db, "UPDATE lease SET holder=?, epoch=?, expires=? WHERE name=?")
@@ -704,7 +728,9 @@ void Ledger::release_held(const std::string& prefix, const std::string& holder) 
     });
 }
 
-double Ledger::now() const { return impl_->clock(); }
+double Ledger::now() const { return impl_->now(); }
+
+double Ledger::clock_offset() const { return impl_->offset; }
 
 std::vector<Entry> Ledger::history(const Filter& f) const {
     std::string sql = std::string("SELECT ") + kColumns + " FROM topups WHERE 1=1";

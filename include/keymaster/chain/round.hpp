@@ -81,6 +81,9 @@ struct RoundPlan {
     //! for: nothing after them can be mined until commit fills them.
     std::vector<std::uint64_t> gaps;
     Wei in_flight = 0;                      //!< what our unresolved transactions may still take from the bank
+    //! Banks no network funds from any more with unresolved entries on this chain: reconciled by
+    //! this Round (settled, sent again as they are; their accounts wait), never replaced.
+    std::vector<std::string> orphan_banks;
     //! Set: this network cannot commit this Round. The first step that fails sets it; no later
     //! step overwrites it (see `fail`).
     std::optional<Problem> problem;
@@ -203,6 +206,9 @@ public:
     //! (`sender:<chain id>:<bank>`) as `holder` for `duration`, and sends nothing (kSender, naming
     //! who sends) while another holds it; journal writes check it.
     void set_sender(std::string holder, std::chrono::milliseconds duration);
+    //! The banks (any case) the config funds from: unresolved entries of any other bank on this
+    //! Worker's chain are reconciled by its live Rounds (RoundPlan::orphan_banks). Empty: none is.
+    void set_configured_banks(std::set<std::string> banks);
     //! The sender lease's name while this Worker holds it ("" otherwise), for the daemon's renewal.
     [[nodiscard]] std::string sender_lease() const;
 

@@ -109,7 +109,8 @@ class Ledger {
 public:
     //! Opens (creating) <dir>/ledger.sqlite. `lock`: take the single-instance lock (daemon and
     //! top-up); read-only commands (history) do not. `clock` (unix seconds) stamps every write:
-    //! the one the Workers use (empty: the system clock).
+    //! the one the Workers use (empty: the system clock); on Postgres corrected to the database's
+    //! clock (now()), so that replicas on different machines stamp and count windows on one clock.
     Ledger(const std::string& dir, bool lock, std::function<double()> clock = {});
     //! Opens (creating, or bringing up to date) the ledger at `where`. `lock`: SQLite's
     //! single-instance lock (the flock in the file's directory; LockedError when another holds it).
@@ -157,6 +158,8 @@ public:
     //! The same, found by chain id and bank (whatever network name they were journaled under): what
     //! must be reconciled before that bank sends again on that chain.
     std::vector<Entry> pending(std::uint64_t chain_id, const std::string& bank) const;
+    //! Every bank (EIP-55) with unresolved entries on the chain.
+    [[nodiscard]] std::vector<std::string> unresolved_banks(std::uint64_t chain_id) const;
     //! Mined entries (confirmed, or reverted in a block) of the bank on the chain whose block is not
     //! final yet, oldest nonce first.
     std::vector<Entry> unfinal(std::uint64_t chain_id, const std::string& bank) const;
@@ -255,6 +258,9 @@ public:
     //! open, corrected by the database's at open and at every lease claim), else the given clock.
     //! Every time the ledger stamps, and every window over it, uses this.
     [[nodiscard]] double now() const;
+    //! What now() adds to the given clock (0 on SQLite): a caller with its own reading of that
+    //! clock adds it to count windows on the ledger's clock.
+    [[nodiscard]] double clock_offset() const;
 
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;

@@ -1286,3 +1286,39 @@ TEST_CASE("prepare: the reserve and the bank's budget count what is in flight", 
     REQUIRE(p.plan.blocked.size() == 1);
     CHECK_THAT(p.plan.blocked[0].second, Catch::Contains("reserve"));
 }
+
+TEST_CASE("reconcile: a bank no longer configured: its top-ups in flight are settled here and their accounts wait",
+          "[chain][rename][orphan]") {
+    Rig rig(1);
+    rig.chain.mining = false;
+    auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(1));
+    REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);
+    // The operator replaces the bank key: a new Worker on the same chain with another bank.
+    auto new_bank = std::make_shared<signer::LocalSigner>(crypto::PrivateKey::from_hex(Secret(std::string(64, '2'))).value());
+    rig.chain.balances[new_bank->address().lower()] = kEther * 1000;
+    auto net = rig.net;
+    net.chain_id = kChainId;
+    net.replace_after = {1, 1};  // the old one is "stuck": still never replaced (its key is not held)
+    chain::Worker replaced(rig.io.get_executor(), net, new_bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    replaced.set_clock([&rig] { return rig.clock; });
+    replaced.set_configured_banks({new_bank->address().checksummed()});
+    rig.clock += 10;
+    auto p = test::run(rig.io, replaced.prepare(chain::Mode::kLive));
+    REQUIRE_FALSE(p.problem);
+    REQUIRE(p.orphan_banks == std::vector<std::string>{rig.bank->address().checksummed()});
+    CHECK(p.plan.topups.empty());  // the account waits for the old bank's top-up
+    REQUIRE(p.pending.size() == 1);
+    CHECK(p.pending[0].kind == chain::PendingAction::Kind::kRebroadcast);
+    // Mined: settled by the new Worker; the account is not paid again.
+    rig.chain.mining = true;
+    rig.chain.mine();
+    rig.chain.mining = false;
+    auto settled = test::run(rig.io, replaced.prepare(chain::Mode::kLive));
+    REQUIRE(settled.settled.size() == 1);
+    CHECK(settled.settled[0].state == ledger::State::kConfirmed);
+    CHECK(settled.plan.topups.empty());
+    CHECK(rig.chain.balance(address_of(1).lower()) == kEther * 2);
+    // Without the list of configured banks, nothing of another bank is touched.
+    chain::Worker plain(rig.io.get_executor(), net, new_bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    CHECK(test::run(rig.io, plain.prepare(chain::Mode::kLive)).orphan_banks.empty());
+}

@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <chrono>
+#include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -105,22 +107,31 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("ledger: every time it writes comes from the clock it was given, never the system's", "[ledger][clock]") {
+TEST_CASE("ledger: every time it writes comes from the clock it was given (on Postgres, set to the database's)", "[ledger][clock]") {
     const auto dir = temp_dir();
     double now = 1000.0;  // far from the system clock's reading
-    ledger::Ledger l(at(dir), true, [&now] { return now; });
+    const auto where = at(dir);
+    ledger::Ledger l(where, true, [&now] { return now; });
+    // SQLite: one process, the given clock. Postgres: replicas on several machines stamp on one
+    // clock, the database's: the given clock's readings moved by what it is off by.
+    const bool shared = where.kind == ledger::Location::Kind::kPostgres;
+    const double base = shared ? static_cast<double>(std::time(nullptr)) : 1000.0;
+    const double off = l.clock_offset();
+    if (shared) CHECK(std::abs(1000.0 + off - base) < 60);  // the database's clock, not the given one
+    else CHECK(off == 0);
+    CHECK(l.now() == 1000.0 + off);
     const auto a = l.record_intent(entry(0, "0xA"));
     now = 1060.5;
     l.mark(a, State::kSent);
     const auto h = l.history({});
     REQUIRE(h.size() == 1);
-    CHECK(h[0].created == 1000.0);
-    CHECK(h[0].updated == 1060.5);
+    CHECK(h[0].created == 1000.0 + off);
+    CHECK(h[0].updated == 1060.5 + off);
     now = 1100.0;
     l.confirmed(a, true, 7, 21000, Wei(21000));
-    CHECK(l.history({})[0].updated == 1100.0);
-    CHECK(l.spent_since("alpha", "0xBANK", 999.0) == Wei(1000));
-    CHECK(l.spent_since("alpha", "0xBANK", 1001.0) == Wei(0));  // created at 1000 on the given clock
+    CHECK(l.history({})[0].updated == 1100.0 + off);
+    CHECK(l.spent_since("alpha", "0xBANK", 999.0 + off) == Wei(1000));
+    CHECK(l.spent_since("alpha", "0xBANK", 1001.0 + off) == Wei(0));  // created at 1000 on the given clock
     std::filesystem::remove_all(dir);
 }
 
@@ -244,6 +255,9 @@ INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha',
     CHECK(h[0].fee_paid == Wei(900));
     CHECK(h[0].l1_fee == Wei(500));
     CHECK(h[0].operator_fee == Wei(100));
+    // Issue 26's columns: a row booked by this version is not final until finalized().
+    CHECK_FALSE(h[0].is_final);
+    CHECK_FALSE(h[0].fee_estimated);
     // It gained the burn history too.
     CHECK(l.burn_states("alpha").empty());
     l.save_burn("alpha", {{"0xA", 1, 2, Wei(5)}}, {});
@@ -615,4 +629,100 @@ TEST_CASE("ledger: a write the database refuses fails its whole transaction, que
     CHECK(other.history({}).empty());
     std::filesystem::remove_all(dir);
     std::filesystem::remove_all(dir + "b");
+}
+
+TEST_CASE("ledger: unresolved entries found by chain and bank, whatever network name they were journaled under", "[ledger]") {
+    const auto dir = temp_dir();
+    ledger::Ledger l(at(dir), true);
+    auto renamed = entry(1, "0xB");
+    renamed.network = "beta";  // the same chain and bank, under the network's new name
+    auto other_chain = entry(2, "0xC");
+    other_chain.chain_id = 10;
+    other_chain.network = "gamma";
+    const auto a = l.record_intent(entry(0, "0xA"));
+    (void)l.record_intent(renamed);
+    (void)l.record_intent(other_chain);
+    CHECK(l.pending("alpha", "0xBANK").size() == 1);
+    const auto p = l.pending(31337, "0xBANK");
+    REQUIRE(p.size() == 2);
+    CHECK(p[0].id == a);
+    CHECK(p[1].network == "beta");
+    CHECK(l.pending(10, "0xBANK").size() == 1);
+    CHECK(l.spent_since(31337, "0xBANK", 0) == Wei(2000));
+    CHECK(l.received_since(31337, "0xBANK", 0).size() == 2);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ledger: a mined entry is re-checked until final; a reorged one is sent again with its booking undone", "[ledger][reorg]") {
+    const auto dir = temp_dir();
+    ledger::Ledger l(at(dir), true);
+    const auto a = l.record_intent(entry(0, "0xA"));
+    const auto b = l.record_intent(entry(1, "0xB"));
+    l.confirmed(a, true, 7, 21000, Wei(900), 0, 0, "0xblock7");
+    l.confirmed(b, true, 8, 21000, Wei(800), 0, 0, "0xblock8", /*estimated=*/true);
+    auto u = l.unfinal(31337, "0xBANK");
+    REQUIRE(u.size() == 2);
+    CHECK(u[0].block_hash == "0xblock7");
+    CHECK_FALSE(u[0].fee_estimated);
+    CHECK(u[1].fee_estimated);
+    l.finalized(a);
+    u = l.unfinal(31337, "0xBANK");
+    REQUIRE(u.size() == 1);
+    CHECK(u[0].id == b);
+    CHECK(l.history({})[1].is_final);
+    // b's block is gone: sent again, unresolved (its account waits), its fee and block undone.
+    l.reorged(b, "reorged: block 8 is no longer the chain's");
+    CHECK(l.unfinal(31337, "0xBANK").empty());
+    const auto p = l.pending(31337, "0xBANK");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].id == b);
+    CHECK(p[0].state == State::kSent);
+    CHECK(p[0].block == 0);
+    CHECK(p[0].fee_paid == Wei(0));
+    CHECK(p[0].block_hash.empty());
+    CHECK(l.spent_since(31337, "0xBANK", 0) == Wei(2000));  // still counted against daily
+    // Mined again elsewhere: booked once, in the block the chain holds.
+    l.confirmed(b, true, 9, 21000, Wei(700), 0, 0, "0xblock9");
+    const auto h = l.history({});
+    REQUIRE(h.size() == 2);
+    CHECK(h[0].block == 9);
+    CHECK(h[0].fee_paid == Wei(700));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("lease: a sender lease is checked and extended in the journal's transaction; renewed and released by holder",
+          "[ledger][lease][sender]") {
+    const auto dir = temp_dir();
+    const auto where = at(dir);
+    ledger::Ledger a(where, false), b(where, false);
+    const std::string name = "sender:31337:0xbank";
+    const auto la = a.claim_lease(name, "a", 60);
+    REQUIRE(la.mine);
+    a.atomically([&] {
+        a.hold_lease(name, "a", la.epoch, 60);
+        (void)a.record_intent(entry(0));
+    });
+    CHECK_FALSE(b.claim_lease(name, "b", 60).mine);
+    // Expired, nobody took it: still a's (same holder and epoch), extended.
+    (void)a.claim_lease(name, "a", -1);
+    a.atomically([&] { a.hold_lease(name, "a", la.epoch, 60); });
+    CHECK_FALSE(b.claim_lease(name, "b", 60).mine);
+    // Renewed by holder; released by holder: b takes it, and a's next journal writes nothing.
+    CHECK(a.renew_held("sender:", "a", 60) == 1);
+    CHECK(b.renew_held("sender:", "b", 60) == 0);
+    a.release_held("sender:", "a");
+    const auto lb = b.claim_lease(name, "b", 60);
+    REQUIRE(lb.mine);
+    CHECK(lb.epoch == la.epoch + 1);
+    try {
+        a.atomically([&] {
+            a.hold_lease(name, "a", la.epoch, 60);
+            (void)a.record_intent(entry(1));
+        });
+        FAIL("a journaled under b's lease");
+    } catch (const ledger::FencedError& e) {
+        CHECK_THAT(e.what(), Catch::Contains("held by b"));
+    }
+    CHECK(b.history({}).size() == 1);
+    std::filesystem::remove_all(dir);
 }
