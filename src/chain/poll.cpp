@@ -7,6 +7,7 @@
 #include "batch.hpp"
 
 #include <cstdio>
+#include <map>
 
 namespace keymaster::chain {
 
@@ -116,9 +117,11 @@ std::optional<funding::L2Kind> configured(config::L2Setting s) {
 struct PollCalls {
     detail::Batch batch;
     std::vector<std::size_t> account_at;  //!< each account's eth_getBalance
+    std::map<std::uint64_t, std::size_t> height_at;  //!< each checked height's eth_getBlockByNumber
+    std::optional<std::size_t> finalized_at;
 };
 PollCalls poll_calls(const eth::Address& bank, const std::vector<funding::Account>& accounts, const L2Calls& l2,
-                     std::size_t batch_size) {
+                     const BlockChecks& checks, std::size_t batch_size) {
     std::vector<rpc::Call> fixed = {
         {"eth_chainId", json::array()},
         {"eth_getBlockByNumber", json::array({"latest", false})},
@@ -129,10 +132,13 @@ PollCalls poll_calls(const eth::Address& bank, const std::vector<funding::Accoun
         {"eth_getTransactionCount", json::array({bank.lower(), "latest"})},
     };
     add_l2_calls(fixed, l2);
-    PollCalls out{detail::Batch(batch_size, fixed.size()), {}};
-    out.batch.reserve(fixed.size() + accounts.size());
+    const std::size_t riders = fixed.size() + checks.heights.size() + (checks.finalized ? 1 : 0);
+    PollCalls out{detail::Batch(batch_size, riders), {}, {}, {}};
+    out.batch.reserve(riders + accounts.size());
     out.account_at.reserve(accounts.size());
     for (auto& c : fixed) (void)out.batch.add(std::move(c));
+    for (auto h : checks.heights) out.height_at[h] = out.batch.add({"eth_getBlockByNumber", json::array({to_quantity(Wei(h)), false})});
+    if (checks.finalized) out.finalized_at = out.batch.add({"eth_getBlockByNumber", json::array({"finalized", false})});
     static constexpr char kDigits[] = "0123456789abcdef";
     for (const auto& a : accounts) {
         rpc::Call c{"eth_getBalance", json(), "[\"0x" + std::string(40, '0') + "\",\"latest\"]"};
@@ -153,6 +159,19 @@ NetworkSnapshot not_polled(NetworkSnapshot snap, const std::vector<funding::Acco
     return snap;
 }
 
+// The blocks asked about: each one's hash ("" none there; nullopt: the query failed), and the
+// finalized block where the node answers that tag.
+void read_checks(const PollCalls& calls, const std::vector<rpc::CallResult>& r, NetworkSnapshot& snap) {
+    for (const auto& [height, at] : calls.height_at) {
+        auto& slot = snap.hash_at[height];
+        if (!r[at].ok()) continue;
+        if (r[at].result->is_null()) slot = std::string();
+        else if (const auto b = rpc::as_block(*r[at].result); b && !b->hash.empty() && b->number == height) slot = b->hash;
+    }
+    if (calls.finalized_at && r[*calls.finalized_at].ok() && !r[*calls.finalized_at].result->is_null())
+        if (const auto b = rpc::as_block(*r[*calls.finalized_at].result)) snap.finalized = b->number;
+}
+
 std::string failed_call(const char* method, const rpc::CallResult& r) {
     return std::string(method) + " failed: " + (r.error ? r.error->message() : "malformed result");
 }
@@ -161,17 +180,18 @@ std::string failed_call(const char* method, const rpc::CallResult& r) {
 
 boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const config::Network& net,
                                              const eth::Address& bank, const std::vector<funding::Account>& accounts,
-                                             std::optional<funding::L2Kind> known) {
+                                             std::optional<funding::L2Kind> known, const BlockChecks& checks) {
     NetworkSnapshot snap;
     snap.network = net.name;
     snap.bank = bank;
     snap.accounts.reserve(accounts.size());
     if (auto set = configured(net.l2)) known = set;
     const L2Calls l2{!known, !known || *known == funding::L2Kind::kOp};
-    auto calls = poll_calls(bank, accounts, l2, net.batch_size);
+    auto calls = poll_calls(bank, accounts, l2, checks, net.batch_size);
     std::vector<rpc::CallResult> r;
     try {
-        r = co_await client.batch(calls.batch.take(), calls.batch.riders());
+        r = co_await client.batch(calls.batch.take(), calls.batch.riders(), rpc::RpcClient::Attempts::kRetry,
+                                  detail::Batch::kLaterRiders);
     } catch (const std::exception& e) {
         co_return not_polled(std::move(snap), accounts, e.what(), "network unreachable");
     }
@@ -200,6 +220,7 @@ boost::asio::awaitable<NetworkSnapshot> poll(rpc::RpcClient& client, const confi
     if (value(6)) snap.bank_latest_nonce = rpc::as_u64(*value(6));
     snap.l2 = l2.detect ? detected(snap.chain_id, r[kFixed], r[kFixed + 1]) : known;
     if (snap.l2 == funding::L2Kind::kOp) snap.op_fees = op_fees(&r[kFixed + (l2.detect ? 2 : 0)], net);
+    read_checks(calls, r, snap);
     for (std::size_t i = 0; i < accounts.size(); ++i) {
         AccountState s{accounts[i], std::nullopt, {}};
         const auto& res = r[calls.account_at[i]];

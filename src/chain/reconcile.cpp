@@ -92,7 +92,6 @@ Answer answer_of(const std::vector<rpc::CallResult>& r, std::size_t i) {
 // transaction by hash; per mined entry not final its receipt and the block at its height.
 struct ChainFacts {
     std::uint64_t chain_id = 0, latest_nonce = 0, block = 0;
-    std::optional<std::uint64_t> finalized;
     bool fresh = true;  // not older than the newest block seen before this batch
     struct Of {
         std::optional<rpc::ReceiptInfo> receipt;
@@ -100,8 +99,7 @@ struct ChainFacts {
         std::optional<rpc::TxInfo> tx;  // by hash (pending entries)
         bool tx_failed = false;
     };
-    std::vector<Of> pending, unfinal;
-    std::map<std::uint64_t, std::optional<std::string>> hash_at;  // height -> block hash ("" none; nullopt failed)
+    std::vector<Of> pending;
 };
 
 ChainFacts::Of read_of(const std::vector<rpc::CallResult>& r, std::size_t receipt_at, std::optional<std::size_t> tx_at) {
@@ -125,21 +123,13 @@ net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const Ours& ours) {
     const auto at_chain = b.add({"eth_chainId", json::array()});
     const auto at_nonce = b.add({"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})});
     const auto at_block = b.add({"eth_blockNumber", json::array()});
-    std::optional<std::size_t> at_final;
-    if (!ours.unfinal.empty() && !ctx.net.finality) at_final = b.add({"eth_getBlockByNumber", json::array({"finalized", false})});
-    std::vector<std::pair<std::size_t, std::size_t>> pending_at, unfinal_at;
+    std::vector<std::pair<std::size_t, std::size_t>> pending_at;
     for (const auto& e : ours.pending)
         pending_at.emplace_back(b.add({"eth_getTransactionReceipt", json::array({e.tx_hash})}),
                                 b.add({"eth_getTransactionByHash", json::array({e.tx_hash})}));
-    std::map<std::uint64_t, std::size_t> height_at;
-    for (const auto& e : ours.unfinal) {
-        unfinal_at.emplace_back(b.add({"eth_getTransactionReceipt", json::array({e.tx_hash})}), 0);
-        if (!height_at.count(e.block))
-            height_at[e.block] = b.add({"eth_getBlockByNumber", json::array({to_quantity(Wei(e.block)), false})});
-    }
     std::vector<rpc::CallResult> r;
     try {
-        r = co_await ctx.client.batch(b.take(), b.riders());
+        r = co_await ctx.client.batch(b.take(), b.riders(), rpc::RpcClient::Attempts::kRetry, Batch::kLaterRiders);
     } catch (const std::exception& e) {
         co_return Problem{Fault::kPoll, std::string("cannot reconcile the ledger: ") + e.what()};
     }
@@ -159,18 +149,7 @@ net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const Ours& ours) {
     // As fresh as its oldest request (a provider may answer each from another backend).
     f.fresh = !funding::is_stale(std::min(*head, b.oldest_head(r).value_or(*head)), ctx.block_at_least(0));
     ctx.saw(*head);
-    if (at_final)
-        if (const auto fin = answer_of(r, *at_final); !fin.failed && !fin.result->is_null())
-            if (const auto info = rpc::as_block(*fin.result)) f.finalized = info->number;
     for (const auto& [rec, tx] : pending_at) f.pending.push_back(read_of(r, rec, tx));
-    for (const auto& [rec, _] : unfinal_at) f.unfinal.push_back(read_of(r, rec, std::nullopt));
-    for (const auto& [height, at] : height_at) {
-        const auto a = answer_of(r, at);
-        if (a.failed) f.hash_at[height] = std::nullopt;
-        else if (a.result->is_null()) f.hash_at[height] = std::string();
-        else if (const auto info = rpc::as_block(*a.result); info && !info->hash.empty()) f.hash_at[height] = info->hash;
-        else f.hash_at[height] = std::nullopt;
-    }
     for (const auto& o : f.pending)
         if (o.receipt) ctx.saw(o.receipt->block);
     co_return f;
@@ -361,52 +340,82 @@ void settle_nonce(Context& ctx, const std::vector<ledger::Entry>& pending, const
     add_unresolved(ctx, view, std::move(a));
 }
 
-// A mined entry not final yet, re-checked: still there (final when its block is), moved to another
-// block (booked there), or gone (sent again: the account waits, the same bytes go out again).
-void recheck(Context& ctx, const ledger::Entry& e, const ChainFacts::Of& o, const ChainFacts& f, std::uint64_t newest, LedgerView& view) {
-    funding::MinedEvidence ev;
-    if (o.receipt) ev.receipt = std::make_pair(o.receipt->block, o.receipt->block_hash);
-    ev.receipt_failed = o.receipt_failed;
-    if (const auto it = f.hash_at.find(e.block); it != f.hash_at.end()) ev.hash_at_height = it->second;
-    ev.fresh = f.fresh;
-    switch (funding::recheck_mined({e.block, e.block_hash}, ev)) {
-        case funding::Recheck::kUnknown: return;
-        case funding::Recheck::kHolds: {
-            if (o.receipt && e.fee_estimated) {  // the receipt came at last: the fee as paid
-                const auto paid = paid_for(ctx, e, *o.receipt);
-                ctx.ledger->confirmed(e.id, o.receipt->success, o.receipt->block, o.receipt->gas_used, paid.total(), paid.l1,
-                                      paid.operator_fee, o.receipt->block_hash);
-                view.log.push_back(e.tx_hash + ": receipt seen, fee booked as paid");
-            }
-            const auto depth = ctx.net.finality.value_or(funding::default_finality(f.chain_id));
-            if (funding::is_final(e.block, newest, depth, ctx.net.finality.has_value(), f.finalized)) ctx.ledger->finalized(e.id);
-            return;
-        }
-        case funding::Recheck::kMoved: {
-            const auto paid = paid_for(ctx, e, *o.receipt);
-            ctx.ledger->confirmed(e.id, o.receipt->success, o.receipt->block, o.receipt->gas_used, paid.total(), paid.l1,
-                                  paid.operator_fee, o.receipt->block_hash);
-            ++view.reorged;
-            view.log.push_back(e.tx_hash + " reorged: block " + std::to_string(e.block) + " no longer holds it; mined again in block " +
-                               std::to_string(o.receipt->block));
-            return;
-        }
-        case funding::Recheck::kGone: {
-            const std::string why = "reorged: block " + std::to_string(e.block) + " (" + e.block_hash + ") is no longer the chain's";
-            ctx.ledger->reorged(e.id, why);
-            ++view.reorged;
-            view.log.push_back(e.tx_hash + " " + why + "; it is unresolved again (the account waits, the same bytes are sent again if the node lost them)");
-            auto back = e;
-            back.state = ledger::State::kSent;
-            PendingAction a;
-            a.entry = back;
-            a.first_fees = fees_of(back);
-            a.kind = PendingAction::Kind::kRebroadcast;
-            a.note = "reorged out of block " + std::to_string(e.block) + ": commit sends it again if the node lost it";
-            add_unresolved(ctx, view, std::move(a));
-            return;
-        }
+// A mined entry not final yet, re-checked against the poll's view: still there (final when its
+// block is, and the view is fresh), moved to another block (booked there), or gone (sent again:
+// the account waits, the same bytes go out again). Nothing concluded: its account waits this Round.
+void recheck(Context& ctx, const ledger::Entry& e, const funding::MinedEvidence& ev, const std::optional<rpc::ReceiptInfo>& rec,
+             const funding::NetworkSnapshot& snap, LedgerView& view) {
+    const auto verdict = funding::recheck_mined({e.block, e.block_hash}, ev);
+    if (verdict == funding::Recheck::kUnknown) {
+        if (ev.hash_at_height && *ev.hash_at_height != e.block_hash)  // its block may be gone: no second top-up meanwhile
+            if (auto to = eth::Address::parse(e.recipient)) view.busy.insert(*to);
+        return;
     }
+    if (verdict == funding::Recheck::kHolds) {
+        if (rec && e.fee_estimated) {  // the receipt came at last: the fee as paid
+            const auto paid = paid_for(ctx, e, *rec);
+            ctx.ledger->confirmed(e.id, rec->success, rec->block, rec->gas_used, paid.total(), paid.l1, paid.operator_fee,
+                                  rec->block_hash);
+            view.log.push_back(e.tx_hash + ": receipt seen, fee booked as paid");
+        }
+        const auto depth = ctx.net.finality.value_or(funding::default_finality(snap.chain_id));
+        const bool seen_there = ev.fresh && ev.hash_at_height == e.block_hash;
+        if (seen_there && funding::is_final(e.block, ctx.block_at_least(snap.block), depth, ctx.net.finality.has_value(), snap.finalized))
+            ctx.ledger->finalized(e.id);
+        return;
+    }
+    if (verdict == funding::Recheck::kMoved) {
+        const auto paid = paid_for(ctx, e, *rec);
+        ctx.ledger->confirmed(e.id, rec->success, rec->block, rec->gas_used, paid.total(), paid.l1, paid.operator_fee, rec->block_hash);
+        ++view.reorged;
+        view.log.push_back(e.tx_hash + " reorged: block " + std::to_string(e.block) + " no longer holds it; mined again in block " +
+                           std::to_string(rec->block));
+        return;
+    }
+    const std::string why = "reorged: block " + std::to_string(e.block) + " (" + e.block_hash + ") is no longer the chain's";
+    ctx.ledger->reorged(e.id, why);
+    ++view.reorged;
+    view.log.push_back(e.tx_hash + " " + why + "; it is unresolved again (the account waits, the same bytes are sent again if the node lost them)");
+    auto back = e;
+    back.state = ledger::State::kSent;
+    back.block = 0;
+    back.block_hash.clear();
+    PendingAction a;
+    a.entry = back;
+    a.first_fees = fees_of(back);
+    a.kind = PendingAction::Kind::kRebroadcast;
+    a.note = "reorged out of block " + std::to_string(e.block) + ": commit sends it again if the node lost it";
+    add_unresolved(ctx, view, std::move(a));
+}
+
+// The receipts a re-check needs: of entries whose block at their height is not the one booked (a
+// reorg, or a backend behind or on another fork), and of those whose fee is still estimated. One
+// batch with its chain id, only then (another chain's answers: nothing concluded).
+net::awaitable<std::map<std::int64_t, ChainFacts::Of>> receipts_for(Context& ctx, const std::vector<LedgerView::Mined>& unfinal,
+                                                                   const funding::NetworkSnapshot& snap) {
+    std::map<std::int64_t, ChainFacts::Of> out;
+    std::vector<const ledger::Entry*> which;
+    for (const auto& m : unfinal) {
+        const auto it = snap.hash_at.find(m.entry.block);
+        const bool moved = it != snap.hash_at.end() && it->second && *it->second != m.entry.block_hash;
+        if (moved || m.entry.fee_estimated) which.push_back(&m.entry);
+    }
+    if (which.empty()) co_return out;
+    std::vector<rpc::Call> calls{{"eth_chainId", json::array()}};
+    for (const auto* e : which) calls.push_back({"eth_getTransactionReceipt", json::array({e->tx_hash})});
+    std::vector<rpc::CallResult> r;
+    try {
+        r = co_await ctx.client.batch(std::move(calls));
+    } catch (const std::exception&) {
+    }
+    const auto chain = !r.empty() && r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+    const bool ours = chain && *chain == snap.chain_id;
+    for (std::size_t k = 0; k < which.size(); ++k) {
+        ChainFacts::Of o;
+        o.receipt_failed = true;
+        out[which[k]->id] = ours ? read_of(r, k + 1, std::nullopt) : o;
+    }
+    co_return out;
 }
 
 }  // namespace
@@ -416,23 +425,26 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     const auto read = read_ours(ctx, true);
     if (!read) co_return read.error();
     const auto& ours = *read;
-    if (ours.pending.empty() && ours.unfinal.empty()) co_return view;
-    for (const auto& e : ours.unfinal) ctx.saw(e.block);  // what the chain showed, even to an earlier process
-    const auto facts = co_await ask_chain(ctx, ours);
-    if (!facts) co_return facts.error();
-    const std::uint64_t newest = ctx.block_at_least(facts->block);
+    for (const auto& e : ours.unfinal) {
+        ctx.saw(e.block);  // what the chain showed, even to an earlier process
+        view.unfinal.push_back({e, ctx.orphan});
+    }
+    if (ours.pending.empty()) co_return view;  // (the mined ones are re-checked against the poll)
+    const auto asked = co_await ask_chain(ctx, ours);
+    if (!asked) co_return asked.error();
+    const auto& facts = *asked;
+    const std::uint64_t newest = ctx.block_at_least(facts.block);
     const auto groups = group_by_nonce(ours.pending);
     std::map<std::uint64_t, funding::NonceJudgement> judged;
     std::map<std::uint64_t, NonceUse> used;
     for (const auto& [nonce, members] : groups) {
-        judged[nonce] = judge(ours.pending, members, *facts, newest);
+        judged[nonce] = judge(ours.pending, members, facts, newest);
         if (judged[nonce].state == NonceState::kSearch) used[nonce] = co_await who_used(ctx, ours.pending, members, newest);
     }
     try {
         ctx.ledger->atomically([&] {
             for (const auto& [nonce, members] : groups)
-                settle_nonce(ctx, ours.pending, members, *facts, judged[nonce], used[nonce], newest, view);
-            for (std::size_t i = 0; i < ours.unfinal.size(); ++i) recheck(ctx, ours.unfinal[i], facts->unfinal[i], *facts, newest, view);
+                settle_nonce(ctx, ours.pending, members, facts, judged[nonce], used[nonce], newest, view);
         });
     } catch (const std::exception& e) {
         co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
@@ -468,6 +480,17 @@ net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std
     for (const auto& bank : banks) {
         const auto address = eth::Address::parse(bank);
         if (!address || configured.count(address->lower())) continue;
+        // On a shared ledger only while nobody sends from it (another deployment's bank is not an
+        // orphan): its sender lease, for this Round.
+        if (ctx.sender) {
+            const auto name = sender_lease_name(*ctx.net.chain_id, *address);
+            try {
+                if (!ctx.ledger->claim_lease(name, ctx.sender->holder, ctx.sender->seconds).mine) continue;
+            } catch (const std::exception& e) {
+                co_return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
+            }
+            view.orphan_leases.push_back(name);
+        }
         Context other = ctx;
         other.signer = std::make_shared<WatchOnly>(*address);
         other.orphan = true;
@@ -477,11 +500,44 @@ net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std
         view.orphans.push_back(address->checksummed());
         for (auto& a : settled->pending) view.pending.push_back(std::move(a));
         for (auto& e : settled->settled) view.settled.push_back(std::move(e));
+        for (auto& m : settled->unfinal) view.unfinal.push_back({std::move(m.entry), true});
         for (auto& l : settled->log) view.log.push_back("bank " + address->checksummed() + " (no longer configured): " + l);
         view.busy.insert(settled->busy.begin(), settled->busy.end());
         view.reorged += settled->reorged;
     }
     co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const funding::NetworkSnapshot& snap, bool fresh, LedgerView& view) {
+    if (view.unfinal.empty() || !snap.reachable) co_return std::nullopt;
+    const auto receipts = co_await receipts_for(ctx, view.unfinal, snap);
+    try {
+        ctx.ledger->atomically([&] {
+            for (const auto& m : view.unfinal) {
+                funding::MinedEvidence ev;
+                std::optional<rpc::ReceiptInfo> rec;
+                if (const auto it = receipts.find(m.entry.id); it != receipts.end()) {
+                    rec = it->second.receipt;
+                    ev.receipt_failed = it->second.receipt_failed;
+                    if (rec) ev.receipt = std::make_pair(rec->block, rec->block_hash);
+                }
+                if (const auto it = snap.hash_at.find(m.entry.block); it != snap.hash_at.end()) ev.hash_at_height = it->second;
+                ev.fresh = fresh;
+                Context as = ctx;
+                as.orphan = m.orphan;
+                recheck(as, m.entry, ev, rec, snap, view);
+            }
+        });
+    } catch (const std::exception& e) {
+        co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
+    }
+    co_return std::nullopt;
+}
+
+std::vector<std::uint64_t> unfinal_heights(const LedgerView& view) {
+    std::set<std::uint64_t> h;
+    for (const auto& m : view.unfinal) h.insert(m.entry.block);
+    return {h.begin(), h.end()};
 }
 
 Expected<LedgerView> pending_view(const Context& ctx) {

@@ -161,6 +161,13 @@ struct LedgerView {
     std::vector<funding::InFlight> in_flight;  //!< what the unresolved entries may still take from the bank
     int reorged = 0;                         //!< mined entries whose block the chain no longer holds
     std::vector<std::string> orphans;        //!< banks no longer configured whose entries were reconciled here
+    //! Mined entries not final yet (of ours, or of an orphan bank): re-checked against the poll.
+    struct Mined {
+        ledger::Entry entry;
+        bool orphan = false;
+    };
+    std::vector<Mined> unfinal;
+    std::vector<std::string> orphan_leases;  //!< orphan banks' sender leases taken for this Round (shared ledger)
     std::vector<std::string> log;
 };
 //! kLive: asks the chain, in one batch that carries eth_chainId (a mismatch writes nothing), about
@@ -177,6 +184,15 @@ struct LedgerView {
 //! flight: they are another bank's); the banks are listed in `view.orphans`.
 [[nodiscard]] boost::asio::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std::set<std::string>& configured,
                                                                               LedgerView& view);
+//! kLive, after the poll (whose batch asked the block at each height of `view.unfinal`, and the
+//! `finalized` tag): each mined entry not final is still there (final when its block is, seen from
+//! a `fresh` poll), moved (booked where its receipt is), or gone (back to `sent`, its account
+//! busy); receipts are asked only where the block changed or the fee is estimated. An account
+//! whose top-up's block the poll does not show and nothing can be concluded about waits.
+[[nodiscard]] boost::asio::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const funding::NetworkSnapshot& snap,
+                                                                            bool fresh, LedgerView& view);
+//! The heights to ask the poll about for `view` (distinct, ascending).
+[[nodiscard]] std::vector<std::uint64_t> unfinal_heights(const LedgerView& view);
 //! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
 [[nodiscard]] Expected<LedgerView> pending_view(const Context& ctx);
 //! Commit's first step: re-broadcast or replace the plan's pending entries.

@@ -137,7 +137,7 @@ struct Worker::Impl {
     std::optional<Problem> claim_sender() {
         sender.reset();
         if (sender_holder.empty() || !ledger || !net_.chain_id) return std::nullopt;
-        const std::string name = kSenderLeasePrefix + std::to_string(*net_.chain_id) + ":" + bank.lower();
+        const std::string name = sender_lease_name(*net_.chain_id, bank);
         const double seconds = std::chrono::duration<double>(sender_duration).count();
         try {
             const auto lease = ledger->claim_lease(name, sender_holder, seconds);
@@ -340,6 +340,17 @@ struct Worker::Impl {
         co_return out;
     }
 
+    // The confirmed top-ups the endpoint still contradicts itself about stay to be checked again at
+    // the next poll (their accounts stay held while it does); the rest are done with.
+    void keep_contradicted(const NetworkSnapshot& snap, const std::vector<std::size_t>& mismatches) {
+        std::map<eth::Address, funding::ConfirmedTopUp> still;
+        for (auto i : mismatches) {
+            const auto& a = snap.accounts[i].account.address;
+            if (const auto it = confirmed_since_poll.find(a); it != confirmed_since_poll.end()) still.insert(*it);
+        }
+        confirmed_since_poll = std::move(still);
+    }
+
     // Top-ups reconcile settled as confirmed this Round (nonce fillers pay the bank: not counted).
     void note_confirmed(const std::vector<ledger::Entry>& settled) {
         for (const auto& e : settled)
@@ -352,25 +363,43 @@ struct Worker::Impl {
         rp.mode = mode;
         auto view = co_await read_ledger(mode);
         if (!view) rp.fail(view.error());
-        else {
-            rp.ledger_log = std::move(view->log);
-            rp.settled = std::move(view->settled);
-            if (!rp.settled.empty()) burn.paid_changed();
-        }
-        auto snap = co_await chain::poll(client, net_, bank, *accounts, l2_kind);
+        chain::BlockChecks checks;  // our mined top-ups not final yet: seen from the poll's own view
+        if (view && sends(mode)) checks = {detail::unfinal_heights(*view), !view->unfinal.empty() && !net_.finality};
+        auto snap = co_await chain::poll(client, net_, bank, *accounts, l2_kind, checks);
         if (snap.l2) l2_kind = snap.l2;  // detected once
         if (snap.op_fees && snap.op_fees->jovian) jovian = true;
         if (auto p = check_chain(snap)) rp.fail(*p);
         rp.stale = stale_poll(snap);
+        if (view) co_await settle_view(rp, snap, *view);
         note_confirmed(rp.settled);
         rp.mismatches = co_await self_contradictions(snap, mode);
-        confirmed_since_poll.clear();
+        keep_contradicted(snap, rp.mismatches);
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
         }
         co_await decide(rp, std::move(snap), std::move(*view));
         co_return rp;
+    }
+
+    // Step 2c (kLive): the mined top-ups not final yet, against the poll's view (a reorg between
+    // reconcile and the poll is seen by the poll itself); then what the ledger steps found goes to
+    // the plan, and the orphan banks' leases taken for this Round are given back.
+    net::awaitable<void> settle_view(RoundPlan& rp, const NetworkSnapshot& snap, detail::LedgerView& view) {
+        if (sends(rp.mode)) {
+            auto ctx = context();
+            if (auto p = co_await detail::recheck_unfinal(ctx, snap, !rp.stale, view)) rp.fail(*p);
+        }
+        rp.ledger_log = std::move(view.log);
+        rp.settled = std::move(view.settled);
+        if (!rp.settled.empty()) burn.paid_changed();
+        for (const auto& name : view.orphan_leases) {
+            try {
+                ledger->release_lease(name, sender_holder);
+            } catch (const std::exception& e) {
+                spdlog::warn("{}: cannot release the lease {} ({}); it expires by itself", net_.name, name, e.what());
+            }
+        }
     }
 
     // Step 5b: balances that could mislead decide nothing: every one of a stale poll, and those
@@ -538,8 +567,8 @@ const std::vector<funding::Account>& Worker::accounts() const { return *impl_->a
 bool Worker::ready() const { return impl_->ready; }
 std::vector<funding::BurnRate> Worker::burn_rates() const { return impl_->burn.rates(impl_->now()); }
 void Worker::set_clock(std::function<double()> now) { impl_->now = std::move(now); }
-void Worker::set_sender(std::string holder, std::chrono::milliseconds duration) {
-    impl_->sender_holder = std::move(holder);
+void Worker::set_sender(const std::string& process, std::chrono::milliseconds duration) {
+    impl_->sender_holder = process + "/" + impl_->net_.name;
     impl_->sender_duration = duration;
 }
 void Worker::set_configured_banks(std::set<std::string> banks) {
@@ -547,5 +576,10 @@ void Worker::set_configured_banks(std::set<std::string> banks) {
     for (const auto& b : banks) impl_->configured_banks.insert(to_lower(b));
 }
 std::string Worker::sender_lease() const { return impl_->sender ? impl_->sender->name : std::string(); }
+const std::string& Worker::sender_holder() const { return impl_->sender_holder; }
+
+std::string sender_lease_name(std::uint64_t chain_id, const eth::Address& bank) {
+    return "sender:" + std::to_string(chain_id) + ":" + bank.lower();
+}
 
 }  // namespace keymaster::chain

@@ -385,22 +385,28 @@ Fault print_summary(const Loaded& l, const std::vector<chain::RoundPlan>& plans,
 
 // A live top-up on a shared (Postgres) ledger leads for its whole run, confirmation and receipts
 // included: refused while another keymaster leads. Released when it ends.
-// Its Workers hold the sender leases of their banks for as long (one sender per bank and chain,
-// whatever the processes are named), released with it.
+// Its Workers claim the sender leases of their banks (one sender per bank and chain, whatever the
+// processes are named) for a minute at a time (each journal write extends it: a top-up left at its
+// prompt, or killed there, keeps no bank from its sender for long), released when it ends.
 struct TopUpLease {
+    static constexpr std::chrono::seconds kSenderHold{60};
     std::unique_ptr<chain::Leadership> lead;
     ledger::Ledger* ledger = nullptr;
-    std::chrono::milliseconds duration{0};
+    Session* session = nullptr;
     TopUpLease() = default;
     TopUpLease(const TopUpLease&) = delete;
     TopUpLease& operator=(const TopUpLease&) = delete;
-    void senders(Session& s) const {
-        if (lead)
-            for (auto& w : s.workers) w->set_sender(lead->holder(), duration);
+    void senders(Session& s, ledger::Ledger& l) {
+        session = &s;
+        ledger = &l;
+        const auto holder = lead ? lead->holder() : chain::holder_id();
+        for (auto& w : s.workers) w->set_sender(holder, kSenderHold);
     }
     ~TopUpLease() {
         try {
-            if (lead) ledger->release_held(chain::kSenderLeasePrefix, lead->holder());
+            if (session)
+                for (auto& w : session->workers)
+                    if (const auto name = w->sender_lease(); !name.empty()) ledger->release_lease(name, w->sender_holder());
             if (lead) lead->release();
         } catch (const std::exception& e) {
             std::cerr << "keymaster top-up: cannot release the lease (" << e.what() << "); it expires by itself\n";
@@ -411,9 +417,7 @@ struct TopUpLease {
 bool take_lease(const GlobalOptions& g, const TopUpOptions& o, ledger::Ledger& ledger, TopUpLease& out) {
     const auto name = lease_name(g);
     if (!name || o.dry_run) return true;
-    out.ledger = &ledger;
-    out.duration = o.confirm_timeout + std::chrono::minutes(10);
-    out.lead = std::make_unique<chain::Leadership>(ledger, *name, chain::holder_id(), out.duration);
+    out.lead = std::make_unique<chain::Leadership>(ledger, *name, chain::holder_id(), o.confirm_timeout + std::chrono::minutes(10));
     try {
         const auto l = out.lead->claim();
         if (l.mine) return true;
@@ -452,7 +456,7 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
     TopUpLease lease;
     if (!take_lease(g, o, *ledger, lease)) return kExitUsage;  // nothing sent
     s.open(*l, ledger.get());
-    lease.senders(s);
+    if (!o.dry_run) lease.senders(s, *ledger);
     // Prepare: nothing is broadcast before the confirmation.
     const auto plans = s.prepare(o.dry_run ? chain::Mode::kDryRun : chain::Mode::kLive);
     Fault worst = Fault::kNone;

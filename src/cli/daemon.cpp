@@ -60,10 +60,10 @@ public:
         if (!listen()) return kExitUsage;
         metrics_.init_network("", {std::string(fault_scope(Fault::kConfig)), std::string(fault_scope(Fault::kInternal))});
         if (auto name = lease_name(g_)) {
-            lead_ = std::make_unique<chain::Leadership>(*ledger_, *name, chain::holder_id(), o_.lease_duration);
+            lead_ = std::make_unique<chain::Leadership>(*ledger_, *name, holder_, o_.lease_duration);
             renew_lease();  // before the first Round: it knows whether it may send
-            net::co_spawn(io_, keep_lease(), net::detached);
         }
+        net::co_spawn(io_, keep_lease(), net::detached);
         start(std::move(*l));
         wait_signal();
         io_.restart();
@@ -117,17 +117,33 @@ private:
         keep_senders();
     }
 
-    // The sender leases of our Workers' banks (one per bank and chain, claimed by their live
-    // Rounds): renewed with the group's lease while we lead it, so that between Rounds no other
-    // process takes a bank we send from; ended when we stop leading, so that the new leader can.
+    // The sender leases our Workers hold (one per bank and chain, claimed by their live Rounds):
+    // renewed every --lease-renew while we may send, so that between Rounds no other process takes
+    // a bank we send from; ended when we stand by, so that the new leader can.
     void keep_senders() {
         const double seconds = std::chrono::duration<double>(o_.lease_duration).count();
+        if (lead_ && !lead_->leading()) return release_senders();
+        std::vector<std::pair<std::string, std::string>> held;
+        for (const auto& s : slots_)
+            if (auto name = s->worker->sender_lease(); !name.empty()) held.emplace_back(std::move(name), s->worker->sender_holder());
         try {
-            if (lead_->leading()) (void)ledger_->renew_held(chain::kSenderLeasePrefix, lead_->holder(), seconds);
-            else ledger_->release_held(chain::kSenderLeasePrefix, lead_->holder());
+            (void)ledger_->renew_leases(held, seconds);  // one transaction for all of them
         } catch (const std::exception& e) {
             metrics_.error("", std::string(fault_scope(Fault::kLedger)));
             spdlog::error("sender leases: cannot renew them: {}", e.what());
+        }
+    }
+
+    // Our Workers' sender leases, ended (they stop, or are replaced by a reload).
+    void release_senders() {
+        for (const auto& s : slots_) {
+            const auto name = s->worker->sender_lease();
+            if (name.empty()) continue;
+            try {
+                ledger_->release_lease(name, s->worker->sender_holder());
+            } catch (const std::exception& e) {
+                spdlog::warn("sender lease {}: cannot release it ({}); it expires by itself", name, e.what());
+            }
         }
     }
 
@@ -139,7 +155,9 @@ private:
             t.expires_after(o_.lease_renew);
             boost::system::error_code ec;
             co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
-            if (!stopping_) renew_lease();
+            if (stopping_) break;
+            if (lead_) renew_lease();
+            else keep_senders();
         }
     }
 
@@ -154,7 +172,7 @@ private:
         slot->worker = std::make_unique<chain::Worker>(io_.get_executor(), n, l.signers.at(n.name), l.accounts.at(n.name),
                                                        ledger_.get(), obs);
         slot->worker->set_clock(clock_);
-        if (lead_) slot->worker->set_sender(lead_->holder(), o_.lease_duration);  // one sender per bank and chain
+        slot->worker->set_sender(holder_, o_.lease_duration);  // one sender per bank and chain
         slot->worker->set_configured_banks(bank_addresses(l));  // another bank's entries in flight are reconciled too
         slot->view = std::make_unique<RoundView>(metrics_, *slot->worker, clock_);
         return slot;
@@ -270,6 +288,7 @@ private:
         stop_all();
         (void)co_await join(std::nullopt);
         if (stopping_) co_return;  // SIGTERM came while the old Workers finished: the shutdown waits for them
+        release_senders();  // a network moved elsewhere is not kept from its new sender
         std::set<std::pair<std::string, eth::Address>> keep;
         for (const auto& [name, accounts] : l->accounts)
             for (const auto& a : *accounts) keep.insert({a.network, a.address});
@@ -303,9 +322,9 @@ private:
 
     // Every Worker has left: a standby may take over at once.
     void release_lease() {
+        release_senders();
         if (!lead_) return;
         try {
-            ledger_->release_held(chain::kSenderLeasePrefix, lead_->holder());
             lead_->release();
             metrics_.leader(lead_->name(), false);
         } catch (const std::exception& e) {
@@ -335,6 +354,7 @@ private:
     std::unique_ptr<server::HttpServer> server_;
     std::unique_ptr<ledger::Ledger> ledger_;
     std::unique_ptr<chain::Leadership> lead_;  //!< with a shared (Postgres) ledger only
+    std::string holder_ = chain::holder_id();  //!< this process, in every lease it holds
     Loaded loaded_;
     std::vector<std::unique_ptr<Slot>> slots_;
     bool stopping_ = false;

@@ -23,7 +23,8 @@ NonceJudgement judge_nonce(const NonceEvidence& e, std::optional<std::uint64_t> 
 Recheck recheck_mined(const MinedCheck& booked, const MinedEvidence& e) {
     if (e.receipt) {
         const bool same = e.receipt->first == booked.block && (booked.hash.empty() || e.receipt->second == booked.hash);
-        return same ? Recheck::kHolds : Recheck::kMoved;
+        if (same) return e.hash_at_height && *e.hash_at_height != booked.hash ? Recheck::kUnknown : Recheck::kHolds;  // a conflict
+        return e.fresh ? Recheck::kMoved : Recheck::kUnknown;  // (a backend on an old fork moves nothing)
     }
     if (!e.hash_at_height) return Recheck::kUnknown;
     if (!booked.hash.empty() && *e.hash_at_height == booked.hash) return Recheck::kHolds;  // a receipt that lags

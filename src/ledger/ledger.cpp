@@ -491,7 +491,8 @@ std::vector<Entry> Ledger::pending(std::uint64_t chain_id, const std::string& ba
 }
 
 std::vector<std::string> Ledger::unresolved_banks(std::uint64_t chain_id) const {
-    Stmt s(*impl_->db, "SELECT DISTINCT bank FROM topups WHERE chain_id=? AND state IN ('intent','sent') ORDER BY bank");
+    Stmt s(*impl_->db, "SELECT DISTINCT bank FROM topups WHERE chain_id=? AND (state IN ('intent','sent') OR (is_final=0 AND "
+                       "(state='confirmed' OR (state='failed' AND block>0)))) ORDER BY bank");
     s.bind(1, static_cast<std::int64_t>(chain_id));
     std::vector<std::string> out;
     while (s.step()) out.push_back(s.text(0));
@@ -706,25 +707,22 @@ void Ledger::hold_lease(const std::string& name, const std::string& holder, std:
     });
 }
 
-std::size_t Ledger::renew_held(const std::string& prefix, const std::string& holder, double seconds) {
+bool Ledger::renew_lease(const std::string& name, const std::string& holder, double seconds) {
+    return renew_leases({{name, holder}}, seconds) == 1;
+}
+
+std::size_t Ledger::renew_leases(const std::vector<std::pair<std::string, std::string>>& leases, double seconds) {
+    if (leases.empty()) return 0;
     return impl_->unfenced_transaction([&] {
         auto& db = *impl_->db;
         const std::string now = db.now_sql();
-        Stmt s(db, "UPDATE lease SET expires=" + now + " + ? WHERE holder=? AND substr(name, 1, ?)=? AND expires > " + now +
-                       " RETURNING name");
-        s.bind(1, seconds).bind(2, holder).bind(3, static_cast<std::int64_t>(prefix.size())).bind(4, prefix);
         std::size_t n = 0;
-        while (s.step()) ++n;
+        for (const auto& [name, holder] : leases) {
+            Stmt s(db, "UPDATE lease SET expires=" + now + " + ? WHERE name=? AND holder=? AND expires > " + now + " RETURNING name");
+            s.bind(1, seconds).bind(2, name).bind(3, holder);
+            n += s.step() ? 1 : 0;
+        }
         return n;
-    });
-}
-
-void Ledger::release_held(const std::string& prefix, const std::string& holder) {
-    impl_->unfenced_transaction([&] {
-        Stmt(*impl_->db, std::string("UPDATE lease SET expires=") + impl_->db->now_sql() +
-                             " WHERE holder=? AND substr(name, 1, ?)=? AND expires > " + impl_->db->now_sql())
-            .bind(1, holder).bind(2, static_cast<std::int64_t>(prefix.size())).bind(3, prefix).exec();
-        return 0;
     });
 }
 

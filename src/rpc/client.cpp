@@ -219,13 +219,15 @@ const std::string& RpcClient::network() const { return impl_->network; }
 std::size_t RpcClient::active_endpoint() const { return impl_->active; }
 std::size_t RpcClient::http_requests() const { return impl_->requests; }
 
-net::awaitable<std::vector<CallResult>> RpcClient::batch(std::vector<Call> calls, std::size_t riders, Attempts attempts) {
+net::awaitable<std::vector<CallResult>> RpcClient::batch(std::vector<Call> calls, std::size_t riders, Attempts attempts,
+                                                         std::size_t later_riders) {
     // Filled in place by index (no second copy: a poll may carry 10,000 results).
     std::vector<CallResult> results(calls.size());
     std::vector<bool> done(calls.size());
     for (std::size_t start = 0; start < calls.size();) {
-        // The first `riders` calls travel with the first chunk, on top of batch_size.
-        const std::size_t end = std::min(calls.size(), start + impl_->opt.batch_size + (start == 0 ? riders : 0));
+        // The first `riders` calls travel with the first chunk, on top of batch_size (and
+        // `later_riders` at the front of every later one).
+        const std::size_t end = std::min(calls.size(), start + impl_->opt.batch_size + (start == 0 ? riders : later_riders));
         std::vector<std::size_t> pending;
         for (std::size_t i = start; i < end; ++i) pending.push_back(i);
         start = end;

@@ -161,8 +161,9 @@ struct RoundObserver {
     std::function<void(const std::exception&)> failed;
 };
 
-//! The sender leases' names start with this (`sender:<chain id>:<bank, lower case>`).
-inline constexpr const char* kSenderLeasePrefix = "sender:";
+//! The name of the sender lease of `bank` on `chain_id` (`sender:<chain id>:<bank, lower case>`):
+//! what excludes two senders from one bank's nonces on one chain.
+[[nodiscard]] std::string sender_lease_name(std::uint64_t chain_id, const eth::Address& bank);
 
 //! One network's worker: its settings (chain id pinned by the first poll), bank signer, accounts,
 //! RPC client, and what one Round tells the next. Single-threaded: used on one io_context.
@@ -202,15 +203,18 @@ public:
 
     //! The wall clock, replaceable in tests (unix seconds).
     void set_clock(std::function<double()> now);
-    //! On a shared ledger: every live Round first claims the sender lease of its bank on its chain
-    //! (`sender:<chain id>:<bank>`) as `holder` for `duration`, and sends nothing (kSender, naming
-    //! who sends) while another holds it; journal writes check it.
-    void set_sender(std::string holder, std::chrono::milliseconds duration);
+    //! Every live Round first claims the sender lease of its bank on its chain (sender_lease_name)
+    //! for `duration`, as `process` (this process's holder id) and the network's name (two Workers
+    //! of one process on one bank and chain exclude each other too), and sends nothing (kSender,
+    //! naming who sends) while another holds it; journal writes check it. Not set: no lease.
+    void set_sender(const std::string& process, std::chrono::milliseconds duration);
     //! The banks (any case) the config funds from: unresolved entries of any other bank on this
     //! Worker's chain are reconciled by its live Rounds (RoundPlan::orphan_banks). Empty: none is.
     void set_configured_banks(std::set<std::string> banks);
-    //! The sender lease's name while this Worker holds it ("" otherwise), for the daemon's renewal.
+    //! The sender lease's name while this Worker holds it ("" otherwise), and its holder id, for the
+    //! caller's renewal and release.
     [[nodiscard]] std::string sender_lease() const;
+    [[nodiscard]] const std::string& sender_holder() const;
 
 private:
     struct Impl;

@@ -77,9 +77,11 @@ struct MinedEvidence {
     std::optional<std::string> hash_at_height;  //!< none: not asked or the query failed
     bool fresh = true;
 };
+//! A receipt that contradicts the block at the height (or a move seen from a stale view) concludes
+//! nothing.
 enum class Recheck {
     kHolds,    //!< still in the block the ledger has
-    kMoved,    //!< its receipt is in another block (re-included after a reorg): book it there
+    kMoved,    //!< its receipt is in another block (re-included after a reorg), seen fresh: book it there
     kGone,     //!< the block that held it is gone and no receipt shows it elsewhere: it is `sent` again
     kUnknown,  //!< nothing can be concluded this Round (a failed query, a stale view)
 };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,10 @@ struct NetworkSnapshot {
     std::optional<L2Kind> l2;         //!< set or detected (empty: not known yet)
     std::optional<OpFees> op_fees;    //!< OP Stack: this poll's oracle reads (empty: unread)
     std::vector<AccountState> accounts;  //!< in the order of the accounts polled
+    //! The blocks the poll was asked about (the heights of our mined top-ups not final yet): each
+    //! one's hash, "" where the chain has no block there, none where the query failed.
+    std::map<std::uint64_t, std::optional<std::string>> hash_at;
+    std::optional<std::uint64_t> finalized;  //!< the chain's `finalized` block, where asked and answered
 };
 
 }  // namespace keymaster::funding

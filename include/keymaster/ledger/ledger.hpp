@@ -158,7 +158,7 @@ public:
     //! The same, found by chain id and bank (whatever network name they were journaled under): what
     //! must be reconciled before that bank sends again on that chain.
     std::vector<Entry> pending(std::uint64_t chain_id, const std::string& bank) const;
-    //! Every bank (EIP-55) with unresolved entries on the chain.
+    //! Every bank (EIP-55) with unresolved entries, or mined ones not final, on the chain.
     [[nodiscard]] std::vector<std::string> unresolved_banks(std::uint64_t chain_id) const;
     //! Mined entries (confirmed, or reverted in a block) of the bank on the chain whose block is not
     //! final yet, oldest nonce first.
@@ -249,11 +249,12 @@ public:
     //! expired meanwhile (nobody took it: the holder and epoch are unchanged). Otherwise throws
     //! FencedError naming who holds it now; nothing of the transaction is written.
     void hold_lease(const std::string& name, const std::string& holder, std::uint64_t epoch, double seconds);
-    //! Renews, for `seconds`, every lease whose name starts with `prefix` that `holder` holds and
-    //! that has not expired. Never fenced. Returns how many.
-    std::size_t renew_held(const std::string& prefix, const std::string& holder, double seconds);
-    //! Ends every lease whose name starts with `prefix` that `holder` holds. Never fenced.
-    void release_held(const std::string& prefix, const std::string& holder);
+    //! Renews `holder`'s lease `name` for `seconds` if it still holds it unexpired (never taking
+    //! it, never changing its epoch: a Round that journals under that epoch keeps its place).
+    //! Never fenced. Whether it was renewed.
+    bool renew_lease(const std::string& name, const std::string& holder, double seconds);
+    //! renew_lease() for each (name, holder), in one transaction. Returns how many were renewed.
+    std::size_t renew_leases(const std::vector<std::pair<std::string, std::string>>& leases, double seconds);
     //! Now on the ledger's clock (unix seconds): on Postgres the database's (the clock given at
     //! open, corrected by the database's at open and at every lease claim), else the given clock.
     //! Every time the ledger stamps, and every window over it, uses this.

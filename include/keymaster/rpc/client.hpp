@@ -107,8 +107,10 @@ public:
     //! (for eth_sendRawTransaction: a blind retry re-sends bytes that may have been mined already,
     //! and some nodes execute them twice; the caller asks the chain instead).
     enum class Attempts { kRetry, kOnce };
+    //! `later_riders`: that many calls at the front of every later request go on top of batch_size
+    //! too (a batch's own eth_blockNumber in each request: chain/batch.hpp).
     [[nodiscard]] boost::asio::awaitable<std::vector<CallResult>> batch(std::vector<Call> calls, std::size_t riders = 0,
-                                                          Attempts attempts = Attempts::kRetry);
+                                                          Attempts attempts = Attempts::kRetry, std::size_t later_riders = 0);
 
     //! The network's name (for messages).
     [[nodiscard]] const std::string& network() const;

@@ -2,6 +2,8 @@
 // whose behaviour a test bends (refuse a send, drop a request, hold mining, lag a receipt).
 #include <catch2/catch.hpp>
 
+#include <utility>
+
 #include <filesystem>
 #include <map>
 #include <random>
@@ -50,6 +52,7 @@ struct FakeChain {
     bool no_index = false;          // a node without a transaction index: no receipt, null by hash, ever
     std::set<std::string> index_errors;  // receipts answered with geth's "transaction indexing is in progress"
     std::uint64_t salt = 0;         // part of every block's hash: a reorg changes it
+    std::function<void()> before_latest;  // run once, when the latest block is next asked for
     // Nonces of the bank used by transactions not of this chain's pool (someone else's): nonce -> block.
     std::map<std::uint64_t, std::uint64_t> foreign;
     // Called for every eth_sendRawTransaction before it is taken: throw to refuse (RpcError) or
@@ -104,6 +107,7 @@ struct FakeChain {
         if (method == "eth_getBlockByNumber") {
             const auto tag = params[0].get<std::string>();
             if (tag == "finalized" || tag == "safe") throw std::runtime_error("unknown block");
+            if (tag == "latest" && before_latest) std::exchange(before_latest, {})();  // e.g. a reorg just before the poll
             const std::uint64_t n = tag == "latest" || tag == "pending" ? block : from_hex_u64(tag);
             if (n > block) return nullptr;
             json b = {{"number", to_quantity(n)}, {"hash", block_hash(n)}};
@@ -598,6 +602,16 @@ TEST_CASE("prepare: balance_mismatch only where the endpoint contradicts itself,
     CHECK(next.plan.topups[0].account.address.lower() == spender);
     REQUIRE(next.plan.unknown.size() == 1);
     CHECK(next.plan.unknown[0].account.address.lower() == liar);
+    (void)rig.commit(next);
+    // While the endpoint keeps contradicting itself, the liar stays held; once it shows our top-up,
+    // it is done with.
+    auto again = rig.prepare();
+    REQUIRE(again.mismatches.size() == 1);
+    CHECK(again.plan.topups.empty());
+    rig.chain.lie_empty.clear();
+    auto honest = rig.prepare();
+    CHECK(honest.mismatches.empty());
+    CHECK(honest.plan.topups.empty());
 }
 
 TEST_CASE("commit: a replacement whose broadcast hits a transport error stays pending, not failed", "[chain][commit]") {
@@ -1087,7 +1101,8 @@ TEST_CASE("prepare: a poll older than a block already seen plans nothing; a fres
     auto stale = rig.prepare();
     CHECK(stale.stale);
     CHECK(stale.plan.topups.empty());
-    CHECK(stale.plan.unknown.size() == 2);
+    // (held as unknown, or waiting: the stale view does not even show the block of their top-ups)
+    CHECK(stale.plan.unknown.size() + stale.plan.waiting.size() == 2);
     CHECK_FALSE(stale.has_work());
     // The backend ahead answers again: a fresh view at the newest block decides.
     rig.chain.block = seen;
@@ -1234,11 +1249,11 @@ TEST_CASE("prepare: one sender per bank and chain, whatever the processes are na
     auto refused = test::run(rig.io, second.prepare(chain::Mode::kLive));
     REQUIRE(refused.problem);
     CHECK(refused.fault() == Fault::kSender);
-    CHECK_THAT(refused.problem->message, Catch::Contains("host/1/aaaa"));
+    CHECK_THAT(refused.problem->message, Catch::Contains("host/1/aaaa/alpha"));
     CHECK(fault_exit_code(refused.fault()) == 2);
     // A plan prepared before another took the bank journals nothing: the lease is checked in the
     // journal's own transaction.
-    rig.ledger.release_held(chain::kSenderLeasePrefix, "host/1/aaaa");
+    rig.ledger.release_lease(rig.worker->sender_lease(), rig.worker->sender_holder());
     auto taken = test::run(rig.io, second.prepare(chain::Mode::kLive));
     REQUIRE_FALSE(taken.problem);
     auto report = rig.commit(first);
@@ -1321,4 +1336,46 @@ TEST_CASE("reconcile: a bank no longer configured: its top-ups in flight are set
     // Without the list of configured banks, nothing of another bank is touched.
     chain::Worker plain(rig.io.get_executor(), net, new_bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
     CHECK(test::run(rig.io, plain.prepare(chain::Mode::kLive)).orphan_banks.empty());
+}
+
+TEST_CASE("prepare: a reorg between reconcile and the poll is seen by the poll itself: nobody is paid twice", "[chain][reorg]") {
+    Rig rig(1, [](config::Network& n) { n.finality = 10; });
+    auto report = rig.commit(rig.prepare());
+    REQUIRE(report.outcomes[0].ok());
+    const auto hash = report.outcomes[0].tx_hash;
+    rig.chain.mining = false;
+    // Reconcile has nothing unresolved; right before the poll reads the balances, the block of the
+    // top-up is reorged away and the transaction goes back to the pool (as geth does).
+    rig.chain.before_latest = [&] {
+        rig.chain.txs.at(hash).block.reset();
+        rig.chain.mined_nonce = 0;
+        rig.chain.balances[address_of(1).lower()] = 0;
+        rig.chain.salt = 9;
+    };
+    auto p = rig.prepare();
+    CHECK(p.reorged == 1);
+    CHECK(p.plan.topups.empty());  // its top-up is in flight again: it waits
+    REQUIRE(p.pending.size() == 1);
+    CHECK(p.pending[0].entry.tx_hash == hash);
+    rig.chain.mining = true;
+    (void)rig.commit(p);
+    (void)rig.prepare();
+    CHECK(rig.chain.balance(address_of(1).lower()) == kEther * 2);
+    CHECK(rig.history().size() == 1);
+    CHECK(rig.history()[0].state == ledger::State::kConfirmed);
+}
+
+TEST_CASE("prepare: two networks of one process on one bank and chain never both send", "[chain][sender]") {
+    Rig rig(1);
+    rig.worker->set_sender("host/1/aaaa", std::chrono::seconds(30));
+    auto backup = rig.net;
+    backup.name = "alpha-backup";  // a second endpoint configured as a second network
+    chain::Worker second(rig.io.get_executor(), backup, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    second.set_clock([&rig] { return rig.clock; });
+    second.set_sender("host/1/aaaa", std::chrono::seconds(30));  // the same process
+    REQUIRE_FALSE(rig.prepare().problem);
+    auto refused = test::run(rig.io, second.prepare(chain::Mode::kLive));
+    REQUIRE(refused.problem);
+    CHECK(refused.fault() == Fault::kSender);
+    CHECK_THAT(refused.problem->message, Catch::Contains("host/1/aaaa/alpha"));
 }

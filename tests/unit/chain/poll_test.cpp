@@ -84,9 +84,9 @@ TEST_CASE("poll: a poll split over requests is as old as its oldest request (eac
     auto snap = test::run(io, chain::poll(client, net, eth::Address(bank), one_request));
     CHECK(snap.block == 16);  // one request: its own block
     CHECK(server.requests() == 1);
-    const auto three_requests = accounts(25);
+    const auto three_requests = accounts(30);
     snap = test::run(io, chain::poll(client, net, eth::Address(bank), three_requests));
     CHECK(snap.block == 13);
-    CHECK(server.requests() == 1 + 3);
+    CHECK(server.requests() == 1 + 3);  // 7 + 10, then 1 + 10 twice: batchSize still counts the accounts
     for (std::size_t i = 0; i < three_requests.size(); ++i) CHECK(snap.accounts[i].balance == Wei(i + 1));
 }

@@ -570,7 +570,7 @@ TEST_CASE("ledger: a journal batch gets every entry its own id and time, in a fe
         std::set<std::int64_t> ids;
         for (const auto& e : batch) {
             CHECK(e.id > 0);
-            CHECK(e.created == now);
+            CHECK(e.created == now + l.clock_offset());  // (Postgres: the database's clock)
             ids.insert(e.id);
         }
         CHECK(ids.size() == static_cast<std::size_t>(n));
@@ -690,7 +690,7 @@ TEST_CASE("ledger: a mined entry is re-checked until final; a reorged one is sen
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("lease: a sender lease is checked and extended in the journal's transaction; renewed and released by holder",
+TEST_CASE("lease: a sender lease is checked and extended in the journal's transaction; renewed only while held",
           "[ledger][lease][sender]") {
     const auto dir = temp_dir();
     const auto where = at(dir);
@@ -708,9 +708,10 @@ TEST_CASE("lease: a sender lease is checked and extended in the journal's transa
     a.atomically([&] { a.hold_lease(name, "a", la.epoch, 60); });
     CHECK_FALSE(b.claim_lease(name, "b", 60).mine);
     // Renewed by holder; released by holder: b takes it, and a's next journal writes nothing.
-    CHECK(a.renew_held("sender:", "a", 60) == 1);
-    CHECK(b.renew_held("sender:", "b", 60) == 0);
-    a.release_held("sender:", "a");
+    CHECK(a.renew_lease(name, "a", 60));
+    CHECK_FALSE(b.renew_lease(name, "b", 60));  // never taken by a renewal
+    a.release_lease(name, "a");
+    CHECK_FALSE(a.renew_lease(name, "a", 60));  // released (expired): renewing does not take it back
     const auto lb = b.claim_lease(name, "b", 60);
     REQUIRE(lb.mine);
     CHECK(lb.epoch == la.epoch + 1);
