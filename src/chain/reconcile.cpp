@@ -426,9 +426,10 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     if (!read) co_return read.error();
     const auto& ours = *read;
     for (const auto& e : ours.unfinal) {
-        ctx.saw(e.block);  // what the chain showed, even to an earlier process
+        if (ctx.seen && !ctx.seen->seeded) ctx.seen->seed(e.block);  // what the chain showed, even to an earlier process
         view.unfinal.push_back({e, ctx.orphan});
     }
+    if (ctx.seen && !ctx.orphan) ctx.seen->seeded = true;
     if (ours.pending.empty()) co_return view;  // (the mined ones are re-checked against the poll)
     const auto asked = co_await ask_chain(ctx, ours);
     if (!asked) co_return asked.error();

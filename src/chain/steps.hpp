@@ -24,7 +24,18 @@ namespace keymaster::chain::detail {
 //! block counts are taken from it, never from a number that went backwards.
 struct Seen {
     std::uint64_t newest = 0;
-    void block(std::uint64_t b) { newest = std::max(newest, b); }
+    std::uint64_t fresh_answers = 0;  //!< answers at or above the newest block seen so far
+    void block(std::uint64_t b) {
+        if (b < newest) return;
+        newest = b;
+        ++fresh_answers;
+    }
+    //! The chain went back for good (funding::chain_went_back): `b` is the newest from now on.
+    void rebase(std::uint64_t b) { newest = b; }
+    //! The blocks of the ledger's mined entries not final yet, once (what the chain showed even to
+    //! an earlier process); not answers, and not again after a rebase.
+    bool seeded = false;
+    void seed(std::uint64_t b) { newest = std::max(newest, b); }
     //! `b`, or the newest block seen if that is later.
     [[nodiscard]] std::uint64_t at_least(std::uint64_t b) const { return std::max(newest, b); }
 };

@@ -97,6 +97,7 @@ struct Worker::Impl {
     std::mt19937 rng{std::random_device{}()};
     detail::Seen seen;  // the newest block seen on this network, across Rounds
     double stale_logged = -1e18;  // when a stale view was last logged (once a minute)
+    std::optional<funding::Behind> behind;  // since when every answer has been below the newest block seen
     // The sender lease (shared ledger): who we are, for how long a claim holds, and the claim held
     // by the current live Round (none: not claimed, or not ours).
     std::string sender_holder;
@@ -172,6 +173,7 @@ struct Worker::Impl {
     // counted, logged once a minute. Then it is seen.
     bool stale_poll(const NetworkSnapshot& snap) {
         if (!snap.reachable) return false;
+        if (went_back(snap.block)) return false;
         const bool stale = funding::is_stale(snap.block, seen.newest);
         if (stale && now() - stale_logged >= 60) {
             stale_logged = now();
@@ -181,6 +183,25 @@ struct Worker::Impl {
         }
         seen.block(snap.block);
         return stale;
+    }
+
+    // Every answer below the newest block seen for a long while, none reaching it: the chain went
+    // back for good (a reset, a reorg to a shorter chain, one bogus block number). Accepted, logged:
+    // blocks are counted from where the chain is, and what it no longer holds is found gone.
+    bool went_back(std::uint64_t block) {
+        if (block >= seen.newest) {
+            behind.reset();
+            return false;
+        }
+        if (!behind || behind->fresh_answers != seen.fresh_answers) behind = funding::Behind{now(), seen.fresh_answers, block};
+        behind->highest = std::max(behind->highest, block);
+        if (!funding::chain_went_back(*behind, seen.fresh_answers, now())) return false;
+        spdlog::warn("{}: every answer for {:.0f} s has been below block {}, none reaching it: the chain went back (a reset or a "
+                     "reorg to a shorter chain?); counting from block {} now",
+                     net_.name, now() - behind->since, seen.newest, behind->highest);
+        seen.rebase(behind->highest);
+        behind.reset();
+        return true;
     }
 
     // Step 3: the chain id is pinned by the first poll; every later one must see the same.
@@ -240,6 +261,11 @@ struct Worker::Impl {
         return out;
     }
 
+    // The bank audit's place is kept per chain and bank ("chain:<id>" in bank_audit's network
+    // column), like its nonces: a renamed network's audit carries on. (A ledger's place kept under a
+    // network's name by an earlier version is left: the bank's first audit here starts where it stands.)
+    static std::string audit_key(const NetworkSnapshot& snap) { return "chain:" + std::to_string(snap.chain_id); }
+
     // What step 4b found.
     struct Audit {
         std::vector<std::uint64_t> unaccounted;
@@ -259,7 +285,7 @@ struct Worker::Impl {
         const bool quiet = snap.bank_nonce == snap.bank_latest_nonce;
         const auto bank_id = bank.checksummed();
         try {
-            const auto kept = ledger->audit(net_.name, bank_id);
+            const auto kept = ledger->audit(audit_key(snap), bank_id);
             funding::AuditStep step;
             if (!kept) {
                 step.state = {here.nonce, quiet ? std::optional<funding::AuditPoint>(here) : std::nullopt};
@@ -267,15 +293,15 @@ struct Worker::Impl {
                 funding::AuditState before{kept->next_nonce, std::nullopt};
                 if (kept->point_nonce) before.point = funding::AuditPoint{*kept->point_nonce, kept->point_block.value_or(0), kept->point_balance};
                 std::map<std::uint64_t, funding::NonceRecord> records;
-                for (const auto& [n, u] : ledger->nonce_uses(net_.name, bank_id, before.next, here.nonce)) records[n] = {u.mined, u.open};
+                for (const auto& [n, u] : ledger->nonce_uses(snap.chain_id, bank_id, before.next, here.nonce)) records[n] = {u.mined, u.open};
                 const auto walk = funding::audit_nonces(before.next, here.nonce, records);
                 step = funding::next_audit_state(before, walk, here, quiet);
                 out.unaccounted = walk.unaccounted;
                 if (step.compare)
                     out.unexplained = funding::unexplained_outflow(
-                        before.point->balance, here.balance, ledger->outflow(net_.name, bank_id, before.point->nonce, here.nonce));
+                        before.point->balance, here.balance, ledger->outflow(snap.chain_id, bank_id, before.point->nonce, here.nonce));
             }
-            save_audit(bank_id, kept, step.state);
+            save_audit(audit_key(snap), bank_id, kept, step.state);
         } catch (const std::exception& e) {
             out.problem = Problem{Fault::kLedger, std::string("bank audit: cannot use the ledger (") + e.what() + ")"};
         }
@@ -284,7 +310,7 @@ struct Worker::Impl {
 
     // Written only when it moved: an idle bank costs no ledger write per poll. A point that moved
     // only in block (same nonce and balance) is not written either.
-    void save_audit(const std::string& bank_id, const std::optional<ledger::Ledger::Audit>& kept,
+    void save_audit(const std::string& key, const std::string& bank_id, const std::optional<ledger::Ledger::Audit>& kept,
                     const funding::AuditState& state) {
         ledger::Ledger::Audit a{state.next, std::nullopt, std::nullopt, Wei(0)};
         if (state.point) {
@@ -295,7 +321,7 @@ struct Worker::Impl {
         if (kept && kept->next_nonce == a.next_nonce && kept->point_nonce == a.point_nonce &&
             kept->point_balance == a.point_balance)
             return;
-        ledger->save_audit(net_.name, bank_id, a);
+        ledger->save_audit(key, bank_id, a);
     }
 
     // Step 3b (kLive): accounts a confirmed top-up of ours reached since the last poll and that are

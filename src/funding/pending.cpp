@@ -20,6 +20,10 @@ NonceJudgement judge_nonce(const NonceEvidence& e, std::optional<std::uint64_t> 
     return {NonceState::kTaken, since};
 }
 
+bool chain_went_back(const Behind& b, std::uint64_t fresh_answers, double now) {
+    return fresh_answers == b.fresh_answers && now - b.since >= kRebaseAfterSeconds;
+}
+
 Recheck recheck_mined(const MinedCheck& booked, const MinedEvidence& e) {
     if (e.receipt) {
         const bool same = e.receipt->first == booked.block && (booked.hash.empty() || e.receipt->second == booked.hash);

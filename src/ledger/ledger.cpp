@@ -351,11 +351,11 @@ void Ledger::confirmed(std::int64_t id, bool success, std::uint64_t block, std::
     impl_->transaction([&] {
         Stmt s(*impl_->db,
                "UPDATE topups SET state=?, updated=?, block=?, gas_used=?, fee_paid=?, error=?, l1_fee=?, operator_fee=?, "
-               "block_hash=?, fee_estimated=?, is_final=0 WHERE id=?");
+               "block_hash=?, fee_estimated=?, is_final=0, confirmed_at=COALESCE(confirmed_at, ?) WHERE id=?");
         s.bind(1, std::string(state_name(st))).bind(2, impl_->now()).bind(3, static_cast<std::int64_t>(block))
             .bind(4, static_cast<std::int64_t>(gas_used)).bind(5, fee_paid.str())
             .bind(6, success ? std::string() : "reverted in block " + std::to_string(block))
-            .bind(9, block_hash).bind(10, static_cast<std::int64_t>(estimated ? 1 : 0)).bind(11, id);
+            .bind(9, block_hash).bind(10, static_cast<std::int64_t>(estimated ? 1 : 0)).bind(11, impl_->now()).bind(12, id);
         int at = 7;
         for (const Wei* part : {&l1_fee, &operator_fee}) {  // NULL where the chain charges no such part
             if (*part > 0) s.bind(at++, part->str());
@@ -530,7 +530,8 @@ std::map<std::string, Ledger::Received> Ledger::received_since(std::uint64_t cha
 std::vector<Ledger::Arrival> Ledger::confirmed_since(const std::string& network, const std::string& bank,
                                                      double since) const {
     Stmt s(*impl_->db,
-           "SELECT recipient, amount, updated FROM topups WHERE network=? AND bank=? AND state='confirmed' AND updated>? "
+           "SELECT recipient, amount, COALESCE(confirmed_at, updated) FROM topups WHERE network=? AND bank=? AND state='confirmed' "
+           "AND COALESCE(confirmed_at, updated)>? "
            "AND role<>'nonce-filler'");
     s.bind(1, network).bind(2, bank).bind(3, since);
     std::vector<Arrival> out;
@@ -540,7 +541,7 @@ std::vector<Ledger::Arrival> Ledger::confirmed_since(const std::string& network,
 
 Wei Ledger::paid_since(const std::string& network, const std::string& bank, double since) const {
     Stmt s(*impl_->db,
-           "SELECT state, amount, fee_paid FROM topups WHERE network=?1 AND bank=?2 AND updated>=?3 AND "
+           "SELECT state, amount, fee_paid FROM topups WHERE network=?1 AND bank=?2 AND COALESCE(confirmed_at, updated)>=?3 AND "
            "(state='confirmed' OR (state='failed' AND block>0))");
     s.bind(1, network).bind(2, bank).bind(3, since);
     Wei total = 0;
@@ -624,21 +625,24 @@ void Ledger::save_audit(const std::string& network, const std::string& bank, con
     });
 }
 
-Wei Ledger::outflow(const std::string& network, const std::string& bank, std::uint64_t from, std::uint64_t to) const {
-    Stmt s(*impl_->db,
-           "SELECT state, amount, fee_paid FROM topups WHERE network=? AND bank=? AND nonce>=? AND nonce<? AND "
-           "(state='confirmed' OR (state='failed' AND block>0))");
-    s.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
+namespace {
+
+Wei outflow_in(detail::Db& db, const Scope& scope, const std::string& bank, std::uint64_t from, std::uint64_t to) {
+    Stmt s(db, scope.sql("SELECT state, amount, fee_paid FROM topups WHERE SCOPE=? AND bank=? AND nonce>=? AND nonce<? AND "
+                         "(state='confirmed' OR (state='failed' AND block>0))"));
+    scope.bind(s, 1);
+    s.bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
     Wei total = 0;
     while (s.step()) total += (s.text(0) == "confirmed" ? wei(s.text(1)) : Wei(0)) + wei(s.text(2));
     return total;
 }
 
-std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& network, const std::string& bank,
-                                                             std::uint64_t from, std::uint64_t to) const {
-    Stmt s(*impl_->db, "SELECT nonce, state, block FROM topups WHERE network=? AND bank=? AND nonce>=? AND nonce<?");
-    s.bind(1, network).bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
-    std::map<std::uint64_t, NonceUse> out;
+std::map<std::uint64_t, Ledger::NonceUse> nonce_uses_in(detail::Db& db, const Scope& scope, const std::string& bank,
+                                                        std::uint64_t from, std::uint64_t to) {
+    Stmt s(db, scope.sql("SELECT nonce, state, block FROM topups WHERE SCOPE=? AND bank=? AND nonce>=? AND nonce<?"));
+    scope.bind(s, 1);
+    s.bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
+    std::map<std::uint64_t, Ledger::NonceUse> out;
     while (s.step()) {
         auto& u = out[static_cast<std::uint64_t>(s.i64(0))];
         const auto state = parse_state(s.text(1));
@@ -646,6 +650,26 @@ std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& 
         if (state == State::kIntent || state == State::kSent || state == State::kReplaced) u.open = true;
     }
     return out;
+}
+
+}  // namespace
+
+Wei Ledger::outflow(const std::string& network, const std::string& bank, std::uint64_t from, std::uint64_t to) const {
+    return outflow_in(*impl_->db, by_network(network), bank, from, to);
+}
+
+Wei Ledger::outflow(std::uint64_t chain_id, const std::string& bank, std::uint64_t from, std::uint64_t to) const {
+    return outflow_in(*impl_->db, by_chain(chain_id), bank, from, to);
+}
+
+std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(const std::string& network, const std::string& bank,
+                                                             std::uint64_t from, std::uint64_t to) const {
+    return nonce_uses_in(*impl_->db, by_network(network), bank, from, to);
+}
+
+std::map<std::uint64_t, Ledger::NonceUse> Ledger::nonce_uses(std::uint64_t chain_id, const std::string& bank, std::uint64_t from,
+                                                             std::uint64_t to) const {
+    return nonce_uses_in(*impl_->db, by_chain(chain_id), bank, from, to);
 }
 
 Lease decide_lease(const Lease& current, const std::string& me, double now, double seconds) {

@@ -42,7 +42,8 @@ std::string schema_sql(const SchemaTypes& t) {
 std::vector<Column> added_columns(const SchemaTypes& t) {
     // is_final: entries booked before it existed are final; confirmed() sets 0 until finalized().
     return {{"taken_block", t.integer}, {"l1_fee", "TEXT"},           {"operator_fee", "TEXT"},
-            {"block_hash", "TEXT"},     {"is_final", "INTEGER DEFAULT 1"}, {"fee_estimated", "INTEGER DEFAULT 0"}};
+            {"block_hash", "TEXT"},     {"is_final", "INTEGER DEFAULT 1"}, {"fee_estimated", "INTEGER DEFAULT 0"},
+            {"confirmed_at", t.real}};
 }
 
 }  // namespace keymaster::ledger::detail

@@ -29,6 +29,22 @@ inline constexpr std::uint64_t kDropEvidenceBlocks = 3;
 //! newer view could contradict (no new top-up, no "dropped", no reorg).
 [[nodiscard]] constexpr bool is_stale(std::uint64_t view_block, std::uint64_t newest_seen) { return view_block < newest_seen; }
 
+//! A network answering only from below the newest block seen: since when, how many answers at or
+//! above it had been seen then, and the highest block it answered since.
+struct Behind {
+    double since = 0;
+    std::uint64_t fresh_answers = 0;
+    std::uint64_t highest = 0;
+};
+//! How long every answer must stay below the newest block seen, with no answer reaching it, before
+//! the chain is taken to have gone back for good (a reset, a reorg to a shorter chain, a bogus
+//! block number once): then the newest block seen becomes the highest answered since.
+inline constexpr double kRebaseAfterSeconds = 300;
+//! Whether to accept that the chain went back (see kRebaseAfterSeconds): no answer at or above the
+//! newest block seen (`fresh_answers` unchanged since `b` began) for that long. A provider with one
+//! backend behind another never qualifies: its fresh backend's answers count.
+[[nodiscard]] bool chain_went_back(const Behind& b, std::uint64_t fresh_answers, double now);
+
 //! What is known of one nonce of ours.
 enum class NonceState {
     kMined,           //!< a receipt for one of its transactions

@@ -184,9 +184,10 @@ public:
         Wei amount = 0;
         double time = 0;
     };
-    //! Top-ups of the bank of `network` recorded confirmed after `since` (unix seconds).
+    //! Top-ups of the bank of `network` first recorded confirmed after `since` (unix seconds): a
+    //! booking changed later (a receipt after an estimate, a reorg) is not a second arrival.
     std::vector<Arrival> confirmed_since(const std::string& network, const std::string& bank, double since) const;
-    //! What the bank of `network` paid in entries settled since `since`: amounts and fees of
+    //! What the bank of `network` paid in entries first settled since `since`: amounts and fees of
     //! confirmed top-ups, fees of reverted ones.
     Wei paid_since(const std::string& network, const std::string& bank, double since) const;
 
@@ -225,12 +226,17 @@ public:
     //! What mined transactions of ours with a nonce in [from, to) took from the bank: amounts of
     //! confirmed ones and the fees of every one (reverted included).
     Wei outflow(const std::string& network, const std::string& bank, std::uint64_t from, std::uint64_t to) const;
+    //! The same, for the bank on a chain (whatever network names it was journaled under).
+    Wei outflow(std::uint64_t chain_id, const std::string& bank, std::uint64_t from, std::uint64_t to) const;
     //! ...and what the ledger holds for each nonce in [from, to): mined (a receipt of ours,
     //! confirmed or reverted) and open (intent, sent, or replaced). Nonces with no entry are absent.
     struct NonceUse {
         bool mined = false, open = false;
     };
     std::map<std::uint64_t, NonceUse> nonce_uses(const std::string& network, const std::string& bank, std::uint64_t from,
+                                                 std::uint64_t to) const;
+    //! The same, for the bank on a chain (whatever network names it was journaled under).
+    std::map<std::uint64_t, NonceUse> nonce_uses(std::uint64_t chain_id, const std::string& bank, std::uint64_t from,
                                                  std::uint64_t to) const;
 
     //! Takes or renews the leader lease `name` for `holder`, for `seconds` on the database's clock

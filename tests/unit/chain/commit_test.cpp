@@ -11,6 +11,7 @@
 
 #include "fake_http_server.hpp"
 #include "keymaster/chain/round.hpp"
+#include "keymaster/funding/pending.hpp"
 #include "keymaster/chain/send_result.hpp"
 #include "keymaster/common/hex.hpp"
 #include "keymaster/common/text.hpp"
@@ -1233,6 +1234,15 @@ TEST_CASE("reconcile: in-flight top-ups are found by chain and bank, whatever th
     CHECK(p.plan.topups.empty());  // its top-up is in flight: the account waits
     REQUIRE(p.pending.size() == 1);
     CHECK(p.pending[0].entry.tx_hash == report.outcomes[0].tx_hash);
+    // Mined: settled under the new name, and the bank audit knows the nonce as ours (no false
+    // "another process sent from the bank").
+    rig.chain.mining = true;
+    rig.chain.mine();
+    rig.chain.mining = false;
+    auto settled = test::run(rig.io, beta.prepare(chain::Mode::kLive));
+    CHECK(settled.settled.size() == 1);
+    CHECK(settled.unaccounted.empty());
+    CHECK(test::run(rig.io, beta.prepare(chain::Mode::kLive)).unaccounted.empty());
 }
 
 TEST_CASE("prepare: one sender per bank and chain, whatever the processes are named", "[chain][sender]") {
@@ -1378,4 +1388,35 @@ TEST_CASE("prepare: two networks of one process on one bank and chain never both
     REQUIRE(refused.problem);
     CHECK(refused.fault() == Fault::kSender);
     CHECK_THAT(refused.problem->message, Catch::Contains("host/1/aaaa/alpha"));
+}
+
+TEST_CASE("prepare: a chain that went back for good is accepted after a while; what it lost is sent again, once", "[chain][stale][reorg]") {
+    Rig rig(1, [](config::Network& n) { n.finality = 10; });
+    auto report = rig.commit(rig.prepare());
+    REQUIRE(report.outcomes[0].ok());
+    const auto hash = report.outcomes[0].tx_hash;
+    rig.chain.mining = false;
+    // A devnet reset (or a reorg to a shorter chain): three blocks gone, the top-up forgotten.
+    rig.chain.txs.at(hash).block.reset();
+    rig.chain.txs.erase(hash);
+    rig.chain.mined_nonce = 0;
+    rig.chain.balances[address_of(1).lower()] = 0;
+    rig.chain.block -= 3;
+    auto behind = rig.prepare();
+    CHECK(behind.stale);
+    CHECK(behind.plan.topups.empty());
+    rig.clock += funding::kRebaseAfterSeconds + 1;
+    auto back = rig.prepare();
+    CHECK_FALSE(back.stale);
+    CHECK(back.reorged == 1);        // its block is gone: back in flight, the account waits
+    CHECK(back.plan.topups.empty());
+    REQUIRE(back.pending.size() == 1);
+    CHECK(back.pending[0].entry.tx_hash == hash);
+    rig.chain.mining = true;
+    (void)rig.commit(back);  // the same bytes again: the node lost them
+    (void)rig.prepare();
+    CHECK(rig.chain.balance(address_of(1).lower()) == kEther * 2);
+    CHECK(rig.chain.mined_nonce == 1);
+    REQUIRE(rig.history().size() == 1);
+    CHECK(rig.history()[0].state == ledger::State::kConfirmed);
 }

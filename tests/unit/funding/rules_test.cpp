@@ -245,6 +245,13 @@ TEST_CASE("pending: a view older than the newest block seen is stale", "[pending
     CHECK(funding::is_stale(97, 100));  // a backend three blocks behind
 }
 
+TEST_CASE("pending: a chain that went back is accepted only when no answer reached the newest block for a while", "[pending][stale]") {
+    const funding::Behind b{1000, 7, 90};
+    CHECK_FALSE(funding::chain_went_back(b, 7, 1000 + funding::kRebaseAfterSeconds - 1));
+    CHECK(funding::chain_went_back(b, 7, 1000 + funding::kRebaseAfterSeconds));
+    CHECK_FALSE(funding::chain_went_back(b, 8, 1000 + 10 * funding::kRebaseAfterSeconds));  // a fresh answer came: a lagging backend
+}
+
 TEST_CASE("pending: a mined entry not final is re-checked from its receipt and the block at its height", "[pending][reorg]") {
     using R = funding::Recheck;
     using Rec = std::optional<std::pair<std::uint64_t, std::string>>;

@@ -727,3 +727,25 @@ TEST_CASE("lease: a sender lease is checked and extended in the journal's transa
     CHECK(b.history({}).size() == 1);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("ledger: a top-up re-booked (receipt after an estimate, a reorg) is one arrival, at its first confirmation", "[ledger][burn]") {
+    const auto dir = temp_dir();
+    double now = 1000.0;
+    ledger::Ledger l(at(dir), true, [&now] { return now; });
+    const double off = l.clock_offset();
+    const auto a = l.record_intent(entry(0, "0xA", "500"));
+    now = 1010.0;
+    l.confirmed(a, true, 7, 21000, Wei(900), 0, 0, "0xblock7", /*estimated=*/true);
+    now = 1100.0;
+    l.confirmed(a, true, 7, 21000, Wei(800), 0, 0, "0xblock7");  // its receipt at last
+    l.reorged(a, "reorged");
+    now = 1200.0;
+    l.confirmed(a, true, 9, 21000, Wei(800), 0, 0, "0xblock9");  // mined again
+    const auto first = l.confirmed_since("alpha", "0xBANK", 1000.0 + off);
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].time == 1010.0 + off);
+    CHECK(l.confirmed_since("alpha", "0xBANK", 1050.0 + off).empty());
+    CHECK(l.paid_since("alpha", "0xBANK", 1050.0 + off) == Wei(0));
+    CHECK(l.paid_since("alpha", "0xBANK", 1000.0 + off) == Wei(1300));
+    std::filesystem::remove_all(dir);
+}
