@@ -72,7 +72,11 @@ void add_unresolved(const Context& ctx, LedgerView& view, PendingAction a) {
     }
     view.next_nonce = std::max(view.next_nonce.value_or(0), a.entry.nonce + 1);
     view.nonces.insert(a.entry.nonce);
-    view.in_flight.push_back({a.entry.nonce, a.entry.role == "nonce-filler" ? Wei(0) : a.entry.amount, worst_fee(a.entry)});
+    // One to be replaced this Round may cost up to its fee ceiling.
+    const Wei fee = a.kind == PendingAction::Kind::kReplace
+                        ? Wei(a.entry.gas_limit) * funding::replacement_ceiling(a.first_fees, ctx.net)
+                        : worst_fee(a.entry);
+    view.in_flight.push_back({a.entry.nonce, a.entry.role == "nonce-filler" ? Wei(0) : a.entry.amount, fee});
     view.pending.push_back(std::move(a));
 }
 
@@ -196,36 +200,70 @@ net::awaitable<std::optional<std::uint64_t>> block_using(Context& ctx, std::uint
     co_return hi;
 }
 
-net::awaitable<NonceUse> who_used(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
-                                  std::uint64_t newest) {
-    const std::uint64_t nonce = pending[members.front()].nonce;
-    std::uint64_t lo = newest;
-    for (auto i : members) lo = std::min(lo, pending[i].sent_block);
-    lo = lo > 0 ? lo - 1 : 0;
-    NonceUse out;
-    const auto height = co_await block_using(ctx, nonce, lo, newest);
-    if (!height) co_return out;
-    json block;
-    try {
-        std::string method = "eth_getBlockByNumber";  // (GCC 12: no literal inside co_await)
-        json params = json::array({to_quantity(Wei(*height)), true});
-        block = co_await ctx.client.call(std::move(method), std::move(params));
-    } catch (const std::exception&) {
-        co_return out;
-    }
-    if (!block.is_object() || !block.contains("transactions") || !block["transactions"].is_array()) co_return out;
-    const auto bank = ctx.signer->address().lower();
+// The transaction of the bank with `nonce` in `block` (a block with full transactions), if any.
+std::optional<rpc::TxInfo> bank_tx_in(const json& block, const std::string& bank, std::uint64_t nonce, std::uint64_t height) {
+    if (!block.is_object() || !block.contains("transactions") || !block["transactions"].is_array()) return std::nullopt;
     for (const auto& t : block["transactions"]) {
         auto tx = rpc::as_tx(t);
         if (!tx || tx->from != bank || tx->nonce != nonce) continue;
         if (tx->block_hash.empty() && block.contains("hash") && block["hash"].is_string()) tx->block_hash = block["hash"].get<std::string>();
-        if (!tx->block) tx->block = *height;
-        out.user = funding::NonceUser::kOther;
-        for (auto i : members)
-            if (to_lower(pending[i].tx_hash) == tx->hash) out.user = funding::NonceUser::kOurs;
-        out.tx = std::move(tx);
-        co_return out;
+        if (!tx->block) tx->block = height;
+        return tx;
     }
+    return std::nullopt;
+}
+
+// The blocks (lo, hi] with their transactions, 16 a request, searched for the bank's `nonce`: no
+// state needed (a node that keeps only recent state still serves bodies). `found` false: every
+// block answered and none holds it; none: a query failed.
+net::awaitable<std::optional<std::optional<rpc::TxInfo>>> scan_bodies(Context& ctx, std::uint64_t nonce, std::uint64_t lo,
+                                                                      std::uint64_t hi) {
+    const auto bank = ctx.signer->address().lower();
+    for (std::uint64_t from = lo + 1; from <= hi; from += 16) {
+        std::vector<rpc::Call> calls;
+        const std::uint64_t to = std::min(hi, from + 15);
+        for (std::uint64_t h = from; h <= to; ++h) calls.push_back({"eth_getBlockByNumber", json::array({to_quantity(Wei(h)), true})});
+        std::vector<rpc::CallResult> r;
+        try {
+            r = co_await ctx.client.batch(std::move(calls));
+        } catch (const std::exception&) {
+            co_return std::nullopt;
+        }
+        for (std::uint64_t h = from; h <= to; ++h) {
+            const auto& a = r[h - from];
+            if (!a.ok() || a.result->is_null()) co_return std::nullopt;
+            if (auto tx = bank_tx_in(*a.result, bank, nonce, h)) co_return std::optional<rpc::TxInfo>(std::move(tx));
+        }
+    }
+    co_return std::optional<rpc::TxInfo>{};
+}
+
+// Blocks a body scan reads at most (beyond: the bank's nonce count over heights, which needs state).
+constexpr std::uint64_t kScanBlocks = 64;
+
+// Who used the nonce: between the block before the nonce's first transaction was signed and the
+// block it was first seen taken. A short stretch is scanned block by block; a long one is searched
+// by the bank's nonce count (an archive's state), then its block read.
+net::awaitable<NonceUse> who_used(Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
+                                  std::uint64_t newest, std::optional<std::uint64_t> taken_since) {
+    const std::uint64_t nonce = pending[members.front()].nonce;
+    std::uint64_t lo = newest;
+    for (auto i : members) lo = std::min(lo, pending[i].sent_block);
+    lo = lo > 0 ? lo - 1 : 0;
+    const std::uint64_t hi = std::max(lo, std::min(newest, taken_since.value_or(newest)));
+    NonceUse out;
+    std::optional<std::optional<rpc::TxInfo>> found;
+    if (hi - lo <= kScanBlocks) {
+        found = co_await scan_bodies(ctx, nonce, lo, hi);
+    } else if (const auto height = co_await block_using(ctx, nonce, lo, newest)) {
+        found = co_await scan_bodies(ctx, nonce, *height - 1, *height);
+    }
+    if (!found || !*found) co_return out;  // a failed query, or not found where it must be: unknown
+    auto& tx = **found;
+    out.user = funding::NonceUser::kOther;
+    for (auto i : members)
+        if (to_lower(pending[i].tx_hash) == tx.hash) out.user = funding::NonceUser::kOurs;
+    out.tx = std::move(tx);
     co_return out;
 }
 
@@ -440,7 +478,8 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     std::map<std::uint64_t, NonceUse> used;
     for (const auto& [nonce, members] : groups) {
         judged[nonce] = judge(ours.pending, members, facts, newest);
-        if (judged[nonce].state == NonceState::kSearch) used[nonce] = co_await who_used(ctx, ours.pending, members, newest);
+        if (judged[nonce].state == NonceState::kSearch)
+            used[nonce] = co_await who_used(ctx, ours.pending, members, newest, judged[nonce].taken_since);
     }
     try {
         ctx.ledger->atomically([&] {

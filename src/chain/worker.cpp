@@ -467,6 +467,8 @@ struct Worker::Impl {
             if (auto fees = funding::choose_fees(s, net_)) rp.plan.fees = *fees;
             else rp.plan.fee_problem = fees.error();
         }
+        if (rp.plan.fees)  // the fillers commit will send: their fees leave the bank too
+            rp.in_flight += Wei(rp.gaps.size()) * Wei(21000) * rp.plan.fees->per_gas_cap();
         if (!reads_ledger(rp.mode) || rp.plan.topups.empty()) co_return;
         rp.gas_problem = co_await estimate_gas(client, net_, rp.plan);
         auto left = apply_limits(rp.plan, rp.in_flight);

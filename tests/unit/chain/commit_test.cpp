@@ -51,6 +51,7 @@ struct FakeChain {
     bool fail_estimates = false;  // eth_estimateGas gets no answer
     std::uint64_t receipt_lag = 0;  // receipts (and lookups by hash) appear this many blocks after the transaction is mined
     bool no_index = false;          // a node without a transaction index: no receipt, null by hash, ever
+    bool pruned = false;            // no state at past heights (block bodies are still served)
     std::set<std::string> index_errors;  // receipts answered with geth's "transaction indexing is in progress"
     std::uint64_t salt = 0;         // part of every block's hash: a reorg changes it
     std::function<void()> before_latest;  // run once, when the latest block is next asked for
@@ -136,6 +137,7 @@ struct FakeChain {
                 return to_quantity(n);
             }
             const auto tag = params[1].get<std::string>();
+            if (tag != "latest" && tag != "pending" && pruned) throw std::runtime_error("missing trie node (state is not available)");
             if (tag != "latest" && tag != "pending") return to_quantity(nonce_at(from_hex_u64(tag)));
             return to_quantity(tag == "pending" ? pending_nonce() : mined_nonce);
         }
@@ -1419,4 +1421,26 @@ TEST_CASE("prepare: a chain that went back for good is accepted after a while; w
     CHECK(rig.chain.mined_nonce == 1);
     REQUIRE(rig.history().size() == 1);
     CHECK(rig.history()[0].state == ledger::State::kConfirmed);
+}
+
+TEST_CASE("reconcile: without receipts, after a long outage: the block that used the nonce is found by the bank's nonce count",
+          "[chain][reconcile][evidence]") {
+    for (const bool pruned : {false, true}) {
+        Rig rig(1);
+        rig.chain.no_index = true;
+        auto report = rig.commit(rig.prepare(), std::chrono::milliseconds(50));
+        REQUIRE(report.outcomes[0].state == chain::Outcome::State::kSent);
+        rig.chain.mining = false;
+        rig.chain.block += 200;  // keymaster was away: the nonce is first seen taken 200 blocks later
+        rig.chain.pruned = pruned;
+        for (int k = 0; k < 4; ++k) {
+            CHECK(rig.prepare().plan.topups.empty());  // waits, whatever the node can tell
+            rig.chain.block += 1;
+        }
+        INFO((pruned ? "a node without past state: the entry waits, never dropped" : "an archive node: found, mined"));
+        const auto h = rig.history();
+        REQUIRE(h.size() == 1);
+        CHECK(h[0].state == (pruned ? ledger::State::kSent : ledger::State::kConfirmed));
+        CHECK(count_state(h, ledger::State::kDropped) == 0);
+    }
 }
