@@ -170,6 +170,22 @@ struct NonceUse {
     std::optional<rpc::TxInfo> tx;  // the transaction that used it
 };
 
+// One batch of the search, with the chain's id first: its answers (without it), or none when it
+// failed or came from another chain (what it would prove is written to the ledger).
+net::awaitable<std::optional<std::vector<rpc::CallResult>>> ask_on_chain(Context& ctx, std::vector<rpc::Call> calls) {
+    calls.insert(calls.begin(), rpc::Call{"eth_chainId"});
+    std::vector<rpc::CallResult> r;
+    try {
+        r = co_await ctx.client.batch(std::move(calls));
+    } catch (const std::exception&) {
+        co_return std::nullopt;
+    }
+    const auto id = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+    if (!id || !ctx.net.chain_id || *id != *ctx.net.chain_id) co_return std::nullopt;
+    r.erase(r.begin());
+    co_return r;
+}
+
 net::awaitable<std::optional<std::uint64_t>> block_using(Context& ctx, std::uint64_t nonce, std::uint64_t lo, std::uint64_t hi) {
     const auto bank = ctx.signer->address().lower();
     while (hi - lo > 1) {
@@ -178,12 +194,9 @@ net::awaitable<std::optional<std::uint64_t>> block_using(Context& ctx, std::uint
         for (std::uint64_t h = lo + step; h < hi && heights.size() < 16; h += step) heights.push_back(h);
         std::vector<rpc::Call> calls;
         for (auto h : heights) calls.push_back({"eth_getTransactionCount", json::array({bank, to_quantity(Wei(h))})});
-        std::vector<rpc::CallResult> r;
-        try {
-            r = co_await ctx.client.batch(std::move(calls));
-        } catch (const std::exception&) {
-            co_return std::nullopt;
-        }
+        const auto answers = co_await ask_on_chain(ctx, std::move(calls));
+        if (!answers) co_return std::nullopt;
+        const auto& r = *answers;
         std::uint64_t next_lo = lo, next_hi = hi;
         for (std::size_t k = 0; k < heights.size(); ++k) {
             const auto count = r[k].ok() ? rpc::as_u64(*r[k].result) : std::nullopt;
@@ -223,12 +236,9 @@ net::awaitable<std::optional<std::optional<rpc::TxInfo>>> scan_bodies(Context& c
         std::vector<rpc::Call> calls;
         const std::uint64_t to = std::min(hi, from + 15);
         for (std::uint64_t h = from; h <= to; ++h) calls.push_back({"eth_getBlockByNumber", json::array({to_quantity(Wei(h)), true})});
-        std::vector<rpc::CallResult> r;
-        try {
-            r = co_await ctx.client.batch(std::move(calls));
-        } catch (const std::exception&) {
-            co_return std::nullopt;
-        }
+        const auto answers = co_await ask_on_chain(ctx, std::move(calls));
+        if (!answers) co_return std::nullopt;
+        const auto& r = *answers;
         for (std::uint64_t h = from; h <= to; ++h) {
             const auto& a = r[h - from];
             if (!a.ok() || a.result->is_null()) co_return std::nullopt;

@@ -17,16 +17,15 @@ nonce moved by exactly the top-ups needed, the ledger's confirmed top-ups equal 
 holds (and its fees to what the bank lost), spend within limits."""
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from chains import (KEYMASTER, Chain, DEV_ADDRESS, DEV_KEY, ETHER, error_count, fresh_address, free_port,  # noqa: E402
-                    keymaster, metric_values, rpc, scrape, wait_for, write_config)
+from chains import (Chain, DEV_ADDRESS, DEV_KEY, ETHER, error_count, fresh_address, keymaster,  # noqa: E402
+                    metric_values, rpc, wait_for, write_config)
+from daemon_test import Daemon as _Daemon  # noqa: E402
 from lagging import LaggingProxy  # noqa: E402
 
 ENV = {"KM_BANK": DEV_KEY}
@@ -34,34 +33,9 @@ DAILY = 3 * ETHER // 2  # limits.daily of the no-receipts cases
 FLEET = 13  # updater + 12 watchers: a home's relayer and processor are not funded on the home
 
 
-class Daemon:
-    """`keymaster run` at a 1 s interval, its log in a file, a short shutdown wait."""
-
-    def __init__(self, config_path, data_dir, interval="1s"):
-        self.port = free_port()
-        self.log = tempfile.NamedTemporaryFile(prefix="keymaster-evidence-", suffix=".log", delete=False).name
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(
-                [KEYMASTER, "run", "--config", config_path, "--data-dir", data_dir, "--interval", interval,
-                 "--metrics-addr", f"127.0.0.1:{self.port}", "--shutdown-timeout", "3"],
-                stdout=out, stderr=out, env=dict(os.environ, **ENV))
-
-    def metrics(self):
-        return scrape(self.port)
-
-    def output(self):
-        with open(self.log) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+def Daemon(config_path, data_dir):
+    """`keymaster run` every second (daemon_test's Daemon: /healthz answered before it returns)."""
+    return _Daemon(config_path, dict(ENV, PERIOD="1"), ["--shutdown-timeout", "3"], data_dir=data_dir)
 
 
 class Evidence(unittest.TestCase):
