@@ -292,7 +292,10 @@ void book_receipt(Context& ctx, const std::vector<ledger::Entry>& pending, const
         if (i != mined) ctx.ledger->replaced(pending[i].id, done.tx_hash);
     done.state = rec.success ? ledger::State::kConfirmed : ledger::State::kFailed;
     done.block = rec.block;
+    done.block_hash = rec.block_hash;
+    done.is_final = false;
     view.log.push_back(done.tx_hash + (rec.success ? " confirmed" : " reverted") + " in block " + std::to_string(rec.block));
+    view.unfinal.push_back({done, ctx.orphan});  // seen by the poll too: a reorg before it is no second payment
     view.settled.push_back(std::move(done));
 }
 
@@ -312,7 +315,10 @@ void book_without_receipt(Context& ctx, const std::vector<ledger::Entry>& pendin
         if (i != mined) ctx.ledger->replaced(pending[i].id, done.tx_hash);
     done.state = ledger::State::kConfirmed;
     done.block = *tx.block;
+    done.block_hash = tx.block_hash;
+    done.is_final = false;
     done.fee_estimated = true;
+    view.unfinal.push_back({done, ctx.orphan});
     view.log.push_back(done.tx_hash + " mined in block " + std::to_string(*tx.block) +
                        " (the node serves no receipt for it: fee booked at most " + done.fee_paid.str() + " wei, estimated)");
     view.settled.push_back(std::move(done));
@@ -395,12 +401,12 @@ void recheck(Context& ctx, const ledger::Entry& e, const funding::MinedEvidence&
              const funding::NetworkSnapshot& snap, LedgerView& view) {
     const auto verdict = funding::recheck_mined({e.block, e.block_hash}, ev);
     if (verdict == funding::Recheck::kUnknown) {
-        if (ev.hash_at_height && *ev.hash_at_height != e.block_hash)  // its block may be gone: no second top-up meanwhile
+        if (ev.hash_at_height != e.block_hash)  // its block not seen there (gone, or the query failed): no second top-up meanwhile
             if (auto to = eth::Address::parse(e.recipient)) view.busy.insert(*to);
         return;
     }
     if (verdict == funding::Recheck::kHolds) {
-        if (rec && e.fee_estimated) {  // the receipt came at last: the fee as paid
+        if (rec && (e.fee_estimated || e.block_hash.empty())) {  // the receipt came at last: the fee as paid, the block's hash
             const auto paid = paid_for(ctx, e, *rec);
             ctx.ledger->confirmed(e.id, rec->success, rec->block, rec->gas_used, paid.total(), paid.l1, paid.operator_fee,
                                   rec->block_hash);
@@ -418,6 +424,7 @@ void recheck(Context& ctx, const ledger::Entry& e, const funding::MinedEvidence&
         ++view.reorged;
         view.log.push_back(e.tx_hash + " reorged: block " + std::to_string(e.block) + " no longer holds it; mined again in block " +
                            std::to_string(rec->block));
+        if (auto to = eth::Address::parse(e.recipient)) view.busy.insert(*to);  // the poll's balance may predate it: wait a Round
         return;
     }
     const std::string why = "reorged: block " + std::to_string(e.block) + " (" + e.block_hash + ") is no longer the chain's";
@@ -462,6 +469,7 @@ net::awaitable<std::map<std::int64_t, ChainFacts::Of>> receipts_for(Context& ctx
         ChainFacts::Of o;
         o.receipt_failed = true;
         out[which[k]->id] = ours ? read_of(r, k + 1, std::nullopt) : o;
+        if (out[which[k]->id].receipt) ctx.saw(out[which[k]->id].receipt->block);
     }
     co_return out;
 }
@@ -519,6 +527,19 @@ private:
 
 }  // namespace
 
+namespace {
+
+// Another bank's top-ups in flight (or mined, not final) that someone else settles: their accounts
+// wait all the same (from the ledger alone: nothing asked, nothing written).
+void wait_for_others(const Context& ctx, const eth::Address& bank, LedgerView& view) {
+    const auto id = bank.checksummed();
+    for (const auto& list : {ctx.ledger->pending(*ctx.net.chain_id, id), ctx.ledger->unfinal(*ctx.net.chain_id, id)})
+        for (const auto& e : list)
+            if (auto to = eth::Address::parse(e.recipient)) view.busy.insert(*to);
+}
+
+}  // namespace
+
 net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std::set<std::string>& configured, LedgerView& view) {
     if (!ctx.net.chain_id) co_return std::nullopt;
     std::vector<std::string> banks;
@@ -535,7 +556,10 @@ net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std
         if (ctx.sender) {
             const auto name = sender_lease_name(*ctx.net.chain_id, *address);
             try {
-                if (!ctx.ledger->claim_lease(name, ctx.sender->holder, ctx.sender->seconds).mine) continue;
+                if (!ctx.ledger->claim_lease(name, ctx.sender->holder, ctx.sender->seconds).mine) {
+                    wait_for_others(ctx, *address, view);
+                    continue;
+                }
             } catch (const std::exception& e) {
                 co_return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
             }
@@ -564,6 +588,7 @@ net::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const fundi
     try {
         ctx.ledger->atomically([&] {
             for (const auto& m : view.unfinal) {
+                if (!snap.hash_at.count(m.entry.block)) continue;  // not asked this poll (kHeightsEachEnd): next time
                 funding::MinedEvidence ev;
                 std::optional<rpc::ReceiptInfo> rec;
                 if (const auto it = receipts.find(m.entry.id); it != receipts.end()) {
@@ -587,7 +612,11 @@ net::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const fundi
 std::vector<std::uint64_t> unfinal_heights(const LedgerView& view) {
     std::set<std::uint64_t> h;
     for (const auto& m : view.unfinal) h.insert(m.entry.block);
-    return {h.begin(), h.end()};
+    if (h.size() <= 2 * kHeightsEachEnd) return {h.begin(), h.end()};
+    // The oldest (that they become final) and the newest (the likeliest to be reorged).
+    std::vector<std::uint64_t> out(h.begin(), std::next(h.begin(), kHeightsEachEnd));
+    out.insert(out.end(), std::prev(h.end(), kHeightsEachEnd), h.end());
+    return out;
 }
 
 Expected<LedgerView> pending_view(const Context& ctx) {

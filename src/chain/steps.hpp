@@ -182,11 +182,11 @@ struct LedgerView {
     std::vector<std::string> log;
 };
 //! kLive: asks the chain, in one batch that carries eth_chainId (a mismatch writes nothing), about
-//! every unresolved entry (receipt and by hash) and every mined one not final yet (receipt, the
-//! block at its height), and records what it proves: mined (confirmed or reverted; without a
-//! receipt, at an estimated fee), dropped (the block that used the nonce holds another
-//! transaction), reorged (back to sent), final. kChainId, kPoll or kLedger when the chain or the
-//! ledger cannot be used.
+//! every unresolved entry (receipt and by hash), and records what it proves: mined (confirmed or
+//! reverted; without a receipt, at an estimated fee), dropped (the block that used the nonce holds
+//! another transaction). The mined entries not final yet (the ledger's, and those it settled) go to
+//! `view.unfinal`, for recheck_unfinal after the poll. kChainId, kPoll or kLedger when the chain or
+//! the ledger cannot be used.
 [[nodiscard]] boost::asio::awaitable<Expected<LedgerView>> reconcile(Context& ctx);
 //! kLive: the same for every other bank with unresolved entries on the chain that no network of the
 //! config funds from (`configured`: lower-case addresses; a bank replaced in the config, its
@@ -202,7 +202,10 @@ struct LedgerView {
 //! whose top-up's block the poll does not show and nothing can be concluded about waits.
 [[nodiscard]] boost::asio::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const funding::NetworkSnapshot& snap,
                                                                             bool fresh, LedgerView& view);
-//! The heights to ask the poll about for `view` (distinct, ascending).
+//! The heights to ask the poll about for `view` (distinct, ascending): all of them up to
+//! 2 x kHeightsEachEnd, else the oldest and the newest kHeightsEachEnd (the first request stays
+//! small; those between are re-checked as the oldest become final).
+inline constexpr std::size_t kHeightsEachEnd = 16;
 [[nodiscard]] std::vector<std::uint64_t> unfinal_heights(const LedgerView& view);
 //! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
 [[nodiscard]] Expected<LedgerView> pending_view(const Context& ctx);

@@ -93,7 +93,6 @@ struct Worker::Impl {
     detail::BurnTracker burn;
     std::optional<funding::L2Kind> l2_kind;  // the kind of chain, once a poll has read it
     bool jovian = false;  // an OP Stack chain past Jovian, once a poll has read it (a fork is one-way)
-    std::map<eth::Address, funding::ConfirmedTopUp> confirmed_since_poll;  // checked, then cleared, at each poll
     std::mt19937 rng{std::random_device{}()};
     detail::Seen seen;  // the newest block seen on this network, across Rounds
     double stale_logged = -1e18;  // when a stale view was last logged (once a minute)
@@ -103,6 +102,7 @@ struct Worker::Impl {
     std::string sender_holder;
     std::chrono::milliseconds sender_duration{0};
     std::optional<detail::SenderLease> sender;
+    std::optional<std::uint64_t> sender_epoch;  // of the last claim: a new one re-reads what the ledger saw
     std::set<std::string> configured_banks;  // lower case: any other bank's entries on the chain are orphans
 
     // Now on the ledger's clock (the database's on Postgres): for what is compared with the
@@ -146,6 +146,8 @@ struct Worker::Impl {
                 return Problem{Fault::kSender, "bank " + bank.checksummed() + " on chain " + std::to_string(*net_.chain_id) +
                                                    " is sent from by " + lease.holder + " (lease " + name + ", epoch " +
                                                    std::to_string(lease.epoch) + "): nothing sent"};
+            if (!sender_epoch || *sender_epoch != lease.epoch) seen.seeded = false;  // another may have sent meanwhile
+            sender_epoch = lease.epoch;
             sender = detail::SenderLease{name, sender_holder, lease.epoch, seconds};
         } catch (const std::exception& e) {
             return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
@@ -161,7 +163,10 @@ struct Worker::Impl {
             auto ctx = context();
             auto view = co_await detail::reconcile(ctx);
             if (view && !configured_banks.empty())
-                if (auto p = co_await detail::reconcile_orphans(ctx, configured_banks, *view)) co_return *p;
+                if (auto p = co_await detail::reconcile_orphans(ctx, configured_banks, *view)) {
+                    release_orphan_leases(*view);
+                    co_return *p;
+                }
             co_return view;
         }
         auto ctx = context();
@@ -189,6 +194,7 @@ struct Worker::Impl {
     // back for good (a reset, a reorg to a shorter chain, one bogus block number). Accepted, logged:
     // blocks are counted from where the chain is, and what it no longer holds is found gone.
     bool went_back(std::uint64_t block) {
+        if (block == 0) return false;  // a poll of unknown age (a request's block unread) proves nothing
         if (block >= seen.newest) {
             behind.reset();
             return false;
@@ -324,20 +330,35 @@ struct Worker::Impl {
         ledger->save_audit(key, bank_id, a);
     }
 
-    // Step 3b (kLive): accounts a confirmed top-up of ours reached since the last poll and that are
-    // still below their threshold (a balance that would have them paid again), where the endpoint
+    // Our confirmed top-ups not final yet (the ledger's, so a restart forgets none), the latest per
+    // account (nonce fillers pay the bank: not counted).
+    static std::map<eth::Address, funding::ConfirmedTopUp> recent_topups(const detail::LedgerView& view) {
+        std::map<eth::Address, funding::ConfirmedTopUp> out;
+        for (const auto& m : view.unfinal) {
+            const auto& e = m.entry;
+            if (m.orphan || e.state != ledger::State::kConfirmed || e.role == "nonce-filler" || e.block == 0) continue;
+            if (auto a = eth::Address::parse(e.recipient); a && out[*a].block < e.block) out[*a] = {e.block, e.amount};
+        }
+        return out;
+    }
+
+    // Step 3b (kLive): accounts a confirmed top-up of ours not final yet reached and that are still
+    // below their threshold (a balance that would have them paid again), where the endpoint
     // contradicts itself: the account sent nothing since the block before the top-up, yet holds less
-    // than it held there plus what we sent. One batch, only for those few accounts, at the
-    // endpoint's own state; a query that fails proves nothing.
-    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode) {
+    // than it held there plus what we sent. Held (no second top-up) while the endpoint does so and
+    // the top-up is not final. One batch, only for those few accounts, at the endpoint's own state;
+    // a query that fails proves nothing.
+    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode,
+                                                                 const detail::LedgerView* view) {
         std::vector<std::size_t> out, which;
         std::vector<rpc::Call> calls;
-        if (!sends(mode) || !snap.reachable || confirmed_since_poll.empty()) co_return out;
-        for (std::size_t i = 0; i < snap.accounts.size(); ++i) {
+        if (!sends(mode) || !snap.reachable || !view) co_return out;
+        const auto recent = recent_topups(*view);
+        for (std::size_t i = 0; i < snap.accounts.size() && !recent.empty(); ++i) {
             const auto& s = snap.accounts[i];
             if (!s.balance || *s.balance >= s.account.threshold) continue;
-            const auto it = confirmed_since_poll.find(s.account.address);
-            if (it == confirmed_since_poll.end() || it->second.block == 0) continue;
+            const auto it = recent.find(s.account.address);
+            if (it == recent.end()) continue;
             const auto addr = s.account.address.lower();
             const auto tag = to_quantity(Wei(it->second.block - 1));
             which.push_back(i);
@@ -359,29 +380,11 @@ struct Worker::Impl {
             const auto nonce_now = r[3 * c + 2].ok() ? rpc::as_u64(*r[3 * c + 2].result) : std::nullopt;
             const auto& s = snap.accounts[which[c]];
             if (before && nonce_before && nonce_now &&
-                funding::balance_contradicts(*before, confirmed_since_poll.at(s.account.address).amount, *s.balance,
+                funding::balance_contradicts(*before, recent.at(s.account.address).amount, *s.balance,
                                              *nonce_before, *nonce_now))
                 out.push_back(which[c]);
         }
         co_return out;
-    }
-
-    // The confirmed top-ups the endpoint still contradicts itself about stay to be checked again at
-    // the next poll (their accounts stay held while it does); the rest are done with.
-    void keep_contradicted(const NetworkSnapshot& snap, const std::vector<std::size_t>& mismatches) {
-        std::map<eth::Address, funding::ConfirmedTopUp> still;
-        for (auto i : mismatches) {
-            const auto& a = snap.accounts[i].account.address;
-            if (const auto it = confirmed_since_poll.find(a); it != confirmed_since_poll.end()) still.insert(*it);
-        }
-        confirmed_since_poll = std::move(still);
-    }
-
-    // Top-ups reconcile settled as confirmed this Round (nonce fillers pay the bank: not counted).
-    void note_confirmed(const std::vector<ledger::Entry>& settled) {
-        for (const auto& e : settled)
-            if (e.state == ledger::State::kConfirmed && e.role != "nonce-filler")
-                if (auto a = eth::Address::parse(e.recipient)) confirmed_since_poll[*a] = {e.block, e.amount};
     }
 
     net::awaitable<RoundPlan> prepare(Mode mode) {
@@ -397,9 +400,7 @@ struct Worker::Impl {
         if (auto p = check_chain(snap)) rp.fail(*p);
         rp.stale = stale_poll(snap);
         if (view) co_await settle_view(rp, snap, *view);
-        note_confirmed(rp.settled);
-        rp.mismatches = co_await self_contradictions(snap, mode);
-        keep_contradicted(snap, rp.mismatches);
+        rp.mismatches = co_await self_contradictions(snap, mode, view ? &*view : nullptr);
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
@@ -419,6 +420,10 @@ struct Worker::Impl {
         rp.ledger_log = std::move(view.log);
         rp.settled = std::move(view.settled);
         if (!rp.settled.empty()) burn.paid_changed();
+        release_orphan_leases(view);
+    }
+
+    void release_orphan_leases(const detail::LedgerView& view) {
         for (const auto& name : view.orphan_leases) {
             try {
                 ledger->release_lease(name, sender_holder);
@@ -504,9 +509,6 @@ net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions 
     ctx.replaced = options.replaced;
     auto report = co_await detail::commit_round(ctx, plan, options);
     impl_->burn.paid_changed();
-    for (const auto& o : report.outcomes)
-        if (o.ok())
-            impl_->confirmed_since_poll[o.topup.account.address] = {o.block, o.topup.amount};
     co_return report;
 }
 

@@ -403,13 +403,17 @@ struct TopUpLease {
         for (auto& w : s.workers) w->set_sender(holder, kSenderHold);
     }
     ~TopUpLease() {
+        if (session)
+            for (auto& w : session->workers)
+                if (const auto name = w->sender_lease(); !name.empty()) release([&] { ledger->release_lease(name, w->sender_holder()); });
+        if (lead) release([&] { lead->release(); });
+    }
+    template <typename Fn>
+    static void release(Fn&& fn) {  // each on its own: one that fails leaves the others to be released
         try {
-            if (session)
-                for (auto& w : session->workers)
-                    if (const auto name = w->sender_lease(); !name.empty()) ledger->release_lease(name, w->sender_holder());
-            if (lead) lead->release();
+            fn();
         } catch (const std::exception& e) {
-            std::cerr << "keymaster top-up: cannot release the lease (" << e.what() << "); it expires by itself\n";
+            std::cerr << "keymaster top-up: cannot release a lease (" << e.what() << "); it expires by itself\n";
         }
     }
 };

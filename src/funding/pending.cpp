@@ -27,7 +27,8 @@ bool chain_went_back(const Behind& b, std::uint64_t fresh_answers, double now) {
 Recheck recheck_mined(const MinedCheck& booked, const MinedEvidence& e) {
     if (e.receipt) {
         const bool same = e.receipt->first == booked.block && (booked.hash.empty() || e.receipt->second == booked.hash);
-        if (same) return e.hash_at_height && *e.hash_at_height != booked.hash ? Recheck::kUnknown : Recheck::kHolds;  // a conflict
+        const bool conflict = !booked.hash.empty() && e.hash_at_height && *e.hash_at_height != booked.hash;
+        if (same) return conflict ? Recheck::kUnknown : Recheck::kHolds;
         return e.fresh ? Recheck::kMoved : Recheck::kUnknown;  // (a backend on an old fork moves nothing)
     }
     if (!e.hash_at_height) return Recheck::kUnknown;

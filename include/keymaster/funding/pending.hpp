@@ -78,7 +78,7 @@ struct NonceJudgement {
 //! Who used a nonce, as the block that used it shows (the search's answer).
 enum class NonceUser { kOurs, kOther, kUnknown };
 
-//! A mined entry whose block is not final yet, re-checked by one reconcile batch.
+//! A mined entry whose block is not final yet, re-checked against the poll's view.
 struct MinedCheck {
     std::uint64_t block = 0;  //!< where the ledger has it
     std::string hash;         //!< that block's hash as booked ("" if not known)

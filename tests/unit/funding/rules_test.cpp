@@ -270,6 +270,7 @@ TEST_CASE("pending: a mined entry not final is re-checked from its receipt and t
              {"0xaa", Rec{{12, "0xcc"}}, false, std::string("0xbb"), true, R::kMoved},  // re-included elsewhere
              {"0xaa", Rec{{10, "0xbb"}}, false, std::string("0xbb"), true, R::kMoved},  // same height, new block
              {"0xaa", Rec{{10, "0xaa"}}, false, std::string("0xbb"), true, R::kUnknown},  // receipt and block disagree
+             {"", Rec{{10, "0xaa"}}, false, std::string("0xaa"), true, R::kHolds},        // booked without a hash: its receipt's
              {"0xaa", Rec{{12, "0xcc"}}, false, std::string("0xbb"), false, R::kUnknown}, // a move seen from a stale view
              {"0xaa", Rec{}, false, std::string("0xaa"), true, R::kHolds},           // the receipt lags: the block holds it
              {"0xaa", Rec{}, false, std::string("0xaa"), false, R::kHolds},
