@@ -53,7 +53,9 @@ PendingAction action_for(const Context& ctx, const std::vector<ledger::Entry>& p
     PendingAction a;
     a.entry = pending[members.back()];
     a.first_fees = fees_of(pending[members.front()]);
-    const bool stuck = !ctx.orphan && funding::is_stuck(a.entry.created, a.entry.sent_block, ctx.net.replace_after, ctx.now(), block);
+    // Waiting since it was sent (or sent again after a reorg: then `updated`, and its sent_block).
+    const double since = a.entry.state == ledger::State::kSent ? std::max(a.entry.created, a.entry.updated) : a.entry.created;
+    const bool stuck = !ctx.orphan && funding::is_stuck(since, a.entry.sent_block, ctx.net.replace_after, ctx.now(), block);
     a.kind = stuck ? PendingAction::Kind::kReplace : PendingAction::Kind::kRebroadcast;
     a.note = stuck ? "unmined for replaceAfter: commit replaces it with higher fees" : "unmined: commit sends it again";
     return a;
@@ -428,13 +430,16 @@ void recheck(Context& ctx, const ledger::Entry& e, const funding::MinedEvidence&
         return;
     }
     const std::string why = "reorged: block " + std::to_string(e.block) + " (" + e.block_hash + ") is no longer the chain's";
-    ctx.ledger->reorged(e.id, why);
+    const std::uint64_t now_block = ctx.block_at_least(snap.block);
+    ctx.ledger->reorged(e.id, why, now_block);  // replaceAfter counts from here: it is back in flight now
     ++view.reorged;
     view.log.push_back(e.tx_hash + " " + why + "; it is unresolved again (the account waits, the same bytes are sent again if the node lost them)");
     auto back = e;
     back.state = ledger::State::kSent;
     back.block = 0;
     back.block_hash.clear();
+    back.sent_block = now_block;
+    back.updated = ctx.now();
     PendingAction a;
     a.entry = back;
     a.first_fees = fees_of(back);

@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <random>
+#include <utility>
 
 #include "keymaster/chain/poll.hpp"
 #include "keymaster/funding/fees.hpp"
@@ -94,6 +95,7 @@ struct Worker::Impl {
     std::optional<funding::L2Kind> l2_kind;  // the kind of chain, once a poll has read it
     bool jovian = false;  // an OP Stack chain past Jovian, once a poll has read it (a fork is one-way)
     std::mt19937 rng{std::random_device{}()};
+    std::map<eth::Address, funding::ConfirmedTopUp> confirmed_since_poll;  // checked at the next poll, then forgotten
     detail::Seen seen;  // the newest block seen on this network, across Rounds
     double stale_logged = -1e18;  // when a stale view was last logged (once a minute)
     std::optional<funding::Behind> behind;  // since when every answer has been below the newest block seen
@@ -330,30 +332,24 @@ struct Worker::Impl {
         ledger->save_audit(key, bank_id, a);
     }
 
-    // Our confirmed top-ups not final yet (the ledger's, so a restart forgets none), the latest per
-    // account (nonce fillers pay the bank: not counted).
-    static std::map<eth::Address, funding::ConfirmedTopUp> recent_topups(const detail::LedgerView& view) {
-        std::map<eth::Address, funding::ConfirmedTopUp> out;
-        for (const auto& m : view.unfinal) {
-            const auto& e = m.entry;
-            if (m.orphan || e.state != ledger::State::kConfirmed || e.role == "nonce-filler" || e.block == 0) continue;
-            if (auto a = eth::Address::parse(e.recipient); a && out[*a].block < e.block) out[*a] = {e.block, e.amount};
-        }
-        return out;
+    // Top-ups reconcile settled as confirmed this Round (nonce fillers pay the bank: not counted).
+    void note_confirmed(const std::vector<ledger::Entry>& settled) {
+        for (const auto& e : settled)
+            if (e.state == ledger::State::kConfirmed && e.role != "nonce-filler")
+                if (auto a = eth::Address::parse(e.recipient)) confirmed_since_poll[*a] = {e.block, e.amount};
     }
 
-    // Step 3b (kLive): accounts a confirmed top-up of ours not final yet reached and that are still
-    // below their threshold (a balance that would have them paid again), where the endpoint
+    // Step 3b (kLive): accounts a confirmed top-up of ours reached since the last poll and that are
+    // still below their threshold (a balance that would have them paid again), where the endpoint
     // contradicts itself: the account sent nothing since the block before the top-up, yet holds less
-    // than it held there plus what we sent. Held (no second top-up) while the endpoint does so and
-    // the top-up is not final. One batch, only for those few accounts, at the endpoint's own state;
-    // a query that fails proves nothing.
-    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode,
-                                                                 const detail::LedgerView* view) {
+    // than it held there plus what we sent. Held (no second top-up) this Round. One batch, only for
+    // those few accounts, at the endpoint's own state; a query that fails proves nothing. (A reorg
+    // is the poll's block check's to find; a backend behind, the stale view's.)
+    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode) {
         std::vector<std::size_t> out, which;
         std::vector<rpc::Call> calls;
-        if (!sends(mode) || !snap.reachable || !view) co_return out;
-        const auto recent = recent_topups(*view);
+        const auto recent = std::exchange(confirmed_since_poll, {});  // checked once, at the poll after
+        if (!sends(mode) || !snap.reachable) co_return out;
         for (std::size_t i = 0; i < snap.accounts.size() && !recent.empty(); ++i) {
             const auto& s = snap.accounts[i];
             if (!s.balance || *s.balance >= s.account.threshold) continue;
@@ -400,7 +396,8 @@ struct Worker::Impl {
         if (auto p = check_chain(snap)) rp.fail(*p);
         rp.stale = stale_poll(snap);
         if (view) co_await settle_view(rp, snap, *view);
-        rp.mismatches = co_await self_contradictions(snap, mode, view ? &*view : nullptr);
+        note_confirmed(rp.settled);
+        rp.mismatches = co_await self_contradictions(snap, mode);
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
@@ -509,6 +506,8 @@ net::awaitable<RoundReport> Worker::commit(const RoundPlan& plan, CommitOptions 
     ctx.replaced = options.replaced;
     auto report = co_await detail::commit_round(ctx, plan, options);
     impl_->burn.paid_changed();
+    for (const auto& o : report.outcomes)
+        if (o.ok()) impl_->confirmed_since_poll[o.topup.account.address] = {o.block, o.topup.amount};
     co_return report;
 }
 

@@ -377,12 +377,12 @@ void Ledger::finalized(std::int64_t id) {
     });
 }
 
-void Ledger::reorged(std::int64_t id, const std::string& why) {
+void Ledger::reorged(std::int64_t id, const std::string& why, std::uint64_t block) {
     impl_->transaction([&] {
         Stmt(*impl_->db,
              "UPDATE topups SET state='sent', updated=?, block=NULL, gas_used=NULL, fee_paid=NULL, l1_fee=NULL, "
-             "operator_fee=NULL, block_hash=NULL, fee_estimated=0, is_final=0, taken_block=NULL, error=? WHERE id=?")
-            .bind(1, impl_->now()).bind(2, why).bind(3, id).exec();
+             "operator_fee=NULL, block_hash=NULL, fee_estimated=0, is_final=0, taken_block=NULL, error=?, sent_block=? WHERE id=?")
+            .bind(1, impl_->now()).bind(2, why).bind(3, static_cast<std::int64_t>(block)).bind(4, id).exec();
         impl_->event(id, State::kSent, why);
         return 0;
     });

@@ -97,9 +97,7 @@ class Faults(unittest.TestCase):
         honest = fresh_address()
         self.chain.set_balance(honest, 2 * ETHER)  # not a candidate: the budget goes to the liars only
         proxy = FaultProxy(self.chain.url, lie_empty=liars)
-        # The liars' top-ups are held while the endpoint contradicts itself and they are not final
-        # (5 blocks here); then only the limits stand between the lie and the bank.
-        cfg = self.network(proxy.url, [honest, *liars], limits={"maxTopUp": "1 ether", "daily": "3 ether"}, finality=5)
+        cfg = self.network(proxy.url, [honest, *liars], limits={"maxTopUp": "1 ether", "daily": "3 ether"})
         try:
             d = Daemon(cfg, self.data)
             wait_for("the budget spent", lambda: 'keymaster_spend_remaining_ether{network="alpha"} 0' in d.metrics())

@@ -143,8 +143,9 @@ public:
     //! Records that the entry's block is final: no longer re-checked.
     void finalized(std::int64_t id);
     //! Records that the block holding the entry is gone (a reorg): it is `sent` again (unresolved,
-    //! its booking undone), with `why` in its events.
-    void reorged(std::int64_t id, const std::string& why);
+    //! its booking undone), with `why` in its events, and waits for `replaceAfter` from `block` (the
+    //! newest seen) and from now, as if just sent.
+    void reorged(std::int64_t id, const std::string& why, std::uint64_t block = 0);
     //! Records that another transaction of the same nonce (`by_hash`) took the entry's place.
     //! Throws LedgerError.
     void replaced(std::int64_t id, const std::string& by_hash);
