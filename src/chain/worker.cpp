@@ -332,6 +332,24 @@ struct Worker::Impl {
         ledger->save_audit(key, bank_id, a);
     }
 
+    // A top-up the endpoint still contradicts itself about is checked again at the next poll (its
+    // account held while it lasts: a backend whose balances lag behind its block number), for at
+    // most kContradictionPolls polls; then the limits alone stand between a lie and the bank.
+    static constexpr int kContradictionPolls = 10;
+    std::map<eth::Address, int> contradicted_polls;
+    void keep_contradicted(const NetworkSnapshot& snap, const std::vector<std::size_t>& mismatches,
+                           const std::map<eth::Address, funding::ConfirmedTopUp>& recent) {
+        std::map<eth::Address, int> still;
+        for (auto i : mismatches) {
+            const auto& a = snap.accounts[i].account.address;
+            const int n = contradicted_polls.count(a) ? contradicted_polls.at(a) + 1 : 1;
+            if (n >= kContradictionPolls || !recent.count(a)) continue;
+            still[a] = n;
+            confirmed_since_poll.emplace(a, recent.at(a));
+        }
+        contradicted_polls = std::move(still);
+    }
+
     // Top-ups reconcile settled as confirmed this Round (nonce fillers pay the bank: not counted).
     void note_confirmed(const std::vector<ledger::Entry>& settled) {
         for (const auto& e : settled)
@@ -348,7 +366,7 @@ struct Worker::Impl {
     net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode) {
         std::vector<std::size_t> out, which;
         std::vector<rpc::Call> calls;
-        const auto recent = std::exchange(confirmed_since_poll, {});  // checked once, at the poll after
+        const auto recent = std::exchange(confirmed_since_poll, {});  // checked at the polls after (keep_contradicted)
         if (!sends(mode) || !snap.reachable) co_return out;
         for (std::size_t i = 0; i < snap.accounts.size() && !recent.empty(); ++i) {
             const auto& s = snap.accounts[i];
@@ -397,7 +415,9 @@ struct Worker::Impl {
         rp.stale = stale_poll(snap);
         if (view) co_await settle_view(rp, snap, *view);
         note_confirmed(rp.settled);
+        auto recent = confirmed_since_poll;
         rp.mismatches = co_await self_contradictions(snap, mode);
+        keep_contradicted(snap, rp.mismatches, recent);
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
