@@ -363,10 +363,10 @@ struct Worker::Impl {
     // than it held there plus what we sent. Held (no second top-up) this Round. One batch, only for
     // those few accounts, at the endpoint's own state; a query that fails proves nothing. (A reorg
     // is the poll's block check's to find; a backend behind, the stale view's.)
-    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode) {
+    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode,
+                                                                 const std::map<eth::Address, funding::ConfirmedTopUp>& recent) {
         std::vector<std::size_t> out, which;
         std::vector<rpc::Call> calls;
-        const auto recent = std::exchange(confirmed_since_poll, {});  // checked at the polls after (keep_contradicted)
         if (!sends(mode) || !snap.reachable) co_return out;
         for (std::size_t i = 0; i < snap.accounts.size() && !recent.empty(); ++i) {
             const auto& s = snap.accounts[i];
@@ -415,8 +415,8 @@ struct Worker::Impl {
         rp.stale = stale_poll(snap);
         if (view) co_await settle_view(rp, snap, *view);
         note_confirmed(rp.settled);
-        auto recent = confirmed_since_poll;
-        rp.mismatches = co_await self_contradictions(snap, mode);
+        const auto recent = std::exchange(confirmed_since_poll, {});  // checked now; kept by keep_contradicted
+        rp.mismatches = co_await self_contradictions(snap, mode, recent);
         keep_contradicted(snap, rp.mismatches, recent);
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
