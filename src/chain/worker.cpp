@@ -337,10 +337,10 @@ struct Worker::Impl {
     // most kContradictionPolls polls; then the limits alone stand between a lie and the bank.
     static constexpr int kContradictionPolls = 10;
     std::map<eth::Address, int> contradicted_polls;
-    void keep_contradicted(const NetworkSnapshot& snap, const std::vector<std::size_t>& mismatches,
+    void keep_contradicted(const NetworkSnapshot& snap, const std::vector<std::size_t>& held,
                            const std::map<eth::Address, funding::ConfirmedTopUp>& recent) {
         std::map<eth::Address, int> still;
-        for (auto i : mismatches) {
+        for (auto i : held) {
             const auto& a = snap.accounts[i].account.address;
             const int n = contradicted_polls.count(a) ? contradicted_polls.at(a) + 1 : 1;
             if (n >= kContradictionPolls || !recent.count(a)) continue;
@@ -361,13 +361,14 @@ struct Worker::Impl {
     // still below their threshold (a balance that would have them paid again), where the endpoint
     // contradicts itself: the account sent nothing since the block before the top-up, yet holds less
     // than it held there plus what we sent. Held (no second top-up) this Round. One batch, only for
-    // those few accounts, at the endpoint's own state; a query that fails proves nothing. (A reorg
-    // is the poll's block check's to find; a backend behind, the stale view's.)
-    net::awaitable<std::vector<std::size_t>> self_contradictions(const NetworkSnapshot& snap, Mode mode,
-                                                                 const std::map<eth::Address, funding::ConfirmedTopUp>& recent) {
-        std::vector<std::size_t> out, which;
+    // those few accounts, at the endpoint's own state. A query that fails proves nothing either way:
+    // the account is held all the same (rp.unverified), and checked again at the next poll. (A
+    // reorg is the poll's block check's to find; a backend behind, the stale view's.)
+    net::awaitable<void> self_contradictions(RoundPlan& rp, const NetworkSnapshot& snap,
+                                             const std::map<eth::Address, funding::ConfirmedTopUp>& recent) {
+        std::vector<std::size_t> which;
         std::vector<rpc::Call> calls;
-        if (!sends(mode) || !snap.reachable) co_return out;
+        if (!sends(rp.mode) || !snap.reachable) co_return;
         for (std::size_t i = 0; i < snap.accounts.size() && !recent.empty(); ++i) {
             const auto& s = snap.accounts[i];
             if (!s.balance || *s.balance >= s.account.threshold) continue;
@@ -380,25 +381,25 @@ struct Worker::Impl {
             calls.push_back({"eth_getTransactionCount", json::array({addr, tag})});
             calls.push_back({"eth_getTransactionCount", json::array({addr, "latest"})});
         }
-        if (which.empty()) co_return out;
+        if (which.empty()) co_return;
         std::vector<rpc::CallResult> r;
         try {
             r = co_await client.batch(std::move(calls));
         } catch (const std::exception& e) {
-            spdlog::debug("{}: cannot check the balances of accounts just topped up: {}", net_.name, e.what());
-            co_return out;
+            spdlog::info("{}: cannot check the balances of accounts just topped up ({}): held this poll", net_.name, e.what());
+            rp.unverified = std::move(which);
+            co_return;
         }
         for (std::size_t c = 0; c < which.size(); ++c) {
             const auto before = r[3 * c].ok() ? rpc::as_quantity(*r[3 * c].result) : std::nullopt;
             const auto nonce_before = r[3 * c + 1].ok() ? rpc::as_u64(*r[3 * c + 1].result) : std::nullopt;
             const auto nonce_now = r[3 * c + 2].ok() ? rpc::as_u64(*r[3 * c + 2].result) : std::nullopt;
             const auto& s = snap.accounts[which[c]];
-            if (before && nonce_before && nonce_now &&
-                funding::balance_contradicts(*before, recent.at(s.account.address).amount, *s.balance,
-                                             *nonce_before, *nonce_now))
-                out.push_back(which[c]);
+            if (!before || !nonce_before || !nonce_now) rp.unverified.push_back(which[c]);
+            else if (funding::balance_contradicts(*before, recent.at(s.account.address).amount, *s.balance,
+                                                  *nonce_before, *nonce_now))
+                rp.mismatches.push_back(which[c]);
         }
-        co_return out;
     }
 
     net::awaitable<RoundPlan> prepare(Mode mode) {
@@ -416,8 +417,10 @@ struct Worker::Impl {
         if (view) co_await settle_view(rp, snap, *view);
         note_confirmed(rp.settled);
         const auto recent = std::exchange(confirmed_since_poll, {});  // checked now; kept by keep_contradicted
-        rp.mismatches = co_await self_contradictions(snap, mode, recent);
-        keep_contradicted(snap, rp.mismatches, recent);
+        co_await self_contradictions(rp, snap, recent);
+        auto held = rp.mismatches;
+        held.insert(held.end(), rp.unverified.begin(), rp.unverified.end());
+        keep_contradicted(snap, held, recent);
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
@@ -451,17 +454,20 @@ struct Worker::Impl {
     }
 
     // Step 5b: balances that could mislead decide nothing: every one of a stale poll, and those
-    // the endpoint contradicts itself about (a top-up of ours it does not show).
+    // the endpoint contradicts itself about (a top-up of ours it does not show) or could not be checked on.
     void hold_misleading(RoundPlan& rp) {
         if (rp.stale) {
             funding::hold_unknown(rp.plan, {}, "stale view: block " + std::to_string(rp.plan.snapshot.block) + ", block " +
                                                    std::to_string(seen.newest) + " already seen");
             return;
         }
-        std::set<eth::Address> contradicted;
+        std::set<eth::Address> contradicted, unverified;
         for (auto i : rp.mismatches) contradicted.insert(rp.plan.snapshot.accounts[i].account.address);
+        for (auto i : rp.unverified) unverified.insert(rp.plan.snapshot.accounts[i].account.address);
         if (!contradicted.empty())
             funding::hold_unknown(rp.plan, contradicted, "the endpoint does not show our confirmed top-up: no second one");
+        if (!unverified.empty())
+            funding::hold_unknown(rp.plan, unverified, "our confirmed top-up could not be checked against the endpoint: no second one");
     }
 
     // Steps 4 to 7, on a readable ledger and a reachable chain.

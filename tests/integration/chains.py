@@ -98,6 +98,25 @@ class Chain:
     def set_balance(self, address, wei):
         rpc(self.url, "anvil_setBalance", [address, hex(wei)])
 
+    def spend_all(self, address, to="0x000000000000000000000000000000000000dEaD", wait=10):
+        """The agent spends its whole balance in a real transaction of its own (impersonated): its
+        nonce moves, as for any account that spends, and it is left with exactly 0 (a legacy
+        transaction pays its gas price, no more). Waits until it is mined; False if the balance
+        does not cover the fee."""
+        balance = self.balance(address)
+        price = 2 * int(rpc(self.url, "eth_gasPrice"), 16)
+        if balance <= 21000 * price:
+            return False
+        rpc(self.url, "anvil_impersonateAccount", [address])
+        tx = rpc(self.url, "eth_sendTransaction", [{"from": address, "to": to, "value": hex(balance - 21000 * price),
+                                                     "gas": hex(21000), "gasPrice": hex(price)}])
+        deadline = time.time() + wait
+        while rpc(self.url, "eth_getTransactionReceipt", [tx]) is None:
+            if time.time() > deadline:
+                raise AssertionError(f"the spend of {address} was not mined in {wait} s")
+            time.sleep(0.05)
+        return True
+
     def nonce(self, address):
         return int(rpc(self.url, "eth_getTransactionCount", [address, "latest"]), 16)
 

@@ -62,6 +62,9 @@ struct RoundPlan {
     std::vector<ledger::Entry> settled;     //!< earlier top-ups settled from the chain while preparing
     std::vector<std::string> ledger_log;    //!< one line per ledger change while preparing
     std::vector<std::size_t> mismatches;    //!< snapshot accounts whose confirmed top-up the balance does not show
+    //! Snapshot accounts that would be paid again where that check could not be made (its query
+    //! failed): held like a mismatch, not counted as one.
+    std::vector<std::size_t> unverified;
     std::optional<Wei> spend_remaining;     //!< what is left of limits.daily
     //! Snapshot accounts that spent since the last measurement: (index, amount), by index.
     std::vector<std::pair<std::size_t, Wei>> spent;

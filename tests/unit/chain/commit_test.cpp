@@ -64,6 +64,7 @@ struct FakeChain {
     // Other senders' nonces (lower-case address): (from block, nonce), oldest first.
     std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> nonces;
     std::set<std::string> lie_empty;              // balances reported as 0
+    std::set<std::string> no_history;             // balances at a block number: geth's "header not found"
     // The kind of chain it plays: an L1 (nothing at the oracle's address), the OP Stack (a
     // GasPriceOracle answering the values below; receipts carry l1Fee and the operator fee's
     // fields, and the bank pays them) or Arbitrum (ArbSys answers; estimates are `estimate`).
@@ -125,6 +126,9 @@ struct FakeChain {
             }
             return b;
         }
+        if (method == "eth_getBalance" && no_history.count(params[0].get<std::string>()) &&
+            params[1].get<std::string>().rfind("0x", 0) == 0)
+            throw std::runtime_error("header not found");
         if (method == "eth_getBalance")
             return to_quantity(lie_empty.count(params[0].get<std::string>()) ? Wei(0) : balance(params[0].get<std::string>()));
         if (method == "eth_getTransactionCount") {
@@ -611,6 +615,29 @@ TEST_CASE("prepare: balance_mismatch only where the endpoint contradicts itself,
     auto again = rig.prepare();
     REQUIRE(again.mismatches.size() == 1);
     CHECK(again.plan.topups.empty());
+}
+
+TEST_CASE("prepare: an account the contradiction check cannot be made on is held, not paid again, not counted", "[chain][prepare]") {
+    Rig rig(2);
+    const auto honest = address_of(1).lower(), unknown = address_of(2).lower();
+    rig.chain.nonces[honest] = {{0, 0}};
+    rig.chain.nonces[unknown] = {{0, 0}};
+    auto report = rig.commit(rig.prepare());
+    for (const auto& o : report.outcomes) REQUIRE(o.ok());
+    // The endpoint shows one account empty after our confirmed top-up and cannot answer its
+    // balance before it: nothing proves it spent, nothing proves the endpoint wrong.
+    rig.chain.lie_empty.insert(unknown);
+    rig.chain.no_history.insert(unknown);
+    auto next = rig.prepare();
+    CHECK(next.mismatches.empty());
+    REQUIRE(next.unverified.size() == 1);
+    CHECK(next.plan.snapshot.accounts[next.unverified[0]].account.address.lower() == unknown);
+    CHECK(next.plan.topups.empty());
+    REQUIRE(next.plan.unknown.size() == 1);
+    CHECK(next.plan.unknown[0].account.address.lower() == unknown);
+    // Checked again at the next poll, and held again while it cannot be made.
+    (void)rig.commit(next);
+    CHECK(rig.prepare().plan.topups.empty());
 }
 
 TEST_CASE("commit: a replacement whose broadcast hits a transport error stays pending, not failed", "[chain][commit]") {
