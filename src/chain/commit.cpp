@@ -86,23 +86,23 @@ net::awaitable<std::vector<Payment*>> sign(Context& ctx, const RoundPlan& plan, 
 }
 
 // Durable before broadcast: every signed payment's entry in one ledger transaction (one sync).
-bool journal_all(Context& ctx, const std::vector<Payment*>& signed_ones) {
+net::awaitable<bool> journal_all(Context& ctx, const std::vector<Payment*>& signed_ones) {
     std::vector<ledger::Entry> entries;
     for (const auto* p : signed_ones) entries.push_back(p->entries.back());
-    if (auto problem = journal(ctx, entries)) {
+    if (auto problem = co_await journal(ctx, entries)) {
         spdlog::error("{}: {}", ctx.net.name, problem->message);
         for (auto* p : signed_ones) {
             p->fail(*problem);
             p->outcome.tx_hash.clear();
             p->entries.clear();
         }
-        return false;
+        co_return false;
     }
     for (std::size_t k = 0; k < signed_ones.size(); ++k) {
         signed_ones[k]->entries.back() = entries[k];
         signed_ones[k]->outcome.ledger_id = entries[k].id;
     }
-    return true;
+    co_return true;
 }
 
 void log_sent(const Context& ctx, const Outcome& o, const Sent& s) {
@@ -135,12 +135,14 @@ void apply_verdict(Payment& p, const Sent& s) {
 }
 
 // The broadcast's verdicts, in the ledger (one transaction) and in the payments.
-StepReport record_sends(Context& ctx, const std::vector<Payment*>& sent_ones, const std::vector<Sent>& sent) {
+net::awaitable<StepReport> record_sends(Context& ctx, const std::vector<Payment*>& sent_ones, const std::vector<Sent>& sent) {
     StepReport report;
     try {
-        ctx.ledger->atomically([&] {
-            for (std::size_t k = 0; k < sent_ones.size(); ++k)
-                record_send(ctx, sent_ones[k]->entries.back(), sent[k], SendKind::kFirst);
+        co_await ctx.in_ledger([&] {
+            ctx.ledger->atomically([&] {
+                for (std::size_t k = 0; k < sent_ones.size(); ++k)
+                    record_send(ctx, sent_ones[k]->entries.back(), sent[k], SendKind::kFirst);
+            });
         });
     } catch (const std::exception& ex) {
         // The transactions are out; their entries stay `intent` and reconcile settles them.
@@ -152,7 +154,7 @@ StepReport record_sends(Context& ctx, const std::vector<Payment*>& sent_ones, co
         log_sent(ctx, sent_ones[k]->outcome, sent[k]);
         apply_verdict(*sent_ones[k], sent[k]);
     }
-    return report;
+    co_return report;
 }
 
 // Sign, journal, broadcast, record, fill gaps: the payments' first send.
@@ -160,11 +162,11 @@ net::awaitable<StepReport> send_payments(Context& ctx, const RoundPlan& plan, st
     const auto& p = plan.plan;
     choose(ctx, plan, payments);
     const auto signed_ones = co_await sign(ctx, plan, payments);
-    if (signed_ones.empty() || !journal_all(ctx, signed_ones)) co_return StepReport{};
+    if (signed_ones.empty() || !(co_await journal_all(ctx, signed_ones))) co_return StepReport{};
     std::vector<ledger::Entry> entries;
     for (const auto* s : signed_ones) entries.push_back(s->entries.back());
     const auto sent = co_await broadcast(ctx, entries);
-    auto report = record_sends(ctx, signed_ones, sent);
+    auto report = co_await record_sends(ctx, signed_ones, sent);
     report += co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(sent, entries));
     co_return report;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "keymaster/chain/ledger_thread.hpp"
 #include "keymaster/chain/round.hpp"
 #include "keymaster/chain/send_result.hpp"
 #include "keymaster/eth/transaction.hpp"
@@ -67,6 +68,17 @@ struct Context {
     void saw(std::uint64_t b) const {
         if (seen) seen->block(b);
     }
+    //! Where the ledger's calls run (none: on the caller's thread, as a unit test may).
+    LedgerThread* thread = nullptr;
+    //! Runs `fn` (ledger calls, and what they need) on the ledger's thread, awaited: the loop serves
+    //! HTTP and polls meanwhile. `fn` touches only the ledger and the caller's locals.
+    [[nodiscard]] boost::asio::awaitable<void> in_ledger(std::function<void()> fn) const {
+        if (!thread) {
+            fn();
+            co_return;
+        }
+        co_await thread->run([&](ledger::Ledger&) { fn(); });
+    }
 };
 
 //! One top-up through commit, in one record: the decision, the transaction chosen for it, every
@@ -111,7 +123,7 @@ struct StepReport {
 //! given its id and its creation time (the Worker's clock), after checking in that transaction
 //! that the Round still holds its sender lease (ctx.sender). Durable before any broadcast; on a
 //! Problem (kLedger) none is written.
-[[nodiscard]] std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries);
+[[nodiscard]] boost::asio::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger::Entry>& entries);
 
 // --- broadcast.cpp ---
 //! One transaction's broadcast: the verdict (from the chain's evidence), the node's words as a hint.
@@ -208,7 +220,7 @@ struct LedgerView {
 inline constexpr std::size_t kHeightsEachEnd = 16;
 [[nodiscard]] std::vector<std::uint64_t> unfinal_heights(const LedgerView& view);
 //! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
-[[nodiscard]] Expected<LedgerView> pending_view(const Context& ctx);
+[[nodiscard]] boost::asio::awaitable<Expected<LedgerView>> pending_view(const Context& ctx);
 //! Commit's first step: re-broadcast or replace the plan's pending entries.
 [[nodiscard]] boost::asio::awaitable<StepReport> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending,
                                                                  std::uint64_t block);

@@ -136,16 +136,18 @@ net::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth
     co_return entry_of(ctx, tx, eth::encode_signed(tx, *sigs[0]), home, role, block);
 }
 
-std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
+net::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
     try {
-        ctx.ledger->atomically([&] {
-            if (ctx.sender) ctx.ledger->hold_lease(ctx.sender->name, ctx.sender->holder, ctx.sender->epoch, ctx.sender->seconds);
-            ctx.ledger->record_intents(entries);
+        co_await ctx.in_ledger([&] {
+            ctx.ledger->atomically([&] {
+                if (ctx.sender) ctx.ledger->hold_lease(ctx.sender->name, ctx.sender->holder, ctx.sender->epoch, ctx.sender->seconds);
+                ctx.ledger->record_intents(entries);
+            });
         });
     } catch (const std::exception& ex) {
-        return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
+        co_return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
     }
-    return std::nullopt;
+    co_return std::nullopt;
 }
 
 void Payment::fail(Fault f, std::string why) {
