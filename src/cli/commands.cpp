@@ -583,14 +583,14 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     std::vector<ledger::Entry> entries;
     try {
         auto opened = open_ledger(g, LedgerUse::kRead);
-        if (!opened) {
+        if (!opened) {  // a bad --ledger, or a ledger that cannot be opened: as in run and top-up
             std::cerr << "keymaster history: " << opened.error().message << "\n";
-            return fault_exit_code(opened.error().fault);
+            return kExitUsage;
         }
         entries = (*opened)->history(*f);
-    } catch (const std::exception& e) {
+    } catch (const std::exception& e) {  // a ledger that cannot be read: nothing shown
         std::cerr << "keymaster history: " << e.what() << "\n";
-        return kExitFailure;
+        return kExitUsage;
     }
     const auto decimals = history_decimals(g);
     auto units = [&](const ledger::Entry& e, const Wei& w) {
