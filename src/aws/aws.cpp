@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "keymaster/common/clock.hpp"
 #include "keymaster/common/text.hpp"
 #include "keymaster/rpc/http_transport.hpp"
 #include "keymaster/rpc/url.hpp"
@@ -23,11 +24,16 @@ namespace {
 
 namespace net = boost::asio;
 using json = nlohmann::json;
-using SysClock = std::chrono::system_clock;
 namespace sigv4 = signer::sigv4;
 using signer::sigv4::Credentials;
 
 constexpr auto kRefreshBefore = std::chrono::minutes(5);
+
+// Now on the wall clock, as credentials' expiry times are.
+std::chrono::system_clock::time_point wall_now() {
+    return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+        std::chrono::duration<double>(keymaster::system_clock().wall())));
+}
 
 std::string url_encode(const std::string& s) {
     static const char* hex = "0123456789ABCDEF";
@@ -93,7 +99,7 @@ TemporaryCredentials parse_credentials_json(const std::string& body, const std::
     t.creds.access_key_id = j["AccessKeyId"].get<std::string>();
     t.creds.secret_access_key = Secret(j["SecretAccessKey"].get<std::string>());
     if (j.contains("Token") && j["Token"].is_string()) t.creds.session_token = j["Token"].get<std::string>();
-    t.expiration = SysClock::now() + std::chrono::hours(1);
+    t.expiration = wall_now() + std::chrono::hours(1);
     if (j.contains("Expiration") && j["Expiration"].is_string())
         if (auto e = parse_iso8601(j["Expiration"].get<std::string>())) t.expiration = *e;
     return t;
@@ -122,7 +128,7 @@ std::optional<Bytes> base64_decode(const std::string& text) {
     return out;
 }
 
-std::optional<SysClock::time_point> parse_iso8601(const std::string& text) {
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(const std::string& text) {
     std::tm tm{};
     std::istringstream in(text);
     in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
@@ -137,9 +143,9 @@ std::optional<SysClock::time_point> parse_iso8601(const std::string& text) {
     // The clock counts nanoseconds in 64 bits (1677 to 2262): a time outside would wrap around, so
     // it is not one this clock can hold.
     const std::time_t t = timegm(&tm);
-    constexpr auto kMaxSeconds = std::chrono::duration_cast<std::chrono::seconds>(SysClock::duration::max()).count();
+    constexpr auto kMaxSeconds = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max()).count();
     if (t < -kMaxSeconds || t > kMaxSeconds) return std::nullopt;
-    return SysClock::from_time_t(t);
+    return std::chrono::system_clock::from_time_t(t);
 }
 
 TemporaryCredentials parse_sts_reply(const std::string& xml) {
@@ -237,7 +243,7 @@ net::awaitable<std::optional<Fetched>> from_web_identity(const EnvLookup& env, c
     const std::string role_arn = env_value(env, "AWS_ROLE_ARN");
     if (token_file.empty() || role_arn.empty()) co_return std::nullopt;
     std::string session = env_value(env, "AWS_ROLE_SESSION_NAME");
-    if (session.empty()) session = "keymaster-" + std::to_string(std::time(nullptr));
+    if (session.empty()) session = "keymaster-" + std::to_string(static_cast<long long>(keymaster::system_clock().wall()));
     rpc::HttpRequest req;
     req.method = "POST";
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
@@ -327,7 +333,7 @@ net::awaitable<Credentials> CredentialProvider::get() {
         co_return Credentials{key_id, Secret(secret), env_value(s->env, "AWS_SESSION_TOKEN")};
     }
     // Temporary credentials: cached until five minutes before expiry.
-    if (s->cached && SysClock::now() + kRefreshBefore < s->cached->expiration) co_return s->cached->creds;
+    if (s->cached && wall_now() + kRefreshBefore < s->cached->expiration) co_return s->cached->creds;
 
     std::optional<Fetched> got = co_await from_web_identity(s->env, s->region);
     if (!got) got = co_await from_container(s->env);

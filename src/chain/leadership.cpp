@@ -6,10 +6,12 @@
 
 namespace keymaster::chain {
 
-Leadership::Leadership(ledger::Ledger& ledger, std::string name, std::string holder, std::chrono::milliseconds duration)
-    : ledger_(ledger), name_(std::move(name)), holder_(std::move(holder)), duration_(duration) {}
+Leadership::Leadership(ledger::Ledger& ledger, std::string name, std::string holder, std::chrono::milliseconds duration,
+                       const Clock& clock)
+    : ledger_(ledger), name_(std::move(name)), holder_(std::move(holder)), duration_(duration), clock_(clock) {}
 
-ledger::Lease Leadership::claim(std::chrono::steady_clock::time_point now) {
+ledger::Lease Leadership::claim() {
+    const auto now = clock_.steady();  // the claim begins
     {
         const std::lock_guard<std::mutex> lock(mutex_);
         valid_until_ = {};  // not leading while the claim is in doubt
@@ -26,7 +28,8 @@ ledger::Lease Leadership::claim(std::chrono::steady_clock::time_point now) {
     return lease;
 }
 
-bool Leadership::leading(std::chrono::steady_clock::time_point now) const {
+bool Leadership::leading() const {
+    const auto now = clock_.steady();
     const std::lock_guard<std::mutex> lock(mutex_);
     return last_.mine && now < valid_until_;
 }

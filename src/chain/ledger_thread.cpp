@@ -4,6 +4,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "keymaster/common/clock.hpp"
 #include "keymaster/ledger/ledger.hpp"
 
 namespace keymaster::chain {
@@ -11,16 +12,16 @@ namespace keymaster::chain {
 namespace net = boost::asio;
 
 struct LedgerThread::Impl {
-    Impl(std::function<double()> s, double st) : steady(std::move(s)), stall(st) {}
+    Impl(const Clock& c, double st) : clock(c), stall(st) {}
     net::thread_pool pool{1};
-    std::function<double()> steady;
+    const Clock& clock;
     double stall;
     std::atomic<double> busy_since{-1};   // when the call in progress began (-1: none)
     std::atomic<double> failing_since{-1};  // when the first of the failed calls since the last success began (-1: none)
 };
 
-LedgerThread::LedgerThread(ledger::Ledger& ledger, std::function<double()> steady, double stall)
-    : ledger_(ledger), impl_(std::make_unique<Impl>(std::move(steady), stall)) {}
+LedgerThread::LedgerThread(ledger::Ledger& ledger, const Clock& clock, double stall)
+    : ledger_(ledger), impl_(std::make_unique<Impl>(clock, stall)) {}
 
 LedgerThread::~LedgerThread() { impl_->pool.join(); }
 
@@ -29,7 +30,7 @@ net::awaitable<void> LedgerThread::run(std::function<void(ledger::Ledger&)> fn) 
     co_await net::co_spawn(
         s.pool.get_executor(),
         [&]() -> net::awaitable<void> {
-            const double began = s.steady();
+            const double began = s.clock.steady_seconds();
             s.busy_since = began;
             try {
                 fn(ledger_);
@@ -52,7 +53,7 @@ net::awaitable<void> LedgerThread::run(std::function<void(ledger::Ledger&)> fn) 
 }
 
 double LedgerThread::away_for() const {
-    const double now = impl_->steady();
+    const double now = impl_->clock.steady_seconds();
     const double busy = impl_->busy_since.load(), failing = impl_->failing_since.load();
     double since = -1;
     if (busy >= 0 && now - busy > impl_->stall) since = busy;

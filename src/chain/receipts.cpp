@@ -16,7 +16,7 @@ namespace {
 
 namespace net = boost::asio;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock::time_point;
 
 // A receipt of one of a payment's transactions (by index: the payment's entries only grow).
 struct Mined {
@@ -31,13 +31,13 @@ public:
     Watch(Context& ctx, std::vector<Payment>& payments, const CommitOptions& opt) : ctx_(ctx), pay_(payments), opt_(opt) {}
 
     net::awaitable<StepReport> run() {
-        const auto deadline = Clock::now() + opt_.confirm_timeout;
+        const auto deadline = ctx_.clock.steady() + opt_.confirm_timeout;
         const std::size_t total = waiting().size();
         std::size_t last_reported = SIZE_MAX;
         net::steady_timer timer(co_await net::this_coro::executor);
-        last_rebroadcast_ = Clock::now();
+        last_rebroadcast_ = ctx_.clock.steady();
         bool first = true;
-        while (!waiting().empty() && Clock::now() < deadline) {
+        while (!waiting().empty() && ctx_.clock.steady() < deadline) {
             timer.expires_after(opt_.receipt_tick);
             co_await timer.async_wait(net::use_awaitable);
             if (!first && !(co_await receipts_due())) continue;
@@ -75,7 +75,7 @@ private:
     // Receipts are fetched when a new block appears (only eth_blockNumber is asked every tick), and
     // at least every max_receipt_poll even without one (a node that lags or lies).
     net::awaitable<bool> receipts_due() {
-        if (!receipts_block_ || Clock::now() - last_fetch_ >= opt_.max_receipt_poll) co_return true;
+        if (!receipts_block_ || ctx_.clock.steady() - last_fetch_ >= opt_.max_receipt_poll) co_return true;
         std::optional<std::uint64_t> now_block;
         try {
             std::string method = "eth_blockNumber";  // (GCC 12: no literal inside co_await)
@@ -87,7 +87,7 @@ private:
     }
 
     net::awaitable<bool> fetch(const std::vector<std::size_t>& w, std::optional<std::uint64_t>& block, std::vector<Mined>& mined) {
-        last_fetch_ = Clock::now();
+        last_fetch_ = ctx_.clock.steady();
         std::vector<rpc::Call> calls{{"eth_chainId", json::array()}, {"eth_blockNumber", json::array()}};
         std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (payment, entry)
         for (auto i : w)
@@ -176,8 +176,8 @@ private:
     // A node may lose a pending transaction (eviction, restart): the same bytes again now and then,
     // only to a node that does not hold them and only while their nonce is free (lost_by_node).
     net::awaitable<void> rebroadcast_unmined(const std::vector<std::size_t>& w, const std::set<std::size_t>& done) {
-        if (Clock::now() - last_rebroadcast_ < opt_.rebroadcast_every) co_return;
-        last_rebroadcast_ = Clock::now();
+        if (ctx_.clock.steady() - last_rebroadcast_ < opt_.rebroadcast_every) co_return;
+        last_rebroadcast_ = ctx_.clock.steady();
         std::vector<ledger::Entry> candidates;
         for (auto i : w)
             if (!done.count(i)) candidates.push_back(pay_[i].entries.back());
@@ -219,8 +219,8 @@ private:
     const CommitOptions& opt_;
     StepReport report_;
     std::optional<std::uint64_t> receipts_block_;
-    Clock::time_point last_fetch_ = Clock::now();
-    Clock::time_point last_rebroadcast_ = Clock::now();
+    SteadyTime last_fetch_ = ctx_.clock.steady();
+    SteadyTime last_rebroadcast_ = ctx_.clock.steady();
 };
 
 }  // namespace

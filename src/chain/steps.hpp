@@ -56,6 +56,7 @@ struct Context {
     ledger::Ledger* ledger;  //!< null only when there is no ledger (status before the first top-up)
     const config::Network& net;
     std::function<double()> now;     //!< the Worker's clock on the ledger's time (unix seconds; the database's on Postgres)
+    const Clock& clock;              //!< the Worker's (steady(): the receipts' wait)
     std::function<void()> replaced;  //!< a replacement was broadcast (counted then, not at the Round's end)
     bool jovian = false;             //!< an OP Stack chain past Jovian (a poll read it): its operator fee formula
     Seen* seen = nullptr;            //!< the Worker's (none: nothing seen is kept)

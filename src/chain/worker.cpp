@@ -10,6 +10,7 @@
 #include "keymaster/chain/poll.hpp"
 #include "keymaster/funding/fees.hpp"
 #include "keymaster/funding/limits.hpp"
+#include "keymaster/common/clock.hpp"
 #include "keymaster/common/text.hpp"
 #include "keymaster/funding/pending.hpp"
 #include "keymaster/rpc/client.hpp"
@@ -25,7 +26,7 @@ using funding::NetworkSnapshot;
 
 namespace net = boost::asio;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock::time_point;
 
 namespace {
 
@@ -75,8 +76,9 @@ net::awaitable<std::optional<Problem>> estimate_gas(rpc::RpcClient& client, cons
 
 struct Worker::Impl {
     Impl(net::any_io_executor ex, config::Network n, std::shared_ptr<signer::Signer> s,
-         std::shared_ptr<const std::vector<funding::Account>> a, ledger::Ledger* l, const rpc::RpcObserver& obs)
-        : net_(std::move(n)), signer(std::move(s)), accounts(std::move(a)), ledger(l), bank(signer->address()),
+         std::shared_ptr<const std::vector<funding::Account>> a, ledger::Ledger* l, const rpc::RpcObserver& obs,
+         const Clock& c)
+        : net_(std::move(n)), signer(std::move(s)), accounts(std::move(a)), ledger(l), clock(c), bank(signer->address()),
           client(ex, net_.name, net_.endpoints, rpc_options(net_), with_answers(obs)), sleep(ex),
           burn(net_.name, *accounts, net_.runway.window_seconds()) {}
 
@@ -84,11 +86,11 @@ struct Worker::Impl {
     std::shared_ptr<signer::Signer> signer;
     std::shared_ptr<const std::vector<funding::Account>> accounts;
     ledger::Ledger* ledger;
+    const Clock& clock;
     LedgerThread* thread = nullptr;  // where the ledger's calls run (none: on the loop, as unit tests may)
     eth::Address bank;
     rpc::RpcClient client;
     net::steady_timer sleep;
-    std::function<double()> now = [] { return unix_now(); };
     bool ready = false;
     bool stopping = false;
     int failures = 0;
@@ -112,9 +114,10 @@ struct Worker::Impl {
     // Now on the ledger's clock (the database's on Postgres): for what is compared with the
     // ledger's stamps (replaceAfter, the 24-hour windows of the limits).
     double ledger_now() { return now() + (ledger ? ledger->clock_offset() : 0); }
+    double now() const { return clock.wall(); }
 
     detail::Context context() {
-        auto ctx = detail::Context{client, signer, ledger, net_, [this] { return ledger_now(); }, {}};
+        auto ctx = detail::Context{client, signer, ledger, net_, [this] { return ledger_now(); }, clock, {}};
         ctx.jovian = jovian;
         ctx.seen = &seen;
         ctx.sender = sender ? &*sender : nullptr;
@@ -522,7 +525,7 @@ struct Worker::Impl {
         else rp.fail(left.error());
     }
 
-    net::awaitable<bool> round(Worker& self, const Schedule& schedule, const RoundObserver& observer, Clock::time_point start,
+    net::awaitable<bool> round(Worker& self, const Schedule& schedule, const RoundObserver& observer, SteadyTime start,
                                std::chrono::milliseconds delay);
 
     std::chrono::milliseconds next_delay(const Schedule& s, bool ok) {
@@ -537,8 +540,9 @@ struct Worker::Impl {
 
 Worker::Worker(net::any_io_executor ex, config::Network net, std::shared_ptr<signer::Signer> signer,
                std::shared_ptr<const std::vector<funding::Account>> accounts, ledger::Ledger* ledger,
-               const rpc::RpcObserver& observer)
-    : impl_(std::make_unique<Impl>(std::move(ex), std::move(net), std::move(signer), std::move(accounts), ledger, observer)) {}
+               const rpc::RpcObserver& observer, const Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(ex), std::move(net), std::move(signer), std::move(accounts), ledger, observer,
+                                   clock)) {}
 
 Worker::~Worker() = default;
 
@@ -585,17 +589,17 @@ bool round_ok(const RoundPlan& plan, const RoundReport* report) {
 
 // One Round of run(): prepare, and commit when there is work. Whether it went well (round_ok).
 net::awaitable<bool> Worker::Impl::round(Worker& self, const Schedule& schedule, const RoundObserver& observer,
-                                         Clock::time_point start, std::chrono::milliseconds delay) {
+                                         SteadyTime start, std::chrono::milliseconds delay) {
     const bool allowed = !schedule.may_send || schedule.may_send();
     auto plan = co_await self.prepare(allowed ? schedule.mode : Mode::kDryRun);
-    if (observer.prepared) observer.prepared(plan, std::chrono::duration<double>(Clock::now() - start).count());
+    if (observer.prepared) observer.prepared(plan, std::chrono::duration<double>(clock.steady() - start).count());
     if (!sends(plan.mode) || stopping || !plan.has_work()) co_return round_ok(plan, nullptr);
     if (schedule.may_send && !schedule.may_send()) co_return round_ok(plan, nullptr);  // lost the right meanwhile
     // Receipts are awaited at most until the next poll is due; what is unmined then stays `sent`
     // and the next Rounds' reconcile carries it (receipts, re-broadcast, replacement): polls and
     // metrics keep their pace while a transaction is stuck.
     auto options = schedule.commit;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(delay - (Clock::now() - start));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(delay - (clock.steady() - start));
     options.confirm_timeout = std::clamp(left, std::chrono::milliseconds(0), options.confirm_timeout);
     auto report = co_await self.commit(plan, std::move(options));
     if (observer.committed) observer.committed(plan, report);
@@ -607,7 +611,7 @@ net::awaitable<void> Worker::run(Schedule schedule, RoundObserver observer) {
     while (!w.stopping && !(co_await cancelled())) {
         bool ok = false;
         std::exception_ptr error;
-        const auto start = Clock::now();
+        const auto start = w.clock.steady();
         const auto delay = w.next_delay(schedule, true);
         try {
             ok = co_await w.round(*this, schedule, observer, start, delay);
@@ -622,7 +626,7 @@ net::awaitable<void> Worker::run(Schedule schedule, RoundObserver observer) {
         if (w.stopping) break;
         // A healthy network's next Round starts one interval after this one started; a failed
         // one's after the backoff.
-        const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+        const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(w.clock.steady() - start);
         w.sleep.expires_after(ok ? std::max(std::chrono::milliseconds(0), delay - elapsed) : w.next_delay(schedule, false));
         boost::system::error_code ec;
         co_await w.sleep.async_wait(net::redirect_error(net::use_awaitable, ec));
@@ -640,7 +644,6 @@ const std::vector<funding::Account>& Worker::accounts() const { return *impl_->a
 bool Worker::ready() const { return impl_->ready; }
 std::vector<funding::BurnRate> Worker::burn_rates() const { return impl_->last_rates; }
 void Worker::set_ledger_thread(LedgerThread* thread) { impl_->thread = thread; }
-void Worker::set_clock(std::function<double()> now) { impl_->now = std::move(now); }
 void Worker::set_sender(const std::string& process, std::chrono::milliseconds duration) {
     impl_->sender_holder = process + "/" + impl_->net_.name;
     impl_->sender_duration = duration;

@@ -182,8 +182,9 @@ struct CommandLine {
 
 }  // namespace
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, const Clock& clock) {
     CommandLine cl;
+    cl.g.clock = &clock;
     try {
         cl.app.parse(argc, argv);
     } catch (const CLI::Success& e) {

@@ -40,18 +40,18 @@ std::string opt_amount(const std::optional<Wei>& w, const config::Network& n) {
 
 // A one-off command's engine: one io_context (its only event loop), one Worker per selected network.
 struct Session {
+    explicit Session(const Clock& c) : clock(c) {}
+    const Clock& clock;  // main's: the Workers', the ledger thread's
     net::io_context io;
     std::unique_ptr<chain::LedgerThread> thread;  // the ledger's calls, off the loop (the polls go on meanwhile)
     std::vector<std::unique_ptr<chain::Worker>> workers;
 
     void open(const Loaded& l, ledger::Ledger* ledger) {
         if (ledger)
-            thread = std::make_unique<chain::LedgerThread>(*ledger, [] {
-                return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-            });
+            thread = std::make_unique<chain::LedgerThread>(*ledger, clock);
         for (const auto* n : l.selected)
             workers.push_back(std::make_unique<chain::Worker>(io.get_executor(), *n, l.signers.at(n->name),
-                                                              l.accounts.at(n->name), ledger, rpc::RpcObserver{}));
+                                                              l.accounts.at(n->name), ledger, rpc::RpcObserver{}, clock));
         for (auto& w : workers) {
             w->set_configured_banks(bank_addresses(l));
             w->set_ledger_thread(thread.get());
@@ -179,7 +179,7 @@ int cmd_address(const std::string& key_env, const std::string& key_file) {
 }
 
 int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks, bool as_json) {
-    Session s;
+    Session s(*g.clock);
     auto l = run_on(s.io, load_all(g, networks, print_error));
     if (!l) return kExitUsage;
     // The burn history, read beside a running daemon without its lock (as history does); no
@@ -430,7 +430,8 @@ struct TopUpLease {
 bool take_lease(const GlobalOptions& g, const TopUpOptions& o, ledger::Ledger& ledger, TopUpLease& out) {
     const auto name = lease_name(g);
     if (!name || o.dry_run) return true;
-    out.lead = std::make_unique<chain::Leadership>(ledger, *name, chain::holder_id(), o.confirm_timeout + std::chrono::minutes(10));
+    out.lead = std::make_unique<chain::Leadership>(ledger, *name, chain::holder_id(),
+                                                  o.confirm_timeout + std::chrono::minutes(10), *g.clock);
     try {
         const auto l = out.lead->claim();
         if (l.mine) return true;
@@ -453,7 +454,7 @@ bool confirmed_by_user() {
 }  // namespace
 
 int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
-    Session s;
+    Session s(*g.clock);
     auto l = run_on(s.io, load_all(g, o.networks, print_error));
     if (!l) return kExitUsage;
     if (!o.dry_run && !o.yes && !::isatty(STDIN_FILENO)) {
@@ -507,8 +508,9 @@ int cmd_topup(const GlobalOptions& g, const TopUpOptions& o) {
 
 namespace {
 
-//! The ledger filter from history's flags; nullopt after a usage error on stderr.
-std::optional<ledger::Filter> history_filter(const HistoryOptions& o) {
+//! The ledger filter from history's flags (--since counts back from `clock`); nullopt after a usage
+//! error on stderr.
+std::optional<ledger::Filter> history_filter(const HistoryOptions& o, const Clock& clock) {
     ledger::Filter f;
     if (!o.network.empty()) f.network = o.network;
     if (!o.address.empty()) {
@@ -525,8 +527,7 @@ std::optional<ledger::Filter> history_filter(const HistoryOptions& o) {
             std::cerr << "--since: expected a duration such as 30m, 24h or 7d, got '" << o.since << "'\n";
             return std::nullopt;
         }
-        f.since = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
-                  std::chrono::duration<double>(*d).count();
+        f.since = clock.wall() - std::chrono::duration<double>(*d).count();
     }
     return f;
 }
@@ -578,7 +579,7 @@ json history_json(const ledger::Entry& e, const std::string& amount) {
 }  // namespace
 
 int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
-    const auto f = history_filter(o);
+    const auto f = history_filter(o, *g.clock);
     if (!f) return kExitUsage;
     std::vector<ledger::Entry> entries;
     try {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "keymaster/common/clock.hpp"
 #include "keymaster/common/duration.hpp"
 #include "keymaster/config/config.hpp"
 #include "keymaster/funding/topology.hpp"
@@ -24,6 +25,7 @@ struct GlobalOptions {
     std::string lease;   //!< --lease: the leader lease's name on a shared ledger ("": the config file's name)
     std::string log_level = "info";
     std::string log_format = "text";
+    const Clock* clock = nullptr;  //!< main's: every time the command reads (set by run)
 };
 
 struct TopUpOptions {

@@ -33,10 +33,6 @@ namespace {
 
 namespace net = boost::asio;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
-// The steady clock in seconds (what times the ledger's calls).
-double steady_seconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
 // One network as the daemon runs it: its Worker, the coroutine's lifetime, and its view.
 struct Slot {
@@ -49,24 +45,28 @@ struct Slot {
 class Daemon {
 public:
     Daemon(const GlobalOptions& g, const RunOptions& o)
-        : g_(g), o_(o), metrics_(KEYMASTER_VERSION, KEYMASTER_REVISION), signals_(io_, SIGINT, SIGTERM, SIGHUP) {}
+        : g_(g),
+          o_(o),
+          clock_(*g.clock),
+          metrics_(KEYMASTER_VERSION, KEYMASTER_REVISION, clock_.wall()),
+          signals_(io_, SIGINT, SIGTERM, SIGHUP) {}
 
     int run() {
         auto l = run_on(io_, load_all(g_, o_.networks, [](const std::string& line) { std::cerr << line << "\n"; }));
         if (!l) return kExitUsage;
-        auto opened = open_ledger(g_, LedgerUse::kWrite, clock_);
+        auto opened = open_ledger(g_, LedgerUse::kWrite);
         if (!opened) {
             std::cerr << "keymaster run: " << opened.error().message << "\n";
             return kExitUsage;
         }
         ledger_ = std::move(*opened);
         spdlog::info("ledger {}", ledger_->path());
-        thread_ = std::make_unique<chain::LedgerThread>(*ledger_, steady_seconds);
+        thread_ = std::make_unique<chain::LedgerThread>(*ledger_, clock_);
         if (!listen()) return kExitUsage;
         metrics_.init_network("", {std::string(fault_scope(Fault::kConfig)), std::string(fault_scope(Fault::kInternal))});
         metrics_.ledger_up(true);
         if (auto name = lease_name(g_)) {
-            lead_ = std::make_unique<chain::Leadership>(*ledger_, *name, holder_, o_.lease_duration);
+            lead_ = std::make_unique<chain::Leadership>(*ledger_, *name, holder_, o_.lease_duration, clock_);
             (void)run_on(io_, [this]() -> net::awaitable<bool> {  // before the first Round: it knows whether it may send
                 co_await renew_lease();
                 co_return true;
@@ -202,8 +202,7 @@ private:
         };
         obs.on_round_trip = [this, name](double s) { metrics_.rpc_round_trip(name, s); };
         slot->worker = std::make_unique<chain::Worker>(io_.get_executor(), n, l.signers.at(n.name), l.accounts.at(n.name),
-                                                       ledger_.get(), obs);
-        slot->worker->set_clock(clock_);
+                                                       ledger_.get(), obs, clock_);
         slot->worker->set_ledger_thread(thread_.get());
         slot->worker->set_sender(holder_, o_.lease_duration);  // one sender per bank and chain
         slot->worker->set_configured_banks(bank_addresses(l));  // another bank's entries in flight are reconciled too
@@ -259,7 +258,8 @@ private:
     // Awaited, not polled: the last Worker to leave cancels the waiting timers.
     net::awaitable<bool> join(std::optional<std::chrono::milliseconds> limit) {
         if (!any_running()) co_return true;
-        net::steady_timer t(io_, limit ? Clock::now() + *limit : Clock::time_point::max());
+        net::steady_timer t(io_, net::steady_timer::time_point::max());
+        if (limit) t.expires_after(*limit);
         joining_.push_back(&t);
         boost::system::error_code ec;
         co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
@@ -381,8 +381,8 @@ private:
     GlobalOptions g_;
     RunOptions o_;
     net::io_context io_;
-    //! The one clock (unix seconds) of the ledger, the Workers and the views.
-    std::function<double()> clock_ = [] { return unix_now(); };
+    //! The one clock (main's) of the ledger, the Workers, the lease and the views.
+    const Clock& clock_;
     metrics::Metrics metrics_;
     net::signal_set signals_;
     std::unique_ptr<server::HttpServer> server_;

@@ -109,14 +109,14 @@ net::awaitable<std::optional<Loaded>> load_all(GlobalOptions g, std::vector<std:
     co_return l;
 }
 
-Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, LedgerUse use, std::function<double()> clock) {
+Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, LedgerUse use) {
     auto where = ledger::parse_location(g.ledger, g.data_dir);
     if (!where) return where.error();
     if (use == LedgerUse::kIfExists && where->kind == ledger::Location::Kind::kSqlite &&
         !std::filesystem::exists(where->target))
         return std::unique_ptr<ledger::Ledger>();
     try {
-        return std::make_unique<ledger::Ledger>(*where, use == LedgerUse::kWrite, std::move(clock));
+        return std::make_unique<ledger::Ledger>(*where, use == LedgerUse::kWrite, *g.clock);
     } catch (const std::exception& e) {
         return Problem{Fault::kLedger, e.what()};
     }

@@ -44,10 +44,9 @@ enum class LedgerUse {
     kIfExists,  //!< status: no lock, and an SQLite ledger that does not exist is not created (nullptr)
 };
 //! The ledger of `--ledger` (KEYMASTER_LEDGER; default `<data-dir>/ledger.sqlite`), opened for
-//! `use` with `clock` (empty: the system clock). A bad URL is a kConfig Problem; a ledger that
+//! `use`, stamped by `g.clock`. A bad URL is a kConfig Problem; a ledger that
 //! cannot be opened or is locked by another keymaster, a kLedger one (messages name no password).
-[[nodiscard]] Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, LedgerUse use,
-                                                                   std::function<double()> clock = {});
+[[nodiscard]] Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, LedgerUse use);
 
 //! The leader lease's name when the ledger is shared (Postgres): --lease, else the config file's
 //! name without its extension ("keymaster" for keymaster.json). nullopt for SQLite (one instance:

@@ -20,8 +20,8 @@ void add_burn(json& j, const funding::BurnRate* rate, const std::optional<Wei>& 
     j["runwaySeconds"] = runway ? json(*runway) : json(nullptr);
 }
 
-RoundView::RoundView(metrics::Metrics& metrics, const chain::Worker& worker, std::function<double()> now)
-    : metrics_(metrics), worker_(worker), now_(std::move(now)) {
+RoundView::RoundView(metrics::Metrics& metrics, const chain::Worker& worker, const Clock& clock)
+    : metrics_(metrics), worker_(worker), clock_(clock) {
     series_.reserve(worker.accounts().size());
     for (const auto& a : worker.accounts()) series_.push_back(metrics_.account_series(labels_of(a)));
 }
@@ -38,7 +38,7 @@ void RoundView::settled(const std::vector<ledger::Entry>& entries) {
         const auto it = std::find_if(accounts.begin(), accounts.end(),
                                      [&](const auto& a) { return a.address.checksummed() == e.recipient; });
         if (it == accounts.end()) continue;
-        metrics_.topup(labels_of(*it), e.state == ledger::State::kConfirmed, to_double(e.amount, n.decimals), now_());
+        metrics_.topup(labels_of(*it), e.state == ledger::State::kConfirmed, to_double(e.amount, n.decimals), clock_.wall());
     }
 }
 
@@ -78,8 +78,8 @@ void RoundView::held_back(const funding::NetworkPlan& plan) {
     const auto& n = worker_.network();
     for (const auto& [b, why] : plan.blocked) {
         auto& last = limit_logged_[b.account.address];
-        if (now_() - last < 3600) continue;  // once per account per hour
-        last = now_();
+        if (clock_.wall() - last < 3600) continue;  // once per account per hour
+        last = clock_.wall();
         count(Fault::kLimit);
         spdlog::warn("{}: top-up of {} {} to {} {} held back: {}", n.name, format_units(b.amount, n.decimals), n.symbol,
                      config::role_name(b.account.role), b.account.address.checksummed(), why);
@@ -91,7 +91,7 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     const auto& snap = rp.plan.snapshot;
     for (const auto& line : rp.ledger_log) spdlog::info("{}: ledger: {}", n.name, line);
     settled(rp.settled);
-    metrics_.poll(n.name, seconds, snap.reachable, now_());
+    metrics_.poll(n.name, seconds, snap.reachable, clock_.wall());
     if (rp.reorged) metrics_.reorged(n.name, rp.reorged);
     if (rp.stale) metrics_.stale_read(n.name);
     if (rp.problem) {
@@ -102,7 +102,7 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     }
     if (!snap.reachable) return;
     if (!rp.problem) last_error_.clear();
-    last_poll_ = now_();
+    last_poll_ = clock_.wall();
     metrics_.block(n.name, static_cast<double>(snap.block));
     for (const auto* problem : {&rp.burn_problem, &rp.audit_problem, &rp.gas_problem})
         if (*problem) {
@@ -197,10 +197,10 @@ void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& rep
         if (oc.fee_paid > 0) metrics_.gas_spent(n.name, to_double(oc.fee_paid, n.decimals));
         if (oc.state == chain::Outcome::State::kSent) {  // unconfirmed at the deadline: a later Round settles it
             spdlog::warn("{}: top-up of {} {} to {} {}: {}", n.name, amount, n.symbol, l.role, l.address, oc.error);
-            last_topup_[oc.topup.account.address] = LastTopUp{now_(), amount, oc.tx_hash, "pending"};
+            last_topup_[oc.topup.account.address] = LastTopUp{clock_.wall(), amount, oc.tx_hash, "pending"};
             continue;
         }
-        metrics_.topup(l, oc.ok(), to_double(oc.topup.amount, n.decimals), now_());
+        metrics_.topup(l, oc.ok(), to_double(oc.topup.amount, n.decimals), clock_.wall());
         if (oc.unrecorded) count(Fault::kLedger);
         if (!oc.ok()) {
             const Fault f = oc.fault == Fault::kNone ? Fault::kTopUp : oc.fault;
@@ -209,7 +209,7 @@ void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& rep
             spdlog::error("{}: top-up of {} {} to {} {} failed: {}", n.name, amount, n.symbol, l.role, l.address,
                           oc.unrecorded ? "sent, but the ledger cannot record it (the next round settles it)" : oc.error);
         }
-        last_topup_[oc.topup.account.address] = LastTopUp{now_(), amount, oc.tx_hash, oc.ok() ? "success" : oc.error};
+        last_topup_[oc.topup.account.address] = LastTopUp{clock_.wall(), amount, oc.tx_hash, oc.ok() ? "success" : oc.error};
     }
 }
 

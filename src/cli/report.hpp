@@ -31,9 +31,9 @@ struct LastTopUp {
 //! metrics, in one place. Single-threaded (the daemon's io_context).
 class RoundView {
 public:
-    //! `now`: the clock the daemon gives its workers and ledger (unix seconds), for time stamps
+    //! `clock`: the one the daemon gives its workers and ledger (its wall time), for time stamps
     //! and the log throttling.
-    RoundView(metrics::Metrics& metrics, const chain::Worker& worker, std::function<double()> now);
+    RoundView(metrics::Metrics& metrics, const chain::Worker& worker, const Clock& clock);
 
     //! After prepare: poll metrics, balances, bank, mismatches, waiting, held back, the plan.
     void prepared(const chain::RoundPlan& plan, double seconds);
@@ -59,7 +59,7 @@ private:
 
     metrics::Metrics& metrics_;
     const chain::Worker& worker_;
-    std::function<double()> now_;
+    const Clock& clock_;
     std::vector<metrics::Metrics::AccountSeries*> series_;  // accounts()[i]'s gauges
     std::optional<funding::NetworkSnapshot> last_;
     std::optional<funding::BurnRate> last_bank_rate_;  // accounts' rates are asked of the worker

@@ -1,7 +1,6 @@
 #include "keymaster/ledger/ledger.hpp"
 
 #include "db.hpp"
-#include "keymaster/common/text.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -142,12 +141,12 @@ Expected<Location> parse_location(const std::string& url, const std::string& dat
 }
 
 struct Ledger::Impl {
-    std::function<double()> clock;  // unix seconds: the caller's clock (the Worker's), else the system's
+    const Clock* clock = nullptr;  // the caller's (the Worker's): its wall time
     // Shared (Postgres): the database's clock less ours, measured at open and at every lease claim,
     // so that every replica stamps and counts windows on one clock (0 on SQLite: one process).
     std::atomic<double> offset{0};  // written on the ledger's thread, read by the loop (clock_offset)
     bool shared = false;
-    [[nodiscard]] double now() const { return clock() + offset; }
+    [[nodiscard]] double now() const { return clock->wall() + offset; }
     void measure_offset(double db_now, double before, double after) {
         if (shared) offset = db_now - (before + after) / 2;
     }
@@ -252,11 +251,11 @@ struct Ledger::Impl {
     }
 };
 
-Ledger::Ledger(const std::string& dir, bool lock, std::function<double()> clock)
-    : Ledger(Location{Location::Kind::kSqlite, dir + "/ledger.sqlite"}, lock, std::move(clock)) {}
+Ledger::Ledger(const std::string& dir, bool lock, const Clock& clock)
+    : Ledger(Location{Location::Kind::kSqlite, dir + "/ledger.sqlite"}, lock, clock) {}
 
-Ledger::Ledger(const Location& where, bool lock, std::function<double()> clock) : impl_(std::make_unique<Impl>()) {
-    impl_->clock = clock ? std::move(clock) : std::function<double()>([] { return unix_now(); });
+Ledger::Ledger(const Location& where, bool lock, const Clock& clock) : impl_(std::make_unique<Impl>()) {
+    impl_->clock = &clock;
     if (where.kind == Location::Kind::kSqlite) {
         const auto dir = std::filesystem::path(where.target).parent_path().string();
         std::error_code ec;
@@ -270,9 +269,9 @@ Ledger::Ledger(const Location& where, bool lock, std::function<double()> clock) 
     }
     impl_->db->create_schema();
     if (impl_->shared) {
-        const double before = impl_->clock();
+        const double before = impl_->clock->wall();
         Stmt s(*impl_->db, std::string("SELECT ") + impl_->db->now_sql());
-        if (s.step()) impl_->measure_offset(s.real(0), before, impl_->clock());
+        if (s.step()) impl_->measure_offset(s.real(0), before, impl_->clock->wall());
     }
 }
 
@@ -691,7 +690,7 @@ Lease decide_lease(const Lease& current, const std::string& me, double now, doub
 }
 
 Lease Ledger::claim_lease(const std::string& name, const std::string& holder, double seconds) {
-    const double before = impl_->clock();
+    const double before = impl_->clock->wall();
     return impl_->unfenced_transaction([&] {
         auto& db = *impl_->db;
         Stmt(db, "INSERT INTO lease(name, holder, epoch, expires) VALUES(?, '', 0, 0) ON CONFLICT(name) DO NOTHING")
@@ -700,7 +699,7 @@ Lease Ledger::claim_lease(const std::string& name, const std::string& holder, do
         s.bind(1, name);
         if (!s.step()) throw LedgerError("ledger " + db.where() + ": the lease " + name + " is missing");
         const Lease current{s.text(0), static_cast<std::uint64_t>(s.i64(1)), s.real(2), false};
-        impl_->measure_offset(s.real(3), before, impl_->clock());
+        impl_->measure_offset(s.real(3), before, impl_->clock->wall());
         const auto next = decide_lease(current, holder, s.real(3), seconds);
         if (next.mine)
             Stmt(db, "UPDATE lease SET holder=?, epoch=?, expires=? WHERE name=?")

@@ -293,7 +293,8 @@ private:
     // Waits until the socket is ready for `events` (or the deadline): whether it is.
     bool wait_socket(short events, std::chrono::steady_clock::time_point deadline) {
         for (;;) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - keymaster::system_clock().steady());
             if (left.count() <= 0) return false;
             pollfd p{PQsocket(conn_), events, 0};
             const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
@@ -302,7 +303,7 @@ private:
         }
     }
     std::chrono::steady_clock::time_point deadline() const {
-        return std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long long>(wait_ * 1000));
+        return keymaster::system_clock().steady() + std::chrono::milliseconds(static_cast<long long>(wait_ * 1000));
     }
 
     // Sends everything libpq holds for the server, within the answer timeout.

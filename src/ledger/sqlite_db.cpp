@@ -129,7 +129,7 @@ private:
     // daemon starting while `history` runs, both creating the schema) SQLite answers "database is
     // locked" at once rather than wait on a possible deadlock; ask again, up to the busy timeout.
     void use_wal() {
-        const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+        const auto deadline = keymaster::system_clock().steady() + kBusyTimeout;
         for (;;) {
             std::string mode;
             char* err = nullptr;
@@ -142,7 +142,7 @@ private:
                 &mode, &err);
             const std::string msg = err ? err : sqlite3_errstr(rc);
             sqlite3_free(err);
-            if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && std::chrono::steady_clock::now() < deadline) {
+            if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && keymaster::system_clock().steady() < deadline) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
                 continue;
             }

@@ -134,10 +134,10 @@ void append_double(std::string& out, double v) {
 }
 }  // namespace
 
-Metrics::Metrics(const std::string& version, const std::string& revision) : impl_(std::make_unique<Impl>()) {
+Metrics::Metrics(const std::string& version, const std::string& revision, double started)
+    : impl_(std::make_unique<Impl>()) {
     impl_->build.Add({{"version", version}, {"revision", revision}}).Set(1);
-    impl_->start_time.Add({}).Set(
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+    impl_->start_time.Add({}).Set(started);
 }
 
 Metrics::~Metrics() = default;

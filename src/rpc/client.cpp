@@ -10,13 +10,15 @@
 #include <map>
 #include <random>
 
+#include "keymaster/common/clock.hpp"
+
 namespace keymaster::rpc {
 
 using nlohmann::json;
 namespace {
 
 namespace net = boost::asio;
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock::time_point;
 using std::chrono::milliseconds;
 
 
@@ -41,7 +43,7 @@ struct RpcClient::Impl {
     RpcOptions opt;
     RpcObserver obs;
     std::size_t active = 0;
-    Clock::time_point failed_over_at{};
+    SteadyTime failed_over_at{};
     std::uint64_t next_id = 1;
     std::size_t requests = 0;
     std::mt19937_64 rng{std::random_device{}()};
@@ -134,7 +136,7 @@ struct RpcClient::Impl {
         std::map<std::uint64_t, std::size_t> by_id;
         const std::string text = request_body(calls, pending, by_id);
         HttpResponse res;
-        const auto start = Clock::now();
+        const auto start = keymaster::system_clock().steady();
         ++requests;
         try {
             res = co_await transport(ep).post(text, opt.timeout);
@@ -142,7 +144,8 @@ struct RpcClient::Impl {
             if (e.code() == net::error::operation_aborted) throw;  // cancelled (shutdown): no retry
             co_return Failure{e.code() == net::error::timed_out ? "timed out" : e.code().message()};
         }
-        if (obs.on_round_trip) obs.on_round_trip(std::chrono::duration<double>(Clock::now() - start).count());
+        if (obs.on_round_trip)
+            obs.on_round_trip(std::chrono::duration<double>(keymaster::system_clock().steady() - start).count());
         if (auto f = status_failure(res)) co_return f;
 
         auto parsed = parse_reply(res.body, by_id);
@@ -163,7 +166,7 @@ struct RpcClient::Impl {
 
     net::awaitable<void> run_chunk(const std::vector<Call>& calls, std::vector<std::size_t> pending,
                                    std::vector<CallResult>& results, std::vector<bool>& done, bool once) {
-        if (active != 0 && Clock::now() - failed_over_at > opt.primary_retry) active = 0;
+        if (active != 0 && keymaster::system_clock().steady() - failed_over_at > opt.primary_retry) active = 0;
         std::string last;
         for (std::size_t tried = 0; tried < (once ? 1 : endpoints.size()); ++tried) {
             const std::size_t ep = (active + tried) % endpoints.size();
@@ -176,7 +179,7 @@ struct RpcClient::Impl {
                     if (ep != active) {
                         spdlog::warn("{}: failed over to endpoint {} ({})", network, ep + 1, labels[ep]);
                         active = ep;
-                        failed_over_at = Clock::now();
+                        failed_over_at = keymaster::system_clock().steady();
                     }
                     co_return;
                 }

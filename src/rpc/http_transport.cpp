@@ -14,6 +14,8 @@
 #include <boost/beast/ssl.hpp>
 #include <charconv>
 
+#include "keymaster/common/clock.hpp"
+
 namespace keymaster::rpc {
 
 namespace {
@@ -24,7 +26,7 @@ namespace net = boost::asio;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using net::use_awaitable;
-using Clock = std::chrono::steady_clock;
+using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr std::size_t kBodyLimit = 64 * 1024 * 1024;
 
@@ -74,7 +76,7 @@ struct HttpTransport::Impl {
         open = false;
     }
 
-    net::awaitable<void> connect(Clock::time_point deadline) {
+    net::awaitable<void> connect(SteadyTime deadline) {
         using namespace net::experimental::awaitable_operators;
         close();
         tcp::resolver resolver(ex);
@@ -106,7 +108,7 @@ struct HttpTransport::Impl {
 
     template <typename Stream>
     net::awaitable<http::response<http::string_body>> exchange(Stream& stream, http::request<http::string_body>& req,
-                                                              Clock::time_point deadline) {
+                                                              SteadyTime deadline) {
         lowest().expires_at(deadline);
         co_await http::async_write(stream, req, use_awaitable);
         http::response_parser<http::string_body> parser;
@@ -117,7 +119,7 @@ struct HttpTransport::Impl {
     }
 
     net::awaitable<http::response<http::string_body>> round_trip(http::request<http::string_body>& req,
-                                                                Clock::time_point deadline) {
+                                                                SteadyTime deadline) {
         if (url.tls) co_return co_await exchange(*tls, req, deadline);
         co_return co_await exchange(*plain, req, deadline);
     }
@@ -142,7 +144,7 @@ net::awaitable<HttpResponse> HttpTransport::post(std::string body, std::chrono::
 
 net::awaitable<HttpResponse> HttpTransport::request(HttpRequest in, std::chrono::milliseconds timeout) {
     auto& s = *impl_;
-    const auto deadline = Clock::now() + timeout;
+    const auto deadline = keymaster::system_clock().steady() + timeout;
     auto verb = http::string_to_verb(in.method);
     if (verb == http::verb::unknown) throw std::invalid_argument("unknown HTTP method " + in.method);
     http::request<http::string_body> req{verb, in.target, 11};
@@ -168,7 +170,7 @@ net::awaitable<HttpResponse> HttpTransport::request(HttpRequest in, std::chrono:
         } catch (const boost::system::system_error& e) {
             s.close();
             // A kept-alive connection the server has since closed: one immediate retry on a new one.
-            if (reused && is_stale_connection_error(e.code()) && Clock::now() < deadline) {
+            if (reused && is_stale_connection_error(e.code()) && keymaster::system_clock().steady() < deadline) {
                 reused = false;
                 continue;
             }

@@ -10,6 +10,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "keymaster/common/clock.hpp"
 #include "keymaster/common/hex.hpp"
 #include "keymaster/common/text.hpp"
 
@@ -100,7 +101,7 @@ std::string sha256_hex(const std::string& data) {
 }
 
 std::string amz_date_now() {
-    const std::time_t t = std::time(nullptr);
+    const auto t = static_cast<std::time_t>(keymaster::system_clock().wall());
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[17];

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 
+#include "keymaster/common/clock.hpp"
 #include "keymaster/ledger/ledger.hpp"
 
 namespace keymaster::chain {
@@ -13,17 +14,19 @@ namespace keymaster::chain {
 //! release() are called from one thread at a time (the ledger's); leading() and last() from any.
 class Leadership {
 public:
-    //! `duration`: how long a claim holds the lease (the database's clock).
-    Leadership(ledger::Ledger& ledger, std::string name, std::string holder, std::chrono::milliseconds duration);
+    //! `duration`: how long a claim holds the lease (the database's clock). `clock` (its steady
+    //! time) measures how long this process may lead after a claim; it outlives the Leadership.
+    Leadership(ledger::Ledger& ledger, std::string name, std::string holder, std::chrono::milliseconds duration,
+               const Clock& clock);
 
     //! Claims or renews the lease (one ledger transaction). A new epoch of ours fences the ledger
     //! with it, so that every later write checks we still hold it. Returns the lease as it stands.
     //! Throws LedgerError (then this process does not lead until a claim succeeds).
-    ledger::Lease claim(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+    ledger::Lease claim();
     //! Whether this process may start sending now: it holds the lease, and by its own clock the
     //! lease has more than a third of `duration` left since the last claim began (a leader that
     //! cannot renew stops by itself before its lease can expire; the fence catches the rest).
-    [[nodiscard]] bool leading(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const;
+    [[nodiscard]] bool leading() const;
     //! Ends our lease now, if we hold it (a standby takes over at its next claim).
     void release();
 
@@ -36,6 +39,7 @@ private:
     ledger::Ledger& ledger_;
     std::string name_, holder_;
     std::chrono::milliseconds duration_;
+    const Clock& clock_;
     mutable std::mutex mutex_;  // claim() and release() run on the ledger's thread; leading() and last() are read on the loop
     ledger::Lease last_;
     std::chrono::steady_clock::time_point valid_until_{};

@@ -5,6 +5,9 @@
 #include <functional>
 #include <memory>
 
+namespace keymaster {
+class Clock;
+}
 namespace keymaster::ledger {
 class Ledger;
 }
@@ -18,9 +21,9 @@ namespace keymaster::chain {
 //! What a call touches besides the ledger is the awaiting coroutine's (it is suspended meanwhile).
 class LedgerThread {
 public:
-    //! `steady` (seconds, monotonic) times the calls; `stall`: a call running longer than that
-    //! many seconds makes the ledger away().
-    LedgerThread(ledger::Ledger& ledger, std::function<double()> steady, double stall = 2.0);
+    //! `clock` (its steady time; it outlives the thread) times the calls; `stall`: a call running
+    //! longer than that many seconds makes the ledger away().
+    LedgerThread(ledger::Ledger& ledger, const Clock& clock, double stall = 2.0);
     //! Waits for the call in progress (the database's own timeouts bound it), then joins.
     ~LedgerThread();
     LedgerThread(const LedgerThread&) = delete;

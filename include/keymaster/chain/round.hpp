@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "keymaster/common/clock.hpp"
 #include "keymaster/common/fault.hpp"
 #include "keymaster/funding/plan.hpp"
 #include "keymaster/ledger/ledger.hpp"
@@ -171,12 +172,13 @@ struct RoundObserver {
 [[nodiscard]] std::string sender_lease_name(std::uint64_t chain_id, const eth::Address& bank);
 
 //! One network's worker: its settings (chain id pinned by the first poll), bank signer, accounts,
-//! RPC client, and what one Round tells the next. Single-threaded: used on one io_context.
+//! RPC client, and what one Round tells the next. Single-threaded: used on one io_context. Every
+//! time it reads comes from `clock` (the ledger's too; it outlives the Worker).
 class Worker {
 public:
     Worker(boost::asio::any_io_executor ex, config::Network net, std::shared_ptr<signer::Signer> signer,
            std::shared_ptr<const std::vector<funding::Account>> accounts, ledger::Ledger* ledger,
-           const rpc::RpcObserver& observer);
+           const rpc::RpcObserver& observer, const Clock& clock);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
@@ -210,8 +212,6 @@ public:
     //! (LedgerThread::away) polls and sends nothing, without queueing behind the call that hangs.
     void set_ledger_thread(LedgerThread* thread);
 
-    //! The wall clock, replaceable in tests (unix seconds).
-    void set_clock(std::function<double()> now);
     //! Every live Round first claims the sender lease of its bank on its chain (sender_lease_name)
     //! for `duration`, as `process` (this process's holder id) and the network's name (two Workers
     //! of one process on one bank and chain exclude each other too), and sends nothing (kSender,

@@ -1,5 +1,9 @@
 #pragma once
 
+namespace keymaster {
+class Clock;
+}
+
 namespace keymaster::cli {
 
 //! Exit codes: a contract with the tools that run keymaster (README "Exit codes", checked by
@@ -12,7 +16,8 @@ inline constexpr int kExitFailure = 1;
 //! ledger that cannot be opened or read or that another process holds (lock, lease).
 inline constexpr int kExitUsage = 2;
 
-//! Runs the command line; returns the process exit code.
-int run(int argc, char** argv);
+//! Runs the command line with `clock` (the one every command reads time from); returns the process
+//! exit code.
+int run(int argc, char** argv, const Clock& clock);
 
 }  // namespace keymaster::cli

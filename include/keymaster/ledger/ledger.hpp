@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "keymaster/common/amount.hpp"
+#include "keymaster/common/clock.hpp"
 #include "keymaster/common/fault.hpp"
 
 namespace keymaster::ledger {
@@ -108,14 +109,14 @@ struct Location {
 class Ledger {
 public:
     //! Opens (creating) <dir>/ledger.sqlite. `lock`: take the single-instance lock (daemon and
-    //! top-up); read-only commands (history) do not. `clock` (unix seconds) stamps every write:
-    //! the one the Workers use (empty: the system clock); on Postgres corrected to the database's
-    //! clock (now()), so that replicas on different machines stamp and count windows on one clock.
-    Ledger(const std::string& dir, bool lock, std::function<double()> clock = {});
+    //! top-up); read-only commands (history) do not. `clock` (its wall time) stamps every write:
+    //! the one the Workers use; on Postgres corrected to the database's clock (now()), so that
+    //! replicas on different machines stamp and count windows on one clock. It outlives the Ledger.
+    Ledger(const std::string& dir, bool lock, const Clock& clock);
     //! Opens (creating, or bringing up to date) the ledger at `where`. `lock`: SQLite's
     //! single-instance lock (the flock in the file's directory; LockedError when another holds it).
     //! Postgres is shared by replicas: its writers take the leader lease instead (claim_lease, fence).
-    Ledger(const Location& where, bool lock, std::function<double()> clock = {});
+    Ledger(const Location& where, bool lock, const Clock& clock);
     ~Ledger();
     Ledger(const Ledger&) = delete;
     Ledger& operator=(const Ledger&) = delete;

@@ -17,8 +17,9 @@ struct AccountLabels {
 //! dashboards and alert rules). Amounts are in the network's native unit (10^decimals base units).
 class Metrics {
 public:
-    //! Registers every family; keymaster_build_info{version,revision} is 1 from the start.
-    Metrics(const std::string& version, const std::string& revision);
+    //! Registers every family; keymaster_build_info{version,revision} is 1 from the start, and
+    //! process_start_time_seconds is `started` (unix seconds, the daemon's clock).
+    Metrics(const std::string& version, const std::string& revision, double started);
     ~Metrics();
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;

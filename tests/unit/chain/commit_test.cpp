@@ -15,6 +15,7 @@
 #include "keymaster/chain/send_result.hpp"
 #include "keymaster/common/hex.hpp"
 #include "keymaster/common/text.hpp"
+#include "manual_clock.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/signer/signer.hpp"
 #include "task_runner.hpp"
@@ -296,11 +297,17 @@ eth::Address address_of(int n) {
 struct Rig {
     boost::asio::io_context io;
     FakeChain chain;
-    test::FakeRpcServer server{io, [this](const std::string& m, const json& p) { return chain.handle(m, p); }};
+    test::FakeRpcServer server{io, [this](const std::string& m, const json& p) {
+                                   clock.advance_steady(kCallTime);
+                                   return chain.handle(m, p);
+                               }};
     std::string dir = temp_dir();
-    double clock = unix_now();  // the Worker's and the ledger's clock: tests move it, never sleep
-    double clock_step = 0;      // seconds each reading of the Worker's clock advances it
-    ledger::Ledger ledger{dir, true, [this] { return clock; }};
+    // The Worker's and the ledger's clock: tests move it, never sleep. Each call the node answers
+    // takes kCallTime on its steady clock: commit's wait for receipts (confirm_timeout,
+    // max_receipt_poll, rebroadcast_every) counts the node's answers, not real time.
+    static constexpr std::chrono::milliseconds kCallTime{25};
+    test::ManualClock clock{keymaster::system_clock().wall()};
+    ledger::Ledger ledger{dir, true, clock};
     std::shared_ptr<signer::Signer> bank =
         std::make_shared<signer::LocalSigner>(crypto::PrivateKey::from_hex(Secret(std::string(64, '1'))).value());
     config::Network net;
@@ -320,19 +327,20 @@ struct Rig {
         chain.bank_address = bank->address().lower();
         rpc::RpcObserver obs;
         obs.on_calls = [this](const std::string& m, bool ok, std::size_t k) { rpc_calls[{m, ok}] += k; };
-        worker = std::make_unique<chain::Worker>(io.get_executor(), net, bank, accounts, &ledger, obs);
-        worker->set_clock([this] { return clock += clock_step; });
+        worker = std::make_unique<chain::Worker>(io.get_executor(), net, bank, accounts, &ledger, obs, clock);
     }
     ~Rig() {
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);
     }
 
+    // Each reading of the wall clock moves it on by `seconds` (time passes fast while commit waits).
+    void wall_step(double seconds) { clock.step(seconds); }
     chain::RoundPlan prepare(chain::Mode mode = chain::Mode::kLive) { return test::run(io, worker->prepare(mode)); }
     chain::RoundReport commit(const chain::RoundPlan& plan, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         chain::CommitOptions o;
         o.confirm_timeout = timeout;
-        o.receipt_tick = std::chrono::milliseconds(10);
+        o.receipt_tick = std::chrono::milliseconds(1);  // real time between readings of the (manual) clock
         o.max_receipt_poll = std::chrono::milliseconds(50);
         o.rebroadcast_every = std::chrono::milliseconds(100);
         o.replaced = [this] { ++replaced_heard; };
@@ -648,9 +656,9 @@ TEST_CASE("commit: a replacement whose broadcast hits a transport error stays pe
         if (stx.tx.max_fee_per_gas > first_fee) throw test::DropConnection();  // the replacement
     };
     auto plan = rig.prepare();
-    rig.clock_step = 0.5;  // time passes fast: stuck after replaceAfter 1 s
+    rig.wall_step(0.5);  // time passes fast: stuck after replaceAfter 1 s
     auto report = rig.commit(plan, std::chrono::milliseconds(600));
-    rig.clock_step = 0;
+    rig.wall_step(0);
     CHECK(report.outcomes[0].state == chain::Outcome::State::kSent);
     CHECK(report.outcomes[0].replacements >= 1);
     CHECK(rig.replaced_heard == report.replacements);  // each heard of when it was broadcast
@@ -743,7 +751,7 @@ TEST_CASE("prepare: a stuck pending entry is in the plan and only commit replace
     rig.chain.mining = false;
     (void)rig.commit(rig.prepare(), std::chrono::milliseconds(1));
     const auto before = rig.sends_seen();
-    rig.clock += 60;
+    rig.clock.advance(std::chrono::seconds(60));
     auto plan = rig.prepare();
     REQUIRE(plan.pending.size() == 1);
     CHECK(plan.pending[0].kind == chain::PendingAction::Kind::kReplace);
@@ -774,7 +782,7 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     });
     // The ledger stamps settlements with the Worker's clock, as in the daemon; the rounds are 1.1 s
     // apart on it (no sleep).
-    auto pause = [&rig] { rig.clock += 1.1; };
+    auto pause = [&rig] { rig.clock.advance(std::chrono::duration<double>(1.1)); };
     (*rig.accounts)[0].runway = std::make_shared<const config::Runway>(rig.net.runway);  // as the topology resolves it
     const auto a = address_of(1).lower();
     rig.chain.mining = false;  // the top-up stays in the mempool
@@ -815,8 +823,7 @@ TEST_CASE("prepare: burn is measured between polls; our top-up is not spending; 
     CHECK(p3.plan.bank_rate->per_day > 0);  // the bank paid 2 ether and fees
 
     // A new worker on the same ledger (a restart) has the same history.
-    chain::Worker again(rig.io.get_executor(), rig.net, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
-    again.set_clock([&rig] { return rig.clock; });  // the same clock as the ledger's
+    chain::Worker again(rig.io.get_executor(), rig.net, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     auto p4 = test::run(rig.io, again.prepare(chain::Mode::kStatus));
     REQUIRE(p4.plan.rates.size() == 1);
     CHECK(p4.plan.rates[0].per_day > kEther / 2 * 86400 / 3);
@@ -831,15 +838,15 @@ TEST_CASE("commit: a refused replacement is reported the same way in the receipt
         if (stx.tx.max_fee_per_gas > first_fee) throw std::runtime_error("insufficient funds for gas * price + value");
     };
     auto plan = rig.prepare();
-    rig.clock_step = 0.5;  // stuck after replaceAfter 1 s, while commit waits
+    rig.wall_step(0.5);  // stuck after replaceAfter 1 s, while commit waits
     const auto during = rig.commit(plan, std::chrono::milliseconds(300));
-    rig.clock_step = 0;
+    rig.wall_step(0);
     REQUIRE_FALSE(during.problems.empty());
     CHECK(during.problems[0].fault == Fault::kTopUp);
     CHECK_THAT(during.problems[0].message, Catch::StartsWith("replacement of 0x") && Catch::Contains("replacement refused"));
     CHECK(during.outcomes[0].state == chain::Outcome::State::kSent);  // the stuck one is still out there
 
-    rig.clock += 60;
+    rig.clock.advance(std::chrono::seconds(60));
     auto next = rig.prepare();
     REQUIRE(next.pending.size() == 1);
     REQUIRE(next.pending[0].kind == chain::PendingAction::Kind::kReplace);
@@ -1253,8 +1260,7 @@ TEST_CASE("reconcile: in-flight top-ups are found by chain and bank, whatever th
     auto renamed = rig.net;
     renamed.name = "beta";
     renamed.chain_id = kChainId;
-    chain::Worker beta(rig.io.get_executor(), renamed, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
-    beta.set_clock([&rig] { return rig.clock; });
+    chain::Worker beta(rig.io.get_executor(), renamed, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     auto p = test::run(rig.io, beta.prepare(chain::Mode::kLive));
     CHECK(p.plan.topups.empty());  // its top-up is in flight: the account waits
     REQUIRE(p.pending.size() == 1);
@@ -1275,8 +1281,7 @@ TEST_CASE("prepare: one sender per bank and chain, whatever the processes are na
     rig.worker->set_sender("host/1/aaaa", std::chrono::seconds(30));
     auto net2 = rig.net;
     net2.name = "other-name";
-    chain::Worker second(rig.io.get_executor(), net2, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
-    second.set_clock([&rig] { return rig.clock; });
+    chain::Worker second(rig.io.get_executor(), net2, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     second.set_sender("host/2/bbbb", std::chrono::seconds(30));
     auto first = rig.prepare();
     REQUIRE_FALSE(first.problem);
@@ -1349,10 +1354,9 @@ TEST_CASE("reconcile: a bank no longer configured: its top-ups in flight are set
     auto net = rig.net;
     net.chain_id = kChainId;
     net.replace_after = {1, 1};  // the old one is "stuck": still never replaced (its key is not held)
-    chain::Worker replaced(rig.io.get_executor(), net, new_bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
-    replaced.set_clock([&rig] { return rig.clock; });
+    chain::Worker replaced(rig.io.get_executor(), net, new_bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     replaced.set_configured_banks({new_bank->address().checksummed()});
-    rig.clock += 10;
+    rig.clock.advance(std::chrono::seconds(10));
     auto p = test::run(rig.io, replaced.prepare(chain::Mode::kLive));
     REQUIRE_FALSE(p.problem);
     REQUIRE(p.orphan_banks == std::vector<std::string>{rig.bank->address().checksummed()});
@@ -1369,7 +1373,7 @@ TEST_CASE("reconcile: a bank no longer configured: its top-ups in flight are set
     CHECK(settled.plan.topups.empty());
     CHECK(rig.chain.balance(address_of(1).lower()) == kEther * 2);
     // Without the list of configured banks, nothing of another bank is touched.
-    chain::Worker plain(rig.io.get_executor(), net, new_bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
+    chain::Worker plain(rig.io.get_executor(), net, new_bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     CHECK(test::run(rig.io, plain.prepare(chain::Mode::kLive)).orphan_banks.empty());
 }
 
@@ -1405,8 +1409,7 @@ TEST_CASE("prepare: two networks of one process on one bank and chain never both
     rig.worker->set_sender("host/1/aaaa", std::chrono::seconds(30));
     auto backup = rig.net;
     backup.name = "alpha-backup";  // a second endpoint configured as a second network
-    chain::Worker second(rig.io.get_executor(), backup, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{});
-    second.set_clock([&rig] { return rig.clock; });
+    chain::Worker second(rig.io.get_executor(), backup, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     second.set_sender("host/1/aaaa", std::chrono::seconds(30));  // the same process
     REQUIRE_FALSE(rig.prepare().problem);
     auto refused = test::run(rig.io, second.prepare(chain::Mode::kLive));
@@ -1430,7 +1433,7 @@ TEST_CASE("prepare: a chain that went back for good is accepted after a while; w
     auto behind = rig.prepare();
     CHECK(behind.stale);
     CHECK(behind.plan.topups.empty());
-    rig.clock += funding::kRebaseAfterSeconds + 1;
+    rig.clock.advance(std::chrono::duration<double>(funding::kRebaseAfterSeconds + 1));
     auto back = rig.prepare();
     CHECK_FALSE(back.stale);
     CHECK(back.reorged == 1);        // its block is gone: back in flight, the account waits

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "keymaster/chain/leadership.hpp"
+#include "manual_clock.hpp"
 
 using namespace keymaster;
 using namespace std::chrono_literals;
@@ -20,26 +21,30 @@ std::string temp_dir() {
 
 TEST_CASE("leadership: a leader stops by its own clock with a third of its lease left", "[chain][lease]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(dir, false);
-    chain::Leadership lead(l, "keymaster", "a", 15s);
-    const auto t0 = std::chrono::steady_clock::now();
-    CHECK_FALSE(lead.leading(t0));  // before any claim
-    const auto lease = lead.claim(t0);
+    test::ManualClock clock;
+    ledger::Ledger l(dir, false, clock);
+    chain::Leadership lead(l, "keymaster", "a", 15s, clock);
+    CHECK_FALSE(lead.leading());  // before any claim
+    const auto lease = lead.claim();
     REQUIRE(lease.mine);
-    CHECK(lead.leading(t0));
-    CHECK(lead.leading(t0 + 9900ms));
-    CHECK_FALSE(lead.leading(t0 + 10100ms));  // 15 s - 5 s: stops before the lease can expire
+    CHECK(lead.leading());
+    clock.advance(9900ms);
+    CHECK(lead.leading());
+    clock.advance(200ms);
+    CHECK_FALSE(lead.leading());  // 15 s - 5 s: stops before the lease can expire
     // A renewal moves it on, in the same epoch.
-    const auto again = lead.claim(t0 + 9s);
+    const auto again = lead.claim();
     CHECK(again.epoch == lease.epoch);
-    CHECK(lead.leading(t0 + 18s));
+    clock.advance(9s);
+    CHECK(lead.leading());
     std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("leadership: a standby never leads; the leader's release hands over at the next claim", "[chain][lease]") {
     const auto dir = temp_dir();
-    ledger::Ledger la(dir, false), lb(dir, false);
-    chain::Leadership a(la, "keymaster", "a", 15s), b(lb, "keymaster", "b", 15s);
+    test::ManualClock clock;
+    ledger::Ledger la(dir, false, clock), lb(dir, false, clock);
+    chain::Leadership a(la, "keymaster", "a", 15s, clock), b(lb, "keymaster", "b", 15s, clock);
     REQUIRE(a.claim().mine);
     const auto seen = b.claim();
     CHECK_FALSE(seen.mine);

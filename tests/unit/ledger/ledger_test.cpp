@@ -22,6 +22,19 @@
 using namespace keymaster;
 using ledger::State;
 
+namespace {
+// A Clock whose wall time is the test's variable (the steady time does not move).
+class NowClock final : public Clock {
+public:
+    explicit NowClock(const double& now) : now_(now) {}
+    double wall() const override { return now_; }
+    std::chrono::steady_clock::time_point steady() const override { return {}; }
+
+private:
+    const double& now_;
+};
+}  // namespace
+
 // The same suite runs on both databases: on SQLite by default, and on Postgres when
 // KEYMASTER_TEST_POSTGRES names a server (a libpq URI of its maintenance database; the
 // integration test ledger_postgres starts one and runs every case not tagged [sqlite]).
@@ -82,7 +95,7 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
     const auto dir = temp_dir();
     std::int64_t a, b, c;
     {
-        ledger::Ledger l(at(dir), true);
+        ledger::Ledger l(at(dir), true, keymaster::system_clock());
         a = l.record_intent(entry(0, "0xA"));
         b = l.record_intent(entry(1, "0xB"));
         c = l.record_intent(entry(2, "0xC"));
@@ -90,7 +103,7 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
         l.confirmed(b, true, 7, 21000, Wei(21000));
         l.mark(c, State::kSent);
     }
-    ledger::Ledger l(at(dir), true);
+    ledger::Ledger l(at(dir), true, keymaster::system_clock());
     auto p = l.pending("alpha", "0xBANK");
     REQUIRE(p.size() == 2);
     CHECK(p[0].id == a);
@@ -113,7 +126,8 @@ TEST_CASE("ledger: every time it writes comes from the clock it was given (on Po
     const auto dir = temp_dir();
     double now = 1000.0;  // far from the system clock's reading
     const auto where = at(dir);
-    ledger::Ledger l(where, true, [&now] { return now; });
+    const NowClock clock(now);
+    ledger::Ledger l(where, true, clock);
     // SQLite: one process, the given clock. Postgres: replicas on several machines stamp on one
     // clock, the database's: the given clock's readings moved by what it is off by.
     const bool shared = where.kind == ledger::Location::Kind::kPostgres;
@@ -139,7 +153,7 @@ TEST_CASE("ledger: every time it writes comes from the clock it was given (on Po
 
 TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "[ledger]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(at(dir), true);
+    ledger::Ledger l(at(dir), true, keymaster::system_clock());
     const auto a = l.record_intent(entry(0, "0xA", "100"));
     const auto a2 = l.record_intent(entry(0, "0xA", "100"));  // a replacement of nonce 0
     l.replaced(a, "0xhash0b");
@@ -157,7 +171,7 @@ TEST_CASE("ledger: spend counts each nonce once and skips dropped and failed", "
 
 TEST_CASE("ledger: a fee is booked whole and by part (an OP Stack chain's L1 data and operator fees)", "[ledger][l2]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(at(dir), true);
+    ledger::Ledger l(at(dir), true, keymaster::system_clock());
     const auto a = l.record_intent(entry(0, "0xA", "100"));
     const auto b = l.record_intent(entry(1, "0xB", "100"));
     l.confirmed(a, true, 5, 21000, Wei(1000) + 300 + 20, Wei(300), Wei(20));
@@ -177,17 +191,17 @@ TEST_CASE("ledger: a fee is booked whole and by part (an OP Stack chain's L1 dat
 TEST_CASE("ledger: one keymaster per data directory", "[ledger][sqlite]") {
     const auto dir = temp_dir();
     {
-        ledger::Ledger first(dir, true);
+        ledger::Ledger first(dir, true, keymaster::system_clock());
         try {
-            ledger::Ledger second(dir, true);
+            ledger::Ledger second(dir, true, keymaster::system_clock());
             FAIL("a second holder was allowed");
         } catch (const ledger::LockedError& e) {
             CHECK(std::string(e.what()) == "another keymaster (pid " + std::to_string(::getpid()) + ") is using " + dir);
         }
-        ledger::Ledger reader(dir, false);  // history needs no lock
+        ledger::Ledger reader(dir, false, keymaster::system_clock());  // history needs no lock
         CHECK(reader.history({}).empty());
     }
-    ledger::Ledger again(dir, true);  // released with the first
+    ledger::Ledger again(dir, true, keymaster::system_clock());  // released with the first
     std::filesystem::remove_all(dir);
 }
 
@@ -195,7 +209,7 @@ TEST_CASE("ledger: an unusable data directory is an error, not a silent success"
     const auto dir = temp_dir();
     std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
     { std::ofstream(dir) << "a file, not a directory"; }
-    CHECK_THROWS_AS(ledger::Ledger(dir, true), ledger::LedgerError);
+    CHECK_THROWS_AS(ledger::Ledger(dir, true, keymaster::system_clock()), ledger::LedgerError);
     std::filesystem::remove(dir);
 }
 
@@ -233,7 +247,7 @@ INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha',
     for (int i = 0; i < 8; ++i)
         openers.emplace_back([&] {
             try {
-                ledger::Ledger l(dir, /*lock=*/false);
+                ledger::Ledger l(dir, /*lock=*/false, keymaster::system_clock());
                 if (l.pending("alpha", "0xBANK").size() != 1) ++failures;
             } catch (const std::exception& e) {
                 UNSCOPED_INFO(e.what());
@@ -242,7 +256,7 @@ INSERT INTO topups VALUES(1, 1.0, 1.0, 'alpha', 31337, '0xBANK', '0xA', 'alpha',
         });
     for (auto& t : openers) t.join();
     CHECK(failures == 0);
-    ledger::Ledger l(dir, /*lock=*/true);
+    ledger::Ledger l(dir, /*lock=*/true, keymaster::system_clock());
     auto p = l.pending("alpha", "0xBANK");
     REQUIRE(p.size() == 1);
     CHECK(p[0].tx_hash == "0xold");
@@ -282,7 +296,7 @@ TEST_CASE("ledger: a new ledger is switched to WAL while another process writes 
     });
     std::string error;
     try {
-        ledger::Ledger l(dir, /*lock=*/true);
+        ledger::Ledger l(dir, /*lock=*/true, keymaster::system_clock());
         (void)l.record_intent(entry(0));
     } catch (const std::exception& e) {
         error = e.what();
@@ -290,7 +304,7 @@ TEST_CASE("ledger: a new ledger is switched to WAL while another process writes 
     done.join();
     REQUIRE(sqlite3_close(writer) == SQLITE_OK);
     CHECK(error.empty());
-    ledger::Ledger l(dir, /*lock=*/false);
+    ledger::Ledger l(dir, /*lock=*/false, keymaster::system_clock());
     CHECK(l.history({}).size() == (error.empty() ? 1u : 0u));
     sqlite3* check = nullptr;
     REQUIRE(sqlite3_open((dir + "/ledger.sqlite").c_str(), &check) == SQLITE_OK);
@@ -306,14 +320,14 @@ TEST_CASE("ledger: a new ledger is switched to WAL while another process writes 
 TEST_CASE("ledger: burn history is kept per network, replaced by key, pruned by age, read without the lock", "[ledger][burn]") {
     const auto dir = temp_dir();
     {
-        ledger::Ledger l(at(dir), true);
+        ledger::Ledger l(at(dir), true, keymaster::system_clock());
         l.save_burn("alpha", {{"0xA", 100, 200, Wei(900)}, {"0xB", 100, 150, Wei(50)}},
                     {{"0xA", 100, 150, Wei(60)}, {"0xA", 150, 200, Wei(40)}, {"0xB", 100, 150, Wei(7)}});
         l.save_burn("beta", {{"0xA", 1, 1, Wei(1)}}, {{"0xA", 1, 2, Wei(1)}});
         // The open bucket grows: same key, new stop and amount.
         l.save_burn("alpha", {{"0xA", 100, 230, Wei(880)}}, {{"0xA", 150, 230, Wei(60)}});
         // Another keymaster (status, history) reads beside the one holding the lock.
-        ledger::Ledger reader(at(dir), false);
+        ledger::Ledger reader(at(dir), false, keymaster::system_clock());
         auto states = reader.burn_states("alpha");
         REQUIRE(states.size() == 2);
         const auto& a = states[0].address == "0xA" ? states[0] : states[1];
@@ -336,7 +350,7 @@ TEST_CASE("ledger: burn history is kept per network, replaced by key, pruned by 
 
 TEST_CASE("ledger: arrivals and what the bank paid, from settled entries", "[ledger][burn]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(at(dir), true);
+    ledger::Ledger l(at(dir), true, keymaster::system_clock());
     const auto t0 = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - 1;
     const auto a = l.record_intent(entry(1, "0xA", "1000"));
     const auto b = l.record_intent(entry(2, "0xB", "500"));
@@ -363,7 +377,7 @@ TEST_CASE("ledger: arrivals and what the bank paid, from settled entries", "[led
 TEST_CASE("ledger: the bank audit's nonce uses, outflow and place survive a reopen", "[ledger][audit]") {
     const auto dir = temp_dir();
     {
-        ledger::Ledger l(at(dir), true);
+        ledger::Ledger l(at(dir), true, keymaster::system_clock());
         const auto a = l.record_intent(entry(0, "0xA", "100"));
         const auto a2 = l.record_intent(entry(0, "0xA", "100"));  // its replacement, mined
         l.replaced(a, "0xhash0b");
@@ -388,7 +402,7 @@ TEST_CASE("ledger: the bank audit's nonce uses, outflow and place survive a reop
         l.save_audit("alpha", "0xBANK", {3, std::nullopt, std::nullopt, Wei(0)});
         l.save_audit("alpha", "0xBANK", {4, 2, 99, Wei("123456789012345678901234567890")});
     }
-    ledger::Ledger l(at(dir), false);
+    ledger::Ledger l(at(dir), false, keymaster::system_clock());
     const auto a = l.audit("alpha", "0xBANK");
     REQUIRE(a.has_value());
     CHECK(a->next_nonce == 4);
@@ -461,7 +475,7 @@ TEST_CASE("ledger: a Postgres server that cannot be reached is a LedgerError tha
     const ledger::Location nowhere{ledger::Location::Kind::kPostgres,
                                    "postgresql://km:s3cret@127.0.0.1:1/keymaster?connect_timeout=2"};
     try {
-        ledger::Ledger l(nowhere, true);
+        ledger::Ledger l(nowhere, true, keymaster::system_clock());
         FAIL("connected to nothing");
     } catch (const ledger::LedgerError& e) {
         const std::string what = e.what();
@@ -504,7 +518,8 @@ TEST_CASE("lease: renew our own, take a free or expired one (a new epoch), leave
 TEST_CASE("lease: claimed on the database's clock; a deposed holder's writes are fenced and write nothing", "[ledger][lease]") {
     const auto dir = temp_dir();
     const auto where = at(dir);
-    ledger::Ledger a(where, false), b(where, false);  // two replicas on one ledger
+    const auto& clock = keymaster::system_clock();
+    ledger::Ledger a(where, false, clock), b(where, false, clock);  // two replicas on one ledger
     auto la = a.claim_lease("keymaster", "a", 60);
     REQUIRE(la.mine);
     CHECK(la.epoch == 1);
@@ -592,7 +607,8 @@ std::vector<ledger::Entry> entries(int n, int first_nonce = 0) {
 TEST_CASE("ledger: a journal batch gets every entry its own id and time, in a few statements", "[ledger][batch]") {
     const auto dir = temp_dir();
     double now = 2000.0;
-    ledger::Ledger l(at(dir), true, [&now] { return now; });
+    const NowClock clock(now);
+    ledger::Ledger l(at(dir), true, clock);
     for (const int n : {0, 1, 3, 85, 150}) {  // 85 = 64 + 16 + 4 + 1: every statement size
         auto batch = entries(n, 1000 * n);
         l.record_intents(batch);
@@ -623,7 +639,7 @@ TEST_CASE("ledger: a journal batch gets every entry its own id and time, in a fe
 TEST_CASE("ledger: a write the database refuses fails its whole transaction, queued or not; nothing of it is kept", "[ledger][batch]") {
     const auto dir = temp_dir();
     const auto where = at(dir);
-    ledger::Ledger l(where, true);
+    ledger::Ledger l(where, true, keymaster::system_clock());
     auto first = entries(3);
     l.record_intents(first);
     refuse(where, "UPDATE", 1);
@@ -651,7 +667,7 @@ TEST_CASE("ledger: a write the database refuses fails its whole transaction, que
     CHECK(states == std::map<std::uint64_t, State>{{0, State::kSent}, {1, State::kIntent}, {2, State::kSent}});
 
     // A journal batch with one refused entry writes none of them.
-    ledger::Ledger other(at(dir + "b"), true);
+    ledger::Ledger other(at(dir + "b"), true, keymaster::system_clock());
     refuse(at(dir + "b"), "INSERT", 5);
     auto batch = entries(85);
     CHECK_THROWS_AS(other.record_intents(batch), ledger::LedgerError);
@@ -662,7 +678,7 @@ TEST_CASE("ledger: a write the database refuses fails its whole transaction, que
 
 TEST_CASE("ledger: unresolved entries found by chain and bank, whatever network name they were journaled under", "[ledger]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(at(dir), true);
+    ledger::Ledger l(at(dir), true, keymaster::system_clock());
     auto renamed = entry(1, "0xB");
     renamed.network = "beta";  // the same chain and bank, under the network's new name
     auto other_chain = entry(2, "0xC");
@@ -684,7 +700,7 @@ TEST_CASE("ledger: unresolved entries found by chain and bank, whatever network 
 
 TEST_CASE("ledger: a mined entry is re-checked until final; a reorged one is sent again with its booking undone", "[ledger][reorg]") {
     const auto dir = temp_dir();
-    ledger::Ledger l(at(dir), true);
+    ledger::Ledger l(at(dir), true, keymaster::system_clock());
     const auto a = l.record_intent(entry(0, "0xA"));
     const auto b = l.record_intent(entry(1, "0xB"));
     l.confirmed(a, true, 7, 21000, Wei(900), 0, 0, "0xblock7");
@@ -723,7 +739,8 @@ TEST_CASE("lease: a sender lease is checked and extended in the journal's transa
           "[ledger][lease][sender]") {
     const auto dir = temp_dir();
     const auto where = at(dir);
-    ledger::Ledger a(where, false), b(where, false);
+    const auto& clock = keymaster::system_clock();
+    ledger::Ledger a(where, false, clock), b(where, false, clock);
     const std::string name = "sender:31337:0xbank";
     const auto la = a.claim_lease(name, "a", 60);
     REQUIRE(la.mine);
@@ -760,7 +777,8 @@ TEST_CASE("lease: a sender lease is checked and extended in the journal's transa
 TEST_CASE("ledger: a top-up re-booked (receipt after an estimate, a reorg) is one arrival, at its first confirmation", "[ledger][burn]") {
     const auto dir = temp_dir();
     double now = 1000.0;
-    ledger::Ledger l(at(dir), true, [&now] { return now; });
+    const NowClock clock(now);
+    ledger::Ledger l(at(dir), true, clock);
     const double off = l.clock_offset();
     const auto a = l.record_intent(entry(0, "0xA", "500"));
     now = 1010.0;

@@ -11,7 +11,7 @@ bool has(const std::string& text, const std::string& line) { return text.find(li
 }  // namespace
 
 TEST_CASE("metrics: every alerted series exists at 0 before anything happened", "[metrics]") {
-    metrics::Metrics m("1.2.3", "abc");
+    metrics::Metrics m("1.2.3", "abc", 1'700'000'000);
     const metrics::AccountLabels a{"alpha", "beta", "relayer", "0xA"};
     (void)m.account_series(a);
     m.init_network("alpha", {"poll", "topup", "internal"});
@@ -36,7 +36,7 @@ TEST_CASE("metrics: every alerted series exists at 0 before anything happened", 
 }
 
 TEST_CASE("metrics: top-ups count, and a reload drops what it no longer funds", "[metrics]") {
-    metrics::Metrics m("1.2.3", "abc");
+    metrics::Metrics m("1.2.3", "abc", 1'700'000'000);
     const metrics::AccountLabels a{"alpha", "alpha", "updater", "0xB"};
     auto* s = m.account_series(a);
     m.set(s, 1.5, 1, 2);
@@ -62,7 +62,7 @@ TEST_CASE("metrics: top-ups count, and a reload drops what it no longer funds", 
 }
 
 TEST_CASE("metrics: /metrics is streamed in pieces of about 64 KiB, the same text as a whole", "[metrics]") {
-    metrics::Metrics m("1.2.3", "abc");
+    metrics::Metrics m("1.2.3", "abc", 1'700'000'000);
     std::vector<metrics::AccountLabels> accounts;
     for (int i = 0; i < 2000; ++i) {
         accounts.push_back({"alpha", "alpha", "watcher", "0x" + std::to_string(100000 + i)});
@@ -91,7 +91,7 @@ TEST_CASE("metrics: /metrics is streamed in pieces of about 64 KiB, the same tex
 }
 
 TEST_CASE("metrics: measured burn, runway (+Inf when nothing is spent), held back, bank runway", "[metrics][burn]") {
-    metrics::Metrics m("1.2.3", "abc");
+    metrics::Metrics m("1.2.3", "abc", 1'700'000'000);
     const metrics::AccountLabels a{"alpha", "alpha", "relayer", "0xA"}, b{"alpha", "alpha", "watcher", "0xB"};
     auto* sa = m.account_series(a);
     auto* sb = m.account_series(b);
