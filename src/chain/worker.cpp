@@ -380,7 +380,8 @@ struct Worker::Impl {
     // contradicts itself: the account sent nothing since the block before the top-up, yet holds less
     // than it held there plus what we sent. Held (no second top-up) this Round. One batch, only for
     // those few accounts, at the endpoint's own state. A query that fails proves nothing either way:
-    // the account is held all the same (rp.unverified), and checked again at the next poll. (A
+    // the account is held all the same this poll (rp.unverified), not longer (a pruned node never
+    // answers for an old block). (A
     // reorg is the poll's block check's to find; a backend behind, the stale view's.)
     net::awaitable<void> self_contradictions(RoundPlan& rp, const NetworkSnapshot& snap,
                                              const std::map<eth::Address, funding::ConfirmedTopUp>& recent) {
@@ -436,9 +437,7 @@ struct Worker::Impl {
         note_confirmed(rp.settled);
         const auto recent = std::exchange(confirmed_since_poll, {});  // checked now; kept by keep_contradicted
         co_await self_contradictions(rp, snap, recent);
-        auto held = rp.mismatches;
-        held.insert(held.end(), rp.unverified.begin(), rp.unverified.end());
-        keep_contradicted(snap, held, recent);
+        keep_contradicted(snap, rp.mismatches, recent);  // (an unverified one: this poll only; a pruned node never answers)
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;
