@@ -637,20 +637,28 @@ namespace {
 // The very same bytes again, to a node that lost them (eviction, restart), so a nonce never stays a
 // gap. Only a held verdict changes the ledger (intent -> sent).
 net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candidates) {
-    const auto entries = co_await lost_by_node(ctx, std::move(candidates));
-    if (entries.empty()) co_return;
-    const auto sent = co_await broadcast(ctx, entries);
+    auto lost = co_await lost_by_node(ctx, std::move(candidates));
+    if (lost.empty()) co_return;
+    struct Again {
+        ledger::Entry entry;
+        Sent sent;
+    };
+    std::vector<Again> again;
+    again.reserve(lost.size());
+    for (auto& e : lost) again.push_back({std::move(e), {}});
+    std::vector<Outgoing> out;
+    for (auto& a : again) out.push_back({&a.entry, &a.sent});
+    co_await broadcast(ctx, out);
     try {
         ctx.ledger->atomically([&] {
-            for (std::size_t k = 0; k < entries.size(); ++k)
-                record_send(ctx, entries[k], sent[k], SendKind::kAgain, "broadcast on reconcile");
+            for (const auto& a : again) record_send(ctx, a.entry, a.sent, SendKind::kAgain, "broadcast on reconcile");
         });
     } catch (const std::exception& e) {
         spdlog::error("{}: ledger cannot record a re-broadcast ({}); the next round settles it", ctx.net.name, e.what());
     }
-    for (std::size_t k = 0; k < entries.size(); ++k)
-        spdlog::info("{}: ledger: {} (nonce {}) not mined and not held by the node: broadcast again{}", ctx.net.name, entries[k].tx_hash,
-                     entries[k].nonce, sent[k].hint == SendHint::kHash ? "" : " (" + sent[k].why() + ")");
+    for (const auto& a : again)
+        spdlog::info("{}: ledger: {} (nonce {}) not mined and not held by the node: broadcast again{}", ctx.net.name, a.entry.tx_hash,
+                     a.entry.nonce, a.sent.hint == SendHint::kHash ? "" : " (" + a.sent.why() + ")");
 }
 
 }  // namespace
