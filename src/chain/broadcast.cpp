@@ -199,12 +199,13 @@ net::awaitable<Expected<Sent>> send_filler(Context& ctx, const Fees& fees, std::
     auto e = co_await sign_entry(ctx, tx, ctx.net.name, role, block);
     if (!e) co_return Problem{Fault::kSigning, "cannot sign the filler for nonce " + std::to_string(nonce) + ": " + e.error().message};
     std::vector<ledger::Entry> one(1, *e);
-    if (auto problem = journal(ctx, one))
+    if (auto problem = co_await journal(ctx, one))
         co_return Problem{Fault::kLedger, problem->message + "; nonce " + std::to_string(nonce) + " stays a gap"};
     const auto sent = co_await broadcast_one(ctx, one[0]);
     log_filler(ctx, nonce, one[0], sent);
     try {
-        record_send(ctx, one[0], sent, SendKind::kFirst, "fills nonce " + std::to_string(nonce));
+        const std::string note = "fills nonce " + std::to_string(nonce);
+        co_await ctx.in_ledger([&] { record_send(ctx, one[0], sent, SendKind::kFirst, note); });
     } catch (const std::exception& ex) {
         // Sent: the chain settles it in reconcile; the report says so.
         co_return Problem{Fault::kLedger, std::string("ledger cannot record the filler for nonce ") + std::to_string(nonce) +

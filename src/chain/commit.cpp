@@ -82,20 +82,20 @@ net::awaitable<std::vector<Payment*>> sign(Context& ctx, const RoundPlan& plan, 
 }
 
 // Durable before broadcast: every signed payment's entry in one ledger transaction (one sync).
-bool journal_all(Context& ctx, const std::vector<Payment*>& signed_ones) {
+net::awaitable<bool> journal_all(Context& ctx, const std::vector<Payment*>& signed_ones) {
     std::vector<ledger::Entry*> entries;
     for (auto* p : signed_ones) entries.push_back(&p->entries.back());
-    if (auto problem = journal(ctx, entries)) {
+    if (auto problem = co_await journal(ctx, entries)) {
         spdlog::error("{}: {}", ctx.net.name, problem->message);
         for (auto* p : signed_ones) {
             p->fail(*problem);
             p->outcome.tx_hash.clear();
             p->entries.clear();
         }
-        return false;
+        co_return false;
     }
     for (auto* p : signed_ones) p->outcome.ledger_id = p->entries.back().id;
-    return true;
+    co_return true;
 }
 
 void log_sent(const Context& ctx, const Outcome& o, const Sent& s) {
@@ -128,11 +128,13 @@ void apply_verdict(Payment& p, const Sent& s) {
 }
 
 // The broadcast's verdicts, in the ledger (one transaction) and in the payments.
-StepReport record_sends(Context& ctx, const std::vector<Payment*>& sent_ones) {
+net::awaitable<StepReport> record_sends(Context& ctx, const std::vector<Payment*>& sent_ones) {
     StepReport report;
     try {
-        ctx.ledger->atomically([&] {
-            for (const auto* p : sent_ones) record_send(ctx, p->entries.back(), p->sent, SendKind::kFirst);
+        co_await ctx.in_ledger([&] {
+            ctx.ledger->atomically([&] {
+                for (const auto* p : sent_ones) record_send(ctx, p->entries.back(), p->sent, SendKind::kFirst);
+            });
         });
     } catch (const std::exception& ex) {
         // The transactions are out; their entries stay `intent` and reconcile settles them.
@@ -144,7 +146,7 @@ StepReport record_sends(Context& ctx, const std::vector<Payment*>& sent_ones) {
         log_sent(ctx, p->outcome, p->sent);
         apply_verdict(*p, p->sent);
     }
-    return report;
+    co_return report;
 }
 
 // Sign, journal, broadcast, record, fill gaps: the payments' first send.
@@ -152,11 +154,11 @@ net::awaitable<StepReport> send_payments(Context& ctx, const RoundPlan& plan, st
     const auto& p = plan.plan;
     choose(ctx, plan, payments);
     const auto signed_ones = co_await sign(ctx, plan, payments);
-    if (signed_ones.empty() || !journal_all(ctx, signed_ones)) co_return StepReport{};
+    if (signed_ones.empty() || !(co_await journal_all(ctx, signed_ones))) co_return StepReport{};
     std::vector<Outgoing> out;
     for (auto* s : signed_ones) out.push_back({&s->entries.back(), &s->sent});
     co_await broadcast(ctx, out);
-    auto report = record_sends(ctx, signed_ones);
+    auto report = co_await record_sends(ctx, signed_ones);
     report += co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(out));
     co_return report;
 }

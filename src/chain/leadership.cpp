@@ -10,24 +10,36 @@ Leadership::Leadership(ledger::Ledger& ledger, std::string name, std::string hol
     : ledger_(ledger), name_(std::move(name)), holder_(std::move(holder)), duration_(duration) {}
 
 ledger::Lease Leadership::claim(std::chrono::steady_clock::time_point now) {
-    valid_until_ = {};  // not leading while the claim is in doubt
-    const double seconds = std::chrono::duration<double>(duration_).count();
-    last_ = ledger_.claim_lease(name_, holder_, seconds);
-    if (last_.mine) {
-        if (last_.epoch != fenced_epoch_) {
-            ledger_.fence(name_, holder_, last_.epoch);
-            fenced_epoch_ = last_.epoch;
-        }
-        valid_until_ = now + duration_ - duration_ / 3;
+    {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        valid_until_ = {};  // not leading while the claim is in doubt
     }
+    const double seconds = std::chrono::duration<double>(duration_).count();
+    auto lease = ledger_.claim_lease(name_, holder_, seconds);  // (no lock held: leading() never waits for the database)
+    if (lease.mine && lease.epoch != fenced_epoch_) {
+        ledger_.fence(name_, holder_, lease.epoch);
+        fenced_epoch_ = lease.epoch;
+    }
+    const std::lock_guard<std::mutex> lock(mutex_);
+    last_ = lease;
+    if (lease.mine) valid_until_ = now + duration_ - duration_ / 3;
+    return lease;
+}
+
+bool Leadership::leading(std::chrono::steady_clock::time_point now) const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return last_.mine && now < valid_until_;
+}
+
+ledger::Lease Leadership::last() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
     return last_;
 }
 
-bool Leadership::leading(std::chrono::steady_clock::time_point now) const { return last_.mine && now < valid_until_; }
-
 void Leadership::release() {
-    if (!last_.mine) return;
+    if (!last().mine) return;
     ledger_.release_lease(name_, holder_);
+    const std::lock_guard<std::mutex> lock(mutex_);
     last_.mine = false;
     valid_until_ = {};
 }

@@ -54,7 +54,7 @@ public:
             std::optional<std::uint64_t> block;
             std::vector<Mined> mined;
             if (!(co_await fetch(w, block, mined))) continue;
-            record(mined);
+            co_await record(mined);
             std::set<std::size_t> done;
             for (const auto& m : mined) done.insert(m.payment);
             co_await rebroadcast_unmined(w, done);
@@ -158,19 +158,21 @@ private:
     }
 
     // Receipts of one poll: one ledger transaction (one sync). A nonce has one receipt at most.
-    void record(const std::vector<Mined>& mined) {
+    net::awaitable<void> record(const std::vector<Mined>& mined) {
         for (const auto& m : mined) settle(m);
-        if (mined.empty()) return;
+        if (mined.empty()) co_return;
         try {
-            ctx_.ledger->atomically([&] {
-                for (const auto& m : mined) {
-                    const auto& p = pay_[m.payment];
-                    const auto& e = p.entries[m.entry];
-                    ctx_.ledger->confirmed(e.id, m.receipt.success, m.receipt.block, m.receipt.gas_used, p.outcome.fee_paid,
-                                           p.outcome.l1_fee, p.outcome.operator_fee, m.receipt.block_hash);
-                    for (const auto& other : p.entries)
-                        if (other.id != e.id) ctx_.ledger->replaced(other.id, e.tx_hash);
-                }
+            co_await ctx_.in_ledger([&] {
+                ctx_.ledger->atomically([&] {
+                    for (const auto& m : mined) {
+                        const auto& p = pay_[m.payment];
+                        const auto& e = p.entries[m.entry];
+                        ctx_.ledger->confirmed(e.id, m.receipt.success, m.receipt.block, m.receipt.gas_used, p.outcome.fee_paid,
+                                               p.outcome.l1_fee, p.outcome.operator_fee, m.receipt.block_hash);
+                        for (const auto& other : p.entries)
+                            if (other.id != e.id) ctx_.ledger->replaced(other.id, e.tx_hash);
+                    }
+                });
             });
         } catch (const std::exception& ex) {
             spdlog::error("{}: ledger cannot be written: {} receipt(s) not recorded ({})", ctx_.net.name, mined.size(), ex.what());

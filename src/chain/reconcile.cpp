@@ -32,20 +32,22 @@ struct Ours {
     std::vector<ledger::Entry> pending, unfinal;
 };
 
-Expected<Ours> read_ours(const Context& ctx, bool with_unfinal) {
+net::awaitable<Expected<Ours>> read_ours(const Context& ctx, bool with_unfinal) {
     const auto bank = ctx.signer->address().checksummed();
+    Ours o;
     try {
-        Ours o;
-        if (!ctx.net.chain_id) {
-            o.pending = ctx.ledger->pending(ctx.net.name, bank);
-            return o;
-        }
-        o.pending = ctx.ledger->pending(*ctx.net.chain_id, bank);
-        if (with_unfinal) o.unfinal = ctx.ledger->unfinal(*ctx.net.chain_id, bank);
-        return o;
+        co_await ctx.in_ledger([&] {
+            if (!ctx.net.chain_id) {
+                o.pending = ctx.ledger->pending(ctx.net.name, bank);
+                return;
+            }
+            o.pending = ctx.ledger->pending(*ctx.net.chain_id, bank);
+            if (with_unfinal) o.unfinal = ctx.ledger->unfinal(*ctx.net.chain_id, bank);
+        });
     } catch (const std::exception& e) {
-        return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
+        co_return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
     }
+    co_return o;
 }
 
 PendingAction action_for(const Context& ctx, const std::vector<ledger::Entry>& pending, const std::vector<std::size_t>& members,
@@ -482,7 +484,7 @@ net::awaitable<std::map<std::int64_t, ChainFacts::Of>> receipts_for(Context& ctx
 
 net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
     LedgerView view;
-    const auto read = read_ours(ctx, true);
+    const auto read = co_await read_ours(ctx, true);
     if (!read) co_return read.error();
     const auto& ours = *read;
     for (const auto& e : ours.unfinal) {
@@ -504,9 +506,11 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
             used[nonce] = co_await who_used(ctx, ours.pending, members, newest, judged[nonce].taken_since);
     }
     try {
-        ctx.ledger->atomically([&] {
-            for (const auto& [nonce, members] : groups)
-                settle_nonce(ctx, ours.pending, members, facts, judged[nonce], used[nonce], newest, view);
+        co_await ctx.in_ledger([&] {
+            ctx.ledger->atomically([&] {
+                for (const auto& [nonce, members] : groups)
+                    settle_nonce(ctx, ours.pending, members, facts, judged[nonce], used[nonce], newest, view);
+            });
         });
     } catch (const std::exception& e) {
         co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
@@ -548,7 +552,7 @@ net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std
     if (!ctx.net.chain_id) co_return std::nullopt;
     std::vector<std::string> banks;
     try {
-        banks = ctx.ledger->unresolved_banks(*ctx.net.chain_id);
+        co_await ctx.in_ledger([&] { banks = ctx.ledger->unresolved_banks(*ctx.net.chain_id); });
     } catch (const std::exception& e) {
         co_return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
     }
@@ -559,14 +563,16 @@ net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std
         // orphan): its sender lease, for this Round.
         if (ctx.sender) {
             const auto name = sender_lease_name(*ctx.net.chain_id, *address);
+            bool mine = false;
             try {
-                if (!ctx.ledger->claim_lease(name, ctx.sender->holder, ctx.sender->seconds).mine) {
-                    wait_for_others(ctx, *address, view);
-                    continue;
-                }
+                co_await ctx.in_ledger([&] {
+                    mine = ctx.ledger->claim_lease(name, ctx.sender->holder, ctx.sender->seconds).mine;
+                    if (!mine) wait_for_others(ctx, *address, view);
+                });
             } catch (const std::exception& e) {
                 co_return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
             }
+            if (!mine) continue;
             view.orphan_leases.push_back(name);
         }
         Context other = ctx;
@@ -590,7 +596,7 @@ net::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const fundi
     if (view.unfinal.empty() || !snap.reachable) co_return std::nullopt;
     const auto receipts = co_await receipts_for(ctx, view.unfinal, snap);
     try {
-        ctx.ledger->atomically([&] {
+        co_await ctx.in_ledger([&] { ctx.ledger->atomically([&] {
             for (const auto& m : view.unfinal) {
                 if (!snap.hash_at.count(m.entry.block)) continue;  // not asked this poll (kHeightsEachEnd): next time
                 funding::MinedEvidence ev;
@@ -606,7 +612,7 @@ net::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const fundi
                 as.orphan = m.orphan;
                 recheck(as, m.entry, ev, rec, snap, view);
             }
-        });
+        }); });
     } catch (const std::exception& e) {
         co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
     }
@@ -623,13 +629,13 @@ std::vector<std::uint64_t> unfinal_heights(const LedgerView& view) {
     return out;
 }
 
-Expected<LedgerView> pending_view(const Context& ctx) {
+net::awaitable<Expected<LedgerView>> pending_view(const Context& ctx) {
     LedgerView view;
-    const auto read = read_ours(ctx, false);
-    if (!read) return read.error();
+    const auto read = co_await read_ours(ctx, false);
+    if (!read) co_return read.error();
     const auto& pending = read->pending;
     for (const auto& [nonce, members] : group_by_nonce(pending)) add_unresolved(ctx, view, action_for(ctx, pending, members, 0));
-    return view;
+    co_return view;
 }
 
 namespace {
@@ -650,8 +656,10 @@ net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candid
     for (auto& a : again) out.push_back({&a.entry, &a.sent});
     co_await broadcast(ctx, out);
     try {
-        ctx.ledger->atomically([&] {
-            for (const auto& a : again) record_send(ctx, a.entry, a.sent, SendKind::kAgain, "broadcast on reconcile");
+        co_await ctx.in_ledger([&] {
+            ctx.ledger->atomically([&] {
+                for (const auto& a : again) record_send(ctx, a.entry, a.sent, SendKind::kAgain, "broadcast on reconcile");
+            });
         });
     } catch (const std::exception& e) {
         spdlog::error("{}: ledger cannot record a re-broadcast ({}); the next round settles it", ctx.net.name, e.what());

@@ -36,27 +36,30 @@ net::awaitable<Expected<ledger::Entry>> journaled_replacement(Context& ctx, cons
     auto e = co_await sign_entry(ctx, tx, stuck.home, stuck.role, block);
     if (!e) co_return e.error();
     std::vector<ledger::Entry> one(1, *e);
-    if (auto problem = journal(ctx, one)) co_return *problem;
+    if (auto problem = co_await journal(ctx, one)) co_return *problem;
     co_return one[0];
 }
 
 // The broadcast's verdict in the ledger: the new one's state; the stuck one `replaced` unless the
 // new one was refused (then the Problem; a ledger that cannot record an accepted one is logged). Unknown: it may be out there; both stay unresolved for reconcile (pending()
 // keeps a replaced entry until its nonce is settled), whichever is mined settles the nonce.
-std::optional<Problem> record_replacement(Context& ctx, const ledger::Entry& stuck, const ledger::Entry& e, const Sent& sent) {
+net::awaitable<std::optional<Problem>> record_replacement(Context& ctx, const ledger::Entry& stuck, const ledger::Entry& e,
+                                                          const Sent& sent) {
     const bool refused = sent.verdict == SendVerdict::kFailed;
     try {
-        ctx.ledger->atomically([&] {
-            record_send(ctx, e, sent, SendKind::kFirst, "replaces " + stuck.tx_hash);
-            if (!refused) ctx.ledger->replaced(stuck.id, e.tx_hash);
+        co_await ctx.in_ledger([&] {
+            ctx.ledger->atomically([&] {
+                record_send(ctx, e, sent, SendKind::kFirst, "replaces " + stuck.tx_hash);
+                if (!refused) ctx.ledger->replaced(stuck.id, e.tx_hash);
+            });
         });
     } catch (const std::exception& ex) {
         const Problem p{Fault::kLedger, std::string("ledger cannot be written: ") + ex.what()};
-        if (refused) return p;
+        if (refused) co_return p;
         spdlog::error("{}: replacement {} of {}: {}; reconcile settles it", ctx.net.name, e.tx_hash, stuck.tx_hash, p.message);
     }
-    if (refused) return Problem{Fault::kTopUp, "replacement refused: " + sent.why()};
-    return std::nullopt;
+    if (refused) co_return Problem{Fault::kTopUp, "replacement refused: " + sent.why()};
+    co_return std::nullopt;
 }
 
 // The one way a replacement that did not happen is reported, wherever it was tried.
@@ -80,7 +83,7 @@ net::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stu
     auto e = co_await journaled_replacement(ctx, stuck, *raised.fees, block);
     if (!e) co_return not_replaced(ctx, stuck, e.error().message, false);
     const auto sent = co_await broadcast_one(ctx, *e);
-    if (auto refused = record_replacement(ctx, stuck, *e, sent)) co_return not_replaced(ctx, stuck, refused->message, false);
+    if (auto refused = co_await record_replacement(ctx, stuck, *e, sent)) co_return not_replaced(ctx, stuck, refused->message, false);
     e->state = ledger::State::kSent;
     spdlog::warn("{}: tx {} (nonce {}) stuck; replaced by {} with fees raised to {} gwei{}", ctx.net.name, stuck.tx_hash,
                  stuck.nonce, e->tx_hash, format_units(raised.fees->per_gas_cap(), 9),

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "keymaster/chain/ledger_thread.hpp"
 #include "keymaster/chain/round.hpp"
 #include "keymaster/chain/send_result.hpp"
 #include "keymaster/eth/transaction.hpp"
@@ -66,6 +67,17 @@ struct Context {
     [[nodiscard]] std::uint64_t block_at_least(std::uint64_t b) const { return seen ? seen->at_least(b) : b; }
     void saw(std::uint64_t b) const {
         if (seen) seen->block(b);
+    }
+    //! Where the ledger's calls run (none: on the caller's thread, as a unit test may).
+    LedgerThread* thread = nullptr;
+    //! Runs `fn` (ledger calls, and what they need) on the ledger's thread, awaited: the loop serves
+    //! HTTP and polls meanwhile. `fn` touches only the ledger and the caller's locals.
+    [[nodiscard]] boost::asio::awaitable<void> in_ledger(std::function<void()> fn) const {
+        if (!thread) {
+            fn();
+            co_return;
+        }
+        co_await thread->run([&](ledger::Ledger&) { fn(); });
     }
 };
 
@@ -128,9 +140,9 @@ struct ToSign {
 //! given its id and its creation time (the Worker's clock), after checking in that transaction
 //! that the Round still holds its sender lease (ctx.sender). Durable before any broadcast; on a
 //! Problem (kLedger) none is written.
-[[nodiscard]] std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries);
+[[nodiscard]] boost::asio::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger::Entry>& entries);
 //! The same for entries kept in their own records (each given its id and creation time there).
-[[nodiscard]] std::optional<Problem> journal(Context& ctx, const std::vector<ledger::Entry*>& entries);
+[[nodiscard]] boost::asio::awaitable<std::optional<Problem>> journal(Context& ctx, const std::vector<ledger::Entry*>& entries);
 
 // --- broadcast.cpp ---
 //! One transaction to broadcast: its journaled entry, and where what its send showed is written
@@ -225,7 +237,7 @@ struct LedgerView {
 inline constexpr std::size_t kHeightsEachEnd = 16;
 [[nodiscard]] std::vector<std::uint64_t> unfinal_heights(const LedgerView& view);
 //! kDryRun: the unresolved entries as the ledger has them, nothing asked or written.
-[[nodiscard]] Expected<LedgerView> pending_view(const Context& ctx);
+[[nodiscard]] boost::asio::awaitable<Expected<LedgerView>> pending_view(const Context& ctx);
 //! Commit's first step: re-broadcast or replace the plan's pending entries.
 [[nodiscard]] boost::asio::awaitable<StepReport> resolve_pending(Context& ctx, const std::vector<PendingAction>& pending,
                                                                  std::uint64_t block);

@@ -139,26 +139,28 @@ net::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth
     co_return entry_of(ctx, tx, eth::encode_signed(tx, **sig), home, role, block);
 }
 
-std::optional<Problem> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
+net::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
     try {
-        ctx.ledger->atomically([&] {
-            if (ctx.sender) ctx.ledger->hold_lease(ctx.sender->name, ctx.sender->holder, ctx.sender->epoch, ctx.sender->seconds);
-            ctx.ledger->record_intents(entries);
+        co_await ctx.in_ledger([&] {
+            ctx.ledger->atomically([&] {
+                if (ctx.sender) ctx.ledger->hold_lease(ctx.sender->name, ctx.sender->holder, ctx.sender->epoch, ctx.sender->seconds);
+                ctx.ledger->record_intents(entries);
+            });
         });
     } catch (const std::exception& ex) {
-        return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
+        co_return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
     }
-    return std::nullopt;
+    co_return std::nullopt;
 }
 
-std::optional<Problem> journal(Context& ctx, const std::vector<ledger::Entry*>& entries) {
+net::awaitable<std::optional<Problem>> journal(Context& ctx, const std::vector<ledger::Entry*>& entries) {
     std::vector<ledger::Entry> written;
     written.reserve(entries.size());
     for (const auto* e : entries) written.push_back(*e);
-    if (auto problem = journal(ctx, written)) return problem;
+    if (auto problem = co_await journal(ctx, written)) co_return problem;
     auto it = written.begin();
     for (auto* e : entries) *e = std::move(*it++);  // with its id and creation time
-    return std::nullopt;
+    co_return std::nullopt;
 }
 
 void Payment::fail(Fault f, std::string why) {

@@ -95,6 +95,7 @@ struct Worker::Impl {
     std::shared_ptr<signer::Signer> signer;
     std::shared_ptr<const std::vector<funding::Account>> accounts;
     ledger::Ledger* ledger;
+    LedgerThread* thread = nullptr;  // where the ledger's calls run (none: on the loop, as unit tests may)
     eth::Address bank;
     rpc::RpcClient client;
     net::steady_timer sleep;
@@ -103,6 +104,7 @@ struct Worker::Impl {
     bool stopping = false;
     int failures = 0;
     detail::BurnTracker burn;
+    std::vector<funding::BurnRate> last_rates;  // what the last Round measured
     std::optional<funding::L2Kind> l2_kind;  // the kind of chain, once a poll has read it
     bool jovian = false;  // an OP Stack chain past Jovian, once a poll has read it (a fork is one-way)
     std::mt19937 rng{std::random_device{}()};
@@ -127,6 +129,7 @@ struct Worker::Impl {
         ctx.jovian = jovian;
         ctx.seen = &seen;
         ctx.sender = sender ? &*sender : nullptr;
+        ctx.thread = thread;
         return ctx;
     }
 
@@ -148,42 +151,46 @@ struct Worker::Impl {
 
     // Step 0b (kLive, shared ledger): the sender lease of this bank on this chain, whatever the
     // processes or their configs are named: another holder means this Round sends nothing.
-    std::optional<Problem> claim_sender() {
+    net::awaitable<std::optional<Problem>> claim_sender() {
         sender.reset();
-        if (sender_holder.empty() || !ledger || !net_.chain_id) return std::nullopt;
+        if (sender_holder.empty() || !ledger || !net_.chain_id) co_return std::nullopt;
         const std::string name = sender_lease_name(*net_.chain_id, bank);
         const double seconds = std::chrono::duration<double>(sender_duration).count();
         try {
-            const auto lease = ledger->claim_lease(name, sender_holder, seconds);
+            ledger::Lease lease;
+            co_await context().in_ledger([&] { lease = ledger->claim_lease(name, sender_holder, seconds); });
             if (!lease.mine)
-                return Problem{Fault::kSender, "bank " + bank.checksummed() + " on chain " + std::to_string(*net_.chain_id) +
+                co_return Problem{Fault::kSender, "bank " + bank.checksummed() + " on chain " + std::to_string(*net_.chain_id) +
                                                    " is sent from by " + lease.holder + " (lease " + name + ", epoch " +
                                                    std::to_string(lease.epoch) + "): nothing sent"};
             if (!sender_epoch || *sender_epoch != lease.epoch) seen.seeded = false;  // another may have sent meanwhile
             sender_epoch = lease.epoch;
             sender = detail::SenderLease{name, sender_holder, lease.epoch, seconds};
         } catch (const std::exception& e) {
-            return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
+            co_return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
         }
-        return std::nullopt;
+        co_return std::nullopt;
     }
 
     // Step 1: the ledger's unresolved entries (the accounts they pay wait). Step 2 is the poll.
     net::awaitable<Expected<detail::LedgerView>> read_ledger(Mode mode) {
+        if (thread && reads_ledger(mode) && thread->away())  // never queued behind a call that hangs
+            co_return Problem{Fault::kLedger, "the ledger has not answered for " + std::to_string(static_cast<int>(thread->away_for())) +
+                                                  " s: balances are polled, nothing is sent"};
         if (mode == Mode::kLive) {
             if (auto p = co_await pin_chain_id()) co_return *p;
-            if (auto p = claim_sender()) co_return *p;
+            if (auto p = co_await claim_sender()) co_return *p;
             auto ctx = context();
             auto view = co_await detail::reconcile(ctx);
             if (view && !configured_banks.empty())
                 if (auto p = co_await detail::reconcile_orphans(ctx, configured_banks, *view)) {
-                    release_orphan_leases(*view);
+                    co_await release_orphan_leases(*view);
                     co_return *p;
                 }
             co_return view;
         }
         auto ctx = context();
-        if (reads_ledger(mode)) co_return detail::pending_view(ctx);
+        if (reads_ledger(mode)) co_return co_await detail::pending_view(ctx);
         co_return detail::LedgerView{};
     }
 
@@ -236,21 +243,24 @@ struct Worker::Impl {
 
     // Step 7: limits, from what the ledger saw sent in 24 hours (after step 5, the decision, and 6,
     // gas): what is left of limits.daily.
-    Expected<std::optional<Wei>> apply_limits(NetworkPlan& plan, const Wei& in_flight) {
-        if (!ledger) return std::optional<Wei>{};
+    net::awaitable<Expected<std::optional<Wei>>> apply_limits(NetworkPlan& plan, const Wei& in_flight) {
+        if (!ledger) co_return std::optional<Wei>{};
+        const double day_ago = ledger_now() - 86400;
+        const auto chain = plan.snapshot.chain_id;
+        Wei spent = 0;
+        std::map<eth::Address, funding::Received> received;
         try {
-            const double day_ago = ledger_now() - 86400;
-            const auto chain = plan.snapshot.chain_id;
-            const Wei spent = ledger->spent_since(chain, bank.checksummed(), day_ago);
-            std::map<eth::Address, funding::Received> received;
-            if (net_.limits.per_account.any())
-                for (const auto& [recipient, r] : ledger->received_since(chain, bank.checksummed(), day_ago))
-                    if (auto a = eth::Address::parse(recipient)) received[*a] = {r.amount, r.count};
-            return funding::apply_limits(plan, net_.limits, spent, received, in_flight);
+            co_await context().in_ledger([&] {
+                spent = ledger->spent_since(chain, bank.checksummed(), day_ago);
+                if (net_.limits.per_account.any())
+                    for (const auto& [recipient, r] : ledger->received_since(chain, bank.checksummed(), day_ago))
+                        if (auto a = eth::Address::parse(recipient)) received[*a] = {r.amount, r.count};
+            });
         } catch (const std::exception& e) {
-            return Problem{Fault::kLedger, std::string("cannot read spending from the ledger (") + e.what() +
-                                               "); sending nothing this round"};
+            co_return Problem{Fault::kLedger, std::string("cannot read spending from the ledger (") + e.what() +
+                                                  "); sending nothing this round"};
         }
+        co_return funding::apply_limits(plan, net_.limits, spent, received, in_flight);
     }
 
     // What step 4 measured.
@@ -263,21 +273,24 @@ struct Worker::Impl {
 
     // Step 4: measured burn (live: recorded; dry run: in memory; status: read), each account's rate
     // and the bank's. Trouble with it costs no Round: the amounts apply, and the plan says why.
-    Burn measure_burn(Mode mode, const NetworkSnapshot& snap, const std::set<eth::Address>& busy) {
+    net::awaitable<Burn> measure_burn(Mode mode, const NetworkSnapshot& snap, const std::set<eth::Address>& busy) {
         Burn out;
         const double t = now();
         try {
-            if (!reads_ledger(mode)) {
-                if (ledger) burn.load(*ledger, t);
-            } else {
-                out.spent = burn.measure(ledger, sends(mode) ? ledger : nullptr, snap, busy, t);
-            }
-            if (ledger) out.bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
+            co_await context().in_ledger([&] {
+                if (!reads_ledger(mode)) {
+                    if (ledger) burn.load(*ledger, t);
+                } else {
+                    out.spent = burn.measure(ledger, sends(mode) ? ledger : nullptr, snap, busy, t);
+                }
+                if (ledger) out.bank_rate = burn.bank_rate(*ledger, bank.checksummed(), t);
+            });
         } catch (const std::exception& e) {
             out.problem = Problem{Fault::kLedger, std::string("cannot keep the burn history (") + e.what() + "): amounts apply"};
         }
         out.rates = burn.rates(t);
-        return out;
+        last_rates = out.rates;  // for /status, which never touches `burn` (the ledger's thread may be in it)
+        co_return out;
     }
 
     // The bank audit's place is kept per chain and bank ("chain:<id>" in bank_audit's network
@@ -297,34 +310,39 @@ struct Worker::Impl {
     // bank's was pending at the poll (so its balance and nonce describe one state), what the bank
     // lost since the last point with nothing unaccounted must be what those took. A bank's first
     // audit starts where it stands.
-    Audit audit_bank(Mode mode, const NetworkSnapshot& snap) {
+    net::awaitable<Audit> audit_bank(Mode mode, const NetworkSnapshot& snap) {
         Audit out;
-        if (!sends(mode) || !ledger || !snap.bank_latest_nonce || !snap.bank_balance) return out;
+        if (!sends(mode) || !ledger || !snap.bank_latest_nonce || !snap.bank_balance) co_return out;
         const funding::AuditPoint here{*snap.bank_latest_nonce, snap.block, *snap.bank_balance};
         const bool quiet = snap.bank_nonce == snap.bank_latest_nonce;
-        const auto bank_id = bank.checksummed();
         try {
-            const auto kept = ledger->audit(audit_key(snap), bank_id);
-            funding::AuditStep step;
-            if (!kept) {
-                step.state = {here.nonce, quiet ? std::optional<funding::AuditPoint>(here) : std::nullopt};
-            } else {
-                funding::AuditState before{kept->next_nonce, std::nullopt};
-                if (kept->point_nonce) before.point = funding::AuditPoint{*kept->point_nonce, kept->point_block.value_or(0), kept->point_balance};
-                std::map<std::uint64_t, funding::NonceRecord> records;
-                for (const auto& [n, u] : ledger->nonce_uses(snap.chain_id, bank_id, before.next, here.nonce)) records[n] = {u.mined, u.open};
-                const auto walk = funding::audit_nonces(before.next, here.nonce, records);
-                step = funding::next_audit_state(before, walk, here, quiet);
-                out.unaccounted = walk.unaccounted;
-                if (step.compare)
-                    out.unexplained = funding::unexplained_outflow(
-                        before.point->balance, here.balance, ledger->outflow(snap.chain_id, bank_id, before.point->nonce, here.nonce));
-            }
-            save_audit(audit_key(snap), bank_id, kept, step.state);
+            co_await context().in_ledger([&] { audit_in_ledger(snap, here, quiet, out); });
         } catch (const std::exception& e) {
             out.problem = Problem{Fault::kLedger, std::string("bank audit: cannot use the ledger (") + e.what() + ")"};
         }
-        return out;
+        co_return out;
+    }
+
+    // Step 4b's reads and write, on the ledger's thread.
+    void audit_in_ledger(const NetworkSnapshot& snap, const funding::AuditPoint& here, bool quiet, Audit& out) {
+        const auto bank_id = bank.checksummed();
+        const auto kept = ledger->audit(audit_key(snap), bank_id);
+        funding::AuditStep step;
+        if (!kept) {
+            step.state = {here.nonce, quiet ? std::optional<funding::AuditPoint>(here) : std::nullopt};
+        } else {
+            funding::AuditState before{kept->next_nonce, std::nullopt};
+            if (kept->point_nonce) before.point = funding::AuditPoint{*kept->point_nonce, kept->point_block.value_or(0), kept->point_balance};
+            std::map<std::uint64_t, funding::NonceRecord> records;
+            for (const auto& [n, u] : ledger->nonce_uses(snap.chain_id, bank_id, before.next, here.nonce)) records[n] = {u.mined, u.open};
+            const auto walk = funding::audit_nonces(before.next, here.nonce, records);
+            step = funding::next_audit_state(before, walk, here, quiet);
+            out.unaccounted = walk.unaccounted;
+            if (step.compare)
+                out.unexplained = funding::unexplained_outflow(
+                    before.point->balance, here.balance, ledger->outflow(snap.chain_id, bank_id, before.point->nonce, here.nonce));
+        }
+        save_audit(audit_key(snap), bank_id, kept, step.state);
     }
 
     // Written only when it moved: an idle bank costs no ledger write per poll. A point that moved
@@ -451,13 +469,13 @@ struct Worker::Impl {
         rp.ledger_log = std::move(view.log);
         rp.settled = std::move(view.settled);
         if (!rp.settled.empty()) burn.paid_changed();
-        release_orphan_leases(view);
+        co_await release_orphan_leases(view);
     }
 
-    void release_orphan_leases(const detail::LedgerView& view) {
+    net::awaitable<void> release_orphan_leases(const detail::LedgerView& view) {
         for (const auto& name : view.orphan_leases) {
             try {
-                ledger->release_lease(name, sender_holder);
+                co_await context().in_ledger([&] { ledger->release_lease(name, sender_holder); });
             } catch (const std::exception& e) {
                 spdlog::warn("{}: cannot release the lease {} ({}); it expires by itself", net_.name, name, e.what());
             }
@@ -483,10 +501,10 @@ struct Worker::Impl {
 
     // Steps 4 to 7, on a readable ledger and a reachable chain.
     net::awaitable<void> decide(RoundPlan& rp, NetworkSnapshot snap, detail::LedgerView view) {
-        auto measured = measure_burn(rp.mode, snap, view.busy);
+        auto measured = co_await measure_burn(rp.mode, snap, view.busy);
         rp.spent = std::move(measured.spent);
         rp.burn_problem = std::move(measured.problem);
-        auto audit = audit_bank(rp.mode, snap);
+        auto audit = co_await audit_bank(rp.mode, snap);
         rp.unaccounted = std::move(audit.unaccounted);
         rp.unexplained = audit.unexplained;
         rp.audit_problem = std::move(audit.problem);
@@ -510,7 +528,7 @@ struct Worker::Impl {
             rp.in_flight += Wei(rp.gaps.size()) * Wei(21000) * rp.plan.fees->per_gas_cap();
         if (!reads_ledger(rp.mode) || rp.plan.topups.empty()) co_return;
         rp.gas_problem = co_await estimate_gas(client, net_, rp.plan);
-        auto left = apply_limits(rp.plan, rp.in_flight);
+        auto left = co_await apply_limits(rp.plan, rp.in_flight);
         if (left) rp.spend_remaining = *left;
         else rp.fail(left.error());
     }
@@ -631,7 +649,8 @@ const config::Network& Worker::network() const { return impl_->net_; }
 const eth::Address& Worker::bank() const { return impl_->bank; }
 const std::vector<funding::Account>& Worker::accounts() const { return *impl_->accounts; }
 bool Worker::ready() const { return impl_->ready; }
-std::vector<funding::BurnRate> Worker::burn_rates() const { return impl_->burn.rates(impl_->now()); }
+std::vector<funding::BurnRate> Worker::burn_rates() const { return impl_->last_rates; }
+void Worker::set_ledger_thread(LedgerThread* thread) { impl_->thread = thread; }
 void Worker::set_clock(std::function<double()> now) { impl_->now = std::move(now); }
 void Worker::set_sender(const std::string& process, std::chrono::milliseconds duration) {
     impl_->sender_holder = process + "/" + impl_->net_.name;

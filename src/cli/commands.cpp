@@ -13,6 +13,7 @@
 #include <set>
 
 #include "keymaster/chain/leadership.hpp"
+#include "keymaster/chain/ledger_thread.hpp"
 #include "keymaster/chain/round.hpp"
 #include "keymaster/cli/app.hpp"
 #include "keymaster/cli/output.hpp"
@@ -40,13 +41,21 @@ std::string opt_amount(const std::optional<Wei>& w, const config::Network& n) {
 // A one-off command's engine: one io_context (its only event loop), one Worker per selected network.
 struct Session {
     net::io_context io;
+    std::unique_ptr<chain::LedgerThread> thread;  // the ledger's calls, off the loop (the polls go on meanwhile)
     std::vector<std::unique_ptr<chain::Worker>> workers;
 
     void open(const Loaded& l, ledger::Ledger* ledger) {
+        if (ledger)
+            thread = std::make_unique<chain::LedgerThread>(*ledger, [] {
+                return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+            });
         for (const auto* n : l.selected)
             workers.push_back(std::make_unique<chain::Worker>(io.get_executor(), *n, l.signers.at(n->name),
                                                               l.accounts.at(n->name), ledger, rpc::RpcObserver{}));
-        for (auto& w : workers) w->set_configured_banks(bank_addresses(l));
+        for (auto& w : workers) {
+            w->set_configured_banks(bank_addresses(l));
+            w->set_ledger_thread(thread.get());
+        }
     }
 
     // Runs `work` for every network at once (run_all); results in network order.
@@ -574,14 +583,14 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     std::vector<ledger::Entry> entries;
     try {
         auto opened = open_ledger(g, LedgerUse::kRead);
-        if (!opened) {
+        if (!opened) {  // a bad --ledger, or a ledger that cannot be opened: as in run and top-up
             std::cerr << "keymaster history: " << opened.error().message << "\n";
-            return fault_exit_code(opened.error().fault);
+            return kExitUsage;
         }
         entries = (*opened)->history(*f);
-    } catch (const std::exception& e) {
+    } catch (const std::exception& e) {  // a ledger that cannot be read: nothing shown
         std::cerr << "keymaster history: " << e.what() << "\n";
-        return kExitFailure;
+        return kExitUsage;
     }
     const auto decimals = history_decimals(g);
     auto units = [&](const ledger::Entry& e, const Wei& w) {

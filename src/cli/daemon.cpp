@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "keymaster/chain/leadership.hpp"
+#include "keymaster/chain/ledger_thread.hpp"
 #include "keymaster/cli/app.hpp"
 #include "keymaster/common/text.hpp"
 #include "keymaster/ledger/ledger.hpp"
@@ -33,6 +34,9 @@ namespace {
 namespace net = boost::asio;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+// The steady clock in seconds (what times the ledger's calls).
+double steady_seconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
 // One network as the daemon runs it: its Worker, the coroutine's lifetime, and its view.
 struct Slot {
@@ -57,13 +61,19 @@ public:
         }
         ledger_ = std::move(*opened);
         spdlog::info("ledger {}", ledger_->path());
+        thread_ = std::make_unique<chain::LedgerThread>(*ledger_, steady_seconds);
         if (!listen()) return kExitUsage;
         metrics_.init_network("", {std::string(fault_scope(Fault::kConfig)), std::string(fault_scope(Fault::kInternal))});
+        metrics_.ledger_up(true);
         if (auto name = lease_name(g_)) {
             lead_ = std::make_unique<chain::Leadership>(*ledger_, *name, holder_, o_.lease_duration);
-            renew_lease();  // before the first Round: it knows whether it may send
+            (void)run_on(io_, [this]() -> net::awaitable<bool> {  // before the first Round: it knows whether it may send
+                co_await renew_lease();
+                co_return true;
+            }());
         }
         net::co_spawn(io_, keep_lease(), net::detached);
+        net::co_spawn(io_, watch_ledger(), net::detached);
         start(std::move(*l));
         wait_signal();
         io_.restart();
@@ -101,10 +111,11 @@ private:
 
     // One claim of the leader lease: the gauge, a log line when who leads changes. A ledger that
     // cannot be reached leaves this replica standing by (it cannot journal anyway).
-    void renew_lease() {
+    net::awaitable<void> renew_lease() {
         const auto before = lead_->last();
         try {
-            const auto now = lead_->claim();
+            ledger::Lease now;
+            co_await thread_->run([&](ledger::Ledger&) { now = lead_->claim(); });
             if (chain::lease_changed(before, now)) {
                 if (now.mine) spdlog::info("lease {}: leading (epoch {}, holder {})", lead_->name(), now.epoch, lead_->holder());
                 else spdlog::info("lease {}: standing by; {} leads (epoch {})", lead_->name(), now.holder, now.epoch);
@@ -114,20 +125,20 @@ private:
             spdlog::error("lease {}: cannot claim it: {}; standing by", lead_->name(), e.what());
         }
         metrics_.leader(lead_->name(), lead_->leading());
-        keep_senders();
+        co_await keep_senders();
     }
 
     // The sender leases our Workers hold (one per bank and chain, claimed by their live Rounds):
     // renewed every --lease-renew while we may send, so that between Rounds no other process takes
     // a bank we send from; ended when we stand by, so that the new leader can.
-    void keep_senders() {
+    net::awaitable<void> keep_senders() {
         const double seconds = std::chrono::duration<double>(o_.lease_duration).count();
-        if (lead_ && !lead_->leading()) return release_senders();
+        if (lead_ && !lead_->leading()) co_return co_await release_senders();
         std::vector<std::pair<std::string, std::string>> held;
         for (const auto& s : slots_)
             if (auto name = s->worker->sender_lease(); !name.empty()) held.emplace_back(std::move(name), s->worker->sender_holder());
         try {
-            (void)ledger_->renew_leases(held, seconds);  // one transaction for all of them
+            co_await thread_->run([&](ledger::Ledger& l) { (void)l.renew_leases(held, seconds); });  // one transaction for all
         } catch (const std::exception& e) {
             metrics_.error("", std::string(fault_scope(Fault::kLedger)));
             spdlog::error("sender leases: cannot renew them: {}", e.what());
@@ -135,12 +146,13 @@ private:
     }
 
     // Our Workers' sender leases, ended (they stop, or are replaced by a reload).
-    void release_senders() {
+    net::awaitable<void> release_senders() {
         for (const auto& s : slots_) {
             const auto name = s->worker->sender_lease();
             if (name.empty()) continue;
             try {
-                ledger_->release_lease(name, s->worker->sender_holder());
+                const auto& holder = s->worker->sender_holder();
+                co_await thread_->run([&](ledger::Ledger& l) { l.release_lease(name, holder); });
             } catch (const std::exception& e) {
                 spdlog::warn("sender lease {}: cannot release it ({}); it expires by itself", name, e.what());
             }
@@ -156,8 +168,28 @@ private:
             boost::system::error_code ec;
             co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
             if (stopping_) break;
-            if (lead_) renew_lease();
-            else keep_senders();
+            if (lead_) co_await renew_lease();
+            else co_await keep_senders();
+        }
+    }
+
+    // The ledger's health, every second: keymaster_ledger_up and /readyz say when it is away (a
+    // call hangs past the stall time, or failed); then one cheap call now and then sees it back.
+    net::awaitable<void> watch_ledger() {
+        net::steady_timer t(io_);
+        bool was_up = true;
+        while (!stopping_) {
+            t.expires_after(std::chrono::seconds(1));
+            boost::system::error_code ec;
+            co_await t.async_wait(net::redirect_error(net::use_awaitable, ec));
+            if (stopping_) break;
+            const bool up = !thread_->away() || co_await thread_->ping();
+            if (up != was_up) {
+                if (up) spdlog::info("ledger {}: answering again", ledger_->path());
+                else spdlog::error("ledger {}: not answering: balances are polled, nothing is sent until it is back", ledger_->path());
+            }
+            was_up = up;
+            metrics_.ledger_up(up);
         }
     }
 
@@ -172,6 +204,7 @@ private:
         slot->worker = std::make_unique<chain::Worker>(io_.get_executor(), n, l.signers.at(n.name), l.accounts.at(n.name),
                                                        ledger_.get(), obs);
         slot->worker->set_clock(clock_);
+        slot->worker->set_ledger_thread(thread_.get());
         slot->worker->set_sender(holder_, o_.lease_duration);  // one sender per bank and chain
         slot->worker->set_configured_banks(bank_addresses(l));  // another bank's entries in flight are reconciled too
         slot->view = std::make_unique<RoundView>(metrics_, *slot->worker, clock_);
@@ -265,7 +298,7 @@ private:
                     if (s->running) s->cancel.emit(net::cancellation_type::terminal);
                 (void)co_await join(std::nullopt);
             }
-            release_lease();
+            co_await release_lease();
             server_->stop();
             signals_.cancel();
             io_.stop();
@@ -288,7 +321,7 @@ private:
         stop_all();
         (void)co_await join(std::nullopt);
         if (stopping_) co_return;  // SIGTERM came while the old Workers finished: the shutdown waits for them
-        release_senders();  // a network moved elsewhere is not kept from its new sender
+        co_await release_senders();  // a network moved elsewhere is not kept from its new sender
         std::set<std::pair<std::string, eth::Address>> keep;
         for (const auto& [name, accounts] : l->accounts)
             for (const auto& a : *accounts) keep.insert({a.network, a.address});
@@ -313,19 +346,20 @@ private:
             json missing = json::array();
             for (const auto& s : slots_)
                 if (!s->worker->ready()) missing.push_back(s->worker->network().name);
-            if (missing.empty() && !slots_.empty()) return {200, "application/json", json{{"ready", true}}.dump() + "\n"};
-            return {503, "application/json", json{{"ready", false}, {"notReady", missing}}.dump() + "\n"};
+            const bool ledger_up = !thread_->away();
+            if (missing.empty() && !slots_.empty() && ledger_up) return {200, "application/json", json{{"ready", true}}.dump() + "\n"};
+            return {503, "application/json", json{{"ready", false}, {"notReady", missing}, {"ledger", ledger_up ? "up" : "away"}}.dump() + "\n"};
         }
         if (path == "/status") return {200, "application/json", status().dump(2) + "\n"};
         return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz, /readyz, /status\n"};
     }
 
     // Every Worker has left: a standby may take over at once.
-    void release_lease() {
-        release_senders();
-        if (!lead_) return;
+    net::awaitable<void> release_lease() {
+        co_await release_senders();
+        if (!lead_) co_return;
         try {
-            lead_->release();
+            co_await thread_->run([&](ledger::Ledger&) { lead_->release(); });
             metrics_.leader(lead_->name(), false);
         } catch (const std::exception& e) {
             spdlog::warn("lease {}: cannot release it ({}); it expires by itself", lead_->name(), e.what());
@@ -353,6 +387,7 @@ private:
     net::signal_set signals_;
     std::unique_ptr<server::HttpServer> server_;
     std::unique_ptr<ledger::Ledger> ledger_;
+    std::unique_ptr<chain::LedgerThread> thread_;  //!< where every ledger call runs: the loop never waits for the database
     std::unique_ptr<chain::Leadership> lead_;  //!< with a shared (Postgres) ledger only
     std::string holder_ = chain::holder_id();  //!< this process, in every lease it holds
     Loaded loaded_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include "keymaster/common/fault.hpp"
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,19 @@ struct Column {
 //! Connects to a Postgres database (a libpq URI: postgresql://user[:password]@host[:port]/db?...;
 //! a password may also come from PGPASSWORD or PGPASSFILE, as libpq reads them).
 [[nodiscard]] std::unique_ptr<Db> open_postgres(const std::string& url);
+//! How long a Postgres statement may go unanswered (a frozen server, a cut path: TCP alone waits
+//! minutes), and how long a connection may take, unless the URI says (keymaster_timeout=,
+//! connect_timeout=).
+inline constexpr double kDefaultAnswerSeconds = 10;
+inline constexpr int kDefaultConnectSeconds = 5;
+//! A libpq URI as libpq is given it (keymaster_timeout taken out, connect_timeout added when
+//! absent) and the answer timeout. A bad keymaster_timeout is a Problem (kConfig) naming it.
+struct PgConnect {
+    std::string url;
+    double answer_seconds;
+    std::string shown;  //!< the URI as given, without its password (for messages)
+};
+[[nodiscard]] Expected<PgConnect> pg_connect(const std::string& url);
 //! The URL with any password replaced by "***" (for logs and messages).
 [[nodiscard]] std::string redact_url(const std::string& url);
 

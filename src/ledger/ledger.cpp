@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -132,7 +133,10 @@ std::string Location::shown() const { return kind == Kind::kSqlite ? target : de
 Expected<Location> parse_location(const std::string& url, const std::string& data_dir) {
     if (url.empty()) return Location{Location::Kind::kSqlite, data_dir + "/ledger.sqlite"};
     if (url.rfind("sqlite:", 0) == 0 && url.size() > 7) return Location{Location::Kind::kSqlite, url.substr(7)};
-    if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) return Location{Location::Kind::kPostgres, url};
+    if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+        if (auto c = detail::pg_connect(url); !c) return c.error();  // a bad keymaster_timeout, named
+        return Location{Location::Kind::kPostgres, url};
+    }
     return Problem{Fault::kConfig, "--ledger " + detail::redact_url(url) +
                                        ": expected sqlite:PATH or a Postgres URI (postgresql://user@host:port/db)"};
 }
@@ -141,7 +145,7 @@ struct Ledger::Impl {
     std::function<double()> clock;  // unix seconds: the caller's clock (the Worker's), else the system's
     // Shared (Postgres): the database's clock less ours, measured at open and at every lease claim,
     // so that every replica stamps and counts windows on one clock (0 on SQLite: one process).
-    double offset = 0;
+    std::atomic<double> offset{0};  // written on the ledger's thread, read by the loop (clock_offset)
     bool shared = false;
     [[nodiscard]] double now() const { return clock() + offset; }
     void measure_offset(double db_now, double before, double after) {
@@ -753,6 +757,11 @@ std::size_t Ledger::renew_leases(const std::vector<std::pair<std::string, std::s
 double Ledger::now() const { return impl_->now(); }
 
 double Ledger::clock_offset() const { return impl_->offset; }
+
+void Ledger::ping() {
+    Stmt s(*impl_->db, "SELECT 1");
+    (void)s.step();
+}
 
 std::vector<Entry> Ledger::history(const Filter& f) const {
     std::string sql = std::string("SELECT ") + kColumns + " FROM topups WHERE 1=1";

@@ -1,7 +1,11 @@
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -19,7 +23,7 @@ constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7290412);\n";
 // Each session: no NOTICE for "already exists" on every start; and every statement planned for its
 // values, though prepared once (with the generic plans Postgres picks after five runs, which cannot
 // see the values, a poll over a ledger of 10,000 entries took 5 to 9 times longer: bench/run.py).
-constexpr const char* kSession = "SET client_min_messages = warning; SET plan_cache_mode = force_custom_plan";
+constexpr const char* kSession = "SET client_min_messages = warning; SET plan_cache_mode = force_custom_plan; SET statement_timeout = ";
 
 // Statements queued in a transaction before their results are read: bounded, so that the server's
 // answers never fill the socket while libpq is still writing (libpq's pipeline-mode warning).
@@ -66,15 +70,15 @@ using Values = std::vector<std::optional<std::string>>;
 // writes costs one round trip, not one per write. Any error among them fails the transaction.
 class PostgresDb final : public Db {
 public:
-    explicit PostgresDb(const std::string& url) : where_(redact_url(url)) {
-        conn_ = PQconnectdb(url.c_str());
+    explicit PostgresDb(const PgConnect& c) : where_(c.shown), wait_(c.answer_seconds) {
+        conn_ = PQconnectdb(c.url.c_str());
         if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
             const std::string msg = error_of(conn_);
             if (conn_) PQfinish(conn_);
             conn_ = nullptr;
             throw LedgerError("ledger " + where_ + ": cannot connect: " + msg);
         }
-        exec(kSession);
+        start_session();
     }
     ~PostgresDb() override {
         if (conn_) PQfinish(conn_);
@@ -85,10 +89,17 @@ public:
     void exec(const std::string& sql) override {
         ensure();
         if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
-        PGresult* r = PQexec(conn_, sql.c_str());
-        const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
-        const bool good = ok(r);
-        if (r) PQclear(r);
+        if (PQsendQuery(conn_, sql.c_str()) != 1) fail("");
+        flush();
+        std::string msg;
+        bool good = true;
+        while (PGresult* r = next_result()) {  // one per statement of `sql`: the first error is the one
+            if (!ok(r) && good) {
+                good = false;
+                msg = trimmed(PQresultErrorMessage(r));
+            }
+            PQclear(r);
+        }
         if (!good) fail(msg);
     }
     std::unique_ptr<Query> prepare(const std::string& sql) override;
@@ -110,11 +121,12 @@ public:
             } catch (const LedgerError&) {
             }
         }
-        if (PQstatus(conn_) != CONNECTION_OK) return;  // the server ended the transaction with the connection
-        PGresult* r = PQexec(conn_, "ROLLBACK");
-        const bool good = ok(r);
-        if (r) PQclear(r);
-        if (!good) throw LedgerError("ledger " + where_ + ": rollback failed after an error: " + error_of(conn_));
+        if (broken_ || PQstatus(conn_) != CONNECTION_OK) return;  // the transaction ends with the connection
+        try {
+            exec("ROLLBACK");
+        } catch (const LedgerError& e) {
+            throw LedgerError(std::string(e.what()) + " (rollback after an error)");
+        }
     }
     void create_schema() override {
         const SchemaTypes types{"BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", "BIGINT", ""};
@@ -134,7 +146,11 @@ public:
         const std::string& name = prepared(sql);
         if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) {
             auto params = pointers(v);
-            PGresult* r = PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0);
+            if (PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0) != 1)
+                fail("");
+            flush();
+            PGresult* r = next_result();
+            while (PGresult* more = r ? next_result() : nullptr) PQclear(more);  // (one statement: the end of its results)
             if (!ok(r)) {
                 const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
                 if (r) PQclear(r);
@@ -174,10 +190,13 @@ private:
         if (it != names_.end()) return it->second;
         if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
         std::string name = "km" + std::to_string(names_.size() + 1);
-        PGresult* r = PQprepare(conn_, name.c_str(), dollar_params(sql).c_str(), 0, nullptr);
+        if (PQsendPrepare(conn_, name.c_str(), dollar_params(sql).c_str(), 0, nullptr) != 1) fail("");
+        flush();
+        PGresult* r = next_result();
         const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
         const bool good = ok(r);
         if (r) PQclear(r);
+        while (PGresult* more = next_result()) PQclear(more);
         if (!good) fail(msg);
         return names_.emplace(sql, std::move(name)).first->second;
     }
@@ -204,9 +223,10 @@ private:
         const int n = queued_;
         queued_ = 0;
         std::string error = PQpipelineSync(conn_) == 1 ? "" : error_of(conn_);
+        if (error.empty()) flush();
         PGresult* last = nullptr;
         for (int i = 0; i < n && error.empty(); ++i) {
-            PGresult* r = PQgetResult(conn_);
+            PGresult* r = next_result();
             if (!r) {
                 error = error_of(conn_);
                 break;
@@ -214,7 +234,7 @@ private:
             if (!ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && error.empty()) error = trimmed(PQresultErrorMessage(r));
             if (keep_last && i + 1 == n && ok(r)) last = r;
             else PQclear(r);
-            while ((r = PQgetResult(conn_)) != nullptr) PQclear(r);  // the end of this statement's results
+            while ((r = next_result()) != nullptr) PQclear(r);  // the end of this statement's results
         }
         drain();
         if (!error.empty() || (keep_last && !last)) {
@@ -225,8 +245,13 @@ private:
     }
     // Reads up to the sync point (past an error: the aborted statements) and leaves pipeline mode.
     void drain() {
-        for (int guard = 0; guard < 2 * kMaxQueued + 4 && PQstatus(conn_) == CONNECTION_OK; ++guard) {
-            PGresult* r = PQgetResult(conn_);
+        for (int guard = 0; guard < 2 * kMaxQueued + 4 && !broken_ && PQstatus(conn_) == CONNECTION_OK; ++guard) {
+            PGresult* r = nullptr;
+            try {
+                r = next_result();
+            } catch (const LedgerError&) {
+                break;  // no answer: the connection is dropped (broken_), reset by ensure()
+            }
             const bool end = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
             if (r) PQclear(r);
             if (end) break;
@@ -239,13 +264,67 @@ private:
     // connection has already failed (nothing is retried blind). A writer's lease is checked in every
     // write transaction (the fence): nothing to take again here.
     void ensure() {
-        if (PQstatus(conn_) == CONNECTION_OK) return;
+        if (!broken_ && PQstatus(conn_) == CONNECTION_OK) return;
         if (in_tx_) fail("the connection was lost in a transaction");
-        PQreset(conn_);
+        PQreset(conn_);  // (connect_timeout bounds it)
+        broken_ = false;
         names_.clear();
         queued_ = 0;
         if (PQstatus(conn_) != CONNECTION_OK) throw LedgerError("ledger " + where_ + ": cannot connect: " + error_of(conn_));
-        exec(kSession);
+        start_session();
+    }
+
+    // Non-blocking from here on (every wait below has the answer timeout), then the session's settings.
+    void start_session() {
+        if (PQsetnonblocking(conn_, 1) != 0) fail("");
+        exec(kSession + std::to_string(static_cast<long long>(wait_ * 1000)));
+    }
+
+    // The database gave no answer within the answer timeout (frozen, or its path cut: TCP would
+    // wait for minutes): the connection is given up (ensure() opens a new one for the next
+    // statement) and the statement fails. A write it carried may still be applied when the server
+    // wakes: as after a crash between journal and broadcast, reconcile settles it from the chain.
+    [[noreturn]] void no_answer() {
+        broken_ = true;
+        throw LedgerError("ledger " + where_ + ": no answer in " + std::to_string(static_cast<long long>(wait_)) +
+                          " s (keymaster_timeout): the connection is given up");
+    }
+
+    // Waits until the socket is ready for `events` (or the deadline): whether it is.
+    bool wait_socket(short events, std::chrono::steady_clock::time_point deadline) {
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return false;
+            pollfd p{PQsocket(conn_), events, 0};
+            const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
+            if (r > 0) return true;
+            if (r < 0 && errno != EINTR) fail("poll: " + std::string(std::strerror(errno)));
+        }
+    }
+    std::chrono::steady_clock::time_point deadline() const {
+        return std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long long>(wait_ * 1000));
+    }
+
+    // Sends everything libpq holds for the server, within the answer timeout.
+    void flush() {
+        const auto until = deadline();
+        for (;;) {
+            const int f = PQflush(conn_);
+            if (f == 0) return;
+            if (f < 0) fail("");
+            if (!wait_socket(POLLIN | POLLOUT, until)) no_answer();
+            if (PQconsumeInput(conn_) != 1) fail("");
+        }
+    }
+
+    // PQgetResult without blocking past the answer timeout.
+    PGresult* next_result() {
+        const auto until = deadline();
+        while (PQisBusy(conn_)) {
+            if (!wait_socket(POLLIN, until)) no_answer();
+            if (PQconsumeInput(conn_) != 1) fail("");
+        }
+        return PQgetResult(conn_);
     }
 
     std::string where_;
@@ -253,6 +332,8 @@ private:
     std::unordered_map<std::string, std::string> names_;  // SQL text -> prepared statement name
     int queued_ = 0;
     bool in_tx_ = false;
+    double wait_;          // the answer timeout, seconds
+    bool broken_ = false;  // given up after no answer: opened again before the next statement
 };
 
 class PgQuery final : public Query {
@@ -305,7 +386,40 @@ std::unique_ptr<Query> PostgresDb::prepare(const std::string& sql) { return std:
 
 }  // namespace
 
-std::unique_ptr<Db> open_postgres(const std::string& url) { return std::make_unique<PostgresDb>(url); }
+std::unique_ptr<Db> open_postgres(const std::string& url) {
+    auto c = pg_connect(url);
+    if (!c) throw LedgerError(c.error().message);
+    return std::make_unique<PostgresDb>(*c);
+}
+
+Expected<PgConnect> pg_connect(const std::string& url) {
+    PgConnect out{url, kDefaultAnswerSeconds, redact_url(url)};
+    const auto q = url.find('?');
+    std::string base = q == std::string::npos ? url : url.substr(0, q);
+    std::string kept;
+    bool connect_timeout = false;
+    std::size_t at = q == std::string::npos ? url.size() : q + 1;
+    while (at < url.size()) {
+        const auto end = std::min(url.find('&', at), url.size());
+        const std::string param = url.substr(at, end - at);
+        at = end + 1;
+        if (param.rfind("keymaster_timeout=", 0) == 0) {
+            const std::string v = param.substr(18);
+            double secs = 0;
+            const auto r = std::from_chars(v.data(), v.data() + v.size(), secs);
+            if (r.ec != std::errc() || r.ptr != v.data() + v.size() || !(secs >= 1 && secs <= 3600))
+                return Problem{Fault::kConfig, "--ledger " + redact_url(url) + ": keymaster_timeout=" + v +
+                                                   ": expected seconds from 1 to 3600 (how long a statement may go unanswered)"};
+            out.answer_seconds = secs;
+            continue;
+        }
+        if (param.rfind("connect_timeout=", 0) == 0) connect_timeout = true;
+        kept += (kept.empty() ? "" : "&") + param;
+    }
+    if (!connect_timeout) kept += std::string(kept.empty() ? "" : "&") + "connect_timeout=" + std::to_string(kDefaultConnectSeconds);
+    out.url = base + "?" + kept;
+    return out;
+}
 
 std::string redact_url(const std::string& url) {
     const auto scheme = url.find("://");

@@ -80,6 +80,11 @@ struct Metrics::Impl {
         .Name("keymaster_bank_unaccounted_ether_total")
         .Help("What the bank lost beyond the amounts and fees of keymaster's own mined transactions (native unit)")
         .Register(*registry);
+    prometheus::Family<prometheus::Gauge>& ledger_up = prometheus::BuildGauge()
+        .Name("keymaster_ledger_up")
+        .Help("1 while the ledger answers, 0 while it is away (a call hangs or fails): nothing is sent, balances are still polled")
+        .Register(*registry);
+    prometheus::Gauge& ledger_up_gauge = ledger_up.Add({});
     prometheus::Family<prometheus::Gauge>& leader = prometheus::BuildGauge()
         .Name("keymaster_leader")
         .Help("1 while this replica holds the leader lease (it may send), 0 while it stands by")
@@ -286,6 +291,8 @@ void Metrics::replacements(const std::string& network, int count) {
 void Metrics::stale_read(const std::string& network) { impl_->stale_reads.Add({{"network", network}}).Increment(); }
 
 void Metrics::reorged(const std::string& network, int count) { impl_->reorged.Add({{"network", network}}).Increment(count); }
+
+void Metrics::ledger_up(bool up) { impl_->ledger_up_gauge.Set(up ? 1 : 0); }
 
 void Metrics::leader(const std::string& lease, bool leading) {
     impl_->leader.Add({{"lease", lease}}).Set(leading ? 1 : 0);

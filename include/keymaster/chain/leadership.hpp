@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <mutex>
 #include <string>
 
 #include "keymaster/ledger/ledger.hpp"
@@ -8,7 +9,8 @@
 namespace keymaster::chain {
 
 //! The leader lease of a ledger shared by replicas (Postgres): whether this process may send. The
-//! daemon claims it every `--lease-renew`; `top-up` claims it once for its whole run. Single-threaded.
+//! daemon claims it every `--lease-renew`; `top-up` claims it once for its whole run. claim() and
+//! release() are called from one thread at a time (the ledger's); leading() and last() from any.
 class Leadership {
 public:
     //! `duration`: how long a claim holds the lease (the database's clock).
@@ -28,12 +30,13 @@ public:
     [[nodiscard]] const std::string& name() const { return name_; }
     [[nodiscard]] const std::string& holder() const { return holder_; }
     //! The lease as the last successful claim saw it.
-    [[nodiscard]] const ledger::Lease& last() const { return last_; }
+    [[nodiscard]] ledger::Lease last() const;
 
 private:
     ledger::Ledger& ledger_;
     std::string name_, holder_;
     std::chrono::milliseconds duration_;
+    mutable std::mutex mutex_;  // claim() and release() run on the ledger's thread; leading() and last() are read on the loop
     ledger::Lease last_;
     std::chrono::steady_clock::time_point valid_until_{};
     std::uint64_t fenced_epoch_ = 0;

@@ -28,6 +28,8 @@ class Signer;
 //! confirmation between the two phases; `run` runs Rounds on a schedule; `status` only prepares.
 namespace keymaster::chain {
 
+class LedgerThread;
+
 
 //! What a Round may do: the one place the mode is kept (a RoundPlan carries the mode it was
 //! prepared in; commit, the burn tracker and the cli ask these functions, never compare).
@@ -201,8 +203,12 @@ public:
     [[nodiscard]] const eth::Address& bank() const;
     [[nodiscard]] const std::vector<funding::Account>& accounts() const;
     [[nodiscard]] bool ready() const;  //!< a poll has succeeded
-    //! Each account's burn rate now, from the history the last Round measured (for /status).
+    //! Each account's burn rate as the last Round measured it (for /status).
     [[nodiscard]] std::vector<funding::BurnRate> burn_rates() const;
+    //! Where the ledger's calls run (set by run and top-up: the loop never waits for the
+    //! database). Not set: on the loop (unit tests). With it, a Round that finds the ledger away
+    //! (LedgerThread::away) polls and sends nothing, without queueing behind the call that hangs.
+    void set_ledger_thread(LedgerThread* thread);
 
     //! The wall clock, replaceable in tests (unix seconds).
     void set_clock(std::function<double()> now);

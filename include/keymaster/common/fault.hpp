@@ -45,7 +45,8 @@ inline boost::system::error_code make_error_code(Fault f) noexcept { return {sta
 //! The process exit code a command returns when this fault decided its result: 2 for config and
 //! for another process sending from the bank (kSender: refused, as a held lease is), 1
 //! for the rest (a declined confirmation included: nothing was sent and the accounts are still
-//! low), 0 for kNone (kExit* of cli/app.hpp).
+//! low; kLedger: the ledger failed during a Round), 0 for kNone (kExit* of cli/app.hpp). A ledger
+//! that cannot be opened at all is refused by the command itself, before any Round: kExitUsage.
 [[nodiscard]] int fault_exit_code(Fault f) noexcept;
 //! Of two faults, the one whose exit code is higher (the first on a tie).
 [[nodiscard]] Fault worse(Fault a, Fault b) noexcept;

@@ -269,6 +269,9 @@ public:
     //! What now() adds to the given clock (0 on SQLite): a caller with its own reading of that
     //! clock adds it to count windows on the ledger's clock.
     [[nodiscard]] double clock_offset() const;
+    //! One statement that reads nothing (SELECT 1): throws LedgerError when the database does not
+    //! answer (LedgerThread::ping, to see a ledger that was away come back).
+    void ping();
 
     //! Entries matching `f`, newest first.
     std::vector<Entry> history(const Filter& f) const;

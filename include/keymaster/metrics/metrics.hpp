@@ -81,6 +81,9 @@ public:
     void stale_read(const std::string& network);
     //! Mined top-ups whose block the chain no longer holds (keymaster_reorged_topups_total).
     void reorged(const std::string& network, int count);
+    //! keymaster_ledger_up: 1 while the ledger answers, 0 while it is away (a call hangs past the
+    //! stall time, or failed and nothing has succeeded since).
+    void ledger_up(bool up);
     //! keymaster_leader{lease}: 1 while this replica holds the leader lease, 0 while it stands by
     //! (only with a lease: a shared Postgres ledger).
     void leader(const std::string& lease, bool leading);

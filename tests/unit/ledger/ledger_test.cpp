@@ -10,12 +10,14 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <libpq-fe.h>
 
 #include <cstdlib>
 
 #include "keymaster/ledger/ledger.hpp"
+#include "../../../src/ledger/db.hpp"
 
 using namespace keymaster;
 using ledger::State;
@@ -424,6 +426,33 @@ TEST_CASE("ledger: --ledger names SQLite or Postgres; a password is never shown"
         CHECK(b.error().fault == Fault::kConfig);
         CHECK(b.error().message.find("s3cret") == std::string::npos);
         CHECK(b.error().message.find("expected sqlite:PATH or a Postgres URI") != std::string::npos);
+    }
+}
+
+TEST_CASE("ledger: Postgres timeouts: keymaster_timeout is ours (taken out), connect_timeout libpq's (added when absent)", "[ledger][location][sqlite]") {
+    using ledger::detail::pg_connect;
+    for (const auto& [url, libpq, seconds] : std::vector<std::tuple<std::string, std::string, double>>{
+             {"postgresql://km@db/k", "postgresql://km@db/k?connect_timeout=5", 10},
+             {"postgresql://km@db/k?sslmode=require", "postgresql://km@db/k?sslmode=require&connect_timeout=5", 10},
+             {"postgresql://km@db/k?keymaster_timeout=3", "postgresql://km@db/k?connect_timeout=5", 3},
+             {"postgresql://km@db/k?connect_timeout=2&keymaster_timeout=2.5&sslmode=disable",
+              "postgresql://km@db/k?connect_timeout=2&sslmode=disable", 2.5},
+         }) {
+        INFO(url);
+        const auto c = pg_connect(url);
+        REQUIRE(c.has_value());
+        CHECK(c->url == libpq);
+        CHECK(c->answer_seconds == seconds);
+        CHECK(ledger::parse_location(url, "/x").has_value());
+    }
+    for (const char* bad : {"postgresql://km:s3cret@db/k?keymaster_timeout=0", "postgresql://km:s3cret@db/k?keymaster_timeout=ten",
+                            "postgresql://km:s3cret@db/k?keymaster_timeout=", "postgresql://km:s3cret@db/k?keymaster_timeout=5s"}) {
+        INFO(bad);
+        const auto b = ledger::parse_location(bad, "/x");
+        REQUIRE(b.has_error());
+        CHECK(b.error().fault == Fault::kConfig);
+        CHECK(b.error().message.find("keymaster_timeout") != std::string::npos);
+        CHECK(b.error().message.find("s3cret") == std::string::npos);
     }
 }
 
