@@ -1,11 +1,13 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 
 #include "keymaster/common/text.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/signer/signer.hpp"
+#include "batch.hpp"
 #include "steps.hpp"
 
 namespace keymaster::chain::detail {
@@ -16,66 +18,59 @@ namespace {
 namespace net = boost::asio;
 using nlohmann::json;
 
-std::vector<rpc::Call> calls_of(const char* method, const std::vector<std::string>& params) {
-    std::vector<rpc::Call> calls;
-    calls.reserve(params.size());
-    for (const auto& p : params) calls.push_back({method, json::array({p})});
-    return calls;
-}
-
 // An eth_chainId answer of the network's own chain (a batch whose answers lead to a ledger write
 // or a send carries one: an endpoint that failed over to another chain decides nothing).
-bool on_our_chain(const Context& ctx, const rpc::CallResult& chain_id) {
-    const auto id = chain_id.ok() ? rpc::as_u64(*chain_id.result) : std::nullopt;
-    return id && (!ctx.net.chain_id || *id == *ctx.net.chain_id);
+bool on_our_chain(const Context& ctx, std::optional<std::uint64_t> chain_id) {
+    return chain_id && (!ctx.net.chain_id || *chain_id == *ctx.net.chain_id);
 }
+
+// A transaction the node did not take with a hash, asked about: its own hash, its receipt.
+struct Asked {
+    const Outgoing* of;
+    Answer<rpc::TxInfo> by_hash;
+    Answer<rpc::ReceiptInfo> receipt;
+};
 
 // After any answer other than a hash: the chain decides, in one batch (the bank's latest and
 // pending nonce, then each transaction's own hash and its receipt). Words never decide alone.
-net::awaitable<void> gather_evidence(Context& ctx, const std::vector<ledger::Entry>& entries, std::vector<Sent>& sent) {
-    std::vector<std::size_t> which;
-    std::vector<rpc::Call> calls;
+net::awaitable<void> gather_evidence(Context& ctx, const std::vector<Outgoing>& out) {
+    Calls calls;
     const auto bank = ctx.signer->address().lower();
-    calls.push_back({"eth_chainId", json::array()});
-    calls.push_back({"eth_getTransactionCount", json::array({bank, "latest"})});
-    calls.push_back({"eth_getTransactionCount", json::array({bank, "pending"})});
-    for (std::size_t k = 0; k < sent.size(); ++k)
-        if (sent[k].hint != SendHint::kHash) {
-            which.push_back(k);
-            calls.push_back({"eth_getTransactionByHash", json::array({entries[k].tx_hash})});
-            calls.push_back({"eth_getTransactionReceipt", json::array({entries[k].tx_hash})});
+    const auto chain = calls.add<std::uint64_t>({"eth_chainId", json::array()});
+    const auto latest = calls.add<std::uint64_t>({"eth_getTransactionCount", json::array({bank, "latest"})});
+    const auto pending = calls.add<std::uint64_t>({"eth_getTransactionCount", json::array({bank, "pending"})});
+    std::vector<Asked> asked;
+    for (const auto& o : out)
+        if (o.sent->hint != SendHint::kHash) {
+            Asked a{&o, {}, {}};
+            a.by_hash = calls.add<rpc::TxInfo>({"eth_getTransactionByHash", json::array({o.entry->tx_hash})});
+            a.receipt = calls.add<rpc::ReceiptInfo>({"eth_getTransactionReceipt", json::array({o.entry->tx_hash})});
+            asked.push_back(a);
         }
-    if (which.empty()) co_return;
-    std::vector<rpc::CallResult> r;
+    if (asked.empty()) co_return;
+    Answers answers;
     try {
-        r = co_await ctx.client.batch(std::move(calls));
+        answers = Answers(co_await ctx.client.batch(calls.take()));
     } catch (const std::exception& e) {
         spdlog::warn("{}: cannot ask the chain about {} transaction(s) the node did not take with a hash: {}; their fate "
                      "is unknown (reconcile settles it)",
-                     ctx.net.name, which.size(), e.what());
+                     ctx.net.name, asked.size(), e.what());
     }
-    if (!r.empty() && !on_our_chain(ctx, r[0])) {
+    if (!answers.empty() && !on_our_chain(ctx, answers.get(chain))) {
         spdlog::warn("{}: the evidence for {} send(s) came from another chain (or without its id): their fate is unknown",
-                     ctx.net.name, which.size());
-        r.clear();
+                     ctx.net.name, asked.size());
+        answers = Answers();
     }
     SendEvidence common;
-    if (!r.empty()) {
-        common.latest_nonce = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
-        common.pending_nonce = r[2].ok() ? rpc::as_u64(*r[2].result) : std::nullopt;
-    }
-    for (std::size_t c = 0; c < which.size(); ++c) {
-        auto& s = sent[which[c]];
+    common.latest_nonce = answers.get(latest);
+    common.pending_nonce = answers.get(pending);
+    for (const auto& a : asked) {
         SendEvidence ev = common;
-        if (!r.empty()) {
-            const auto& by_hash = r[3 + 2 * c];
-            const auto& receipt = r[4 + 2 * c];
-            ev.answered = by_hash.ok() && receipt.ok();
-            ev.held = by_hash.ok() && !by_hash.result->is_null();
-            ev.mined = receipt.ok() && !receipt.result->is_null();
-        }
-        s.verdict = decide_send(s.hint, ev);
-        s.evidence = describe_evidence(ev, entries[which[c]].nonce);
+        ev.answered = answers.answered(a.by_hash) && answers.answered(a.receipt);
+        ev.held = answers.answered(a.by_hash) && !answers.null(a.by_hash);
+        ev.mined = answers.answered(a.receipt) && !answers.null(a.receipt);
+        a.of->sent->verdict = decide_send(a.of->sent->hint, ev);
+        a.of->sent->evidence = describe_evidence(ev, a.of->entry->nonce);
     }
 }
 
@@ -88,29 +83,38 @@ std::string Sent::why() const {
 
 net::awaitable<std::vector<ledger::Entry>> lost_by_node(Context& ctx, std::vector<ledger::Entry> entries) {
     if (entries.empty()) co_return entries;
+    Calls calls;
+    const auto chain = calls.add<std::uint64_t>({"eth_chainId", json::array()});
     // Each entry's own bank's latest nonce (a bank no longer configured may have entries here too).
-    std::map<std::string, std::size_t> latest_at;
-    std::vector<rpc::Call> calls{{"eth_chainId", json::array()}};
+    std::map<std::string, Answer<std::uint64_t>> latest;
     for (const auto& e : entries) {
         const auto bank = to_lower(e.bank);
-        if (latest_at.emplace(bank, calls.size()).second) calls.push_back({"eth_getTransactionCount", json::array({bank, "latest"})});
+        if (!latest.count(bank))
+            latest.emplace(bank, calls.add<std::uint64_t>({"eth_getTransactionCount", json::array({bank, "latest"})}));
     }
-    const std::size_t first_hash = calls.size();
-    for (const auto& e : entries) calls.push_back({"eth_getTransactionByHash", json::array({e.tx_hash})});
-    std::vector<rpc::CallResult> r;
+    struct Candidate {
+        ledger::Entry entry;
+        Answer<std::uint64_t> latest;
+        Answer<rpc::TxInfo> held;
+    };
+    std::vector<Candidate> candidates;
+    for (auto& e : entries) {
+        const auto held = calls.add<rpc::TxInfo>({"eth_getTransactionByHash", json::array({e.tx_hash})});
+        const auto bank_latest = latest.at(to_lower(e.bank));
+        candidates.push_back({std::move(e), bank_latest, held});
+    }
+    Answers answers;
     try {
-        r = co_await ctx.client.batch(std::move(calls));
+        answers = Answers(co_await ctx.client.batch(calls.take()));
     } catch (const std::exception& e) {
         spdlog::warn("{}: cannot ask the chain before a re-broadcast ({}); not re-broadcasting now", ctx.net.name, e.what());
         co_return std::vector<ledger::Entry>{};
     }
-    if (!on_our_chain(ctx, r[0])) co_return std::vector<ledger::Entry>{};
+    if (!on_our_chain(ctx, answers.get(chain))) co_return std::vector<ledger::Entry>{};
     std::vector<ledger::Entry> out;
-    for (std::size_t k = 0; k < entries.size(); ++k) {
-        const auto& nonce = r[latest_at.at(to_lower(entries[k].bank))];
-        const auto latest = nonce.ok() ? rpc::as_u64(*nonce.result) : std::nullopt;
-        const auto& held = r[first_hash + k];
-        if (latest && entries[k].nonce >= *latest && held.ok() && held.result->is_null()) out.push_back(std::move(entries[k]));
+    for (auto& c : candidates) {
+        const auto nonce = answers.get(c.latest);
+        if (nonce && c.entry.nonce >= *nonce && answers.null(c.held)) out.push_back(std::move(c.entry));
     }
     co_return out;
 }
@@ -131,39 +135,44 @@ void record_send(Context& ctx, const ledger::Entry& entry, const Sent& sent, Sen
     }
 }
 
-net::awaitable<std::vector<Sent>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries) {
-    std::vector<std::string> raws;
-    raws.reserve(entries.size());
-    for (const auto& e : entries) raws.push_back(e.raw);
-    std::vector<Sent> sent(entries.size());
-    std::vector<rpc::CallResult> results;
+net::awaitable<void> broadcast(Context& ctx, const std::vector<Outgoing>& out) {
+    Calls calls;
+    std::vector<std::pair<Sent*, Answer<std::string>>> hashes;
+    hashes.reserve(out.size());
+    for (const auto& o : out) {
+        *o.sent = Sent{};
+        hashes.emplace_back(o.sent, calls.add<std::string>({"eth_sendRawTransaction", json::array({o.entry->raw})}));
+    }
+    Answers answers;
     try {
         // Sent once: a lost answer is settled by asking the chain (below), never by sending again blind.
-        auto calls = calls_of("eth_sendRawTransaction", raws);
-        results = co_await ctx.client.batch(std::move(calls), 0, rpc::RpcClient::Attempts::kOnce);
+        answers = Answers(co_await ctx.client.batch(calls.take(), 0, rpc::RpcClient::Attempts::kOnce));
     } catch (const std::exception& e) {
-        spdlog::warn("{}: broadcast of {} transaction(s) got no answer: {}", ctx.net.name, entries.size(), e.what());
-        for (auto& s : sent) s.words = std::string("no answer: ") + e.what();
+        spdlog::warn("{}: broadcast of {} transaction(s) got no answer: {}", ctx.net.name, out.size(), e.what());
+        for (const auto& o : out) o.sent->words = std::string("no answer: ") + e.what();
     }
-    for (std::size_t k = 0; k < entries.size() && k < results.size(); ++k) {
-        sent[k].hint = classify_send(&results[k]);
-        sent[k].verdict = sent[k].hint == SendHint::kHash ? SendVerdict::kHeld : SendVerdict::kUnknown;
-        if (results[k].error) sent[k].words = results[k].error->message();
+    for (const auto& [sent, hash] : hashes) {
+        const auto& answer = answers.call(hash);
+        sent->hint = classify_send(&answer);
+        sent->verdict = sent->hint == SendHint::kHash ? SendVerdict::kHeld : SendVerdict::kUnknown;
+        if (answer.error) sent->words = answer.error->message();
     }
-    co_await gather_evidence(ctx, entries, sent);
+    co_await gather_evidence(ctx, out);
+}
+
+net::awaitable<Sent> broadcast_one(Context& ctx, const ledger::Entry& entry) {
+    Sent sent;
+    const std::vector<Outgoing> one(1, Outgoing{&entry, &sent});
+    co_await broadcast(ctx, one);
     co_return sent;
 }
 
-std::vector<std::uint64_t> gap_nonces(const std::vector<Sent>& sent, const std::vector<ledger::Entry>& entries) {
-    auto failed = [](const Sent& s) { return s.verdict == SendVerdict::kFailed; };
-    std::vector<std::uint64_t> out;
-    for (std::size_t k = 0; k < sent.size(); ++k) {
-        if (!failed(sent[k])) continue;
-        bool later = false;
-        for (std::size_t j = k + 1; j < sent.size(); ++j) later |= !failed(sent[j]);
-        if (later) out.push_back(entries[k].nonce);
-    }
-    return out;
+std::vector<std::uint64_t> gap_nonces(const std::vector<Outgoing>& out) {
+    auto failed = [](const Outgoing& o) { return o.sent->verdict == SendVerdict::kFailed; };
+    std::vector<std::uint64_t> nonces;
+    for (auto it = out.begin(); it != out.end(); ++it)
+        if (failed(*it) && !std::all_of(std::next(it), out.end(), failed)) nonces.push_back(it->entry->nonce);
+    return nonces;
 }
 
 namespace {
@@ -192,7 +201,7 @@ net::awaitable<Expected<Sent>> send_filler(Context& ctx, const Fees& fees, std::
     std::vector<ledger::Entry> one(1, *e);
     if (auto problem = co_await journal(ctx, one))
         co_return Problem{Fault::kLedger, problem->message + "; nonce " + std::to_string(nonce) + " stays a gap"};
-    const auto sent = (co_await broadcast(ctx, one))[0];
+    const auto sent = co_await broadcast_one(ctx, one[0]);
     log_filler(ctx, nonce, one[0], sent);
     try {
         const std::string note = "fills nonce " + std::to_string(nonce);

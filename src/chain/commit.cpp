@@ -56,27 +56,23 @@ void choose(const Context& ctx, const RoundPlan& plan, std::vector<Payment>& pay
 // The chosen payments in nonce order, signed, up to the first signature that failed (a later nonce
 // without it would be a gap): each gets its entry (not yet journaled). Returns the signed ones.
 net::awaitable<std::vector<Payment*>> sign(Context& ctx, const RoundPlan& plan, std::vector<Payment>& payments) {
-    std::vector<Payment*> chosen;
-    std::vector<eth::Transaction> txs;
+    std::vector<ToSign> jobs;
     for (auto& p : payments)
-        if (p.tx) {
-            chosen.push_back(&p);
-            txs.push_back(*p.tx);
-        }
-    const auto sigs = co_await sign_in_order(ctx.signer, std::move(txs));
+        if (p.tx) jobs.push_back({&*p.tx, &p.signature});
+    co_await sign_in_order(ctx.signer, std::move(jobs));
     std::vector<Payment*> signed_ones;
-    for (std::size_t j = 0; j < chosen.size(); ++j) {
-        auto& p = *chosen[j];
-        if (j >= sigs.size() || !sigs[j]) {
-            p.fail(Fault::kSigning, "signing failed: " + (j < sigs.size() ? sigs[j].error().message
-                                                                           : std::string("not signed after an earlier failure")));
+    for (auto& p : payments) {
+        if (!p.tx) continue;
+        if (!p.signature || !*p.signature) {
+            p.fail(Fault::kSigning, "signing failed: " + (p.signature ? p.signature->error().message
+                                                                      : std::string("not signed after an earlier failure")));
             spdlog::error("{}: {}", ctx.net.name, p.outcome.error);
             fail_unsent(payments, static_cast<std::size_t>(&p - payments.data()) + 1,
                         Problem{Fault::kSigning, "not sent: signing failed for an earlier top-up"});
             break;
         }
         const auto& t = p.outcome.topup;
-        p.entries.push_back(entry_of(ctx, *p.tx, eth::encode_signed(*p.tx, *sigs[j]), t.account.home,
+        p.entries.push_back(entry_of(ctx, *p.tx, eth::encode_signed(*p.tx, **p.signature), t.account.home,
                                      std::string(config::role_name(t.account.role)), plan.plan.snapshot.block));
         p.outcome.tx_hash = p.entries.back().tx_hash;
         p.outcome.nonce = p.tx->nonce;
@@ -87,8 +83,8 @@ net::awaitable<std::vector<Payment*>> sign(Context& ctx, const RoundPlan& plan, 
 
 // Durable before broadcast: every signed payment's entry in one ledger transaction (one sync).
 net::awaitable<bool> journal_all(Context& ctx, const std::vector<Payment*>& signed_ones) {
-    std::vector<ledger::Entry> entries;
-    for (const auto* p : signed_ones) entries.push_back(p->entries.back());
+    std::vector<ledger::Entry*> entries;
+    for (auto* p : signed_ones) entries.push_back(&p->entries.back());
     if (auto problem = co_await journal(ctx, entries)) {
         spdlog::error("{}: {}", ctx.net.name, problem->message);
         for (auto* p : signed_ones) {
@@ -98,10 +94,7 @@ net::awaitable<bool> journal_all(Context& ctx, const std::vector<Payment*>& sign
         }
         co_return false;
     }
-    for (std::size_t k = 0; k < signed_ones.size(); ++k) {
-        signed_ones[k]->entries.back() = entries[k];
-        signed_ones[k]->outcome.ledger_id = entries[k].id;
-    }
+    for (auto* p : signed_ones) p->outcome.ledger_id = p->entries.back().id;
     co_return true;
 }
 
@@ -135,13 +128,12 @@ void apply_verdict(Payment& p, const Sent& s) {
 }
 
 // The broadcast's verdicts, in the ledger (one transaction) and in the payments.
-net::awaitable<StepReport> record_sends(Context& ctx, const std::vector<Payment*>& sent_ones, const std::vector<Sent>& sent) {
+net::awaitable<StepReport> record_sends(Context& ctx, const std::vector<Payment*>& sent_ones) {
     StepReport report;
     try {
         co_await ctx.in_ledger([&] {
             ctx.ledger->atomically([&] {
-                for (std::size_t k = 0; k < sent_ones.size(); ++k)
-                    record_send(ctx, sent_ones[k]->entries.back(), sent[k], SendKind::kFirst);
+                for (const auto* p : sent_ones) record_send(ctx, p->entries.back(), p->sent, SendKind::kFirst);
             });
         });
     } catch (const std::exception& ex) {
@@ -150,9 +142,9 @@ net::awaitable<StepReport> record_sends(Context& ctx, const std::vector<Payment*
         report.problems.push_back({Fault::kLedger, std::string("send results not recorded: ") + ex.what()});
         for (auto* p : sent_ones) p->outcome.unrecorded = true;
     }
-    for (std::size_t k = 0; k < sent_ones.size(); ++k) {
-        log_sent(ctx, sent_ones[k]->outcome, sent[k]);
-        apply_verdict(*sent_ones[k], sent[k]);
+    for (auto* p : sent_ones) {
+        log_sent(ctx, p->outcome, p->sent);
+        apply_verdict(*p, p->sent);
     }
     co_return report;
 }
@@ -163,11 +155,11 @@ net::awaitable<StepReport> send_payments(Context& ctx, const RoundPlan& plan, st
     choose(ctx, plan, payments);
     const auto signed_ones = co_await sign(ctx, plan, payments);
     if (signed_ones.empty() || !(co_await journal_all(ctx, signed_ones))) co_return StepReport{};
-    std::vector<ledger::Entry> entries;
-    for (const auto* s : signed_ones) entries.push_back(s->entries.back());
-    const auto sent = co_await broadcast(ctx, entries);
-    auto report = co_await record_sends(ctx, signed_ones, sent);
-    report += co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(sent, entries));
+    std::vector<Outgoing> out;
+    for (auto* s : signed_ones) out.push_back({&s->entries.back(), &s->sent});
+    co_await broadcast(ctx, out);
+    auto report = co_await record_sends(ctx, signed_ones);
+    report += co_await fill_gaps(ctx, *p.fees, p.snapshot.chain_id, p.snapshot.block, gap_nonces(out));
     co_return report;
 }
 

@@ -9,6 +9,7 @@
 #include "keymaster/funding/pending.hpp"
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
+#include "batch.hpp"
 #include "steps.hpp"
 
 namespace keymaster::chain::detail {
@@ -23,6 +24,13 @@ struct Mined {
     std::size_t payment;
     std::size_t entry;
     rpc::ReceiptInfo receipt;
+};
+
+// The receipt asked for one of a payment's transactions.
+struct Asked {
+    std::size_t payment;
+    std::size_t entry;
+    Answer<rpc::ReceiptInfo> receipt;
 };
 
 // The receipt loop of one commit, as named steps.
@@ -88,41 +96,41 @@ private:
 
     net::awaitable<bool> fetch(const std::vector<std::size_t>& w, std::optional<std::uint64_t>& block, std::vector<Mined>& mined) {
         last_fetch_ = ctx_.clock.steady();
-        std::vector<rpc::Call> calls{{"eth_chainId", json::array()}, {"eth_blockNumber", json::array()}};
-        std::vector<std::pair<std::size_t, std::size_t>> which;  // call -> (payment, entry)
+        Calls calls;
+        const auto chain_id = calls.add<std::uint64_t>({"eth_chainId", json::array()});
+        const auto head = calls.add<std::uint64_t>({"eth_blockNumber", json::array()});
+        std::vector<Asked> asked;
         for (auto i : w)
             for (std::size_t k = 0; k < pay_[i].entries.size(); ++k) {
-                calls.push_back({"eth_getTransactionReceipt", json::array({pay_[i].entries[k].tx_hash})});
-                which.emplace_back(i, k);
+                const auto& hash = pay_[i].entries[k].tx_hash;
+                asked.push_back({i, k, calls.add<rpc::ReceiptInfo>({"eth_getTransactionReceipt", json::array({hash})})});
             }
-        std::vector<rpc::CallResult> r;
+        Answers answers;
         try {
-            r = co_await ctx_.client.batch(std::move(calls));
+            answers = Answers(co_await ctx_.client.batch(calls.take()));
         } catch (const std::exception& e) {
             spdlog::warn("{}: receipt poll failed: {}", ctx_.net.name, e.what());
             co_return false;
         }
         // What is written from this batch is written only for the chain it is meant for.
-        const auto chain = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+        const auto chain = answers.get(chain_id);
         if (!chain || (ctx_.net.chain_id && *chain != *ctx_.net.chain_id)) {
             spdlog::warn("{}: receipt poll: {}; nothing recorded", ctx_.net.name,
                          chain ? "chain id " + std::to_string(*chain) + ", expected " + std::to_string(*ctx_.net.chain_id)
                                : std::string("eth_chainId failed"));
             co_return false;
         }
-        block = r[1].ok() ? rpc::as_u64(*r[1].result) : std::nullopt;
+        block = answers.get(head);
         if (block) {
             receipts_block_ = block;
             ctx_.saw(*block);
             block = ctx_.block_at_least(*block);
         }
-        for (std::size_t c = 0; c < which.size(); ++c) {
-            const auto& res = r[c + 2];
-            if (!res.ok() || res.result->is_null()) continue;
-            auto rec = rpc::as_receipt(*res.result);
+        for (const auto& a : asked) {
+            const auto rec = answers.get(a.receipt);
             if (!rec) continue;
             ctx_.saw(rec->block);
-            mined.push_back({which[c].first, which[c].second, *rec});
+            mined.push_back({a.payment, a.entry, *rec});
         }
         co_return true;
     }

@@ -84,17 +84,6 @@ void add_unresolved(const Context& ctx, LedgerView& view, PendingAction a) {
     view.pending.push_back(std::move(a));
 }
 
-// One answer of the batch: its result, or whether the call failed.
-struct Answer {
-    std::optional<json> result;  // null results included
-    bool failed = true;
-};
-
-Answer answer_of(const std::vector<rpc::CallResult>& r, std::size_t i) {
-    if (i >= r.size() || !r[i].ok()) return {};
-    return {*r[i].result, false};
-}
-
 // What the chain says, in one batch: its id, the bank's latest nonce, the latest block, the
 // finalized block (where asked and answered); per unresolved entry its receipt and the
 // transaction by hash; per mined entry not final its receipt and the block at its height.
@@ -110,41 +99,46 @@ struct ChainFacts {
     std::vector<Of> pending;
 };
 
-ChainFacts::Of read_of(const std::vector<rpc::CallResult>& r, std::size_t receipt_at, std::optional<std::size_t> tx_at) {
-    ChainFacts::Of o;
-    const auto rec = answer_of(r, receipt_at);
-    o.receipt_failed = rec.failed;
-    if (!rec.failed && !rec.result->is_null()) {
-        o.receipt = rpc::as_receipt(*rec.result);
-        o.receipt_failed = !o.receipt;
-    }
-    if (tx_at) {
-        const auto tx = answer_of(r, *tx_at);
-        o.tx_failed = tx.failed;
-        if (!tx.failed && !tx.result->is_null()) o.tx = rpc::as_tx(*tx.result);
-    }
-    return o;
+// An entry's receipt as answered: none with `receipt_failed` when the call failed or the receipt is
+// malformed; none without it when there is no receipt (JSON null).
+void read_receipt(const Answers& answers, Answer<rpc::ReceiptInfo> receipt, ChainFacts::Of& o) {
+    o.receipt_failed = !answers.answered(receipt);
+    if (o.receipt_failed || answers.null(receipt)) return;
+    o.receipt = answers.get(receipt);
+    o.receipt_failed = !o.receipt;
 }
 
+// An entry by hash as answered (none: not held, or malformed; `tx_failed` when the call failed).
+void read_tx(const Answers& answers, Answer<rpc::TxInfo> tx, ChainFacts::Of& o) {
+    o.tx_failed = !answers.answered(tx);
+    o.tx = answers.get(tx);
+}
+
+// Each unresolved entry's calls of the batch.
+struct EntryCalls {
+    Answer<rpc::ReceiptInfo> receipt;
+    Answer<rpc::TxInfo> tx;
+};
+
 net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const Ours& ours) {
-    Batch b(ctx.net.batch_size, 0);
-    const auto at_chain = b.add({"eth_chainId", json::array()});
-    const auto at_nonce = b.add({"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})});
-    const auto at_block = b.add({"eth_blockNumber", json::array()});
-    std::vector<std::pair<std::size_t, std::size_t>> pending_at;
-    for (const auto& e : ours.pending)
-        pending_at.emplace_back(b.add({"eth_getTransactionReceipt", json::array({e.tx_hash})}),
-                                b.add({"eth_getTransactionByHash", json::array({e.tx_hash})}));
-    std::vector<rpc::CallResult> r;
+    Batch b(ctx.net.batch_size);
+    const auto chain = b.add<std::uint64_t>({"eth_chainId", json::array()});
+    const auto latest = b.add<std::uint64_t>({"eth_getTransactionCount", json::array({ctx.signer->address().lower(), "latest"})});
+    const auto block = b.add<std::uint64_t>({"eth_blockNumber", json::array()});
+    std::vector<EntryCalls> asked;
+    for (const auto& e : ours.pending) {
+        EntryCalls c;
+        c.receipt = b.add<rpc::ReceiptInfo>({"eth_getTransactionReceipt", json::array({e.tx_hash})});
+        c.tx = b.add<rpc::TxInfo>({"eth_getTransactionByHash", json::array({e.tx_hash})});
+        asked.push_back(c);
+    }
+    Answers answers;
     try {
-        r = co_await ctx.client.batch(b.take(), b.riders(), rpc::RpcClient::Attempts::kRetry, Batch::kLaterRiders);
+        answers = Answers(co_await ctx.client.batch(b.take(), b.riders(), rpc::RpcClient::Attempts::kRetry, Batch::kLaterRiders));
     } catch (const std::exception& e) {
         co_return Problem{Fault::kPoll, std::string("cannot reconcile the ledger: ") + e.what()};
     }
-    const auto chain = answer_of(r, at_chain), latest = answer_of(r, at_nonce), block = answer_of(r, at_block);
-    const auto chain_id = chain.failed ? std::nullopt : rpc::as_u64(*chain.result);
-    const auto nonce = latest.failed ? std::nullopt : rpc::as_u64(*latest.result);
-    const auto head = block.failed ? std::nullopt : rpc::as_u64(*block.result);
+    const auto chain_id = answers.get(chain), nonce = answers.get(latest), head = answers.get(block);
     if (!chain_id || !nonce || !head)
         co_return Problem{Fault::kPoll, "cannot reconcile the ledger: eth_chainId, eth_getTransactionCount or eth_blockNumber failed"};
     if (ctx.net.chain_id && *chain_id != *ctx.net.chain_id)
@@ -155,9 +149,14 @@ net::awaitable<Expected<ChainFacts>> ask_chain(Context& ctx, const Ours& ours) {
     f.latest_nonce = *nonce;
     f.block = *head;
     // As fresh as its oldest request (a provider may answer each from another backend).
-    f.fresh = !funding::is_stale(std::min(*head, b.oldest_head(r).value_or(*head)), ctx.block_at_least(0));
+    f.fresh = !funding::is_stale(std::min(*head, b.oldest_head(answers).value_or(*head)), ctx.block_at_least(0));
     ctx.saw(*head);
-    for (const auto& [rec, tx] : pending_at) f.pending.push_back(read_of(r, rec, tx));
+    for (const auto& c : asked) {
+        ChainFacts::Of o;
+        read_receipt(answers, c.receipt, o);
+        read_tx(answers, c.tx, o);
+        f.pending.push_back(std::move(o));
+    }
     for (const auto& o : f.pending)
         if (o.receipt) ctx.saw(o.receipt->block);
     co_return f;
@@ -174,42 +173,40 @@ struct NonceUse {
     std::optional<rpc::TxInfo> tx;  // the transaction that used it
 };
 
-// One batch of the search, with the chain's id first: its answers (without it), or none when it
-// failed or came from another chain (what it would prove is written to the ledger).
-net::awaitable<std::optional<std::vector<rpc::CallResult>>> ask_on_chain(Context& ctx, std::vector<rpc::Call> calls) {
-    calls.insert(calls.begin(), rpc::Call{"eth_chainId"});
-    std::vector<rpc::CallResult> r;
+// One batch of the search, `chain` its eth_chainId: its answers, or none when it failed or came
+// from another chain (what it would prove is written to the ledger).
+net::awaitable<std::optional<Answers>> ask_on_chain(Context& ctx, Calls calls, Answer<std::uint64_t> chain) {
+    Answers answers;
     try {
-        r = co_await ctx.client.batch(std::move(calls));
+        answers = Answers(co_await ctx.client.batch(calls.take()));
     } catch (const std::exception&) {
         co_return std::nullopt;
     }
-    const auto id = r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
+    const auto id = answers.get(chain);
     if (!id || !ctx.net.chain_id || *id != *ctx.net.chain_id) co_return std::nullopt;
-    r.erase(r.begin());
-    co_return r;
+    co_return answers;
 }
 
 net::awaitable<std::optional<std::uint64_t>> block_using(Context& ctx, std::uint64_t nonce, std::uint64_t lo, std::uint64_t hi) {
     const auto bank = ctx.signer->address().lower();
     while (hi - lo > 1) {
-        std::vector<std::uint64_t> heights;
+        Calls calls;
+        const auto chain = calls.add<std::uint64_t>({"eth_chainId", json::array()});
+        std::vector<std::pair<std::uint64_t, Answer<std::uint64_t>>> counts;  // (height, the bank's nonce count there)
         const std::uint64_t step = std::max<std::uint64_t>(1, (hi - lo) / 17);
-        for (std::uint64_t h = lo + step; h < hi && heights.size() < 16; h += step) heights.push_back(h);
-        std::vector<rpc::Call> calls;
-        for (auto h : heights) calls.push_back({"eth_getTransactionCount", json::array({bank, to_quantity(Wei(h))})});
-        const auto answers = co_await ask_on_chain(ctx, std::move(calls));
+        for (std::uint64_t h = lo + step; h < hi && counts.size() < 16; h += step)
+            counts.emplace_back(h, calls.add<std::uint64_t>({"eth_getTransactionCount", json::array({bank, to_quantity(Wei(h))})}));
+        const auto answers = co_await ask_on_chain(ctx, std::move(calls), chain);
         if (!answers) co_return std::nullopt;
-        const auto& r = *answers;
         std::uint64_t next_lo = lo, next_hi = hi;
-        for (std::size_t k = 0; k < heights.size(); ++k) {
-            const auto count = r[k].ok() ? rpc::as_u64(*r[k].result) : std::nullopt;
+        for (const auto& [height, asked] : counts) {
+            const auto count = answers->get(asked);
             if (!count) co_return std::nullopt;  // (a pruned node has no state there)
             if (*count > nonce) {
-                next_hi = heights[k];
+                next_hi = height;
                 break;
             }
-            next_lo = heights[k];
+            next_lo = height;
         }
         lo = next_lo;
         hi = next_hi;
@@ -237,16 +234,17 @@ net::awaitable<std::optional<std::optional<rpc::TxInfo>>> scan_bodies(Context& c
                                                                       std::uint64_t hi) {
     const auto bank = ctx.signer->address().lower();
     for (std::uint64_t from = lo + 1; from <= hi; from += 16) {
-        std::vector<rpc::Call> calls;
-        const std::uint64_t to = std::min(hi, from + 15);
-        for (std::uint64_t h = from; h <= to; ++h) calls.push_back({"eth_getBlockByNumber", json::array({to_quantity(Wei(h)), true})});
-        const auto answers = co_await ask_on_chain(ctx, std::move(calls));
+        Calls calls;
+        const auto chain = calls.add<std::uint64_t>({"eth_chainId", json::array()});
+        std::vector<std::pair<std::uint64_t, Answer<json>>> blocks;  // (height, its block with its transactions)
+        for (std::uint64_t h = from; h <= std::min(hi, from + 15); ++h)
+            blocks.emplace_back(h, calls.add<json>({"eth_getBlockByNumber", json::array({to_quantity(Wei(h)), true})}));
+        const auto answers = co_await ask_on_chain(ctx, std::move(calls), chain);
         if (!answers) co_return std::nullopt;
-        const auto& r = *answers;
-        for (std::uint64_t h = from; h <= to; ++h) {
-            const auto& a = r[h - from];
-            if (!a.ok() || a.result->is_null()) co_return std::nullopt;
-            if (auto tx = bank_tx_in(*a.result, bank, nonce, h)) co_return std::optional<rpc::TxInfo>(std::move(tx));
+        for (const auto& [height, block] : blocks) {
+            if (!answers->answered(block) || answers->null(block)) co_return std::nullopt;
+            if (auto tx = bank_tx_in(*answers->call(block).result, bank, nonce, height))
+                co_return std::optional<rpc::TxInfo>(std::move(tx));
         }
     }
     co_return std::optional<rpc::TxInfo>{};
@@ -456,27 +454,28 @@ void recheck(Context& ctx, const ledger::Entry& e, const funding::MinedEvidence&
 net::awaitable<std::map<std::int64_t, ChainFacts::Of>> receipts_for(Context& ctx, const std::vector<LedgerView::Mined>& unfinal,
                                                                    const funding::NetworkSnapshot& snap) {
     std::map<std::int64_t, ChainFacts::Of> out;
-    std::vector<const ledger::Entry*> which;
+    Calls calls;
+    const auto chain = calls.add<std::uint64_t>({"eth_chainId", json::array()});
+    std::vector<std::pair<const ledger::Entry*, Answer<rpc::ReceiptInfo>>> asked;
     for (const auto& m : unfinal) {
         const auto it = snap.hash_at.find(m.entry.block);
         const bool moved = it != snap.hash_at.end() && it->second && *it->second != m.entry.block_hash;
-        if (moved || m.entry.fee_estimated) which.push_back(&m.entry);
+        if (moved || m.entry.fee_estimated)
+            asked.emplace_back(&m.entry, calls.add<rpc::ReceiptInfo>({"eth_getTransactionReceipt", json::array({m.entry.tx_hash})}));
     }
-    if (which.empty()) co_return out;
-    std::vector<rpc::Call> calls{{"eth_chainId", json::array()}};
-    for (const auto* e : which) calls.push_back({"eth_getTransactionReceipt", json::array({e->tx_hash})});
-    std::vector<rpc::CallResult> r;
+    if (asked.empty()) co_return out;
+    Answers answers;
     try {
-        r = co_await ctx.client.batch(std::move(calls));
+        answers = Answers(co_await ctx.client.batch(calls.take()));
     } catch (const std::exception&) {
     }
-    const auto chain = !r.empty() && r[0].ok() ? rpc::as_u64(*r[0].result) : std::nullopt;
-    const bool ours = chain && *chain == snap.chain_id;
-    for (std::size_t k = 0; k < which.size(); ++k) {
-        ChainFacts::Of o;
+    const auto id = answers.get(chain);
+    const bool ours = id && *id == snap.chain_id;
+    for (const auto& [e, receipt] : asked) {
+        auto& o = out[e->id];
         o.receipt_failed = true;
-        out[which[k]->id] = ours ? read_of(r, k + 1, std::nullopt) : o;
-        if (out[which[k]->id].receipt) ctx.saw(out[which[k]->id].receipt->block);
+        if (ours) read_receipt(answers, receipt, o);
+        if (o.receipt) ctx.saw(o.receipt->block);
     }
     co_return out;
 }
@@ -644,22 +643,30 @@ namespace {
 // The very same bytes again, to a node that lost them (eviction, restart), so a nonce never stays a
 // gap. Only a held verdict changes the ledger (intent -> sent).
 net::awaitable<void> rebroadcast(Context& ctx, std::vector<ledger::Entry> candidates) {
-    const auto entries = co_await lost_by_node(ctx, std::move(candidates));
-    if (entries.empty()) co_return;
-    const auto sent = co_await broadcast(ctx, entries);
+    auto lost = co_await lost_by_node(ctx, std::move(candidates));
+    if (lost.empty()) co_return;
+    struct Again {
+        ledger::Entry entry;
+        Sent sent;
+    };
+    std::vector<Again> again;
+    again.reserve(lost.size());
+    for (auto& e : lost) again.push_back({std::move(e), {}});
+    std::vector<Outgoing> out;
+    for (auto& a : again) out.push_back({&a.entry, &a.sent});
+    co_await broadcast(ctx, out);
     try {
         co_await ctx.in_ledger([&] {
             ctx.ledger->atomically([&] {
-                for (std::size_t k = 0; k < entries.size(); ++k)
-                    record_send(ctx, entries[k], sent[k], SendKind::kAgain, "broadcast on reconcile");
+                for (const auto& a : again) record_send(ctx, a.entry, a.sent, SendKind::kAgain, "broadcast on reconcile");
             });
         });
     } catch (const std::exception& e) {
         spdlog::error("{}: ledger cannot record a re-broadcast ({}); the next round settles it", ctx.net.name, e.what());
     }
-    for (std::size_t k = 0; k < entries.size(); ++k)
-        spdlog::info("{}: ledger: {} (nonce {}) not mined and not held by the node: broadcast again{}", ctx.net.name, entries[k].tx_hash,
-                     entries[k].nonce, sent[k].hint == SendHint::kHash ? "" : " (" + sent[k].why() + ")");
+    for (const auto& a : again)
+        spdlog::info("{}: ledger: {} (nonce {}) not mined and not held by the node: broadcast again{}", ctx.net.name, a.entry.tx_hash,
+                     a.entry.nonce, a.sent.hint == SendHint::kHash ? "" : " (" + a.sent.why() + ")");
 }
 
 }  // namespace

@@ -82,8 +82,7 @@ net::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stu
     if (!raised.fees) co_return not_replaced(ctx, stuck, raised.why, true);
     auto e = co_await journaled_replacement(ctx, stuck, *raised.fees, block);
     if (!e) co_return not_replaced(ctx, stuck, e.error().message, false);
-    const std::vector<ledger::Entry> one(1, *e);
-    const auto sent = (co_await broadcast(ctx, one))[0];
+    const auto sent = co_await broadcast_one(ctx, *e);
     if (auto refused = co_await record_replacement(ctx, stuck, *e, sent)) co_return not_replaced(ctx, stuck, refused->message, false);
     e->state = ledger::State::kSent;
     spdlog::warn("{}: tx {} (nonce {}) stuck; replaced by {} with fees raised to {} gwei{}", ctx.net.name, stuck.tx_hash,

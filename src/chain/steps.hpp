@@ -82,12 +82,25 @@ struct Context {
     }
 };
 
-//! One top-up through commit, in one record: the decision, the transaction chosen for it, every
-//! journaled transaction of its nonce (first first, newest last) and what became of it.
+//! One transaction's broadcast: the verdict (from the chain's evidence), the node's words as a hint.
+struct Sent {
+    SendVerdict verdict = SendVerdict::kUnknown;
+    SendHint hint = SendHint::kNoAnswer;
+    std::string words;     //!< the node's error message, or why there was no answer
+    std::string evidence;  //!< what the chain showed, when it was asked
+    //! For the log and the ledger: the words and the evidence ("" for a hash).
+    [[nodiscard]] std::string why() const;
+};
+
+//! One top-up through commit, in one record: the decision, the transaction chosen for it, its
+//! signature, every journaled transaction of its nonce (first first, newest last), what its first
+//! broadcast showed and what became of it.
 struct Payment {
     Outcome outcome;                     //!< the decision (outcome.topup) and what became of it
     std::optional<eth::Transaction> tx;  //!< chosen: its unsigned transaction, nonce assigned
+    std::optional<signer::SignResult> signature;  //!< tx's, once signing got to it
     std::vector<ledger::Entry> entries;  //!< its journaled transactions, newest last
+    Sent sent;                           //!< what its first broadcast showed
     //! Sent and journaled: commit waits for its receipt.
     [[nodiscard]] bool watched() const { return outcome.state == Outcome::State::kSent && !entries.empty(); }
     void fail(Fault f, std::string why);
@@ -111,11 +124,15 @@ struct StepReport {
 //! operator fees, the latter by Jovian's formula where `ctx.jovian`); a receipt whose fee fields
 //! cannot be read is logged (the fee is understated).
 [[nodiscard]] funding::FeePaid paid_for(const Context& ctx, const ledger::Entry& e, const rpc::ReceiptInfo& r);
-//! Signs `txs` in order, up to four at a time, whatever the signer (a KMS Sign is a network round
-//! trip). Returns the signed prefix: every result up to and including the first failure; nothing
-//! after it is signed.
-[[nodiscard]] boost::asio::awaitable<std::vector<signer::SignResult>> sign_in_order(
-    std::shared_ptr<signer::Signer> signer, std::vector<eth::Transaction> txs);
+//! A transaction to sign, and where its signature (or why not) goes.
+struct ToSign {
+    const eth::Transaction* tx;
+    std::optional<signer::SignResult>* signature;
+};
+//! Signs the jobs' transactions in order, up to four at a time, whatever the signer (a KMS Sign is
+//! a network round trip). Every job up to and including the first failure gets its result; nothing
+//! after it is signed (its signature stays empty).
+[[nodiscard]] boost::asio::awaitable<void> sign_in_order(std::shared_ptr<signer::Signer> signer, std::vector<ToSign> jobs);
 //! Signs one transaction: its entry (not yet journaled), or why not (kSigning).
 [[nodiscard]] boost::asio::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx,
                                                                         const std::string& home, const std::string& role,
@@ -125,21 +142,22 @@ struct StepReport {
 //! that the Round still holds its sender lease (ctx.sender). Durable before any broadcast; on a
 //! Problem (kLedger) none is written.
 [[nodiscard]] boost::asio::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger::Entry>& entries);
+//! The same for entries kept in their own records (each given its id and creation time there).
+[[nodiscard]] boost::asio::awaitable<std::optional<Problem>> journal(Context& ctx, const std::vector<ledger::Entry*>& entries);
 
 // --- broadcast.cpp ---
-//! One transaction's broadcast: the verdict (from the chain's evidence), the node's words as a hint.
-struct Sent {
-    SendVerdict verdict = SendVerdict::kUnknown;
-    SendHint hint = SendHint::kNoAnswer;
-    std::string words;     //!< the node's error message, or why there was no answer
-    std::string evidence;  //!< what the chain showed, when it was asked
-    //! For the log and the ledger: the words and the evidence ("" for a hash).
-    [[nodiscard]] std::string why() const;
+//! One transaction to broadcast: its journaled entry, and where what its send showed is written
+//! (the record the caller keeps of it: a Payment's `sent`).
+struct Outgoing {
+    const ledger::Entry* entry;
+    Sent* sent;
 };
 //! Sends the entries' raw bytes in one batch, once (never retried blind); after any answer other
 //! than a hash, asks the chain in one more batch (own hash, receipt, the bank's latest and pending
 //! nonce) and decides from that.
-[[nodiscard]] boost::asio::awaitable<std::vector<Sent>> broadcast(Context& ctx, const std::vector<ledger::Entry>& entries);
+[[nodiscard]] boost::asio::awaitable<void> broadcast(Context& ctx, const std::vector<Outgoing>& out);
+//! The same for one transaction: what its send showed.
+[[nodiscard]] boost::asio::awaitable<Sent> broadcast_one(Context& ctx, const ledger::Entry& entry);
 //! The entries worth sending again, asked of the chain just before (one batch): their nonce not yet
 //! passed by the bank's latest nonce, and not held by the node. Bytes of a used nonce are never
 //! sent again, nor bytes the node holds (some nodes execute such bytes twice: ganache does for nonce 0).
@@ -158,8 +176,7 @@ void record_send(Context& ctx, const ledger::Entry& entry, const Sent& sent, Sen
 [[nodiscard]] boost::asio::awaitable<StepReport> fill_gaps(Context& ctx, const funding::Fees& fees, std::uint64_t chain_id,
                                                            std::uint64_t block, const std::vector<std::uint64_t>& nonces);
 //! Nonces to fill: failed ones with a transaction held by the node (or of unknown fate) after them.
-[[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<Sent>& sent,
-                                                    const std::vector<ledger::Entry>& entries);
+[[nodiscard]] std::vector<std::uint64_t> gap_nonces(const std::vector<Outgoing>& out);
 
 // --- replace.cpp ---
 //! A replacement: the new transaction (sent or of unknown fate), and what to report of it.

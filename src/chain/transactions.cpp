@@ -74,41 +74,45 @@ funding::FeePaid paid_for(const Context& ctx, const ledger::Entry& e, const rpc:
 
 namespace {
 
-// Shared by the signing coroutines, which may outlive a cancelled caller: they own what they use.
+// Shared by the signing coroutines, which may outlive a cancelled caller: they own what they use
+// (each job's transaction and result; its caller's slot is written only once all are done).
 struct SignState {
+    struct Job {
+        eth::Transaction tx;
+        std::optional<signer::SignResult> result;
+        std::optional<signer::SignResult>* into;
+    };
     std::shared_ptr<signer::Signer> signer;
-    std::vector<eth::Transaction> txs;
-    std::vector<std::optional<signer::SignResult>> sigs;
+    std::vector<Job> jobs;
     std::size_t next = 0, running = 0;
     bool stop = false;
     std::optional<net::steady_timer> all_done;
 };
 
 net::awaitable<void> sign_some(std::shared_ptr<SignState> st) {
-    while (!st->stop && st->next < st->txs.size()) {
-        const std::size_t j = st->next++;
+    while (!st->stop && st->next < st->jobs.size()) {
+        auto& job = st->jobs[st->next++];
         try {
-            st->sigs[j] = co_await st->signer->sign(eth::signing_hash(st->txs[j]));
+            job.result = co_await st->signer->sign(eth::signing_hash(job.tx));
         } catch (const std::exception& e) {
-            st->sigs[j] = signer::sign_failure(e.what());
+            job.result = signer::sign_failure(e.what());
         }
-        if (!*st->sigs[j]) st->stop = true;  // nothing after a failure is sent: stop signing
+        if (!*job.result) st->stop = true;  // nothing after a failure is sent: stop signing
     }
     if (--st->running == 0) st->all_done->cancel();
 }
 
 }  // namespace
 
-net::awaitable<std::vector<signer::SignResult>> sign_in_order(std::shared_ptr<signer::Signer> signer,
-                                                              std::vector<eth::Transaction> txs) {
+net::awaitable<void> sign_in_order(std::shared_ptr<signer::Signer> signer, std::vector<ToSign> jobs) {
     constexpr std::size_t kSigners = 4;
     auto ex = co_await net::this_coro::executor;
     auto st = std::make_shared<SignState>();
     st->signer = std::move(signer);
-    st->txs = std::move(txs);
-    st->sigs.resize(st->txs.size());
+    st->jobs.reserve(jobs.size());
+    for (const auto& j : jobs) st->jobs.push_back({*j.tx, std::nullopt, j.signature});
     st->all_done.emplace(ex, net::steady_timer::time_point::max());
-    st->running = std::min(kSigners, st->txs.size());
+    st->running = std::min(kSigners, st->jobs.size());
     for (std::size_t k = 0, n = st->running; k < n; ++k) net::co_spawn(ex, sign_some(st), net::detached);
     struct StopOnExit {
         SignState& st;
@@ -118,22 +122,21 @@ net::awaitable<std::vector<signer::SignResult>> sign_in_order(std::shared_ptr<si
         boost::system::error_code ec;
         co_await st->all_done->async_wait(net::redirect_error(net::use_awaitable, ec));
     }
-    std::vector<signer::SignResult> out;
-    for (auto& s : st->sigs) {
-        if (!s) break;  // not signed after an earlier failure
-        out.push_back(std::move(*s));
-        if (!out.back()) break;
+    for (auto& job : st->jobs) {
+        if (!job.result) break;  // not signed after an earlier failure
+        *job.into = std::move(*job.result);
+        if (!**job.into) break;
     }
-    co_return out;
 }
 
 net::awaitable<Expected<ledger::Entry>> sign_entry(const Context& ctx, const eth::Transaction& tx, const std::string& home,
                                                   const std::string& role, std::uint64_t block) {
-    std::vector<eth::Transaction> one(1, tx);  // (GCC 12: no braced list inside co_await)
-    auto sigs = co_await sign_in_order(ctx.signer, std::move(one));
-    if (sigs.empty() || !sigs[0])
-        co_return Problem{Fault::kSigning, "signing failed: " + (sigs.empty() ? std::string("no signature") : sigs[0].error().message)};
-    co_return entry_of(ctx, tx, eth::encode_signed(tx, *sigs[0]), home, role, block);
+    std::optional<signer::SignResult> sig;
+    std::vector<ToSign> one(1, ToSign{&tx, &sig});  // (GCC 12: no braced list inside co_await)
+    co_await sign_in_order(ctx.signer, std::move(one));
+    if (!sig || !*sig)
+        co_return Problem{Fault::kSigning, "signing failed: " + (sig ? sig->error().message : std::string("no signature"))};
+    co_return entry_of(ctx, tx, eth::encode_signed(tx, **sig), home, role, block);
 }
 
 net::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger::Entry>& entries) {
@@ -147,6 +150,16 @@ net::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger:
     } catch (const std::exception& ex) {
         co_return Problem{Fault::kLedger, std::string("ledger cannot be written, not sent: ") + ex.what()};
     }
+    co_return std::nullopt;
+}
+
+net::awaitable<std::optional<Problem>> journal(Context& ctx, const std::vector<ledger::Entry*>& entries) {
+    std::vector<ledger::Entry> written;
+    written.reserve(entries.size());
+    for (const auto* e : entries) written.push_back(*e);
+    if (auto problem = co_await journal(ctx, written)) co_return problem;
+    auto it = written.begin();
+    for (auto* e : entries) *e = std::move(*it++);  // with its id and creation time
     co_return std::nullopt;
 }
 

@@ -16,6 +16,7 @@
 #include "keymaster/rpc/client.hpp"
 #include "keymaster/rpc/eth_api.hpp"
 #include "keymaster/signer/signer.hpp"
+#include "batch.hpp"
 #include "burn_tracker.hpp"
 #include "steps.hpp"
 
@@ -50,27 +51,37 @@ rpc::RpcOptions rpc_options(const config::Network& n) {
 net::awaitable<std::optional<Problem>> estimate_gas(rpc::RpcClient& client, const config::Network& net, NetworkPlan& plan) {
     const bool arbitrum = plan.snapshot.l2 == funding::L2Kind::kArbitrum;
     if (plan.topups.empty() || (net.gas_limit && !arbitrum)) co_return std::nullopt;
-    std::vector<rpc::Call> calls;
-    for (const auto& t : plan.topups)
-        calls.push_back({"eth_estimateGas", json::array({json{{"from", plan.snapshot.bank.lower()},
-                                                                {"to", t.account.address.lower()},
-                                                                {"value", to_quantity(t.amount)}}})});
-    std::vector<rpc::CallResult> r;
+    detail::Calls calls;
+    std::vector<std::pair<funding::TopUp*, detail::Answer<std::uint64_t>>> estimates;
+    for (auto& t : plan.topups) {
+        json tx{{"from", plan.snapshot.bank.lower()}, {"to", t.account.address.lower()},
+                {"value", to_quantity(t.amount)}};
+        estimates.emplace_back(&t, calls.add<std::uint64_t>({"eth_estimateGas", json::array({std::move(tx)})}));
+    }
+    detail::Answers answers;
     try {
-        r = co_await client.batch(std::move(calls));
+        answers = detail::Answers(co_await client.batch(calls.take()));
     } catch (const std::exception& e) {
         for (auto& t : plan.topups) t.gas_limit = 0;
         funding::update_costs(plan);
         co_return Problem{Fault::kPoll, std::string("gas estimation failed: ") + e.what()};
     }
-    for (std::size_t i = 0; i < plan.topups.size(); ++i) {
-        auto g = r[i].ok() ? rpc::as_u64(*r[i].result) : std::nullopt;
+    for (const auto& [t, estimate] : estimates) {
+        auto g = answers.get(estimate);
         if (g && arbitrum) g = funding::with_margin(*g, net.gas_margin_permille, net.gas_limit.value_or(0));
-        plan.topups[i].gas_limit = g.value_or(0);
+        t->gas_limit = g.value_or(0);
     }
     funding::update_costs(plan);
     co_return std::nullopt;
 }
+
+// The self-contradiction check of one account (its index in the poll): its balance and nonce at
+// the block before our top-up, and its nonce now.
+struct ContradictionCheck {
+    std::size_t account;
+    detail::Answer<Wei> balance_before;
+    detail::Answer<std::uint64_t> nonce_before, nonce_now;
+};
 
 }  // namespace
 
@@ -383,12 +394,13 @@ struct Worker::Impl {
     // contradicts itself: the account sent nothing since the block before the top-up, yet holds less
     // than it held there plus what we sent. Held (no second top-up) this Round. One batch, only for
     // those few accounts, at the endpoint's own state. A query that fails proves nothing either way:
-    // the account is held all the same (rp.unverified), and checked again at the next poll. (A
+    // the account is held all the same this poll (rp.unverified), not longer (a pruned node never
+    // answers for an old block). (A
     // reorg is the poll's block check's to find; a backend behind, the stale view's.)
     net::awaitable<void> self_contradictions(RoundPlan& rp, const NetworkSnapshot& snap,
                                              const std::map<eth::Address, funding::ConfirmedTopUp>& recent) {
-        std::vector<std::size_t> which;
-        std::vector<rpc::Call> calls;
+        detail::Calls calls;
+        std::vector<ContradictionCheck> checks;
         if (!sends(rp.mode) || !snap.reachable) co_return;
         for (std::size_t i = 0; i < snap.accounts.size() && !recent.empty(); ++i) {
             const auto& s = snap.accounts[i];
@@ -397,29 +409,29 @@ struct Worker::Impl {
             if (it == recent.end()) continue;
             const auto addr = s.account.address.lower();
             const auto tag = to_quantity(Wei(it->second.block - 1));
-            which.push_back(i);
-            calls.push_back({"eth_getBalance", json::array({addr, tag})});
-            calls.push_back({"eth_getTransactionCount", json::array({addr, tag})});
-            calls.push_back({"eth_getTransactionCount", json::array({addr, "latest"})});
+            ContradictionCheck c{i, {}, {}, {}};
+            c.balance_before = calls.add<Wei>({"eth_getBalance", json::array({addr, tag})});
+            c.nonce_before = calls.add<std::uint64_t>({"eth_getTransactionCount", json::array({addr, tag})});
+            c.nonce_now = calls.add<std::uint64_t>({"eth_getTransactionCount", json::array({addr, "latest"})});
+            checks.push_back(c);
         }
-        if (which.empty()) co_return;
-        std::vector<rpc::CallResult> r;
+        if (checks.empty()) co_return;
+        detail::Answers answers;
         try {
-            r = co_await client.batch(std::move(calls));
+            answers = detail::Answers(co_await client.batch(calls.take()));
         } catch (const std::exception& e) {
             spdlog::info("{}: cannot check the balances of accounts just topped up ({}): held this poll", net_.name, e.what());
-            rp.unverified = std::move(which);
+            for (const auto& c : checks) rp.unverified.push_back(c.account);
             co_return;
         }
-        for (std::size_t c = 0; c < which.size(); ++c) {
-            const auto before = r[3 * c].ok() ? rpc::as_quantity(*r[3 * c].result) : std::nullopt;
-            const auto nonce_before = r[3 * c + 1].ok() ? rpc::as_u64(*r[3 * c + 1].result) : std::nullopt;
-            const auto nonce_now = r[3 * c + 2].ok() ? rpc::as_u64(*r[3 * c + 2].result) : std::nullopt;
-            const auto& s = snap.accounts[which[c]];
-            if (!before || !nonce_before || !nonce_now) rp.unverified.push_back(which[c]);
+        for (const auto& c : checks) {
+            const auto before = answers.get(c.balance_before);
+            const auto nonce_before = answers.get(c.nonce_before), nonce_now = answers.get(c.nonce_now);
+            const auto& s = snap.accounts[c.account];
+            if (!before || !nonce_before || !nonce_now) rp.unverified.push_back(c.account);
             else if (funding::balance_contradicts(*before, recent.at(s.account.address).amount, *s.balance,
                                                   *nonce_before, *nonce_now))
-                rp.mismatches.push_back(which[c]);
+                rp.mismatches.push_back(c.account);
         }
     }
 
@@ -439,9 +451,7 @@ struct Worker::Impl {
         note_confirmed(rp.settled);
         const auto recent = std::exchange(confirmed_since_poll, {});  // checked now; kept by keep_contradicted
         co_await self_contradictions(rp, snap, recent);
-        auto held = rp.mismatches;
-        held.insert(held.end(), rp.unverified.begin(), rp.unverified.end());
-        keep_contradicted(snap, held, recent);
+        keep_contradicted(snap, rp.mismatches, recent);  // (an unverified one: this poll only; a pruned node never answers)
         if (!snap.reachable || !view) {  // nothing may be decided without a readable ledger
             rp.plan.snapshot = std::move(snap);
             co_return rp;

@@ -147,11 +147,11 @@ private:
 
     // Our Workers' sender leases, ended (they stop, or are replaced by a reload).
     net::awaitable<void> release_senders() {
-        for (const auto& s : slots_) {
-            const auto name = s->worker->sender_lease();
-            if (name.empty()) continue;
+        std::vector<std::pair<std::string, std::string>> held;  // copied: a reload may replace the slots meanwhile
+        for (const auto& s : slots_)
+            if (auto name = s->worker->sender_lease(); !name.empty()) held.emplace_back(std::move(name), s->worker->sender_holder());
+        for (const auto& [name, holder] : held) {
             try {
-                const auto& holder = s->worker->sender_holder();
                 co_await thread_->run([&](ledger::Ledger& l) { l.release_lease(name, holder); });
             } catch (const std::exception& e) {
                 spdlog::warn("sender lease {}: cannot release it ({}); it expires by itself", name, e.what());
@@ -322,6 +322,7 @@ private:
         (void)co_await join(std::nullopt);
         if (stopping_) co_return;  // SIGTERM came while the old Workers finished: the shutdown waits for them
         co_await release_senders();  // a network moved elsewhere is not kept from its new sender
+        if (stopping_) co_return;    // SIGTERM came meanwhile: no new Workers
         std::set<std::pair<std::string, eth::Address>> keep;
         for (const auto& [name, accounts] : l->accounts)
             for (const auto& a : *accounts) keep.insert({a.network, a.address});
@@ -387,11 +388,13 @@ private:
     net::signal_set signals_;
     std::unique_ptr<server::HttpServer> server_;
     std::unique_ptr<ledger::Ledger> ledger_;
-    std::unique_ptr<chain::LedgerThread> thread_;  //!< where every ledger call runs: the loop never waits for the database
     std::unique_ptr<chain::Leadership> lead_;  //!< with a shared (Postgres) ledger only
     std::string holder_ = chain::holder_id();  //!< this process, in every lease it holds
     Loaded loaded_;
     std::vector<std::unique_ptr<Slot>> slots_;
+    //! Where every ledger call runs: the loop never waits for the database. Declared after what its
+    //! calls touch (the ledger, the lease, the Workers), so that it is joined before they go.
+    std::unique_ptr<chain::LedgerThread> thread_;
     bool stopping_ = false;
     bool reloading_ = false;
     std::vector<net::steady_timer*> joining_;  // join()s waiting for the last Worker to leave

@@ -266,18 +266,34 @@ private:
     void ensure() {
         if (!broken_ && PQstatus(conn_) == CONNECTION_OK) return;
         if (in_tx_) fail("the connection was lost in a transaction");
+        if (broken_ && PQbackendPID(conn_) != 0) abandoned_ = PQbackendPID(conn_);
         PQreset(conn_);  // (connect_timeout bounds it)
         broken_ = false;
         names_.clear();
         queued_ = 0;
         if (PQstatus(conn_) != CONNECTION_OK) throw LedgerError("ledger " + where_ + ": cannot connect: " + error_of(conn_));
         start_session();
+        end_abandoned();
+    }
+
+    // The server session we gave up on (no answer) may still hold row locks (a lease row read FOR
+    // UPDATE) if our goodbye never reached it (a cut path): ended from the new session, so that no
+    // replica's lease claim waits for it (its idle_in_transaction_session_timeout ends it anyway).
+    void end_abandoned() {
+        if (!abandoned_) return;
+        const std::string sql = "SELECT pg_terminate_backend(" + std::to_string(abandoned_) + ")";
+        abandoned_ = 0;
+        try {
+            exec(sql);
+        } catch (const LedgerError&) {
+        }
     }
 
     // Non-blocking from here on (every wait below has the answer timeout), then the session's settings.
     void start_session() {
         if (PQsetnonblocking(conn_, 1) != 0) fail("");
-        exec(kSession + std::to_string(static_cast<long long>(wait_ * 1000)));
+        const auto ms = std::to_string(static_cast<long long>(wait_ * 1000));
+        exec(kSession + ms + "; SET idle_in_transaction_session_timeout = " + std::to_string(static_cast<long long>(wait_ * 2000)));
     }
 
     // The database gave no answer within the answer timeout (frozen, or its path cut: TCP would
@@ -335,6 +351,7 @@ private:
     bool in_tx_ = false;
     double wait_;          // the answer timeout, seconds
     bool broken_ = false;  // given up after no answer: opened again before the next statement
+    int abandoned_ = 0;    // the server process of the session given up on (ended once we are back)
 };
 
 class PgQuery final : public Query {
