@@ -16,6 +16,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKEYMASTER_TESTS=OF
  && strip build/keymaster
 
 FROM debian:12-slim
+# (libpq5 is not linked: keymaster loads it with dlopen when --ledger is a Postgres URI; it stays in the list.)
 # runtime-packages: ca-certificates libssl3 libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libsecp256k1-1 libsqlite3-0 libpq5 libcom-err2 libffi8 libgmp10 libgnutls30 libgssapi-krb5-2 libhogweed6 libidn2-0 libk5crypto3 libkeyutils1 libkrb5-3 libkrb5support0 libldap-2.5-0 libnettle8 libp11-kit0 libsasl2-2 libtasn1-6 libunistring2
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \

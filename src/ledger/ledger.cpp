@@ -15,6 +15,16 @@
 namespace keymaster::ledger {
 namespace {
 
+// The two rules the ledger's queries share, written once.
+// Mined: in a block, by a receipt of ours (confirmed, or reverted there: its fee was paid).
+std::string mined(const std::string& t = "") {
+    return "(" + t + "state='confirmed' OR (" + t + "state='failed' AND " + t + "block>0))";
+}
+bool mined(State s, std::int64_t block) { return s == State::kConfirmed || (s == State::kFailed && block > 0); }
+// A payment: what counts against the limits, once per nonce (replacements share it): every entry
+// but a dropped or failed one.
+const std::string kPayment = "state IN ('intent','sent','confirmed','replaced')";
+
 
 // One statement, its values bound by chained calls (the Db's Query underneath).
 class Stmt {
@@ -435,8 +445,7 @@ std::vector<Entry> pending_in(detail::Db& db, const Scope& scope, const std::str
         std::string("SELECT ") + kColumns +
         " FROM topups t WHERE SCOPE=?1 AND bank=?2 AND (state IN ('intent','sent') OR (state='replaced' "
         "AND NOT EXISTS (SELECT 1 FROM topups u WHERE u.SCOPE=t.SCOPE AND u.bank=t.bank AND "
-        "u.nonce=t.nonce AND (u.state IN ('confirmed','dropped') OR (u.state='failed' AND u.block > 0))))) "
-        "ORDER BY nonce, id");
+        "u.nonce=t.nonce AND (u.state='dropped' OR " + mined("u.") + ")))) ORDER BY nonce, id");
     Stmt s(db, sql.c_str());
     scope.bind(s, 1);
     s.bind(2, bank);
@@ -446,8 +455,7 @@ std::vector<Entry> pending_in(detail::Db& db, const Scope& scope, const std::str
 }
 
 Wei spent_in(detail::Db& db, const Scope& scope, const std::string& bank, double since) {
-    Stmt s(db, scope.sql("SELECT nonce, amount FROM topups WHERE SCOPE=? AND bank=? AND created>=? "
-                                                  "AND state IN ('intent','sent','confirmed','replaced')"));
+    Stmt s(db, scope.sql("SELECT nonce, amount FROM topups WHERE SCOPE=? AND bank=? AND created>=? AND " + kPayment));
     scope.bind(s, 1);
     s.bind(2, bank).bind(3, since);
     // Replacements share a nonce: one payment, counted once (at its largest amount).
@@ -465,7 +473,7 @@ std::map<std::string, Ledger::Received> received_in(detail::Db& db, const Scope&
                                                     double since) {
     Stmt s(db,
            scope.sql("SELECT nonce, recipient, amount FROM topups WHERE SCOPE=? AND bank=? AND created>=? AND "
-                     "role<>'nonce-filler' AND state IN ('intent','sent','confirmed','replaced')"));
+                     "role<>'nonce-filler' AND " + kPayment));
     scope.bind(s, 1);
     s.bind(2, bank).bind(3, since);
     std::map<std::int64_t, std::pair<std::string, Wei>> by_nonce;  // one payment per nonce, at its largest amount
@@ -494,8 +502,8 @@ std::vector<Entry> Ledger::pending(std::uint64_t chain_id, const std::string& ba
 }
 
 std::vector<std::string> Ledger::unresolved_banks(std::uint64_t chain_id) const {
-    Stmt s(*impl_->db, "SELECT DISTINCT bank FROM topups WHERE chain_id=? AND (state IN ('intent','sent') OR (is_final=0 AND "
-                       "(state='confirmed' OR (state='failed' AND block>0)))) ORDER BY bank");
+    Stmt s(*impl_->db, "SELECT DISTINCT bank FROM topups WHERE chain_id=? AND (state IN ('intent','sent') OR (is_final=0 AND " +
+                           mined() + ")) ORDER BY bank");
     s.bind(1, static_cast<std::int64_t>(chain_id));
     std::vector<std::string> out;
     while (s.step()) out.push_back(s.text(0));
@@ -504,8 +512,7 @@ std::vector<std::string> Ledger::unresolved_banks(std::uint64_t chain_id) const 
 
 std::vector<Entry> Ledger::unfinal(std::uint64_t chain_id, const std::string& bank) const {
     Stmt s(*impl_->db, std::string("SELECT ") + kColumns +
-                           " FROM topups WHERE chain_id=? AND bank=? AND is_final=0 AND "
-                           "(state='confirmed' OR (state='failed' AND block>0)) ORDER BY nonce, id");
+                           " FROM topups WHERE chain_id=? AND bank=? AND is_final=0 AND " + mined() + " ORDER BY nonce, id");
     s.bind(1, static_cast<std::int64_t>(chain_id)).bind(2, bank);
     std::vector<Entry> out;
     while (s.step()) out.push_back(read_entry(s));
@@ -544,8 +551,8 @@ std::vector<Ledger::Arrival> Ledger::confirmed_since(const std::string& network,
 
 Wei Ledger::paid_since(const std::string& network, const std::string& bank, double since) const {
     Stmt s(*impl_->db,
-           "SELECT state, amount, fee_paid FROM topups WHERE network=?1 AND bank=?2 AND COALESCE(confirmed_at, updated)>=?3 AND "
-           "(state='confirmed' OR (state='failed' AND block>0))");
+           "SELECT state, amount, fee_paid FROM topups WHERE network=?1 AND bank=?2 AND COALESCE(confirmed_at, updated)>=?3 AND " +
+               mined());
     s.bind(1, network).bind(2, bank).bind(3, since);
     Wei total = 0;
     while (s.step()) total += (s.text(0) == "confirmed" ? wei(s.text(1)) : Wei(0)) + wei(s.text(2));
@@ -631,8 +638,8 @@ void Ledger::save_audit(const std::string& network, const std::string& bank, con
 namespace {
 
 Wei outflow_in(detail::Db& db, const Scope& scope, const std::string& bank, std::uint64_t from, std::uint64_t to) {
-    Stmt s(db, scope.sql("SELECT state, amount, fee_paid FROM topups WHERE SCOPE=? AND bank=? AND nonce>=? AND nonce<? AND "
-                         "(state='confirmed' OR (state='failed' AND block>0))"));
+    Stmt s(db, scope.sql("SELECT state, amount, fee_paid FROM topups WHERE SCOPE=? AND bank=? AND nonce>=? AND nonce<? AND " +
+                         mined()));
     scope.bind(s, 1);
     s.bind(2, bank).bind(3, static_cast<std::int64_t>(from)).bind(4, static_cast<std::int64_t>(to));
     Wei total = 0;
@@ -649,7 +656,7 @@ std::map<std::uint64_t, Ledger::NonceUse> nonce_uses_in(detail::Db& db, const Sc
     while (s.step()) {
         auto& u = out[static_cast<std::uint64_t>(s.i64(0))];
         const auto state = parse_state(s.text(1));
-        if (state == State::kConfirmed || (state == State::kFailed && s.i64(2) > 0)) u.mined = true;
+        if (state && mined(*state, s.i64(2))) u.mined = true;
         if (state == State::kIntent || state == State::kSent || state == State::kReplaced) u.open = true;
     }
     return out;

@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -15,6 +16,79 @@
 
 namespace keymaster::ledger::detail {
 namespace {
+
+// libpq, loaded when a Postgres ledger is first opened (dlopen), not linked: a deployment on SQLite
+// never maps it nor what it pulls in (Kerberos, LDAP, ...: about 6 MiB of every daemon's memory).
+struct LibPq {
+#define KM_PQ(name) decltype(&::name) name = nullptr;
+    KM_PQ(PQbackendPID)
+    KM_PQ(PQclear)
+    KM_PQ(PQconnectdb)
+    KM_PQ(PQconsumeInput)
+    KM_PQ(PQenterPipelineMode)
+    KM_PQ(PQerrorMessage)
+    KM_PQ(PQexitPipelineMode)
+    KM_PQ(PQfinish)
+    KM_PQ(PQflush)
+    KM_PQ(PQgetResult)
+    KM_PQ(PQgetisnull)
+    KM_PQ(PQgetvalue)
+    KM_PQ(PQisBusy)
+    KM_PQ(PQntuples)
+    KM_PQ(PQpipelineStatus)
+    KM_PQ(PQpipelineSync)
+    KM_PQ(PQreset)
+    KM_PQ(PQresultErrorMessage)
+    KM_PQ(PQresultStatus)
+    KM_PQ(PQsendPrepare)
+    KM_PQ(PQsendQuery)
+    KM_PQ(PQsendQueryParams)
+    KM_PQ(PQsendQueryPrepared)
+    KM_PQ(PQsetnonblocking)
+    KM_PQ(PQsocket)
+    KM_PQ(PQstatus)
+#undef KM_PQ
+};
+
+const LibPq& pq() {
+    static const LibPq lib = [] {
+        void* h = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+        if (!h) throw LedgerError(std::string("cannot load libpq.so.5 for a Postgres ledger (install libpq5): ") + ::dlerror());
+        LibPq l;
+#define KM_PQ(name)                                                                                        \
+    l.name = reinterpret_cast<decltype(l.name)>(::dlsym(h, #name));                                         \
+    if (!l.name) throw LedgerError("libpq.so.5 has no " #name ": a libpq older than 14 (pipeline mode) is installed");
+    KM_PQ(PQbackendPID)
+    KM_PQ(PQclear)
+    KM_PQ(PQconnectdb)
+    KM_PQ(PQconsumeInput)
+    KM_PQ(PQenterPipelineMode)
+    KM_PQ(PQerrorMessage)
+    KM_PQ(PQexitPipelineMode)
+    KM_PQ(PQfinish)
+    KM_PQ(PQflush)
+    KM_PQ(PQgetResult)
+    KM_PQ(PQgetisnull)
+    KM_PQ(PQgetvalue)
+    KM_PQ(PQisBusy)
+    KM_PQ(PQntuples)
+    KM_PQ(PQpipelineStatus)
+    KM_PQ(PQpipelineSync)
+    KM_PQ(PQreset)
+    KM_PQ(PQresultErrorMessage)
+    KM_PQ(PQresultStatus)
+    KM_PQ(PQsendPrepare)
+    KM_PQ(PQsendQuery)
+    KM_PQ(PQsendQueryParams)
+    KM_PQ(PQsendQueryPrepared)
+    KM_PQ(PQsetnonblocking)
+    KM_PQ(PQsocket)
+    KM_PQ(PQstatus)
+#undef KM_PQ
+        return l;
+    }();
+    return lib;
+}
 
 // Created under an advisory lock, so that processes opening a new ledger at once (two replicas
 // starting) create it once.
@@ -54,10 +128,10 @@ std::string trimmed(std::string m) {
     return m;
 }
 
-std::string error_of(const PGconn* conn) { return trimmed(conn ? PQerrorMessage(conn) : "out of memory"); }
+std::string error_of(const PGconn* conn) { return trimmed(conn ? pq().PQerrorMessage(conn) : "out of memory"); }
 
 bool ok(const PGresult* r) {
-    const auto st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    const auto st = r ? pq().PQresultStatus(r) : PGRES_FATAL_ERROR;
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
@@ -71,34 +145,34 @@ using Values = std::vector<std::optional<std::string>>;
 class PostgresDb final : public Db {
 public:
     explicit PostgresDb(const PgConnect& c) : where_(c.shown), wait_(c.answer_seconds) {
-        conn_ = PQconnectdb(c.url.c_str());
-        if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+        conn_ = pq().PQconnectdb(c.url.c_str());
+        if (!conn_ || pq().PQstatus(conn_) != CONNECTION_OK) {
             const std::string msg = error_of(conn_);
-            if (conn_) PQfinish(conn_);
+            if (conn_) pq().PQfinish(conn_);
             conn_ = nullptr;
             throw LedgerError("ledger " + where_ + ": cannot connect: " + msg);
         }
         start_session();
     }
     ~PostgresDb() override {
-        if (conn_) PQfinish(conn_);
+        if (conn_) pq().PQfinish(conn_);
     }
     PostgresDb(const PostgresDb&) = delete;
     PostgresDb& operator=(const PostgresDb&) = delete;
 
     void exec(const std::string& sql) override {
         ensure();
-        if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
-        if (PQsendQuery(conn_, sql.c_str()) != 1) fail("");
+        if (pq().PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
+        if (pq().PQsendQuery(conn_, sql.c_str()) != 1) fail("");
         flush();
         std::string msg;
         bool good = true;
         while (PGresult* r = next_result()) {  // one per statement of `sql`: the first error is the one
             if (!ok(r) && good) {
                 good = false;
-                msg = trimmed(PQresultErrorMessage(r));
+                msg = trimmed(pq().PQresultErrorMessage(r));
             }
-            PQclear(r);
+            pq().PQclear(r);
         }
         if (!good) fail(msg);
     }
@@ -115,13 +189,13 @@ public:
     }
     void rollback() override {
         in_tx_ = false;
-        if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) {
+        if (pq().PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) {
             try {
                 sync(false);  // what was queued ends with the transaction; its error is the one already thrown
             } catch (const LedgerError&) {
             }
         }
-        if (broken_ || PQstatus(conn_) != CONNECTION_OK) return;  // the transaction ends with the connection
+        if (broken_ || pq().PQstatus(conn_) != CONNECTION_OK) return;  // the transaction ends with the connection
         try {
             exec("ROLLBACK");
         } catch (const LedgerError& e) {
@@ -144,16 +218,16 @@ public:
     PGresult* run(const std::string& sql, const Values& v) {
         ensure();
         const std::string& name = prepared(sql);
-        if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) {
+        if (pq().PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) {
             auto params = pointers(v);
-            if (PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0) != 1)
+            if (pq().PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0) != 1)
                 fail("");
             flush();
             PGresult* r = next_result();
-            while (PGresult* more = r ? next_result() : nullptr) PQclear(more);  // (one statement: the end of its results)
+            while (PGresult* more = r ? next_result() : nullptr) pq().PQclear(more);  // (one statement: the end of its results)
             if (!ok(r)) {
-                const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
-                if (r) PQclear(r);
+                const std::string msg = r ? trimmed(pq().PQresultErrorMessage(r)) : "";
+                if (r) pq().PQclear(r);
                 fail(msg);
             }
             return r;
@@ -164,7 +238,7 @@ public:
     // A statement whose rows nobody reads: queued inside a transaction, else run now.
     void send(const std::string& sql, const Values& v) {
         if (!in_tx_) {
-            PQclear(run(sql, v));
+            pq().PQclear(run(sql, v));
             return;
         }
         ensure();
@@ -188,32 +262,32 @@ private:
     const std::string& prepared(const std::string& sql) {
         const auto it = names_.find(sql);
         if (it != names_.end()) return it->second;
-        if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
+        if (pq().PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) sync(false);
         std::string name = "km" + std::to_string(names_.size() + 1);
-        if (PQsendPrepare(conn_, name.c_str(), dollar_params(sql).c_str(), 0, nullptr) != 1) fail("");
+        if (pq().PQsendPrepare(conn_, name.c_str(), dollar_params(sql).c_str(), 0, nullptr) != 1) fail("");
         flush();
         PGresult* r = next_result();
-        const std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
+        const std::string msg = r ? trimmed(pq().PQresultErrorMessage(r)) : "";
         const bool good = ok(r);
-        if (r) PQclear(r);
-        while (PGresult* more = next_result()) PQclear(more);
+        if (r) pq().PQclear(r);
+        while (PGresult* more = next_result()) pq().PQclear(more);
         if (!good) fail(msg);
         return names_.emplace(sql, std::move(name)).first->second;
     }
 
     void enter_pipeline() {
-        if (PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn_) != 1) fail("");
+        if (pq().PQpipelineStatus(conn_) == PQ_PIPELINE_OFF && pq().PQenterPipelineMode(conn_) != 1) fail("");
     }
     void queue(const std::string& name, const Values& v) {
         enter_pipeline();
         auto params = pointers(v);
-        if (PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0) != 1)
+        if (pq().PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0) != 1)
             fail("");
         ++queued_;
     }
     void queue_text(const char* sql) {
         enter_pipeline();
-        if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) fail("");
+        if (pq().PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) fail("");
         ++queued_;
     }
 
@@ -222,7 +296,7 @@ private:
     PGresult* sync(bool keep_last) {
         const int n = queued_;
         queued_ = 0;
-        std::string error = PQpipelineSync(conn_) == 1 ? "" : error_of(conn_);
+        std::string error = pq().PQpipelineSync(conn_) == 1 ? "" : error_of(conn_);
         if (error.empty()) flush();
         PGresult* last = nullptr;
         for (int i = 0; i < n && error.empty(); ++i) {
@@ -231,32 +305,32 @@ private:
                 error = error_of(conn_);
                 break;
             }
-            if (!ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && error.empty()) error = trimmed(PQresultErrorMessage(r));
+            if (!ok(r) && pq().PQresultStatus(r) != PGRES_PIPELINE_ABORTED && error.empty()) error = trimmed(pq().PQresultErrorMessage(r));
             if (keep_last && i + 1 == n && ok(r)) last = r;
-            else PQclear(r);
-            while ((r = next_result()) != nullptr) PQclear(r);  // the end of this statement's results
+            else pq().PQclear(r);
+            while ((r = next_result()) != nullptr) pq().PQclear(r);  // the end of this statement's results
         }
         drain();
         if (!error.empty() || (keep_last && !last)) {
-            if (last) PQclear(last);
+            if (last) pq().PQclear(last);
             fail(error);
         }
         return last;
     }
     // Reads up to the sync point (past an error: the aborted statements) and leaves pipeline mode.
     void drain() {
-        for (int guard = 0; guard < 2 * kMaxQueued + 4 && !broken_ && PQstatus(conn_) == CONNECTION_OK; ++guard) {
+        for (int guard = 0; guard < 2 * kMaxQueued + 4 && !broken_ && pq().PQstatus(conn_) == CONNECTION_OK; ++guard) {
             PGresult* r = nullptr;
             try {
                 r = next_result();
             } catch (const LedgerError&) {
                 break;  // no answer: the connection is dropped (broken_), reset by ensure()
             }
-            const bool end = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-            if (r) PQclear(r);
+            const bool end = r && pq().PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+            if (r) pq().PQclear(r);
             if (end) break;
         }
-        (void)PQexitPipelineMode(conn_);  // fails only with results still unread: a lost connection, reset by ensure()
+        (void)pq().PQexitPipelineMode(conn_);  // fails only with results still unread: a lost connection, reset by ensure()
     }
 
     // A connection the server closed (a restart) is opened again before the next statement, never
@@ -264,14 +338,14 @@ private:
     // connection has already failed (nothing is retried blind). A writer's lease is checked in every
     // write transaction (the fence): nothing to take again here.
     void ensure() {
-        if (!broken_ && PQstatus(conn_) == CONNECTION_OK) return;
+        if (!broken_ && pq().PQstatus(conn_) == CONNECTION_OK) return;
         if (in_tx_) fail("the connection was lost in a transaction");
-        if (broken_ && PQbackendPID(conn_) != 0) abandoned_ = PQbackendPID(conn_);
-        PQreset(conn_);  // (connect_timeout bounds it)
+        if (broken_ && pq().PQbackendPID(conn_) != 0) abandoned_ = pq().PQbackendPID(conn_);
+        pq().PQreset(conn_);  // (connect_timeout bounds it)
         broken_ = false;
         names_.clear();
         queued_ = 0;
-        if (PQstatus(conn_) != CONNECTION_OK) throw LedgerError("ledger " + where_ + ": cannot connect: " + error_of(conn_));
+        if (pq().PQstatus(conn_) != CONNECTION_OK) throw LedgerError("ledger " + where_ + ": cannot connect: " + error_of(conn_));
         start_session();
         end_abandoned();
     }
@@ -291,7 +365,7 @@ private:
 
     // Non-blocking from here on (every wait below has the answer timeout), then the session's settings.
     void start_session() {
-        if (PQsetnonblocking(conn_, 1) != 0) fail("");
+        if (pq().PQsetnonblocking(conn_, 1) != 0) fail("");
         const auto ms = std::to_string(static_cast<long long>(wait_ * 1000));
         exec(kSession + ms + "; SET idle_in_transaction_session_timeout = " + std::to_string(static_cast<long long>(wait_ * 2000)));
     }
@@ -312,7 +386,7 @@ private:
             const auto left =
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - keymaster::system_clock().steady());
             if (left.count() <= 0) return false;
-            pollfd p{PQsocket(conn_), events, 0};
+            pollfd p{pq().PQsocket(conn_), events, 0};
             const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
             if (r > 0) return true;
             if (r < 0 && errno != EINTR) fail("poll: " + std::string(std::strerror(errno)));
@@ -326,22 +400,22 @@ private:
     void flush() {
         const auto until = deadline();
         for (;;) {
-            const int f = PQflush(conn_);
+            const int f = pq().PQflush(conn_);
             if (f == 0) return;
             if (f < 0) fail("");
             if (!wait_socket(POLLIN | POLLOUT, until)) no_answer();
-            if (PQconsumeInput(conn_) != 1) fail("");
+            if (pq().PQconsumeInput(conn_) != 1) fail("");
         }
     }
 
     // PQgetResult without blocking past the answer timeout.
     PGresult* next_result() {
         const auto until = deadline();
-        while (PQisBusy(conn_)) {
+        while (pq().PQisBusy(conn_)) {
             if (!wait_socket(POLLIN, until)) no_answer();
-            if (PQconsumeInput(conn_) != 1) fail("");
+            if (pq().PQconsumeInput(conn_) != 1) fail("");
         }
-        return PQgetResult(conn_);
+        return pq().PQgetResult(conn_);
     }
 
     std::string where_;
@@ -374,13 +448,13 @@ public:
             res_ = db_.run(sql_, params_);
             row_ = -1;
         }
-        return ++row_ < PQntuples(res_);
+        return ++row_ < pq().PQntuples(res_);
     }
     void execute() override { db_.send(sql_, params_); }
-    std::string text(int c) const override { return null(c) ? std::string() : std::string(PQgetvalue(res_, row_, c)); }
-    std::int64_t i64(int c) const override { return null(c) ? 0 : std::strtoll(PQgetvalue(res_, row_, c), nullptr, 10); }
-    double real(int c) const override { return null(c) ? 0.0 : std::strtod(PQgetvalue(res_, row_, c), nullptr); }
-    bool null(int c) const override { return PQgetisnull(res_, row_, c) != 0; }
+    std::string text(int c) const override { return null(c) ? std::string() : std::string(pq().PQgetvalue(res_, row_, c)); }
+    std::int64_t i64(int c) const override { return null(c) ? 0 : std::strtoll(pq().PQgetvalue(res_, row_, c), nullptr, 10); }
+    double real(int c) const override { return null(c) ? 0.0 : std::strtod(pq().PQgetvalue(res_, row_, c), nullptr); }
+    bool null(int c) const override { return pq().PQgetisnull(res_, row_, c) != 0; }
     void reset() override { clear(); }
 
 private:
@@ -389,7 +463,7 @@ private:
         return params_[static_cast<std::size_t>(i - 1)];
     }
     void clear() {
-        if (res_) PQclear(res_);
+        if (res_) pq().PQclear(res_);
         res_ = nullptr;
         row_ = -1;
     }

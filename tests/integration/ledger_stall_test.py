@@ -212,6 +212,18 @@ class LedgerStall(unittest.TestCase):
         self.start(self.pg.create_database("keymaster"))
         self.check(*self.stalled(self.freeze))
 
+    def test_sigterm_while_frozen_exits(self):
+        """A stop asked while the ledger is frozen is not held up by it: the Round in a ledger call
+        gives up after keymaster_timeout, the leases' release likewise, and the process exits 0."""
+        self.start(self.pg.create_database("keymaster"))
+        self.freeze()
+        time.sleep(3)
+        self.assertEqual(get(self.daemon.port, "/healthz")[0], 200)
+        self.daemon.send_signal(signal.SIGTERM)
+        start = time.time()
+        self.assertEqual(self.daemon.wait(60), 0)
+        self.assertLess(time.time() - start, 40, "the stop waited for the frozen ledger")
+
     def test_cut_path_to_postgres(self):
         self.pg.create_database("keymaster")
         self.proxy = CutProxy(self.pg.port)
