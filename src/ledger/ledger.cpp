@@ -278,6 +278,10 @@ Ledger::Ledger(const Location& where, bool lock, const Clock& clock) : impl_(std
         impl_->shared = true;
     }
     impl_->db->create_schema();
+    // An SQLite ledger opened with its lock is this process's alone: a lease in it (a sender lease
+    // of a Worker) was left by a process that is gone (killed before it released it), and would
+    // keep this one from sending until it expired.
+    if (!impl_->shared && lock) impl_->db->exec("DELETE FROM lease");
     if (impl_->shared) {
         const double before = impl_->clock->wall();
         Stmt s(*impl_->db, std::string("SELECT ") + impl_->db->now_sql());

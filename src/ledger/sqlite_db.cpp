@@ -66,10 +66,16 @@ public:
             db_ = nullptr;
             throw LedgerError("ledger " + path_ + ": " + msg);
         }
-        if (sqlite3_busy_timeout(db_, static_cast<int>(kBusyTimeout.count())) != SQLITE_OK)
-            throw LedgerError("ledger " + path_ + ": " + sqlite3_errmsg(db_));
-        use_wal();
-        exec("PRAGMA synchronous=FULL");
+        try {
+            if (sqlite3_busy_timeout(db_, static_cast<int>(kBusyTimeout.count())) != SQLITE_OK)
+                throw LedgerError("ledger " + path_ + ": " + sqlite3_errmsg(db_));
+            use_wal();
+            exec("PRAGMA synchronous=FULL");
+        } catch (...) {
+            (void)sqlite3_close_v2(db_);  // (no destructor runs for a constructor that throws: a file that is not a database)
+            db_ = nullptr;
+            throw;
+        }
     }
     // close_v2 always returns SQLITE_OK for a valid handle (it defers until statements are finalized).
     ~SqliteDb() override { (void)sqlite3_close_v2(db_); }

@@ -29,8 +29,8 @@ struct Rig {
     }();
     test::ManualClock clock;  // moved by hand
     ledger::Ledger ledger{dir, true, clock};
+    net::io_context io;  // (before the thread: its pool may still be leaving a call when a test ends; joined first)
     chain::LedgerThread thread{ledger, clock, 2.0};
-    net::io_context io;
     ~Rig() { std::filesystem::remove_all(dir); }
 
     // One call on the ledger's thread; what it throws, as text ("" none).

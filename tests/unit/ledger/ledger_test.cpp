@@ -205,6 +205,22 @@ TEST_CASE("ledger: one keymaster per data directory", "[ledger][sqlite]") {
     std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("ledger: a lease left in an SQLite ledger by a process that is gone does not keep the next one from sending", "[ledger][sqlite]") {
+    const auto dir = temp_dir();
+    {
+        ledger::Ledger killed(dir, true, keymaster::system_clock());
+        REQUIRE(killed.claim_lease("sender:31337:0xbank", "host/1/aa/alpha", 3600).mine);  // never released
+    }
+    {
+        ledger::Ledger reader(dir, false, keymaster::system_clock());  // (history: no lock, changes nothing)
+        ledger::Ledger next(dir, true, keymaster::system_clock());
+        CHECK(next.claim_lease("sender:31337:0xbank", "host/2/bb/alpha", 60).mine);
+        // Within the process, the lease still excludes: another Worker on that bank and chain waits.
+        CHECK_FALSE(next.claim_lease("sender:31337:0xbank", "host/2/bb/beta", 60).mine);
+    }
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("ledger: an unusable data directory is an error, not a silent success", "[ledger][sqlite]") {
     const auto dir = temp_dir();
     std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
