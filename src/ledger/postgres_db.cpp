@@ -19,35 +19,39 @@ namespace {
 
 // libpq, loaded when a Postgres ledger is first opened (dlopen), not linked: a deployment on SQLite
 // never maps it nor what it pulls in (Kerberos, LDAP, ...: about 6 MiB of every daemon's memory).
+// Every libpq function used, once: the table's members and what loads them.
+#define KM_PQ_FUNCTIONS(X) \
+    X(PQbackendPID) \
+    X(PQclear) \
+    X(PQconnectdb) \
+    X(PQconsumeInput) \
+    X(PQenterPipelineMode) \
+    X(PQerrorMessage) \
+    X(PQexitPipelineMode) \
+    X(PQfinish) \
+    X(PQflush) \
+    X(PQgetResult) \
+    X(PQgetisnull) \
+    X(PQgetvalue) \
+    X(PQisBusy) \
+    X(PQntuples) \
+    X(PQpipelineStatus) \
+    X(PQpipelineSync) \
+    X(PQreset) \
+    X(PQresultErrorMessage) \
+    X(PQresultStatus) \
+    X(PQsendPrepare) \
+    X(PQsendQuery) \
+    X(PQsendQueryParams) \
+    X(PQsendQueryPrepared) \
+    X(PQsetnonblocking) \
+    X(PQsocket) \
+    X(PQstatus)
+
 struct LibPq {
-#define KM_PQ(name) decltype(&::name) name = nullptr;
-    KM_PQ(PQbackendPID)
-    KM_PQ(PQclear)
-    KM_PQ(PQconnectdb)
-    KM_PQ(PQconsumeInput)
-    KM_PQ(PQenterPipelineMode)
-    KM_PQ(PQerrorMessage)
-    KM_PQ(PQexitPipelineMode)
-    KM_PQ(PQfinish)
-    KM_PQ(PQflush)
-    KM_PQ(PQgetResult)
-    KM_PQ(PQgetisnull)
-    KM_PQ(PQgetvalue)
-    KM_PQ(PQisBusy)
-    KM_PQ(PQntuples)
-    KM_PQ(PQpipelineStatus)
-    KM_PQ(PQpipelineSync)
-    KM_PQ(PQreset)
-    KM_PQ(PQresultErrorMessage)
-    KM_PQ(PQresultStatus)
-    KM_PQ(PQsendPrepare)
-    KM_PQ(PQsendQuery)
-    KM_PQ(PQsendQueryParams)
-    KM_PQ(PQsendQueryPrepared)
-    KM_PQ(PQsetnonblocking)
-    KM_PQ(PQsocket)
-    KM_PQ(PQstatus)
-#undef KM_PQ
+#define KM_PQ_MEMBER(name) decltype(&::name) name = nullptr;
+    KM_PQ_FUNCTIONS(KM_PQ_MEMBER)
+#undef KM_PQ_MEMBER
 };
 
 const LibPq& pq() {
@@ -55,36 +59,11 @@ const LibPq& pq() {
         void* h = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
         if (!h) throw LedgerError(std::string("cannot load libpq.so.5 for a Postgres ledger (install libpq5): ") + ::dlerror());
         LibPq l;
-#define KM_PQ(name)                                                                                        \
+#define KM_PQ_LOAD(name)                                                                                   \
     l.name = reinterpret_cast<decltype(l.name)>(::dlsym(h, #name));                                         \
     if (!l.name) throw LedgerError("libpq.so.5 has no " #name ": a libpq older than 14 (pipeline mode) is installed");
-    KM_PQ(PQbackendPID)
-    KM_PQ(PQclear)
-    KM_PQ(PQconnectdb)
-    KM_PQ(PQconsumeInput)
-    KM_PQ(PQenterPipelineMode)
-    KM_PQ(PQerrorMessage)
-    KM_PQ(PQexitPipelineMode)
-    KM_PQ(PQfinish)
-    KM_PQ(PQflush)
-    KM_PQ(PQgetResult)
-    KM_PQ(PQgetisnull)
-    KM_PQ(PQgetvalue)
-    KM_PQ(PQisBusy)
-    KM_PQ(PQntuples)
-    KM_PQ(PQpipelineStatus)
-    KM_PQ(PQpipelineSync)
-    KM_PQ(PQreset)
-    KM_PQ(PQresultErrorMessage)
-    KM_PQ(PQresultStatus)
-    KM_PQ(PQsendPrepare)
-    KM_PQ(PQsendQuery)
-    KM_PQ(PQsendQueryParams)
-    KM_PQ(PQsendQueryPrepared)
-    KM_PQ(PQsetnonblocking)
-    KM_PQ(PQsocket)
-    KM_PQ(PQstatus)
-#undef KM_PQ
+        KM_PQ_FUNCTIONS(KM_PQ_LOAD)
+#undef KM_PQ_LOAD
         return l;
     }();
     return lib;
