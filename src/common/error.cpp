@@ -36,6 +36,7 @@ public:
             case Errc::kBadPublicKey: return "not a secp256k1 public key (SubjectPublicKeyInfo, uncompressed point)";
             case Errc::kSigningFailed: return "signing failed";
             case Errc::kRecoveryFailed: return "public key recovery failed";
+            case Errc::kAbiMismatch: return "ABI: the arguments do not match the function's signature";
         }
         return "unknown keymaster error";
     }

@@ -33,6 +33,7 @@ enum class Errc {
     kBadPublicKey,
     kSigningFailed,
     kRecoveryFailed,
+    kAbiMismatch,
 };
 
 //! The category of `Errc`; message() gives an operator-readable sentence.
