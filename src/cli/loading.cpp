@@ -66,13 +66,13 @@ net::awaitable<Expected<std::shared_ptr<signer::Signer>>> open_bank(KmsBanks& km
 net::awaitable<std::optional<Loaded>> load_all(GlobalOptions g, std::vector<std::string> only,
                                                std::function<void(const std::string&)> error) {
     auto env = config::process_env();
-    auto r = config::load(g.config, env);
-    if (auto* e = std::get_if<config::LoadError>(&r)) {
-        for (const auto& line : e->lines) error(line);
+    auto cfg = config::load(g.config, env);
+    if (!cfg) {
+        for (const auto& line : config::lines(cfg.error())) error(line);
         co_return std::nullopt;
     }
     Loaded l;
-    l.cfg = std::move(std::get<config::Config>(r));
+    l.cfg = std::move(*cfg);
     for (const auto& w : l.cfg.warnings) spdlog::warn("{}", w);
     bool ok = true;
     for (const auto& name : only)
