@@ -33,13 +33,11 @@ public:
             client = std::make_shared<aws::KmsClient>(b.kms_region, endpoint, std::move(provider));
         }
         std::shared_ptr<aws::KmsSigner> s;
-        std::string error;
         try {
             s = co_await aws::KmsSigner::open(client, b.kms_key_id);
         } catch (const std::exception& ex) {
-            error = ex.what();
+            co_return Problem{Fault::kConfig, ex.what()};
         }
-        if (!s) co_return Problem{Fault::kConfig, error};
         spdlog::info("KMS key {} ({}) is {}; credentials from {}", b.kms_key_id, b.kms_region, s->address().checksummed(),
                      client->credentials().source());
         signers_[signer_key] = s;
