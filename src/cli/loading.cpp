@@ -116,7 +116,7 @@ Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, Le
     try {
         return std::make_unique<ledger::Ledger>(*where, use == LedgerUse::kWrite, *g.clock);
     } catch (const std::exception& e) {
-        return Problem{Fault::kLedger, e.what()};
+        return Problem{fault_of(e, Fault::kLedger), e.what()};
     }
 }
 
