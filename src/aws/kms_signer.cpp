@@ -45,14 +45,12 @@ net::awaitable<signer::SignResult> KmsSigner::sign(const Hash32& digest) {
                  {"MessageType", "DIGEST"},
                  {"SigningAlgorithm", "ECDSA_SHA_256"}};
     std::string action = "Sign";
-    std::string error;
     json r;
     try {
         r = co_await kms_->call(std::move(action), std::move(body), "key " + key_id_);
-    } catch (const AwsError& e) {
-        error = e.what();
+    } catch (const AwsError& e) {  // KMS refused or failed: the Round's kSigning, not an exception
+        co_return signer::sign_failure(e.what());
     }
-    if (!error.empty()) co_return signer::sign_failure(error);
     auto der = base64_decode(str(r, "Signature"));
     if (!der) co_return signer::sign_failure("KMS Sign for key " + key_id_ + ": Signature is not base64");
     auto sig = crypto::recoverable_from_der(digest, *der, pub_.key);

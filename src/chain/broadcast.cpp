@@ -208,8 +208,8 @@ net::awaitable<Expected<Sent>> send_filler(Context& ctx, const Fees& fees, std::
         co_await ctx.in_ledger([&] { record_send(ctx, one[0], sent, SendKind::kFirst, note); });
     } catch (const std::exception& ex) {
         // Sent: the chain settles it in reconcile; the report says so.
-        co_return Problem{Fault::kLedger, std::string("ledger cannot record the filler for nonce ") + std::to_string(nonce) +
-                                              " (" + ex.what() + "); reconcile settles it"};
+        co_return Problem{fault_of(ex, Fault::kLedger), std::string("ledger cannot record the filler for nonce ") +
+                                                            std::to_string(nonce) + " (" + ex.what() + "); reconcile settles it"};
     }
     co_return sent;
 }

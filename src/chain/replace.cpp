@@ -10,21 +10,16 @@ namespace {
 
 namespace net = boost::asio;
 
-// The fees of the replacement, or why there are none (the ceiling: not a Problem, the stuck one
-// is left to be mined at its fees).
-struct NewFees {
-    std::optional<Fees> fees;
-    std::string why;
-};
-
-NewFees raise_fees(const Context& ctx, const ledger::Entry& stuck, const Fees& first_fees) {
+// The fees of the replacement, or why there are none (kFees: the ceiling is reached; the caller
+// reports it as a warning, not a Round's Problem: the stuck one is left to be mined at its fees).
+Expected<Fees> raise_fees(const Context& ctx, const ledger::Entry& stuck, const Fees& first_fees) {
     const Wei ceiling = funding::replacement_ceiling(first_fees, ctx.net);
-    if (auto fees = funding::bumped_fees(fees_of(stuck), ceiling)) return {fees, {}};
-    return {std::nullopt, "cannot raise fees: the ceiling of " + format_units(ceiling, 9) + " gwei per gas is reached (" +
-                              (ctx.net.max_fee_per_gas && *ctx.net.max_fee_per_gas == ceiling
+    if (auto fees = funding::bumped_fees(fees_of(stuck), ceiling)) return *fees;
+    const std::string set_by = ctx.net.max_fee_per_gas && *ctx.net.max_fee_per_gas == ceiling
                                    ? std::string("maxFeePerGas")
-                                   : std::to_string(ctx.net.replace_fee_ceiling) + "x the nonce's first fees, replaceFeeCeiling") +
-                              ")"};
+                                   : std::to_string(ctx.net.replace_fee_ceiling) + "x the nonce's first fees, replaceFeeCeiling";
+    return Problem{Fault::kFees,
+                   "cannot raise fees: the ceiling of " + format_units(ceiling, 9) + " gwei per gas is reached (" + set_by + ")"};
 }
 
 // Signs and journals the replacement (durable before its broadcast).
@@ -54,7 +49,7 @@ net::awaitable<std::optional<Problem>> record_replacement(Context& ctx, const le
             });
         });
     } catch (const std::exception& ex) {
-        const Problem p{Fault::kLedger, std::string("ledger cannot be written: ") + ex.what()};
+        const Problem p{fault_of(ex, Fault::kLedger), std::string("ledger cannot be written: ") + ex.what()};
         if (refused) co_return p;
         spdlog::error("{}: replacement {} of {}: {}; reconcile settles it", ctx.net.name, e.tx_hash, stuck.tx_hash, p.message);
     }
@@ -79,14 +74,14 @@ Replacement not_replaced(const Context& ctx, const ledger::Entry& stuck, const s
 net::awaitable<Replacement> replace_stuck(Context& ctx, const ledger::Entry& stuck, const Fees& first_fees,
                                           std::uint64_t block) {
     const auto raised = raise_fees(ctx, stuck, first_fees);
-    if (!raised.fees) co_return not_replaced(ctx, stuck, raised.why, true);
-    auto e = co_await journaled_replacement(ctx, stuck, *raised.fees, block);
+    if (!raised) co_return not_replaced(ctx, stuck, raised.error().message, true);
+    auto e = co_await journaled_replacement(ctx, stuck, *raised, block);
     if (!e) co_return not_replaced(ctx, stuck, e.error().message, false);
     const auto sent = co_await broadcast_one(ctx, *e);
     if (auto refused = co_await record_replacement(ctx, stuck, *e, sent)) co_return not_replaced(ctx, stuck, refused->message, false);
     e->state = ledger::State::kSent;
     spdlog::warn("{}: tx {} (nonce {}) stuck; replaced by {} with fees raised to {} gwei{}", ctx.net.name, stuck.tx_hash,
-                 stuck.nonce, e->tx_hash, format_units(raised.fees->per_gas_cap(), 9),
+                 stuck.nonce, e->tx_hash, format_units(raised->per_gas_cap(), 9),
                  sent.verdict == SendVerdict::kUnknown ? " (send result unknown: " + sent.why() + ")" : "");
     if (ctx.replaced) ctx.replaced();
     Replacement out;

@@ -536,8 +536,8 @@ std::optional<ledger::Filter> history_filter(const HistoryOptions& o, const Cloc
 //! then 18, Ether's, and a note on stderr).
 std::map<std::string, unsigned> history_decimals(const GlobalOptions& g) {
     std::map<std::string, unsigned> decimals;
-    if (auto cfg = config::load(g.config, config::process_env()); auto* c = std::get_if<config::Config>(&cfg)) {
-        for (const auto& n : c->networks) decimals[n.name] = n.decimals;
+    if (auto cfg = config::load(g.config, config::process_env())) {
+        for (const auto& n : cfg->networks) decimals[n.name] = n.decimals;
     } else {
         std::cerr << "keymaster history: " << g.config << " cannot be read: amounts shown with 18 decimals\n";
     }

@@ -61,12 +61,12 @@ std::optional<Context> context(const GlobalOptions& g, const KeysOptions& o, boo
     if (!o.networks.empty()) {
         c.networks = o.networks;
     } else if (std::filesystem::exists(g.config)) {
-        auto r = config::load(g.config, config::process_env());
-        if (auto* e = std::get_if<config::LoadError>(&r)) {
-            for (const auto& line : e->lines) std::cerr << line << "\n";
+        auto cfg = config::load(g.config, config::process_env());
+        if (!cfg) {
+            for (const auto& line : config::lines(cfg.error())) std::cerr << line << "\n";
             return std::nullopt;
         }
-        for (const auto& n : std::get<config::Config>(r).networks) c.networks.push_back(n.name);
+        for (const auto& n : cfg->networks) c.networks.push_back(n.name);
         spdlog::info("networks from {}", g.config);
     } else if (auto n = c.sets.networks.find(o.environment); n != c.sets.networks.end()) {
         c.networks = n->second;

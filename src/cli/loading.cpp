@@ -33,13 +33,11 @@ public:
             client = std::make_shared<aws::KmsClient>(b.kms_region, endpoint, std::move(provider));
         }
         std::shared_ptr<aws::KmsSigner> s;
-        std::string error;
         try {
             s = co_await aws::KmsSigner::open(client, b.kms_key_id);
         } catch (const std::exception& ex) {
-            error = ex.what();
+            co_return Problem{Fault::kConfig, ex.what()};
         }
-        if (!s) co_return Problem{Fault::kConfig, error};
         spdlog::info("KMS key {} ({}) is {}; credentials from {}", b.kms_key_id, b.kms_region, s->address().checksummed(),
                      client->credentials().source());
         signers_[signer_key] = s;
@@ -66,13 +64,13 @@ net::awaitable<Expected<std::shared_ptr<signer::Signer>>> open_bank(KmsBanks& km
 net::awaitable<std::optional<Loaded>> load_all(GlobalOptions g, std::vector<std::string> only,
                                                std::function<void(const std::string&)> error) {
     auto env = config::process_env();
-    auto r = config::load(g.config, env);
-    if (auto* e = std::get_if<config::LoadError>(&r)) {
-        for (const auto& line : e->lines) error(line);
+    auto cfg = config::load(g.config, env);
+    if (!cfg) {
+        for (const auto& line : config::lines(cfg.error())) error(line);
         co_return std::nullopt;
     }
     Loaded l;
-    l.cfg = std::move(std::get<config::Config>(r));
+    l.cfg = std::move(*cfg);
     for (const auto& w : l.cfg.warnings) spdlog::warn("{}", w);
     bool ok = true;
     for (const auto& name : only)
@@ -118,7 +116,7 @@ Expected<std::unique_ptr<ledger::Ledger>> open_ledger(const GlobalOptions& g, Le
     try {
         return std::make_unique<ledger::Ledger>(*where, use == LedgerUse::kWrite, *g.clock);
     } catch (const std::exception& e) {
-        return Problem{Fault::kLedger, e.what()};
+        return Problem{fault_of(e, Fault::kLedger), e.what()};
     }
 }
 

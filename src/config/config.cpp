@@ -562,12 +562,12 @@ public:
         }
     }
 
-    std::variant<Config, LoadError> parse(const std::string& text) {
+    Expected<Config> parse(const std::string& text) {
         const std::optional<json> root = read_json(text);
-        if (!root) return LoadError{errors_};
+        if (!root) return problem();
         if (!root->is_object()) {
             errors_.push_back(file_ + ": expected a JSON object with \"networks\"");
-            return LoadError{errors_};
+            return problem();
         }
         Config cfg;
         cfg.file = file_;
@@ -581,12 +581,19 @@ public:
             if (auto net = network(*value, name, path)) cfg.networks.push_back(std::move(*net));
         }
         check_replicas(entries, seen);
-        if (!errors_.empty()) return LoadError{errors_};
+        if (!errors_.empty()) return problem();
         cfg.warnings = warnings_;
         return cfg;
     }
 
 private:
+    // Every problem found, one line each.
+    Problem problem() const {
+        std::string message;
+        for (const auto& line : errors_) message += (message.empty() ? "" : "\n") + line;
+        return Problem{Fault::kConfig, std::move(message)};
+    }
+
     std::string file_;
     const EnvLookup& env_;
     std::vector<std::string> errors_, warnings_;
@@ -644,16 +651,27 @@ std::string rpc_env_var(std::string_view network) {
     return out + "_RPC";
 }
 
-std::variant<Config, LoadError> parse(const std::string& text, const std::string& file, const EnvLookup& env) {
+Expected<Config> parse(const std::string& text, const std::string& file, const EnvLookup& env) {
     return Parser(file, env).parse(text);
 }
 
-std::variant<Config, LoadError> load(const std::string& file, const EnvLookup& env) {
+Expected<Config> load(const std::string& file, const EnvLookup& env) {
     std::ifstream in(file, std::ios::binary);
-    if (!in) return LoadError{{file + ": cannot read: " + std::strerror(errno)}};
+    if (!in) return Problem{Fault::kConfig, file + ": cannot read: " + std::strerror(errno)};
     std::stringstream ss;
     ss << in.rdbuf();
     return parse(ss.str(), file, env);
+}
+
+std::vector<std::string> lines(const Problem& p) {
+    std::vector<std::string> out;
+    std::string::size_type start = 0;
+    for (auto end = p.message.find('\n'); end != std::string::npos; end = p.message.find('\n', start)) {
+        out.push_back(p.message.substr(start, end - start));
+        start = end + 1;
+    }
+    out.push_back(p.message.substr(start));
+    return out;
 }
 
 }  // namespace keymaster::config

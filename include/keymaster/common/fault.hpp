@@ -63,8 +63,9 @@ struct Problem {
 template <typename T>
 using Expected = boost::system::result<T, Problem>;
 
-//! An I/O step of a Round that failed in a known way: carries its Fault. Thrown only where an I/O
-//! boundary throws; a step's caller turns it back into a Problem (`problem()`).
+//! A Problem as an exception: carries its Fault. Thrown by `Expected<T>::value()` on a Problem
+//! (below; code above the core tests the Expected instead); where a step turns an exception back
+//! into a Problem, `fault_of` keeps this Fault (`problem()` gives the whole Problem back).
 class RoundError : public std::runtime_error {
 public:
     RoundError(Fault f, const std::string& what) : std::runtime_error(what), fault_(f) {}
@@ -75,6 +76,13 @@ public:
 private:
     Fault fault_;
 };
+
+//! The Fault of an exception a step turns back into a Problem: a RoundError's own, else
+//! `otherwise` (the caller's: what the step was doing, e.g. kLedger around a ledger write).
+[[nodiscard]] inline Fault fault_of(const std::exception& e, Fault otherwise) noexcept {
+    const auto* round = dynamic_cast<const RoundError*>(&e);
+    return round ? round->fault() : otherwise;
+}
 
 //! `Expected<T>::value()` on a Problem throws it as a RoundError (found by argument-dependent lookup).
 [[noreturn]] inline void throw_exception_from_error(const Problem& p, const boost::source_location&) { throw RoundError(p); }

@@ -5,10 +5,10 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "keymaster/common/amount.hpp"
+#include "keymaster/common/fault.hpp"
 #include "keymaster/common/secret.hpp"
 #include "keymaster/eth/address.hpp"
 
@@ -154,17 +154,16 @@ struct Config {
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 EnvLookup process_env();
 
-//! Every problem found, one line each: "<file>: <json path>: <message>".
-struct LoadError {
-    std::vector<std::string> lines;
-};
-
 //! Parses and validates a config from text. No network call is made; the bank key is not read
-//! (see resolve_bank_key).
-std::variant<Config, LoadError> parse(const std::string& text, const std::string& file, const EnvLookup& env);
+//! (see resolve_bank_key). A config that cannot be used is a kConfig Problem naming every problem
+//! found, one line each ("<file>: <json path>: <message>"), the lines joined by '\n' (`lines`).
+Expected<Config> parse(const std::string& text, const std::string& file, const EnvLookup& env);
 
 //! Reads `file` and parses it.
-std::variant<Config, LoadError> load(const std::string& file, const EnvLookup& env);
+Expected<Config> load(const std::string& file, const EnvLookup& env);
+
+//! The lines of a Problem's message, as parse and load found them (one problem each).
+std::vector<std::string> lines(const Problem& p);
 
 //! "NAME_RPC" for a network name: upper-cased, '-' becomes '_'.
 std::string rpc_env_var(std::string_view network);

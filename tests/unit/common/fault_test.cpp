@@ -57,3 +57,15 @@ TEST_CASE("problems: Expected<T> holds a value or the Problem; value() on a Prob
         CHECK(std::string(e.what()) == "no fees");
     }
 }
+
+TEST_CASE("problems: fault_of takes a RoundError's own Fault, any other exception gets the caller's", "[fault]") {
+    const Expected<int> bad = Problem{Fault::kSender, "another process sends"};
+    try {
+        (void)bad.value();
+        FAIL("no exception");
+    } catch (const std::exception& e) {
+        CHECK(fault_of(e, Fault::kLedger) == Fault::kSender);
+    }
+    CHECK(fault_of(std::runtime_error("disk full"), Fault::kLedger) == Fault::kLedger);
+    CHECK(fault_of(RoundError(Fault::kFees, "no fees"), Fault::kInternal) == Fault::kFees);
+}

@@ -46,7 +46,7 @@ config::EnvLookup env_of(std::map<std::string, std::string> vars) {
 
 std::vector<std::string> errors_of(const json& j, const config::EnvLookup& env = env_of({})) {
     auto r = config::parse(j.dump(), "keymaster.json", env);
-    if (auto* e = std::get_if<config::LoadError>(&r)) return e->lines;
+    if (!r) return config::lines(r.error());
     return {};
 }
 
@@ -60,8 +60,8 @@ std::string only_error(const json& j) {
 
 TEST_CASE("config: the Nomad object form loads", "[config]") {
     auto r = config::parse(base().dump(), "keymaster.json", env_of({}));
-    REQUIRE(std::holds_alternative<config::Config>(r));
-    const auto& cfg = std::get<config::Config>(r);
+    REQUIRE(r.has_value());
+    const auto& cfg = r.value();
     REQUIRE(cfg.networks.size() == 2);
     const auto* alpha = cfg.find("alpha");
     REQUIRE(alpha);
@@ -87,8 +87,8 @@ TEST_CASE("config: the array form, extensions and agent objects", "[config]") {
        "chainId": 31337, "gasLimit": 21000, "txType": "legacy", "maxFeePerGas": "100 gwei", "decimals": 18,
        "symbol": "GLMR", "bankThreshold": "10 ether", "batchSize": 50}]})");
     auto r = config::parse(j.dump(), "k.json", env_of({}));
-    REQUIRE(std::holds_alternative<config::Config>(r));
-    const auto& n = std::get<config::Config>(r).networks.at(0);
+    REQUIRE(r.has_value());
+    const auto& n = r.value().networks.at(0);
     CHECK(n.endpoints.size() == 2);
     CHECK(n.endpoints[0].reveal() == "http://127.0.0.1:1");
     CHECK(n.endpoints[1].reveal() == "http://127.0.0.1:2");
@@ -111,8 +111,8 @@ TEST_CASE("config: <NAME>_RPC overrides the endpoint", "[config]") {
     j["networks"]["my-net"] = j["networks"]["beta"];
     j["networks"]["my-net"]["replicas"] = json::array();
     auto r = config::parse(j.dump(), "k.json", env_of({{"MY_NET_RPC", "http://127.0.0.1:9999"}}));
-    REQUIRE(std::holds_alternative<config::Config>(r));
-    const auto* n = std::get<config::Config>(r).find("my-net");
+    REQUIRE(r.has_value());
+    const auto* n = r.value().find("my-net");
     CHECK(n->endpoints.at(0).reveal() == "http://127.0.0.1:9999");
     CHECK(n->endpoint_from_env);
     CHECK(config::rpc_env_var("my-net") == "MY_NET_RPC");
@@ -121,18 +121,24 @@ TEST_CASE("config: <NAME>_RPC overrides the endpoint", "[config]") {
 TEST_CASE("config: every validation error names the file and the place", "[config]") {
     SECTION("unreadable file") {
         auto r = config::load("/nonexistent/keymaster.json", env_of({}));
-        auto& e = std::get<config::LoadError>(r);
-        CHECK(e.lines.at(0) == "/nonexistent/keymaster.json: cannot read: No such file or directory");
+        REQUIRE(!r);
+        CHECK(r.error().fault == Fault::kConfig);
+        const auto e = config::lines(r.error());
+        CHECK(e.at(0) == "/nonexistent/keymaster.json: cannot read: No such file or directory");
     }
     SECTION("malformed JSON") {
         auto r = config::parse("{\"networks\": {", "keymaster.json", env_of({}));
-        auto& e = std::get<config::LoadError>(r);
-        CHECK_THAT(e.lines.at(0), Catch::StartsWith("keymaster.json: not valid JSON: parse error at line 1"));
+        REQUIRE(!r);
+        CHECK(r.error().fault == Fault::kConfig);
+        const auto e = config::lines(r.error());
+        CHECK_THAT(e.at(0), Catch::StartsWith("keymaster.json: not valid JSON: parse error at line 1"));
     }
     SECTION("a JSON number out of range (found by fuzzing)") {
         auto r = config::parse(R"({"networks": {"a": {"threshold": 4e55001}}})", "keymaster.json", env_of({}));
-        auto& e = std::get<config::LoadError>(r);
-        CHECK_THAT(e.lines.at(0), Catch::StartsWith("keymaster.json: not valid JSON: number overflow"));
+        REQUIRE(!r);
+        CHECK(r.error().fault == Fault::kConfig);
+        const auto e = config::lines(r.error());
+        CHECK_THAT(e.at(0), Catch::StartsWith("keymaster.json: not valid JSON: number overflow"));
     }
     SECTION("no networks") {
         CHECK(only_error(json::parse(R"({"networks": {}})")) == "keymaster.json: networks: no networks defined");
@@ -142,8 +148,10 @@ TEST_CASE("config: every validation error names the file and the place", "[confi
         auto e = errors_of(json::parse(R"({"networks": [{"name": "a"}, {"name": "a"}]})"));
         CHECK(std::find(e.begin(), e.end(), "keymaster.json: networks[1].name: duplicate network name 'a'") != e.end());
         auto r = config::parse(R"({"networks": {"a": {}, "a": {}}})", "keymaster.json", env_of({}));
-        auto& le = std::get<config::LoadError>(r);
-        CHECK(le.lines.at(0) == "keymaster.json: networks.a: duplicate key");
+        REQUIRE(!r);
+        CHECK(r.error().fault == Fault::kConfig);
+        const auto le = config::lines(r.error());
+        CHECK(le.at(0) == "keymaster.json: networks.a: duplicate key");
     }
     SECTION("unknown replica") {
         json j = base();
@@ -203,8 +211,8 @@ TEST_CASE("config: every validation error names the file and the place", "[confi
         j["networks"]["alpha"]["runway"] = {{"threshold", "6h"}, {"target", "1d"}, {"window", "7d"}, {"max", "5 ether"}};
         j["networks"]["alpha"]["roles"] = {{"relayer", {{"runway", {{"target", "2d"}, {"window", "1h"}}}}}};
         auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
-        REQUIRE(std::holds_alternative<config::Config>(r));
-        const auto& n = std::get<config::Config>(r).networks.at(0);
+        REQUIRE(r.has_value());
+        const auto& n = r.value().networks.at(0);
         CHECK(*n.runway.threshold == 6 * 3600);
         CHECK(*n.runway.target == 86400);
         CHECK(n.runway.window_seconds() == 7 * 86400);
@@ -257,8 +265,8 @@ TEST_CASE("config: a KMS bank (Nomad's object, plus endpoint)", "[config][kms]")
                                       {"sessionToken", "TOKEN"}, {"endpoint", "http://127.0.0.1:4566"}};
     j["networks"]["beta"]["bank"] = {{"keyId", "arn:aws:kms:us-east-1:111122223333:key/abc"}};
     auto r = config::parse(j.dump(), "keymaster.json", env_of({{"AWS_REGION", "us-east-2"}}));
-    REQUIRE(std::holds_alternative<config::Config>(r));
-    const auto& cfg = std::get<config::Config>(r);
+    REQUIRE(r.has_value());
+    const auto& cfg = r.value();
     const auto& a = cfg.find("alpha")->bank;
     CHECK(a.kind == config::BankRef::Kind::kKms);
     CHECK(a.kms_key_id == "alias/production-bank");
@@ -285,8 +293,8 @@ TEST_CASE("config: spend limits", "[config]") {
     json j = base();
     j["networks"]["alpha"]["limits"] = {{"maxTopUp", "1 ether"}, {"daily", "5 ether"}, {"reserve", "10 ether"}};
     auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
-    REQUIRE(std::holds_alternative<config::Config>(r));
-    const auto& l = std::get<config::Config>(r).find("alpha")->limits;
+    REQUIRE(r.has_value());
+    const auto& l = r.value().find("alpha")->limits;
     CHECK(*l.max_top_up == Wei("1000000000000000000"));
     CHECK(*l.daily == Wei("5000000000000000000"));
     CHECK(*l.reserve == Wei("10000000000000000000"));
@@ -304,8 +312,8 @@ TEST_CASE("config: Nomad's 'treshold' spelling and unknown keys are warnings", "
     j["networks"]["alpha"].erase("threshold");
     j["networks"]["alpha"]["colour"] = "blue";
     auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
-    REQUIRE(std::holds_alternative<config::Config>(r));
-    const auto& cfg = std::get<config::Config>(r);
+    REQUIRE(r.has_value());
+    const auto& cfg = r.value();
     CHECK(cfg.find("alpha")->threshold == Wei("500000000000000000"));
     CHECK(cfg.warnings.size() == 2);
 }
@@ -354,7 +362,7 @@ TEST_CASE("config: bank keys from env, file and inline; secrets never in message
     json j = base();
     j["networks"]["alpha"]["bank"] = kKey;
     auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
-    const auto& cfg = std::get<config::Config>(r);
+    const auto& cfg = r.value();
     REQUIRE(cfg.warnings.size() == 1);
     CHECK(cfg.warnings[0].find("ac0974") == std::string::npos);
     std::ostringstream os;
@@ -366,8 +374,8 @@ TEST_CASE("config: bank keys from env, file and inline; secrets never in message
 TEST_CASE("config: etc/keymaster.example.json is valid and uses every key", "[config]") {
     const std::string file = std::string(KEYMASTER_SOURCE_DIR) + "/etc/keymaster.example.json";
     auto r = config::load(file, env_of({}));
-    if (auto* e = std::get_if<config::LoadError>(&r)) FAIL(e->lines.at(0));
-    const auto& cfg = std::get<config::Config>(r);
+    if (!r) FAIL(r.error().message);
+    const auto& cfg = r.value();
     CHECK(cfg.networks.size() == 3);
     CHECK(cfg.warnings.empty());  // no unknown keys
     const auto text = test::read_text(file);
@@ -383,8 +391,8 @@ TEST_CASE("config: the environment examples are valid", "[config]") {
     for (const char* env : {"development", "staging", "production"}) {
         const std::string file = std::string(KEYMASTER_SOURCE_DIR) + "/etc/environments/" + env + ".json";
         auto r = config::load(file, env_of({}));
-        if (auto* e = std::get_if<config::LoadError>(&r)) FAIL(e->lines.at(0));
-        const auto& cfg = std::get<config::Config>(r);
+        if (!r) FAIL(r.error().message);
+        const auto& cfg = r.value();
         CHECK(cfg.warnings.empty());
         for (const auto& n : cfg.networks) {
             CHECK(n.chain_id.has_value());
@@ -419,17 +427,17 @@ TEST_CASE("config: an amount near 2^256 is refused where it is written (checked 
 TEST_CASE("config: replaceFeeCeiling, a multiple of a nonce's first fees", "[config]") {
     json j = base();
     auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
-    CHECK(std::get<config::Config>(r).networks[0].replace_fee_ceiling == 10);
+    CHECK(r.value().networks[0].replace_fee_ceiling == 10);
     j["networks"]["alpha"]["replaceFeeCeiling"] = 3;
     r = config::parse(j.dump(), "keymaster.json", env_of({}));
-    CHECK(std::get<config::Config>(r).find("alpha")->replace_fee_ceiling == 3);
+    CHECK(r.value().find("alpha")->replace_fee_ceiling == 3);
     j["networks"]["alpha"]["replaceFeeCeiling"] = 0;
     CHECK(only_error(j) == "keymaster.json: networks.alpha.replaceFeeCeiling: expected a whole number from 1 to 1000");
 }
 
 TEST_CASE("config: l2, l1FeeMargin and gasMargin", "[config][l2]") {
     json j = base();
-    auto net = [&]() { return *std::get<config::Config>(config::parse(j.dump(), "keymaster.json", env_of({}))).find("alpha"); };
+    auto net = [&]() { return *config::parse(j.dump(), "keymaster.json", env_of({})).value().find("alpha"); };
     CHECK(net().l2 == config::L2Setting::kDetect);
     CHECK(net().l1_fee_margin_permille == 1500);
     CHECK(net().gas_margin_permille == 1200);
@@ -455,7 +463,7 @@ TEST_CASE("config: limits.perAccount", "[config]") {
     json j = base();
     j["networks"]["alpha"]["limits"] = {{"perAccount", {{"daily", "2 ether"}, {"topUps", 6}}}};
     auto r = config::parse(j.dump(), "keymaster.json", env_of({}));
-    const auto& pa = std::get<config::Config>(r).find("alpha")->limits.per_account;
+    const auto& pa = r.value().find("alpha")->limits.per_account;
     CHECK(pa.daily == Wei("2000000000000000000"));
     CHECK(pa.top_ups == 6u);
     j["networks"]["alpha"]["limits"] = {{"perAccount", {{"weekly", "1 ether"}}}};
