@@ -26,7 +26,7 @@ std::optional<std::size_t> BurnTracker::find(const std::string& address) const {
     return it->second;
 }
 
-void BurnTracker::load(const ledger::Ledger& ledger, double now) {
+void BurnTracker::load(const ledger::BurnHistory& ledger, double now) {
     if (loaded_) return;
     std::vector<funding::BurnHistory> h(accounts_.size());
     funding::BurnHistory bank;
@@ -49,7 +49,7 @@ void BurnTracker::load(const ledger::Ledger& ledger, double now) {
 }
 
 // What our confirmed top-ups brought each account since its last measurement.
-std::map<std::size_t, Wei> BurnTracker::arrivals(const ledger::Ledger& ledger, const std::string& bank, double now) const {
+std::map<std::size_t, Wei> BurnTracker::arrivals(const ledger::BurnHistory& ledger, const std::string& bank, double now) const {
     double from = now;
     for (const auto& h : history_)
         if (h.observed()) from = std::min(from, h.time);
@@ -59,15 +59,15 @@ std::map<std::size_t, Wei> BurnTracker::arrivals(const ledger::Ledger& ledger, c
     return out;
 }
 
-std::vector<std::pair<std::size_t, Wei>> BurnTracker::measure(const ledger::Ledger* reader, ledger::Ledger* writer,
+std::vector<std::pair<std::size_t, Wei>> BurnTracker::measure(const ledger::BurnHistory* reader, ledger::BurnHistory* writer,
                                                               const funding::NetworkSnapshot& snap,
                                                               const std::set<eth::Address>& busy, double now) {
     std::vector<std::pair<std::size_t, Wei>> spent;
     if (reader) load(*reader, now);
     try {
         const auto arrived = reader ? arrivals(*reader, snap.bank.checksummed(), now) : std::map<std::size_t, Wei>{};
-        std::vector<ledger::Ledger::BurnState> states;
-        std::vector<ledger::Ledger::BurnRow> rows;
+        std::vector<ledger::BurnHistory::BurnState> states;
+        std::vector<ledger::BurnHistory::BurnRow> rows;
         for (std::size_t i = 0; i < snap.accounts.size() && i < history_.size(); ++i) {
             const auto& s = snap.accounts[i];
             if (!s.balance || busy.count(s.account.address)) continue;  // unknown, or money on the way
@@ -94,7 +94,7 @@ std::vector<std::pair<std::size_t, Wei>> BurnTracker::measure(const ledger::Ledg
     return spent;
 }
 
-void BurnTracker::prune(ledger::Ledger* writer, double now) {
+void BurnTracker::prune(ledger::BurnHistory* writer, double now) {
     if (now - last_prune_ < 3600) return;
     last_prune_ = now;
     for (auto& h : history_) funding::prune(h, now - retention_);
@@ -109,7 +109,7 @@ std::vector<funding::BurnRate> BurnTracker::rates(double now) const {
     return out;
 }
 
-funding::BurnRate BurnTracker::bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now) {
+funding::BurnRate BurnTracker::bank_rate(const ledger::BurnHistory& ledger, const std::string& bank, double now) {
     if (!bank_.observed()) return {};
     const double from = std::max(now - bank_window_, bank_.since);
     if (!paid_at_ || now - *paid_at_ >= 60 || now < *paid_at_) {

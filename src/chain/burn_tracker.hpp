@@ -8,7 +8,7 @@
 
 #include "keymaster/funding/burn.hpp"
 #include "keymaster/funding/snapshot.hpp"
-#include "keymaster/ledger/ledger.hpp"
+#include "keymaster/ledger/burn_history.hpp"
 
 namespace keymaster::chain::detail {
 
@@ -29,23 +29,24 @@ public:
     //! null: in memory only (dry run).
     //! Returns the accounts that spent since the last measurement: (snapshot index, amount), by
     //! index. Throws LedgerError (nothing measured then).
-    std::vector<std::pair<std::size_t, Wei>> measure(const ledger::Ledger* reader, ledger::Ledger* writer, const funding::NetworkSnapshot& snap,
-                             const std::set<eth::Address>& busy, double now);
+    std::vector<std::pair<std::size_t, Wei>> measure(const ledger::BurnHistory* reader, ledger::BurnHistory* writer,
+                                                     const funding::NetworkSnapshot& snap,
+                                                     const std::set<eth::Address>& busy, double now);
     //! Loads the history if not yet loaded (status: read only). Throws LedgerError.
-    void load(const ledger::Ledger& ledger, double now);
+    void load(const ledger::BurnHistory& ledger, double now);
 
     //! Each account's rate over its runway.window at `now`.
     [[nodiscard]] std::vector<funding::BurnRate> rates(double now) const;
     //! The bank's: what it paid (top-ups and fees, from the ledger) over `window`, since its
     //! first observation. The sum is read again once entries settled (paid_changed()) or a minute
     //! passed (the window slides), not every Round. Throws LedgerError.
-    [[nodiscard]] funding::BurnRate bank_rate(const ledger::Ledger& ledger, const std::string& bank, double now);
+    [[nodiscard]] funding::BurnRate bank_rate(const ledger::BurnHistory& ledger, const std::string& bank, double now);
     //! Entries of the bank settled (commit, reconcile): its next rate reads the ledger.
     void paid_changed() { paid_at_.reset(); }
 
 private:
-    std::map<std::size_t, Wei> arrivals(const ledger::Ledger& ledger, const std::string& bank, double now) const;
-    void prune(ledger::Ledger* writer, double now);
+    std::map<std::size_t, Wei> arrivals(const ledger::BurnHistory& ledger, const std::string& bank, double now) const;
+    void prune(ledger::BurnHistory* writer, double now);
 
     std::string network_;
     const std::vector<funding::Account>& accounts_;

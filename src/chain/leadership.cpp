@@ -6,7 +6,7 @@
 
 namespace keymaster::chain {
 
-Leadership::Leadership(ledger::Ledger& ledger, std::string name, std::string holder, std::chrono::milliseconds duration,
+Leadership::Leadership(ledger::Leases& ledger, std::string name, std::string holder, std::chrono::milliseconds duration,
                        const Clock& clock)
     : ledger_(ledger), name_(std::move(name)), holder_(std::move(holder)), duration_(duration), clock_(clock) {}
 

@@ -588,7 +588,8 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
             std::cerr << "keymaster history: " << opened.error().message << "\n";
             return kExitUsage;
         }
-        entries = (*opened)->history(*f);
+        const ledger::Reader& reader = **opened;  // the history's read side only
+        entries = reader.history(*f);
     } catch (const std::exception& e) {  // a ledger that cannot be read: nothing shown
         std::cerr << "keymaster history: " << e.what() << "\n";
         return kExitUsage;

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "keymaster/common/clock.hpp"
-#include "keymaster/ledger/ledger.hpp"
+#include "keymaster/ledger/leases.hpp"
 
 namespace keymaster::chain {
 
@@ -16,7 +16,7 @@ class Leadership {
 public:
     //! `duration`: how long a claim holds the lease (the database's clock). `clock` (its steady
     //! time) measures how long this process may lead after a claim; it outlives the Leadership.
-    Leadership(ledger::Ledger& ledger, std::string name, std::string holder, std::chrono::milliseconds duration,
+    Leadership(ledger::Leases& ledger, std::string name, std::string holder, std::chrono::milliseconds duration,
                const Clock& clock);
 
     //! Claims or renews the lease (one ledger transaction). A new epoch of ours fences the ledger
@@ -36,7 +36,7 @@ public:
     [[nodiscard]] ledger::Lease last() const;
 
 private:
-    ledger::Ledger& ledger_;
+    ledger::Leases& ledger_;
     std::string name_, holder_;
     std::chrono::milliseconds duration_;
     const Clock& clock_;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "keymaster/chain/leadership.hpp"
+#include "keymaster/ledger/ledger.hpp"
 #include "manual_clock.hpp"
 
 using namespace keymaster;

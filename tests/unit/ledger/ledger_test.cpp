@@ -122,6 +122,41 @@ TEST_CASE("ledger: intents, states, pending and history survive a reopen", "[led
     std::filesystem::remove_all(dir);
 }
 
+namespace {
+// Code that needs one concern takes that concern's reference alone.
+std::int64_t journal_one(ledger::Journal& journal, std::uint64_t nonce) { return journal.record_intent(entry(nonce)); }
+std::size_t entries_seen(const ledger::Reader& reader) { return reader.history({}).size(); }
+std::size_t states_seen(const ledger::BurnHistory& burn) { return burn.burn_states("alpha").size(); }
+}  // namespace
+
+TEST_CASE("ledger: each concern works through its own reference, on one database and one transaction", "[ledger]") {
+    const auto dir = temp_dir();
+    ledger::Ledger l(at(dir), true, keymaster::system_clock());
+    ledger::Journal& journal = l;
+    ledger::BurnHistory& burn = l;
+    ledger::BankAudit& audit = l;
+    const ledger::Reader& reader = l;
+    auto write_all = [&] {
+        (void)journal_one(journal, 0);
+        burn.save_burn("alpha", {{"0xA", 1, 1, Wei(5)}}, {});
+        audit.save_audit("alpha", "0xBANK", {3, std::nullopt, std::nullopt, Wei(0)});
+    };
+    // The journal's transaction holds the other concerns' writes: none is kept when it throws.
+    CHECK_THROWS_AS(journal.atomically([&] {
+        write_all();
+        throw ledger::LedgerError("undone");
+    }), ledger::LedgerError);
+    CHECK(entries_seen(reader) == 0);
+    CHECK(states_seen(burn) == 0);
+    CHECK_FALSE(audit.audit("alpha", "0xBANK"));
+    journal.atomically(write_all);
+    CHECK(entries_seen(reader) == 1);
+    CHECK(states_seen(burn) == 1);
+    REQUIRE(audit.audit("alpha", "0xBANK"));
+    CHECK(audit.audit("alpha", "0xBANK")->next_nonce == 3);
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("ledger: every time it writes comes from the clock it was given (on Postgres, set to the database's)", "[ledger][clock]") {
     const auto dir = temp_dir();
     double now = 1000.0;  // far from the system clock's reading
