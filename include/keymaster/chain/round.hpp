@@ -117,7 +117,8 @@ struct RoundPlan {
     void fail(Problem p) {
         if (!blocking()) problems.push_back({RoundProblem::Kind::kBlocks, std::move(p)});
     }
-    //! Records trouble that costs the Round less than commit (`kind`: what it costs).
+    //! Records trouble that costs the Round less than commit (`kind`: what it costs; never kBlocks,
+    //! which only `fail` records).
     void note(RoundProblem::Kind kind, Problem p) { problems.push_back({kind, std::move(p)}); }
     [[nodiscard]] bool can_commit() const { return !blocking() && plan.snapshot.reachable; }
     //! Whether commit would broadcast anything: top-ups, or unresolved entries to send again or
