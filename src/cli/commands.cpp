@@ -200,7 +200,7 @@ int cmd_status(const GlobalOptions& g, const std::vector<std::string>& networks,
         const auto& p = plans[i].plan;
         const auto& snap = p.snapshot;
         exit_code = std::max(exit_code, fault_exit_code(plans[i].fault()));
-        if (plans[i].burn_problem) std::cerr << n.name << ": " << plans[i].burn_problem->message << "\n";
+        if (const auto* burn = plans[i].first(chain::RoundProblem::Kind::kBurn)) std::cerr << n.name << ": " << burn->message << "\n";
         if (as_json) {
             json jn = {{"name", n.name}, {"reachable", snap.reachable}, {"symbol", n.symbol},
                        {"bank", {{"address", snap.bank.checksummed()}}}, {"accounts", json::array()}};
@@ -241,7 +241,7 @@ std::string_view pending_verb(chain::PendingAction::Kind k) {
 
 // What the bank audit found, if anything.
 void print_audit(const config::Network& n, const chain::RoundPlan& rp) {
-    if (rp.audit_problem) std::cout << "  " << rp.audit_problem->message << "\n";
+    if (const auto* problem = rp.first(chain::RoundProblem::Kind::kAudit)) std::cout << "  " << problem->message << "\n";
     if (!rp.unaccounted.empty()) {
         std::cout << "  BANK AUDIT: nonce(s)";
         for (auto k : rp.unaccounted) std::cout << " " << k;
@@ -297,8 +297,8 @@ Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
     const auto& p = rp.plan;
     print_network_header(std::cout, n, p.snapshot);
     Fault worst = rp.fault();
-    if (rp.problem && p.snapshot.reachable) std::cout << "  CANNOT SEND: " << rp.problem->message << "\n";
-    if (!p.snapshot.reachable || rp.problem) {
+    if (rp.blocking() && p.snapshot.reachable) std::cout << "  CANNOT SEND: " << rp.blocking()->message << "\n";
+    if (!p.snapshot.reachable || rp.blocking()) {
         std::cout << "\n";
         return worst;
     }
@@ -338,7 +338,7 @@ Fault print_plan(const config::Network& n, const chain::RoundPlan& rp) {
     std::cout << "\n";
     print_chain_fees(n, p);
     if (p.fee_problem) std::cout << "  CANNOT SEND: " << p.fee_problem->message << "\n";
-    if (rp.gas_problem) std::cout << "  CANNOT SEND: " << rp.gas_problem->message << "\n";
+    if (const auto* gas = rp.first(chain::RoundProblem::Kind::kGas)) std::cout << "  CANNOT SEND: " << gas->message << "\n";
     std::cout << "  bank " << (p.covered ? "covers it" : "DOES NOT cover it: only what fits will be sent, in order") << "\n\n";
     return worst;
 }

@@ -94,20 +94,20 @@ void RoundView::prepared(const chain::RoundPlan& rp, double seconds) {
     metrics_.poll(n.name, seconds, snap.reachable, clock_.wall());
     if (rp.reorged) metrics_.reorged(n.name, rp.reorged);
     if (rp.stale) metrics_.stale_read(n.name);
-    if (rp.problem) {
-        last_error_ = rp.problem->message;
-        count(rp.problem->fault);
+    if (const auto* problem = rp.blocking()) {
+        last_error_ = problem->message;
+        count(problem->fault);
         if (rp.fault() == Fault::kPoll || rp.fault() == Fault::kChainId) spdlog::error("{}: poll failed: {}", n.name, last_error_);
         else spdlog::error("{}: {}", n.name, last_error_);
     }
     if (!snap.reachable) return;
-    if (!rp.problem) last_error_.clear();
+    if (!rp.blocking()) last_error_.clear();
     last_poll_ = clock_.wall();
     metrics_.block(n.name, static_cast<double>(snap.block));
-    for (const auto* problem : {&rp.burn_problem, &rp.audit_problem, &rp.gas_problem})
-        if (*problem) {
-            count((*problem)->fault);
-            spdlog::error("{}: {}", n.name, (*problem)->message);
+    for (const auto& noted : rp.problems)  // burn, audit, gas: each in the order the steps met it
+        if (!noted.blocks()) {
+            count(noted.problem.fault);
+            spdlog::error("{}: {}", n.name, noted.problem.message);
         }
     bank_view(rp);
     account_gauges(rp);

@@ -57,6 +57,19 @@ struct PendingAction {
     std::string note;     //!< for the plan, e.g. "nonce taken since block 12, no receipt"
 };
 
+//! Why a step of prepare could not do all it does, and what that costs the Round.
+struct RoundProblem {
+    enum class Kind {
+        kBlocks,  //!< this network cannot commit this Round
+        kBurn,    //!< the burn history could not be read or kept: the configured amounts apply
+        kAudit,   //!< the bank audit could not read or keep its place in the ledger: skipped this Round
+        kGas,     //!< eth_estimateGas gave no answer: no top-up has a gas limit (none is sent)
+    };
+    Kind kind = Kind::kBlocks;
+    Problem problem;
+    [[nodiscard]] bool blocks() const { return kind == Kind::kBlocks; }
+};
+
 //! Prepare's result: the decision of one network's Round, and everything commit needs.
 struct RoundPlan {
     Mode mode = Mode::kStatus;
@@ -71,13 +84,10 @@ struct RoundPlan {
     std::optional<Wei> spend_remaining;     //!< what is left of limits.daily
     //! Snapshot accounts that spent since the last measurement: (index, amount), by index.
     std::vector<std::pair<std::size_t, Wei>> spent;
-    std::optional<Problem> burn_problem;    //!< the burn history could not be read or kept (amounts apply)
     //! The bank audit (kLive): nonces the bank used with no transaction of ours mined with them.
     std::vector<std::uint64_t> unaccounted;
     //! What the bank lost since the audit's last point beyond what our mined transactions took.
     Wei unexplained = 0;
-    std::optional<Problem> audit_problem;   //!< the audit could not read or keep its place in the ledger
-    std::optional<Problem> gas_problem;     //!< eth_estimateGas gave no answer: no top-up has a gas limit
     std::uint64_t first_nonce = 0;          //!< the first nonce commit uses
     //! The poll read the chain at a block older than one already seen on this network (a backend
     //! behind another, a lagging node): no top-up is planned from it (its accounts are unknown).
@@ -90,15 +100,27 @@ struct RoundPlan {
     //! Banks no network funds from any more with unresolved entries on this chain: reconciled by
     //! this Round (settled, sent again as they are; their accounts wait), never replaced.
     std::vector<std::string> orphan_banks;
-    //! Set: this network cannot commit this Round. The first step that fails sets it; no later
-    //! step overwrites it (see `fail`).
-    std::optional<Problem> problem;
-    [[nodiscard]] Fault fault() const { return problem ? problem->fault : Fault::kNone; }
+    //! What the steps met, in the order they met it: at most one that blocks commit (the first step
+    //! that fails; no later one overwrites it, see `fail`), and those noted (burn, audit, gas).
+    //! (No fees: `plan.fee_problem`, funding's.)
+    std::vector<RoundProblem> problems;
+    //! Why this network cannot commit this Round (null: nothing blocks it).
+    [[nodiscard]] const Problem* blocking() const { return first(RoundProblem::Kind::kBlocks); }
+    //! The first problem of `kind` (null: none).
+    [[nodiscard]] const Problem* first(RoundProblem::Kind kind) const {
+        for (const auto& p : problems)
+            if (p.kind == kind) return &p.problem;
+        return nullptr;
+    }
+    [[nodiscard]] Fault fault() const { return blocking() ? blocking()->fault : Fault::kNone; }
     //! Records why this Round cannot commit, unless an earlier step already did.
     void fail(Problem p) {
-        if (!problem) problem = std::move(p);
+        if (!blocking()) problems.push_back({RoundProblem::Kind::kBlocks, std::move(p)});
     }
-    [[nodiscard]] bool can_commit() const { return !problem && plan.snapshot.reachable; }
+    //! Records trouble that costs the Round less than commit (`kind`: what it costs; never kBlocks,
+    //! which only `fail` records).
+    void note(RoundProblem::Kind kind, Problem p) { problems.push_back({kind, std::move(p)}); }
+    [[nodiscard]] bool can_commit() const { return !blocking() && plan.snapshot.reachable; }
     //! Whether commit would broadcast anything: top-ups, or unresolved entries to send again or
     //! replace (an entry that only waits for evidence is not work). The one definition, for `run`
     //! and `top-up` alike.

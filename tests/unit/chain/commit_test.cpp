@@ -867,8 +867,9 @@ TEST_CASE("prepare: a failed gas estimate keeps the fees make_plan chose; nothin
     REQUIRE(plan.can_commit());
     REQUIRE(plan.plan.topups.size() == 2);
     CHECK(plan.plan.fees);  // the pure decision stands
-    REQUIRE(plan.gas_problem);
-    CHECK_THAT(plan.gas_problem->message, Catch::StartsWith("gas estimation failed"));
+    const auto* gas = plan.first(chain::RoundProblem::Kind::kGas);
+    REQUIRE(gas);
+    CHECK_THAT(gas->message, Catch::StartsWith("gas estimation failed"));
     for (const auto& t : plan.plan.topups) CHECK(t.gas_limit == 0);
     const auto report = rig.commit(plan);
     for (const auto& o : report.outcomes) {
@@ -933,7 +934,7 @@ TEST_CASE("round: has_work and round_ok are decided once, from the plan and the 
         auto p = base;
         p.plan.topups = r.topups;
         p.pending = r.pending;
-        p.problem = r.problem;
+        if (r.problem) p.fail(*r.problem);
         CHECK(p.has_work() == r.work);
     }
     chain::RoundReport clean, refused, unrecorded;
@@ -957,9 +958,9 @@ TEST_CASE("round: the first step that fails decides why a Round cannot commit; a
     chain::RoundPlan p;
     p.fail({Fault::kLedger, "cannot read the ledger"});
     p.fail({Fault::kPoll, "unreachable"});
-    REQUIRE(p.problem);
+    REQUIRE(p.blocking());
     CHECK(p.fault() == Fault::kLedger);
-    CHECK(p.problem->message == "cannot read the ledger");
+    CHECK(p.blocking()->message == "cannot read the ledger");
 }
 
 // --- Fees as each chain charges them (OP Stack, Arbitrum) ---
@@ -1183,7 +1184,7 @@ TEST_CASE("reconcile: an error on one receipt delays that entry only", "[chain][
     rig.chain.mine();
     rig.chain.mining = false;
     auto p = rig.prepare();
-    REQUIRE_FALSE(p.problem);
+    REQUIRE_FALSE(p.blocking());
     REQUIRE(p.settled.size() == 1);  // the other one
     CHECK(p.settled[0].tx_hash == report.outcomes[1].tx_hash);
     REQUIRE(p.pending.size() == 1);
@@ -1287,18 +1288,18 @@ TEST_CASE("prepare: one sender per bank and chain, whatever the processes are na
     chain::Worker second(rig.io.get_executor(), net2, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     second.set_sender("host/2/bbbb", std::chrono::seconds(30));
     auto first = rig.prepare();
-    REQUIRE_FALSE(first.problem);
+    REQUIRE_FALSE(first.blocking());
     CHECK(rig.worker->sender_lease() == "sender:" + std::to_string(kChainId) + ":" + rig.bank->address().lower());
     auto refused = test::run(rig.io, second.prepare(chain::Mode::kLive));
-    REQUIRE(refused.problem);
+    REQUIRE(refused.blocking());
     CHECK(refused.fault() == Fault::kSender);
-    CHECK_THAT(refused.problem->message, Catch::Contains("host/1/aaaa/alpha"));
+    CHECK_THAT(refused.blocking()->message, Catch::Contains("host/1/aaaa/alpha"));
     CHECK(fault_exit_code(refused.fault()) == 2);
     // A plan prepared before another took the bank journals nothing: the lease is checked in the
     // journal's own transaction.
     rig.ledger.release_lease(rig.worker->sender_lease(), rig.worker->sender_holder());
     auto taken = test::run(rig.io, second.prepare(chain::Mode::kLive));
-    REQUIRE_FALSE(taken.problem);
+    REQUIRE_FALSE(taken.blocking());
     auto report = rig.commit(first);
     REQUIRE(report.outcomes.size() == 1);
     CHECK(report.outcomes[0].state == chain::Outcome::State::kFailed);
@@ -1361,7 +1362,7 @@ TEST_CASE("reconcile: a bank no longer configured: its top-ups in flight are set
     replaced.set_configured_banks({new_bank->address().checksummed()});
     rig.clock.advance(std::chrono::seconds(10));
     auto p = test::run(rig.io, replaced.prepare(chain::Mode::kLive));
-    REQUIRE_FALSE(p.problem);
+    REQUIRE_FALSE(p.blocking());
     REQUIRE(p.orphan_banks == std::vector<std::string>{rig.bank->address().checksummed()});
     CHECK(p.plan.topups.empty());  // the account waits for the old bank's top-up
     REQUIRE(p.pending.size() == 1);
@@ -1414,11 +1415,11 @@ TEST_CASE("prepare: two networks of one process on one bank and chain never both
     backup.name = "alpha-backup";  // a second endpoint configured as a second network
     chain::Worker second(rig.io.get_executor(), backup, rig.bank, rig.accounts, &rig.ledger, rpc::RpcObserver{}, rig.clock);
     second.set_sender("host/1/aaaa", std::chrono::seconds(30));  // the same process
-    REQUIRE_FALSE(rig.prepare().problem);
+    REQUIRE_FALSE(rig.prepare().blocking());
     auto refused = test::run(rig.io, second.prepare(chain::Mode::kLive));
-    REQUIRE(refused.problem);
+    REQUIRE(refused.blocking());
     CHECK(refused.fault() == Fault::kSender);
-    CHECK_THAT(refused.problem->message, Catch::Contains("host/1/aaaa/alpha"));
+    CHECK_THAT(refused.blocking()->message, Catch::Contains("host/1/aaaa/alpha"));
 }
 
 TEST_CASE("prepare: a chain that went back for good is accepted after a while; what it lost is sent again, once", "[chain][stale][reorg]") {
