@@ -139,7 +139,7 @@ net::awaitable<StepReport> record_sends(Context& ctx, const std::vector<Payment*
     } catch (const std::exception& ex) {
         // The transactions are out; their entries stay `intent` and reconcile settles them.
         spdlog::error("{}: ledger cannot be written after the broadcast ({}); reconcile will settle it", ctx.net.name, ex.what());
-        report.problems.push_back({Fault::kLedger, std::string("send results not recorded: ") + ex.what()});
+        report.problems.push_back(problem_of(ex, Fault::kLedger, "send results not recorded"));
         for (auto* p : sent_ones) p->outcome.unrecorded = true;
     }
     for (auto* p : sent_ones) {

@@ -42,8 +42,7 @@ net::awaitable<std::optional<Problem>> SenderClaim::claim(Context& ctx, const et
         epoch_ = lease.epoch;
         held_ = SenderLease{name, holder, lease.epoch, seconds};
     } catch (const std::exception& e) {
-        co_return Problem{Fault::kLedger,
-                          std::string("cannot claim the sender lease ") + name + ": " + e.what()};
+        co_return problem_of(e, Fault::kLedger, "cannot claim the sender lease " + name);
     }
     co_return std::nullopt;
 }

@@ -176,7 +176,7 @@ private:
             });
         } catch (const std::exception& ex) {
             spdlog::error("{}: ledger cannot be written: {} receipt(s) not recorded ({})", ctx_.net.name, mined.size(), ex.what());
-            report_.problems.push_back({fault_of(ex, Fault::kLedger), std::string("receipts not recorded: ") + ex.what()});
+            report_.problems.push_back(problem_of(ex, Fault::kLedger, "receipts not recorded"));
             for (const auto& m : mined) pay_[m.payment].outcome.unrecorded = true;
         }
     }

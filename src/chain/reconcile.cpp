@@ -45,7 +45,7 @@ net::awaitable<Expected<Ours>> read_ours(const Context& ctx, bool with_unfinal) 
             if (with_unfinal) o.unfinal = ctx.ledger->unfinal(*ctx.net.chain_id, bank);
         });
     } catch (const std::exception& e) {
-        co_return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
+        co_return problem_of(e, Fault::kLedger, "cannot read the ledger");
     }
     co_return o;
 }
@@ -513,7 +513,7 @@ net::awaitable<Expected<LedgerView>> reconcile(Context& ctx) {
             });
         });
     } catch (const std::exception& e) {
-        co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
+        co_return problem_of(e, Fault::kLedger, "ledger cannot be written");
     }
     co_return view;
 }
@@ -554,7 +554,7 @@ net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std
     try {
         co_await ctx.in_ledger([&] { banks = ctx.ledger->unresolved_banks(*ctx.net.chain_id); });
     } catch (const std::exception& e) {
-        co_return Problem{Fault::kLedger, std::string("cannot read the ledger: ") + e.what()};
+        co_return problem_of(e, Fault::kLedger, "cannot read the ledger");
     }
     for (const auto& bank : banks) {
         const auto address = eth::Address::parse(bank);
@@ -570,7 +570,7 @@ net::awaitable<std::optional<Problem>> reconcile_orphans(Context& ctx, const std
                     if (!mine) wait_for_others(ctx, *address, view);
                 });
             } catch (const std::exception& e) {
-                co_return Problem{Fault::kLedger, std::string("cannot claim the sender lease ") + name + ": " + e.what()};
+                co_return problem_of(e, Fault::kLedger, "cannot claim the sender lease " + name);
             }
             if (!mine) continue;
             view.orphan_leases.push_back(name);
@@ -614,7 +614,7 @@ net::awaitable<std::optional<Problem>> recheck_unfinal(Context& ctx, const fundi
             }
         }); });
     } catch (const std::exception& e) {
-        co_return Problem{Fault::kLedger, std::string("ledger cannot be written: ") + e.what()};
+        co_return problem_of(e, Fault::kLedger, "ledger cannot be written");
     }
     co_return std::nullopt;
 }

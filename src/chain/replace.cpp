@@ -49,7 +49,7 @@ net::awaitable<std::optional<Problem>> record_replacement(Context& ctx, const le
             });
         });
     } catch (const std::exception& ex) {
-        const Problem p{fault_of(ex, Fault::kLedger), std::string("ledger cannot be written: ") + ex.what()};
+        const Problem p = problem_of(ex, Fault::kLedger, "ledger cannot be written");
         if (refused) co_return p;
         spdlog::error("{}: replacement {} of {}: {}; reconcile settles it", ctx.net.name, e.tx_hash, stuck.tx_hash, p.message);
     }

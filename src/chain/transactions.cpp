@@ -148,7 +148,7 @@ net::awaitable<std::optional<Problem>> journal(Context& ctx, std::vector<ledger:
             });
         });
     } catch (const std::exception& ex) {
-        co_return Problem{fault_of(ex, Fault::kLedger), std::string("ledger cannot be written, not sent: ") + ex.what()};
+        co_return problem_of(ex, Fault::kLedger, "ledger cannot be written, not sent");
     }
     co_return std::nullopt;
 }

@@ -215,7 +215,7 @@ void RoundView::committed(const chain::RoundPlan&, const chain::RoundReport& rep
 
 void RoundView::failed(const std::exception& e) {
     last_error_ = e.what();
-    count(Fault::kInternal);
+    count(fault_of(e, Fault::kInternal));  // a RoundError that escaped keeps its own scope
     spdlog::error("{}: round failed: {}", worker_.network().name, e.what());
 }
 

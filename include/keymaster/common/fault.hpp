@@ -84,6 +84,12 @@ private:
     return round ? round->fault() : otherwise;
 }
 
+//! An exception a step caught, as its Problem: "<doing>: <what>", of the exception's own Fault when
+//! it carries one (fault_of), else `otherwise` (e.g. kLedger around a ledger call).
+[[nodiscard]] inline Problem problem_of(const std::exception& e, Fault otherwise, std::string_view doing) {
+    return Problem{fault_of(e, otherwise), std::string(doing) + ": " + e.what()};
+}
+
 //! `Expected<T>::value()` on a Problem throws it as a RoundError (found by argument-dependent lookup).
 [[noreturn]] inline void throw_exception_from_error(const Problem& p, const boost::source_location&) { throw RoundError(p); }
 

@@ -69,3 +69,10 @@ TEST_CASE("problems: fault_of takes a RoundError's own Fault, any other exceptio
     CHECK(fault_of(std::runtime_error("disk full"), Fault::kLedger) == Fault::kLedger);
     CHECK(fault_of(RoundError(Fault::kFees, "no fees"), Fault::kInternal) == Fault::kFees);
 }
+
+TEST_CASE("problems: problem_of says what the step was doing, with the exception's Fault", "[fault]") {
+    CHECK(problem_of(std::runtime_error("disk full"), Fault::kLedger, "ledger cannot be written") ==
+          Problem{Fault::kLedger, "ledger cannot be written: disk full"});
+    CHECK(problem_of(RoundError(Fault::kSender, "held by b"), Fault::kLedger, "cannot claim the sender lease s") ==
+          Problem{Fault::kSender, "cannot claim the sender lease s: held by b"});
+}
