@@ -1,8 +1,10 @@
-// The ledger's part of steps 4 to 7 of prepare, in one call on the ledger's thread: the burn
-// measurement, the bank audit and the reads of the spend limits. What is decided from them is
-// decided on the loop (decide.cpp, spend_limits.cpp).
-#include <exception>
-
+// The ledger's part of steps 4 to 7 of prepare, on the ledger's thread, one call per part (as
+// separate as they were before they had files of their own): the burn measurement, the bank audit,
+// and, after the plan and its gas, the reads of the spend limits. Each part is its own call so that
+// the ledger's thread judges each on its own: a part that fails while the next one succeeds leaves
+// the ledger answering (not away), and no call lasts as long as all of them together (the thread's
+// stall time is per call). What is decided from them is decided on the loop (decide.cpp,
+// spend_limits.cpp).
 #include "prepare_steps.hpp"
 
 namespace keymaster::chain::detail {
@@ -22,58 +24,35 @@ Problem spending_trouble(const std::string& why) {
     return {Fault::kLedger, "cannot read spending from the ledger (" + why + "); sending nothing this round"};
 }
 
-// Runs one part: what it throws becomes its Problem (worded by `trouble`); the first LedgerError
-// is kept in `failed`, for the ledger's thread to hear once every part ran.
-template <class Fn>
-std::optional<Problem> part(Fn&& fn, Problem (*trouble)(const std::string&), std::exception_ptr& failed) {
-    try {
-        fn();
-        return std::nullopt;
-    } catch (const ledger::LedgerError& e) {
-        if (!failed) failed = std::current_exception();
-        return trouble(e.what());
-    } catch (const std::exception& e) {
-        return trouble(e.what());
-    }
-}
-
 }  // namespace
 
 net::awaitable<LedgerPass> ledger_pass(const Context& ctx, BurnTracker& burn, const LedgerPassInput& in) {
     LedgerPass out;
-    const bool audit = audits(in.mode, ctx.ledger, in.snap);
-    const bool limits = reads_ledger(in.mode) && ctx.ledger;
-    bool ran = false;
     try {
-        co_await ctx.in_ledger([&] {
-            std::exception_ptr failed;
-            out.burn.problem = part(
-                [&] { measure_burn(out.burn, burn, ctx.ledger, in.mode, in.snap, in.busy, in.bank, in.now); },
-                burn_trouble, failed);
-            if (audit)
-                out.audit.problem = part([&] { audit_bank(out.audit, *ctx.ledger, in.snap, in.bank); },
-                                         audit_trouble, failed);
-            if (limits) {
-                Spending read;
-                auto p = part(
-                    [&] {
-                        read = read_spending(*ctx.ledger, ctx.net, in.snap.chain_id, in.bank, in.day_ago);
-                    },
-                    spending_trouble, failed);
-                out.spending = p ? Expected<Spending>(std::move(*p)) : Expected<Spending>(std::move(read));
-            }
-            ran = true;
-            if (failed)
-                std::rethrow_exception(failed);  // the ledger failed in this call: its thread hears it
-        });
+        co_await ctx.in_ledger(
+            [&] { measure_burn(out.burn, burn, ctx.ledger, in.mode, in.snap, in.busy, in.bank, in.now); });
     } catch (const std::exception& e) {
-        if (!ran) {  // the call itself failed: every part with it
-            out.burn.problem = burn_trouble(e.what());
-            if (audit) out.audit.problem = audit_trouble(e.what());
-            if (limits) out.spending = spending_trouble(e.what());
-        }
+        out.burn.problem = burn_trouble(e.what());
+    }
+    if (!audits(in.mode, ctx.ledger, in.snap)) co_return out;
+    try {
+        co_await ctx.in_ledger([&] { audit_bank(out.audit, *ctx.ledger, in.snap, in.bank); });
+    } catch (const std::exception& e) {
+        out.audit.problem = audit_trouble(e.what());
     }
     co_return out;
+}
+
+net::awaitable<std::optional<Expected<Spending>>> read_spending(const Context& ctx, Mode mode, std::uint64_t chain_id,
+                                                                const std::string& bank, double since) {
+    if (!reads_ledger(mode) || !ctx.ledger) co_return std::nullopt;
+    Spending read;
+    try {
+        co_await ctx.in_ledger([&] { read = read_spending(*ctx.ledger, ctx.net, chain_id, bank, since); });
+    } catch (const std::exception& e) {
+        co_return Expected<Spending>(spending_trouble(e.what()));
+    }
+    co_return Expected<Spending>(std::move(read));
 }
 
 }  // namespace keymaster::chain::detail

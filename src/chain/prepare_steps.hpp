@@ -145,7 +145,7 @@ struct Spending {
     std::map<eth::Address, funding::Received> received;  //!< per account (read only with per-account limits)
 };
 //! Step 7's reads, on the ledger's thread: since `since` (the ledger's time). Throws LedgerError
-//! (ledger_pass makes it a Problem that blocks the Round).
+//! (the awaiting read_spending makes it a Problem that blocks the Round).
 [[nodiscard]] Spending read_spending(const ledger::Ledger& ledger, const config::Network& net,
                                      std::uint64_t chain_id, const std::string& bank, double since);
 //! Step 7, on the loop: the limits on `plan`, with what is in flight; what is left of
@@ -154,28 +154,29 @@ struct Spending {
                                                         const config::Network& net,
                                                         const Expected<Spending>& read, const Wei& in_flight);
 
-// --- ledger_pass.cpp: the one call on the ledger's thread after the poll ---
-//! What the ledger's part of steps 4 to 7 needs.
+// --- ledger_pass.cpp: the ledger's part of steps 4 to 7, one call on its thread per part ---
+//! What steps 4 and 4b need.
 struct LedgerPassInput {
     Mode mode;
     const funding::NetworkSnapshot& snap;
     const std::set<eth::Address>& busy;  //!< accounts with an unresolved top-up (not measured)
     std::string bank;                    //!< checksummed
     double now;                          //!< the Worker's clock
-    double day_ago;                      //!< the ledger's time 24 hours ago
 };
-//! What it found.
+//! What they found.
 struct LedgerPass {
     BurnMeasure burn;
     AuditFound audit;
-    //! Step 7's reads (none: no ledger, or a mode that does not read it: no limits apply).
-    std::optional<Expected<Spending>> spending;
 };
-//! Steps 4, 4b and the reads of step 7 in one call on the ledger's thread (an idle Round makes one
-//! trip there after the poll); each part's trouble is its own, as if it ran alone (the ledger's
-//! thread hears of a part's LedgerError once every part ran: the ledger failed in that call).
+//! Steps 4 and 4b, each its own call on the ledger's thread (so the thread judges each alone: a
+//! part's failure is its own, and no call lasts as long as both); each part's trouble is its Problem.
 [[nodiscard]] boost::asio::awaitable<LedgerPass> ledger_pass(const Context& ctx, BurnTracker& burn,
                                                              const LedgerPassInput& in);
+//! Step 7's reads, in their own call on the ledger's thread, after the plan and its gas (only a
+//! plan with top-ups needs them): since `since` (the ledger's time). None: no ledger, or a mode that
+//! does not read it (no limits apply); a failed read is a Problem that blocks the Round.
+[[nodiscard]] boost::asio::awaitable<std::optional<Expected<Spending>>> read_spending(
+    const Context& ctx, Mode mode, std::uint64_t chain_id, const std::string& bank, double since);
 
 // --- decide.cpp: step 5, the plan ---
 //! What step 5 decides from.

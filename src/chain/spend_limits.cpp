@@ -1,5 +1,5 @@
 // Step 7 of prepare: the spend limits, from what the ledger saw sent in 24 hours (read on the
-// ledger's thread by ledger_pass.cpp; applied on the loop after the plan and its gas).
+// ledger's thread by ledger_pass.cpp's read_spending, after the plan and its gas, for plans with top-ups; applied on the loop).
 #include "prepare_steps.hpp"
 
 namespace keymaster::chain::detail {

@@ -138,12 +138,12 @@ struct Worker::Impl {
         if (!rp.settled.empty()) burn.paid_changed();
     }
 
-    // Steps 4 to 7, on a readable ledger and a reachable chain: the ledger's part in one call (burn,
-    // audit, the limits' reads), then the plan, gas and the limits on the loop.
+    // Steps 4 to 7, on a readable ledger and a reachable chain: burn and the bank audit (each its
+    // own call on the ledger's thread), the plan, gas, and the limits from the ledger's reads.
     net::awaitable<void> decide(RoundPlan& rp, NetworkSnapshot snap, detail::LedgerView view) {
         const double t = now();
         const auto ctx = context();
-        const detail::LedgerPassInput in{rp.mode, snap, view.busy, bank.checksummed(), t, ledger_now() - 86400};
+        const detail::LedgerPassInput in{rp.mode, snap, view.busy, bank.checksummed(), t};
         auto found = co_await detail::ledger_pass(ctx, burn, in);
         rp.spent = std::move(found.burn.spent);
         if (found.burn.problem) rp.note(RoundProblem::Kind::kBurn, std::move(*found.burn.problem));
@@ -152,11 +152,13 @@ struct Worker::Impl {
         if (found.audit.problem) rp.note(RoundProblem::Kind::kAudit, std::move(*found.audit.problem));
         auto rates = burn.rates(t);
         last_rates = rates;  // for /status, which never touches `burn` (the ledger's thread may be in it)
+        const auto chain_id = snap.chain_id;
         detail::decide(rp, net_, {std::move(snap), std::move(view), std::move(rates), found.burn.bank_rate, seen.newest});
         if (!reads_ledger(rp.mode) || rp.plan.topups.empty()) co_return;
         if (auto p = co_await detail::estimate_gas(client, net_, rp.plan)) rp.note(RoundProblem::Kind::kGas, std::move(*p));
-        if (!found.spending) co_return;  // no ledger: no limits
-        auto left = detail::apply_limits(rp.plan, net_, *found.spending, rp.in_flight);
+        const auto spending = co_await detail::read_spending(ctx, rp.mode, chain_id, bank.checksummed(), ledger_now() - 86400);
+        if (!spending) co_return;  // no ledger: no limits
+        auto left = detail::apply_limits(rp.plan, net_, *spending, rp.in_flight);
         if (left) rp.spend_remaining = *left;
         else rp.fail(left.error());
     }

@@ -117,9 +117,12 @@ struct RoundPlan {
     void fail(Problem p) {
         if (!blocking()) problems.push_back({RoundProblem::Kind::kBlocks, std::move(p)});
     }
-    //! Records trouble that costs the Round less than commit (`kind`: what it costs; never kBlocks,
-    //! which only `fail` records).
-    void note(RoundProblem::Kind kind, Problem p) { problems.push_back({kind, std::move(p)}); }
+    //! Records trouble that costs the Round less than commit (`kind`: what it costs). A kBlocks
+    //! given here is recorded as `fail` records it (at most one blocks: the first).
+    void note(RoundProblem::Kind kind, Problem p) {
+        if (kind == RoundProblem::Kind::kBlocks) fail(std::move(p));
+        else problems.push_back({kind, std::move(p)});
+    }
     [[nodiscard]] bool can_commit() const { return !blocking() && plan.snapshot.reachable; }
     //! Whether commit would broadcast anything: top-ups, or unresolved entries to send again or
     //! replace (an entry that only waits for evidence is not work). The one definition, for `run`

@@ -9,8 +9,11 @@
 #include <random>
 #include <set>
 
+#include <sqlite3.h>
+
 #include "fake_http_server.hpp"
 #include "keymaster/chain/round.hpp"
+#include "keymaster/chain/ledger_thread.hpp"
 #include "keymaster/funding/pending.hpp"
 #include "keymaster/chain/send_result.hpp"
 #include "keymaster/common/hex.hpp"
@@ -377,6 +380,33 @@ TEST_CASE("commit: a plain round signs, journals, broadcasts in one batch and co
     }
     CHECK(count_state(rig.history(), ledger::State::kConfirmed) == 3);
     for (int i = 1; i <= 3; ++i) CHECK(rig.chain.balance(address_of(i).lower()) == kEther * 2);
+}
+
+// The ledger's steps after the poll are separate calls on its thread: a burn history that cannot be
+// kept (its tables gone) while the audit's call works leaves the ledger answering, not away, and
+// the next Round (this network's or another's on the same thread) is not blocked by it. (When they
+// were one call, the burn part's failure made the whole call a failure: the ledger was away.)
+TEST_CASE("commit: a failed burn step is noted and leaves the ledger thread answering", "[chain][commit]") {
+    Rig rig(1);
+    chain::LedgerThread thread(rig.ledger, rig.clock);
+    rig.worker->set_ledger_thread(&thread);
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open((rig.dir + "/ledger.sqlite").c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db, "DROP TABLE burn_state; DROP TABLE burn;", nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    auto first = rig.prepare();
+    CHECK_FALSE(first.blocking());
+    const auto* burn = first.first(chain::RoundProblem::Kind::kBurn);
+    REQUIRE(burn);
+    CHECK_THAT(burn->message, Catch::StartsWith("cannot keep the burn history"));
+    CHECK_FALSE(first.first(chain::RoundProblem::Kind::kAudit));
+    CHECK(first.plan.topups.size() == 1);
+    CHECK(first.can_commit());
+    CHECK_FALSE(thread.away());
+    auto second = rig.prepare();
+    CHECK_FALSE(second.blocking());
 }
 
 TEST_CASE("commit: a refused send in the middle of a batch is filled; the others confirm", "[chain][commit]") {

@@ -131,3 +131,13 @@ TEST_CASE("round problems: one list; the first that blocks is the Round's fault,
     CHECK_FALSE(unreachable.can_commit());  // no poll: nothing to commit, whatever the list
     CHECK(unreachable.fault() == Fault::kNone);
 }
+
+TEST_CASE("round problems: a blocking problem given to note() is recorded as fail() records it", "[chain][prepare]") {
+    chain::RoundPlan p;
+    p.plan.snapshot.reachable = true;
+    p.note(RoundProblem::Kind::kBlocks, {Fault::kLedger, "cannot read the ledger"});
+    p.note(RoundProblem::Kind::kBlocks, {Fault::kPoll, "unreachable"});  // a second: not kept
+    CHECK(p.fault() == Fault::kLedger);
+    CHECK_FALSE(p.can_commit());
+    CHECK(p.problems.size() == 1);
+}
